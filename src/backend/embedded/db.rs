@@ -1,0 +1,279 @@
+//! The keyspace of one logical database: values, millisecond expiry (lazy on access plus an
+//! active cycle that samples keys with TTLs, like Redis), and a scan order that stays stable
+//! while keys come and go.
+//!
+//! Keys are kept in a `BTreeMap` ordered by (64-bit hash, key bytes). That order is what makes
+//! SCAN's promise hold: the cursor is the hash of the next key to return, so every key present
+//! for the whole scan is returned exactly once in hash order, whatever is inserted or deleted
+//! meanwhile (Redis gets the same guarantee from its reverse-binary bucket cursor). Random
+//! sampling (RANDOMKEY, active expiry) is a range query from a random hash.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{BuildHasher, Hasher};
+use std::ops::Bound;
+
+use bytes::Bytes;
+
+use super::value::Value;
+
+/// A key with its precomputed hash; ordered by (hash, bytes).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HKey {
+    pub hash: u64,
+    pub key: Bytes,
+}
+
+/// Hashes keys the same way for the whole process, so cursors stay valid between calls.
+pub fn key_hash(key: &[u8]) -> u64 {
+    use std::sync::OnceLock;
+    static STATE: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+    let mut h = STATE
+        .get_or_init(std::collections::hash_map::RandomState::new)
+        .build_hasher();
+    h.write(key);
+    // 0 is SCAN's "done" cursor, so no key may hash to it.
+    h.finish().max(1)
+}
+
+impl HKey {
+    /// Builds a lookup key; `key` may be a slice of a client's read buffer.
+    pub fn lookup(key: &Bytes) -> HKey {
+        HKey {
+            hash: key_hash(key),
+            key: key.clone(),
+        }
+    }
+
+    /// Builds a key to store: copied, so we never pin a client's read buffer in the keyspace.
+    pub fn owned(key: &[u8]) -> HKey {
+        HKey {
+            hash: key_hash(key),
+            key: Bytes::copy_from_slice(key),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub value: Value,
+    /// Absolute expiry in unix milliseconds.
+    pub expire_at: Option<u64>,
+    /// Last access, unix seconds (OBJECT IDLETIME).
+    pub last_access: u64,
+}
+
+/// One logical database (SELECT n).
+#[derive(Debug, Default)]
+pub struct Db {
+    map: BTreeMap<HKey, Entry>,
+    /// Keys that carry a TTL, for active expiry sampling and INFO keyspace's `expires=`.
+    volatile: BTreeSet<HKey>,
+}
+
+/// What one active-expiry pass did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ExpireCycle {
+    pub sampled: usize,
+    pub expired: usize,
+}
+
+impl Db {
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn expires_count(&self) -> usize {
+        self.volatile.len()
+    }
+
+    /// Looks a key up, deleting it first if its TTL has passed (lazy expiry).
+    /// Returns whether the key expired in `expired` so stats can count it.
+    pub fn get(&mut self, key: &Bytes, now_ms: u64, expired: &mut u64) -> Option<&mut Entry> {
+        let hk = HKey::lookup(key);
+        self.get_hk(&hk, now_ms, expired)
+    }
+
+    fn get_hk(&mut self, hk: &HKey, now_ms: u64, expired: &mut u64) -> Option<&mut Entry> {
+        let is_expired = match self.map.get(hk) {
+            None => return None,
+            Some(e) => e.expire_at.is_some_and(|t| t <= now_ms),
+        };
+        if is_expired {
+            self.map.remove(hk);
+            self.volatile.remove(hk);
+            *expired += 1;
+            return None;
+        }
+        self.map.get_mut(hk)
+    }
+
+    /// Reads without expiring (for commands that must not have side effects, e.g. SCAN filters).
+    pub fn peek(&self, key: &Bytes, now_ms: u64) -> Option<&Entry> {
+        self.map
+            .get(&HKey::lookup(key))
+            .filter(|e| !e.expire_at.is_some_and(|t| t <= now_ms))
+    }
+
+    /// Stores a value, replacing any old one; `expire_at` None clears a TTL.
+    pub fn set(&mut self, key: &[u8], value: Value, expire_at: Option<u64>, now_ms: u64) {
+        let hk = HKey::owned(key);
+        if expire_at.is_some() {
+            self.volatile.insert(hk.clone());
+        } else {
+            self.volatile.remove(&hk);
+        }
+        self.map.insert(
+            hk,
+            Entry {
+                value,
+                expire_at,
+                last_access: now_ms / 1000,
+            },
+        );
+    }
+
+    /// Sets or clears a TTL on an existing key; returns false if the key is absent.
+    pub fn set_expire(&mut self, key: &Bytes, expire_at: Option<u64>) -> bool {
+        let hk = HKey::lookup(key);
+        match self.map.get_mut(&hk) {
+            None => false,
+            Some(e) => {
+                e.expire_at = expire_at;
+                if expire_at.is_some() {
+                    if !self.volatile.contains(&hk) {
+                        self.volatile.insert(HKey::owned(key));
+                    }
+                } else {
+                    self.volatile.remove(&hk);
+                }
+                true
+            }
+        }
+    }
+
+    /// Removes a key (expired or not); returns the entry if it was there.
+    pub fn remove(&mut self, key: &Bytes) -> Option<Entry> {
+        let hk = HKey::lookup(key);
+        self.volatile.remove(&hk);
+        self.map.remove(&hk)
+    }
+
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.volatile.clear();
+    }
+
+    /// Live keys in hash order starting at `cursor`, visiting at most `budget` entries;
+    /// returns the next cursor (0 when the end was reached). Keys sharing one hash are
+    /// returned in the same call so a cursor never splits them.
+    pub fn scan(
+        &self,
+        cursor: u64,
+        budget: usize,
+        now_ms: u64,
+        mut visit: impl FnMut(&HKey, &Entry),
+    ) -> u64 {
+        let mut seen = 0usize;
+        let mut last_hash = None;
+        let start = HKey {
+            hash: cursor,
+            key: Bytes::new(),
+        };
+        for (hk, e) in self.map.range((Bound::Included(start), Bound::Unbounded)) {
+            if seen >= budget && last_hash != Some(hk.hash) {
+                return hk.hash;
+            }
+            seen += 1;
+            last_hash = Some(hk.hash);
+            if e.expire_at.is_some_and(|t| t <= now_ms) {
+                continue;
+            }
+            visit(hk, e);
+        }
+        0
+    }
+
+    /// Every live key (KEYS), in hash order.
+    pub fn for_each_live(&self, now_ms: u64, mut visit: impl FnMut(&HKey, &Entry)) {
+        for (hk, e) in &self.map {
+            if !e.expire_at.is_some_and(|t| t <= now_ms) {
+                visit(hk, e);
+            }
+        }
+    }
+
+    /// A random live key, or None if the db is empty (expired keys met on the way are deleted,
+    /// as Redis's RANDOMKEY does).
+    pub fn random_key(&mut self, now_ms: u64, expired: &mut u64) -> Option<Bytes> {
+        // Bounded attempts: a db full of expired keys must not make us loop for long.
+        for _ in 0..100 {
+            let hk = self.random_entry_key()?;
+            if self.get_hk(&hk, now_ms, expired).is_some() {
+                return Some(hk.key);
+            }
+        }
+        self.map
+            .iter()
+            .find(|(_, e)| !e.expire_at.is_some_and(|t| t <= now_ms))
+            .map(|(hk, _)| hk.key.clone())
+    }
+
+    fn random_entry_key(&self) -> Option<HKey> {
+        let probe = HKey {
+            hash: rand::random::<u64>(),
+            key: Bytes::new(),
+        };
+        self.map
+            .range((Bound::Included(probe), Bound::Unbounded))
+            .next()
+            .or_else(|| self.map.iter().next())
+            .map(|(k, _)| k.clone())
+    }
+
+    /// One pass of active expiry: sample up to `samples` keys with TTLs from random
+    /// positions and delete the expired ones. Callers repeat while more than a quarter of a
+    /// sample was expired (Redis's ACTIVE_EXPIRE_CYCLE_ACCEPTABLE_STALE idea).
+    pub fn active_expire(&mut self, now_ms: u64, samples: usize) -> ExpireCycle {
+        let mut cycle = ExpireCycle::default();
+        if self.volatile.is_empty() {
+            return cycle;
+        }
+        let probe = HKey {
+            hash: rand::random::<u64>(),
+            key: Bytes::new(),
+        };
+        let picked: Vec<HKey> = self
+            .volatile
+            .range((Bound::Included(probe), Bound::Unbounded))
+            .chain(self.volatile.iter())
+            .take(samples.min(self.volatile.len()))
+            .cloned()
+            .collect();
+        for hk in picked {
+            cycle.sampled += 1;
+            let expired = self
+                .map
+                .get(&hk)
+                .is_some_and(|e| e.expire_at.is_some_and(|t| t <= now_ms));
+            if expired {
+                self.map.remove(&hk);
+                self.volatile.remove(&hk);
+                cycle.expired += 1;
+            }
+        }
+        cycle
+    }
+
+    /// Approximate bytes held (keys, values, per-entry overhead) for INFO memory.
+    pub fn approx_memory(&self) -> usize {
+        // Walking every key is O(n); INFO is rare and this keeps writes free of bookkeeping.
+        self.map
+            .iter()
+            .map(|(k, e)| k.key.len() + e.value.approx_size() + 64)
+            .sum()
+    }
+}

@@ -1,0 +1,250 @@
+//! The embedded engine: an in-memory Redis keyspace answering commands directly, so
+//! development needs nothing else installed.
+//!
+//! All databases sit behind one mutex, taken once per command: like Redis's single thread,
+//! every command is atomic, and commands that touch two databases (SWAPDB, MOVE, COPY DB)
+//! need no lock ordering. Command handlers are plain functions from (context, argv) to a
+//! [`Reply`], registered by name in one dispatch table.
+
+pub mod db;
+mod keyspace_cmds;
+pub mod num;
+mod server_cmds;
+mod string_cmds;
+pub mod value;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use crate::command::CommandSpec;
+use crate::config::EmbeddedConfig;
+use crate::protocol::{Protocol, Reply};
+use db::{Db, Entry};
+
+/// Counters INFO stats and the metrics endpoint report.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub expired_keys: AtomicU64,
+    pub keyspace_hits: AtomicU64,
+    pub keyspace_misses: AtomicU64,
+}
+
+/// Everything behind the engine's lock.
+#[derive(Debug)]
+pub struct State {
+    pub dbs: Vec<Db>,
+    /// Writes since start (INFO persistence's rdb_changes_since_last_save).
+    pub dirty: u64,
+    /// Expired keys removed lazily or actively during the current command/cycle, folded into
+    /// [`Stats`] after the lock is released.
+    pending_expired: u64,
+}
+
+/// The embedded engine.
+pub struct Engine {
+    state: Mutex<State>,
+    pub stats: Stats,
+    /// Unix seconds of the last (simulated) save, for LASTSAVE.
+    pub last_save: AtomicU64,
+    hz: u32,
+}
+
+/// Per-connection state the engine needs: the selected database and protocol.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientView {
+    pub db: usize,
+    pub proto: Protocol,
+}
+
+/// What a command handler works with: the locked state, the client's database and the
+/// command's clock (one timestamp per command, like Redis's `commandTimeSnapshot`).
+pub struct Ctx<'a> {
+    pub state: &'a mut State,
+    pub client: ClientView,
+    pub now_ms: u64,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+impl Ctx<'_> {
+    pub fn db(&mut self) -> &mut Db {
+        &mut self.state.dbs[self.client.db]
+    }
+
+    /// Live entry for `key` (expired ones are deleted first).
+    pub fn lookup(&mut self, key: &Bytes) -> Option<&mut Entry> {
+        let now = self.now_ms;
+        let db = self.client.db;
+        let State {
+            dbs,
+            pending_expired,
+            ..
+        } = &mut *self.state;
+        dbs[db].get(key, now, pending_expired)
+    }
+
+    /// Like [`Ctx::lookup`] but counts a keyspace hit or miss and refreshes the access
+    /// time, as Redis's lookupKeyRead does.
+    pub fn lookup_read(&mut self, key: &Bytes) -> Option<&mut Entry> {
+        let now = self.now_ms;
+        let db = self.client.db;
+        let State {
+            dbs,
+            pending_expired,
+            ..
+        } = &mut *self.state;
+        match dbs[db].get(key, now, pending_expired) {
+            Some(e) => {
+                self.hits += 1;
+                e.last_access = now / 1000;
+                Some(e)
+            }
+            None => {
+                self.misses += 1;
+                None
+            }
+        }
+    }
+
+    pub fn dirty(&mut self, n: u64) {
+        self.state.dirty += n;
+    }
+}
+
+/// A command handler: argv includes the command name.
+pub type Handler = fn(&mut Ctx, &[Bytes]) -> Reply;
+
+fn handlers() -> &'static HashMap<&'static str, Handler> {
+    static TABLE: OnceLock<HashMap<&'static str, Handler>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t: HashMap<&'static str, Handler> = HashMap::new();
+        string_cmds::register(&mut t);
+        keyspace_cmds::register(&mut t);
+        server_cmds::register(&mut t);
+        t
+    })
+}
+
+/// Milliseconds since the unix epoch.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Engine {
+    pub fn new(config: &EmbeddedConfig) -> Engine {
+        Engine {
+            state: Mutex::new(State {
+                dbs: (0..config.databases).map(|_| Db::default()).collect(),
+                dirty: 0,
+                pending_expired: 0,
+            }),
+            stats: Stats::default(),
+            last_save: AtomicU64::new(unix_ms() / 1000),
+            hz: config.hz,
+        }
+    }
+
+    pub fn databases(&self) -> usize {
+        self.state.lock().dbs.len()
+    }
+
+    /// Does the engine implement this command?
+    pub fn supports(&self, name: &str) -> bool {
+        handlers().contains_key(name)
+    }
+
+    /// Runs one command atomically. `cmd` has passed the table's arity check.
+    pub fn execute(&self, client: ClientView, cmd: &CommandSpec, argv: &[Bytes]) -> Reply {
+        let Some(handler) = handlers().get(cmd.name) else {
+            return Reply::err(crate::protocol::errors::unknown_command(argv));
+        };
+        let mut state = self.state.lock();
+        if client.db >= state.dbs.len() {
+            return Reply::err(crate::protocol::errors::DB_INDEX);
+        }
+        let mut ctx = Ctx {
+            state: &mut state,
+            client,
+            now_ms: unix_ms(),
+            hits: 0,
+            misses: 0,
+        };
+        let reply = handler(&mut ctx, argv);
+        let (hits, misses) = (ctx.hits, ctx.misses);
+        let expired = std::mem::take(&mut state.pending_expired);
+        drop(state);
+        self.count(hits, misses, expired);
+        reply
+    }
+
+    fn count(&self, hits: u64, misses: u64, expired: u64) {
+        if hits > 0 {
+            self.stats.keyspace_hits.fetch_add(hits, Ordering::Relaxed);
+        }
+        if misses > 0 {
+            self.stats.keyspace_misses.fetch_add(misses, Ordering::Relaxed);
+        }
+        if expired > 0 {
+            self.stats.expired_keys.fetch_add(expired, Ordering::Relaxed);
+        }
+    }
+
+    /// Runs under the lock with access to all state (INFO keyspace, memory).
+    pub fn with_state<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self.state.lock())
+    }
+
+    /// One active expiry cycle over every database: sample 20 keys with TTLs, repeat while
+    /// more than a quarter of them were expired, for at most ~25% of a cycle's time budget,
+    /// so memory held by expired keys is reclaimed without anyone touching them.
+    pub fn active_expire_cycle(&self) {
+        const SAMPLES: usize = 20;
+        let budget = Duration::from_micros(250_000 / self.hz.max(1) as u64);
+        let start = std::time::Instant::now();
+        let mut total = 0;
+        let mut state = self.state.lock();
+        let now = unix_ms();
+        for db in state.dbs.iter_mut() {
+            loop {
+                let c = db.active_expire(now, SAMPLES);
+                total += c.expired;
+                if c.sampled == 0 || c.expired * 4 <= c.sampled || start.elapsed() > budget {
+                    break;
+                }
+            }
+        }
+        drop(state);
+        self.count(0, 0, total as u64);
+    }
+
+    /// Spawns the active expiry task (`hz` cycles per second) on the current runtime.
+    pub fn spawn_expiry(self: &std::sync::Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let engine = std::sync::Arc::downgrade(self);
+        let period = Duration::from_millis(1000 / self.hz.max(1) as u64);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(engine) = engine.upgrade() else { break };
+                engine.active_expire_cycle();
+            }
+        })
+    }
+}
+
+/// Parses an integer argument or returns Redis's error reply.
+pub fn arg_i64(b: &[u8]) -> Result<i64, Reply> {
+    num::parse_i64(b).ok_or_else(|| Reply::err(crate::protocol::errors::NOT_INTEGER))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,72 @@
+//! Values stored in the embedded keyspace. Only strings exist so far; the data-model issue
+//! adds hashes, lists, sets, sorted sets and streams as further variants.
+
+use bytes::Bytes;
+
+/// How a string is held, reported by OBJECT ENCODING as Redis would report it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StrEncoding {
+    /// Parsed as a 64-bit integer when stored (`int`).
+    Int,
+    /// Short string (≤ 44 bytes) stored by SET-like commands (`embstr`).
+    Embstr,
+    /// Longer strings, and any string modified in place by APPEND/SETRANGE (`raw`).
+    Raw,
+}
+
+#[derive(Clone, Debug)]
+pub enum Value {
+    Str { data: Bytes, encoding: StrEncoding },
+}
+
+impl Value {
+    /// A string value stored by SET-like commands, with the encoding Redis's
+    /// tryObjectEncoding would pick.
+    pub fn string(data: Bytes) -> Value {
+        let encoding = if data.len() <= 20 && crate::backend::embedded::num::parse_i64(&data).is_some() {
+            StrEncoding::Int
+        } else if data.len() <= 44 {
+            StrEncoding::Embstr
+        } else {
+            StrEncoding::Raw
+        };
+        Value::Str { data, encoding }
+    }
+
+    /// A string modified in place (APPEND, SETRANGE): Redis leaves these `raw`.
+    pub fn raw_string(data: Bytes) -> Value {
+        Value::Str {
+            data,
+            encoding: StrEncoding::Raw,
+        }
+    }
+
+    /// The TYPE command's name for this value.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str { .. } => "string",
+        }
+    }
+
+    pub fn encoding_name(&self) -> &'static str {
+        match self {
+            Value::Str { encoding, .. } => match encoding {
+                StrEncoding::Int => "int",
+                StrEncoding::Embstr => "embstr",
+                StrEncoding::Raw => "raw",
+            },
+        }
+    }
+
+    pub fn approx_size(&self) -> usize {
+        match self {
+            Value::Str { data, .. } => data.len() + 16,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&Bytes> {
+        match self {
+            Value::Str { data, .. } => Some(data),
+        }
+    }
+}

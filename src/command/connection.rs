@@ -1,0 +1,188 @@
+//! Connection commands answered by respgate itself, whatever the backend: PING, ECHO, AUTH,
+//! HELLO, SELECT, QUIT, RESET, TIME, LASTSAVE, CLUSTER/READONLY (as a non-cluster Redis),
+//! and the routing of CLIENT, CONFIG, COMMAND and INFO to their modules.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use crate::backend::embedded::{num::parse_i64, unix_ms};
+use crate::protocol::{Protocol, Reply, errors};
+use crate::server::session::Session;
+
+/// The Redis version respgate reports: the one whose command table it serves. Clients gate
+/// features on it (e.g. HELLO/RESP3, CLIENT SETINFO).
+pub const REDIS_VERSION: &str = "7.0.15";
+
+const CLUSTER_DISABLED: &str = "ERR This instance has cluster support disabled";
+
+/// Answers `name` if it is a command respgate handles itself; None sends it to the backend.
+pub fn run_local(s: &mut Session, name: &str, argv: &[Bytes]) -> Option<Reply> {
+    Some(match name {
+        "ping" => ping(argv),
+        "echo" => Reply::Bulk(argv[1].clone()),
+        "auth" => auth(s, argv),
+        "hello" => hello(s, argv),
+        "select" => select(s, argv),
+        "quit" => {
+            s.closing = true;
+            Reply::ok()
+        }
+        "reset" => {
+            s.reset();
+            Reply::Simple("RESET")
+        }
+        "time" => {
+            let us = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as u64)
+                .unwrap_or(0);
+            Reply::Array(vec![
+                Reply::bulk_int((us / 1_000_000) as i64),
+                Reply::bulk_int((us % 1_000_000) as i64),
+            ])
+        }
+        "lastsave" => Reply::Integer(s.shared.engine.last_save.load(Ordering::Relaxed) as i64),
+        "cluster" | "readonly" | "readwrite" | "asking" => Reply::err(CLUSTER_DISABLED),
+        "client" => super::client::client(s, argv),
+        "config" => super::config_cmd::config(s, argv),
+        "command" => super::introspection::command_command(&argv[1..]),
+        "info" => super::info::info(s, &argv[1..]),
+        _ => return None,
+    })
+}
+
+fn ping(argv: &[Bytes]) -> Reply {
+    match argv.len() {
+        1 => Reply::Simple("PONG"),
+        2 => Reply::Bulk(argv[1].clone()),
+        _ => Reply::err(errors::wrong_arity("ping")),
+    }
+}
+
+/// Checks a username/password pair against the single `requirepass` user, `default`.
+/// Without requirepass, `default` accepts any password (Redis's `nopass`).
+fn credentials_ok(s: &Session, user: &[u8], pass: &[u8]) -> bool {
+    if user != b"default" {
+        return false;
+    }
+    match &s.shared.config.server.requirepass {
+        None => true,
+        Some(p) => constant_time_eq(p.as_bytes(), pass),
+    }
+}
+
+/// Compares secrets without leaking where they differ through timing.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn auth(s: &mut Session, argv: &[Bytes]) -> Reply {
+    let (user, pass): (&[u8], &[u8]) = match argv.len() {
+        2 => {
+            if s.shared.config.server.requirepass.is_none() {
+                return Reply::err(
+                    "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+                );
+            }
+            (b"default", &argv[1])
+        }
+        3 => (&argv[1], &argv[2]),
+        _ => return Reply::err(errors::SYNTAX),
+    };
+    if credentials_ok(s, user, pass) {
+        s.authenticated = true;
+        Reply::ok()
+    } else {
+        tracing::info!(client = %s.client.info.lock().addr, "AUTH failed");
+        Reply::err(errors::WRONGPASS)
+    }
+}
+
+fn hello(s: &mut Session, argv: &[Bytes]) -> Reply {
+    let mut proto = s.proto;
+    let mut i = 1;
+    if argv.len() > 1 {
+        proto = match parse_i64(&argv[1]) {
+            None => {
+                return Reply::err("ERR Protocol version is not an integer or out of range");
+            }
+            Some(2) => Protocol::Resp2,
+            Some(3) => Protocol::Resp3,
+            Some(_) => return Reply::err("NOPROTO unsupported protocol version"),
+        };
+        i = 2;
+    }
+    let mut auth: Option<(&Bytes, &Bytes)> = None;
+    let mut setname: Option<&Bytes> = None;
+    while i < argv.len() {
+        let more = argv.len() - i - 1;
+        let opt = &argv[i];
+        if opt.eq_ignore_ascii_case(b"auth") && more >= 2 {
+            auth = Some((&argv[i + 1], &argv[i + 2]));
+            i += 3;
+        } else if opt.eq_ignore_ascii_case(b"setname") && more >= 1 {
+            setname = Some(&argv[i + 1]);
+            i += 2;
+        } else {
+            return Reply::err(errors::sanitize(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(opt)
+            )));
+        }
+    }
+    if let Some((user, pass)) = auth {
+        if !credentials_ok(s, user, pass) {
+            return Reply::err(errors::WRONGPASS);
+        }
+        s.authenticated = true;
+    }
+    if !s.authenticated {
+        return Reply::err(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+        );
+    }
+    if let Some(name) = setname {
+        if let Err(e) = super::client::validate_name(name) {
+            return e;
+        }
+        s.client.info.lock().name = String::from_utf8_lossy(name).into_owned();
+    }
+    s.proto = proto;
+    let id = {
+        let mut info = s.client.info.lock();
+        info.resp = if proto == Protocol::Resp3 { 3 } else { 2 };
+        info.id
+    };
+    Reply::Map(vec![
+        (Reply::bulk_str("server"), Reply::bulk_str("redis")),
+        (Reply::bulk_str("version"), Reply::bulk_str(REDIS_VERSION)),
+        (
+            Reply::bulk_str("proto"),
+            Reply::Integer(if proto == Protocol::Resp3 { 3 } else { 2 }),
+        ),
+        (Reply::bulk_str("id"), Reply::Integer(id as i64)),
+        (Reply::bulk_str("mode"), Reply::bulk_str("standalone")),
+        (Reply::bulk_str("role"), Reply::bulk_str("master")),
+        (Reply::bulk_str("modules"), Reply::Array(vec![])),
+    ])
+}
+
+fn select(s: &mut Session, argv: &[Bytes]) -> Reply {
+    let Some(n) = parse_i64(&argv[1]) else {
+        return Reply::err(errors::NOT_INTEGER);
+    };
+    if n < 0 || n as usize >= s.shared.engine.databases() {
+        return Reply::err(errors::DB_INDEX);
+    }
+    s.db = n as usize;
+    Reply::ok()
+}
+
+/// Seconds since the unix epoch, for INFO and CLIENT fields.
+pub fn unix_secs() -> u64 {
+    unix_ms() / 1000
+}

@@ -1,0 +1,167 @@
+//! The command table's types and lookup: one entry per Redis 7 command (and subcommand),
+//! with arity, flags, ACL categories and Redis's own key specs. The data itself lives in
+//! `table_data.rs`, generated from a real redis-server by `scripts/gen_command_table.py`.
+
+/// Command flags, as Redis names them in `COMMAND INFO` (bit per flag).
+pub mod flags {
+    pub const WRITE: u64 = 1 << 0;
+    pub const READONLY: u64 = 1 << 1;
+    pub const DENYOOM: u64 = 1 << 2;
+    pub const MODULE: u64 = 1 << 3;
+    pub const ADMIN: u64 = 1 << 4;
+    pub const PUBSUB: u64 = 1 << 5;
+    pub const NOSCRIPT: u64 = 1 << 6;
+    pub const BLOCKING: u64 = 1 << 7;
+    pub const LOADING: u64 = 1 << 8;
+    pub const STALE: u64 = 1 << 9;
+    pub const SKIP_MONITOR: u64 = 1 << 10;
+    pub const SKIP_SLOWLOG: u64 = 1 << 11;
+    pub const ASKING: u64 = 1 << 12;
+    pub const FAST: u64 = 1 << 13;
+    pub const NO_AUTH: u64 = 1 << 14;
+    pub const MAY_REPLICATE: u64 = 1 << 15;
+    pub const SENTINEL: u64 = 1 << 16;
+    pub const ONLY_SENTINEL: u64 = 1 << 17;
+    pub const NO_MANDATORY_KEYS: u64 = 1 << 18;
+    pub const PROTECTED: u64 = 1 << 19;
+    pub const MODULE_GETKEYS: u64 = 1 << 20;
+    pub const MODULE_NO_CLUSTER: u64 = 1 << 21;
+    pub const NO_ASYNC_LOADING: u64 = 1 << 22;
+    pub const NO_MULTI: u64 = 1 << 23;
+    pub const MOVABLEKEYS: u64 = 1 << 24;
+    pub const ALLOW_BUSY: u64 = 1 << 25;
+    pub const MODULE_GETCHANNELS: u64 = 1 << 26;
+    pub const TOUCHES_ARBITRARY_KEYS: u64 = 1 << 27;
+
+    /// Names in Redis's `COMMAND INFO` order and spelling.
+    pub const NAMES: &[(u64, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (MODULE, "module"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (ASKING, "asking"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (MAY_REPLICATE, "may_replicate"),
+        (SENTINEL, "sentinel"),
+        (ONLY_SENTINEL, "only_sentinel"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (PROTECTED, "protected"),
+        (MODULE_GETKEYS, "module_getkeys"),
+        (MODULE_NO_CLUSTER, "module_no_cluster"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
+        (NO_MULTI, "no_multi"),
+        (MOVABLEKEYS, "movablekeys"),
+        (ALLOW_BUSY, "allow_busy"),
+        (MODULE_GETCHANNELS, "module_getchannels"),
+        (TOUCHES_ARBITRARY_KEYS, "touches_arbitrary_keys"),
+    ];
+}
+
+/// Where a key spec starts looking for keys (Redis's `begin_search`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BeginSearch {
+    /// A fixed argument index (argv[0] is the command name).
+    Index(i32),
+    /// The first argument after `startfrom` (negative: from the end, searching backwards)
+    /// that equals `keyword`, case-insensitively.
+    Keyword { keyword: &'static str, startfrom: i32 },
+    /// Keys cannot be found by the spec (Redis then relies on a getkeys procedure).
+    Unknown,
+}
+
+/// How keys are found after the begin-search position (Redis's `find_keys`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FindKeys {
+    /// `lastkey` relative to the begin position (-1: the last argument), every `step`;
+    /// `limit` > 1 means only 1/limit of the remaining arguments are keys.
+    Range { lastkey: i32, step: i32, limit: i32 },
+    /// The number of keys is at `keynumidx`; keys start at `firstkey`, both relative to begin.
+    Keynum { keynumidx: i32, firstkey: i32, step: i32 },
+    Unknown,
+}
+
+/// One key spec, as in Redis's command JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeySpec {
+    /// Key spec flags by name, e.g. `["RW", "ACCESS", "DELETE"]`.
+    pub flags: &'static [&'static str],
+    pub begin_search: BeginSearch,
+    pub find_keys: FindKeys,
+}
+
+/// One documented argument (COMMAND DOCS `arguments`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DocArg {
+    pub name: &'static str,
+    /// `key`, `string`, `integer`, `double`, `pattern`, `unix-time`, `pure-token`, `oneof`, `block`.
+    pub kind: &'static str,
+    pub display_text: Option<&'static str>,
+    pub key_spec_index: Option<i32>,
+    pub token: Option<&'static str>,
+    pub summary: Option<&'static str>,
+    pub since: Option<&'static str>,
+    pub deprecated_since: Option<&'static str>,
+    /// `optional`, `multiple`, `multiple_token`.
+    pub flags: &'static [&'static str],
+    pub value: Option<&'static str>,
+    pub arguments: &'static [DocArg],
+}
+
+/// COMMAND DOCS fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommandDocs {
+    pub summary: &'static str,
+    pub since: &'static str,
+    pub group: &'static str,
+    pub complexity: Option<&'static str>,
+    pub doc_flags: &'static [&'static str],
+    pub deprecated_since: Option<&'static str>,
+    pub replaced_by: Option<&'static str>,
+    /// `(version, description)` pairs.
+    pub history: &'static [(&'static str, &'static str)],
+    pub arguments: &'static [DocArg],
+}
+
+/// One command or subcommand.
+#[derive(Clone, Copy, Debug)]
+pub struct CommandSpec {
+    /// Lowercase; subcommands are `container|sub` as Redis names them (`client|setname`).
+    pub name: &'static str,
+    /// Redis arity: positive = exact argc, negative = at least -arity.
+    pub arity: i32,
+    /// Bits from [`flags`].
+    pub flags: u64,
+    /// ACL categories without the `@`, e.g. `["write", "string", "slow"]`.
+    pub acl_categories: &'static [&'static str],
+    /// COMMAND INFO tips, e.g. `["nondeterministic_output"]`.
+    pub tips: &'static [&'static str],
+    /// Legacy (first key, last key, step) triple as COMMAND INFO reports it.
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    pub key_specs: &'static [KeySpec],
+    pub subcommands: &'static [CommandSpec],
+    pub docs: CommandDocs,
+}
+
+impl CommandSpec {
+    pub fn has(&self, flag: u64) -> bool {
+        self.flags & flag != 0
+    }
+
+    /// Does `argc` (including the command name) satisfy the arity?
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i64;
+        let a = self.arity as i64;
+        if a >= 0 { argc == a } else { argc >= -a }
+    }
+}

@@ -1,0 +1,280 @@
+//! The TOML config users write: serde structs (unknown keys rejected), defaults, validation.
+//!
+//! Durations are strings like "10m" and sizes strings like "256mb", as in Redis's own config.
+
+mod units;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+pub use units::{parse_duration, parse_size};
+
+/// Whole-file config. Sections later issues fill in (tenants, monitor, remote backends) are
+/// accepted here with their documented keys so example files validate today.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub backend: BackendConfig,
+    #[serde(default)]
+    pub embedded: EmbeddedConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Client listener, like Redis's `bind` + `port`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Prometheus `/metrics` listener; empty string disables it.
+    #[serde(default = "default_metrics_listen")]
+    pub metrics_listen: String,
+    #[serde(default = "default_max_clients")]
+    pub max_clients: usize,
+    /// Single password like Redis's `requirepass`: clients must `AUTH <password>` first.
+    #[serde(default)]
+    pub requirepass: Option<String>,
+    /// Close clients idle this long ("0" = never), like Redis's `timeout`.
+    #[serde(default = "default_zero")]
+    pub timeout: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            metrics_listen: default_metrics_listen(),
+            max_clients: default_max_clients(),
+            requirepass: None,
+            timeout: default_zero(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendMode {
+    #[default]
+    Embedded,
+    Standalone,
+    Sentinel,
+    Cluster,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    #[serde(default)]
+    pub mode: BackendMode,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedConfig {
+    /// "0" = no limit.
+    #[serde(default = "default_zero")]
+    pub maxmemory: String,
+    #[serde(default = "default_policy")]
+    pub maxmemory_policy: String,
+    /// Number of logical databases (SELECT 0..databases-1).
+    #[serde(default = "default_databases")]
+    pub databases: usize,
+    /// Active expiry cycles per second (Redis's `hz`).
+    #[serde(default = "default_hz")]
+    pub hz: u32,
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        EmbeddedConfig {
+            maxmemory: default_zero(),
+            maxmemory_policy: default_policy(),
+            databases: default_databases(),
+            hz: default_hz(),
+        }
+    }
+}
+
+/// Protocol limits; a client that breaks one gets Redis's error and is disconnected.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest bulk string a client may send (Redis's proto-max-bulk-len).
+    #[serde(default = "default_max_bulk")]
+    pub max_bulk_len: String,
+    /// Most arguments in one command.
+    #[serde(default = "default_max_args")]
+    pub max_args: usize,
+    /// Most unparsed bytes buffered per client (Redis's client-query-buffer-limit).
+    #[serde(default = "default_max_query_buffer")]
+    pub max_query_buffer: String,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_bulk_len: default_max_bulk(),
+            max_args: default_max_args(),
+            max_query_buffer: default_max_query_buffer(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:6379".into()
+}
+fn default_metrics_listen() -> String {
+    "127.0.0.1:9379".into()
+}
+fn default_max_clients() -> usize {
+    10000
+}
+fn default_zero() -> String {
+    "0".into()
+}
+fn default_policy() -> String {
+    "noeviction".into()
+}
+fn default_databases() -> usize {
+    16
+}
+fn default_hz() -> u32 {
+    10
+}
+fn default_max_bulk() -> String {
+    "512mb".into()
+}
+fn default_max_args() -> usize {
+    1024 * 1024
+}
+fn default_max_query_buffer() -> String {
+    "1gb".into()
+}
+
+/// A config problem, with where it is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        path: String,
+        key: &'static str,
+        message: String,
+    },
+}
+
+const POLICIES: &[&str] = &[
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+];
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Config::parse(&text, &shown)
+    }
+
+    /// Parses and validates config text; `origin` names it in errors. toml's errors carry
+    /// the line, column and the offending key (e.g. "unknown field `foo`").
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        cfg.validate(origin)?;
+        Ok(cfg)
+    }
+
+    /// Re-checks values after command-line flags overrode some of them.
+    pub fn revalidate(&self) -> Result<(), ConfigError> {
+        self.validate("command line")
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, message: String| ConfigError::Invalid {
+            path: origin.to_string(),
+            key,
+            message,
+        };
+        self.server
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|e| invalid("server.listen", format!("{e} (want host:port)")))?;
+        if !self.server.metrics_listen.is_empty() {
+            self.server
+                .metrics_listen
+                .parse::<SocketAddr>()
+                .map_err(|e| invalid("server.metrics_listen", format!("{e} (want host:port)")))?;
+        }
+        parse_duration(&self.server.timeout).map_err(|e| invalid("server.timeout", e))?;
+        parse_size(&self.embedded.maxmemory).map_err(|e| invalid("embedded.maxmemory", e))?;
+        if !POLICIES.contains(&self.embedded.maxmemory_policy.as_str()) {
+            return Err(invalid(
+                "embedded.maxmemory_policy",
+                format!(
+                    "unknown policy {:?} (one of {})",
+                    self.embedded.maxmemory_policy,
+                    POLICIES.join(", ")
+                ),
+            ));
+        }
+        if self.embedded.databases == 0 || self.embedded.databases > 1024 {
+            return Err(invalid("embedded.databases", "must be 1..=1024".into()));
+        }
+        if self.embedded.hz == 0 || self.embedded.hz > 500 {
+            return Err(invalid("embedded.hz", "must be 1..=500".into()));
+        }
+        parse_size(&self.limits.max_bulk_len).map_err(|e| invalid("limits.max_bulk_len", e))?;
+        parse_size(&self.limits.max_query_buffer)
+            .map_err(|e| invalid("limits.max_query_buffer", e))?;
+        if self.limits.max_args == 0 {
+            return Err(invalid("limits.max_args", "must be at least 1".into()));
+        }
+        if self.backend.mode != BackendMode::Embedded {
+            return Err(invalid(
+                "backend.mode",
+                "only \"embedded\" is implemented in this version".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Parser limits in bytes, from the validated strings.
+    pub fn parser_limits(&self) -> crate::protocol::ParserLimits {
+        let mut limits = crate::protocol::ParserLimits::default();
+        if let Ok(n) = parse_size(&self.limits.max_bulk_len) {
+            limits.max_bulk_len = n as usize;
+        }
+        if let Ok(n) = parse_size(&self.limits.max_query_buffer) {
+            limits.max_query_buffer = n as usize;
+        }
+        limits.max_args = self.limits.max_args;
+        limits
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1 @@
+//! Redis-semantics glob matching (KEYS, SCAN MATCH, PSUBSCRIBE).

@@ -1,0 +1,120 @@
+//! The `respgate` command line: parse flags, load config, set up logging, run the server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use respgate::config::Config;
+
+/// respgate — a Redis-protocol proxy. With no arguments it serves Redis clients on
+/// 127.0.0.1:6379 from its embedded in-memory engine (nothing else to install) and exports
+/// Prometheus metrics on http://127.0.0.1:9379/metrics.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// TOML config file (see config/embedded.toml for every key, documented).
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to serve Redis clients on (overrides server.listen), e.g. 127.0.0.1:6380.
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<String>,
+    /// Address for Prometheus /metrics (overrides server.metrics_listen); "" disables it.
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_listen: Option<String>,
+    /// Log level or tracing filter (error, warn, info, debug, trace). RUST_LOG also works.
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate a config file and exit: prints "ok" or the bad key and its line.
+    CheckConfig {
+        /// The TOML file to check.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::CheckConfig { file }) = &cli.command {
+        return match Config::load(file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    init_logging(cli.log_level.as_deref());
+    let mut config = match &cli.config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("respgate: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Config::default(),
+    };
+    if let Some(l) = cli.listen {
+        config.server.listen = l;
+    }
+    if let Some(m) = cli.metrics_listen {
+        config.server.metrics_listen = m;
+    }
+    // Flags bypass the file's validation; re-check the merged result.
+    if let Err(e) = config.revalidate() {
+        eprintln!("respgate: {e}");
+        return ExitCode::from(2);
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("respgate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let bound = match respgate::server::bind(config).await {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("respgate: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let addr = bound.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let metrics = bound
+            .metrics_addr()
+            .map(|a| format!("http://{a}/metrics"))
+            .unwrap_or_else(|| "disabled".into());
+        tracing::info!("respgate listening on {addr} (embedded engine), metrics {metrics}");
+        match respgate::server::serve(bound).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("respgate: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn init_logging(level: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(l) => EnvFilter::try_new(l),
+        None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
+    }
+    .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}

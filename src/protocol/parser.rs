@@ -1,0 +1,1 @@
+//! Client request parser.

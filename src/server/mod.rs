@@ -1,0 +1,208 @@
+//! The listener, per-connection tasks, shared server state and graceful shutdown.
+
+pub mod clients;
+mod connection;
+pub mod session;
+pub mod stats;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::RwLock;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::backend::embedded::Engine;
+use crate::config::Config;
+use crate::protocol::ParserLimits;
+use clients::ClientRegistry;
+use stats::{CommandStats, ServerStats};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot install metrics: {0}")]
+    Metrics(String),
+}
+
+/// State every connection task shares.
+pub struct Shared {
+    pub config: Config,
+    pub engine: Arc<Engine>,
+    pub clients: Arc<ClientRegistry>,
+    pub stats: ServerStats,
+    pub cmdstats: CommandStats,
+    pub limits: ParserLimits,
+    /// Parameters CONFIG GET/SET see.
+    pub params: RwLock<stats::Params>,
+    pub started: Instant,
+    pub started_unix: u64,
+    pub listen_addr: SocketAddr,
+    pub run_id: String,
+}
+
+impl Shared {
+    /// Idle timeout from the (runtime-settable) `timeout` parameter; None = never.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        let secs = self.params.read().timeout_secs;
+        (secs > 0).then(|| Duration::from_secs(secs))
+    }
+}
+
+/// Bound listeners, ready to serve: lets main report both addresses before serving and
+/// lets tests bind port 0.
+pub struct Bound {
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    config: Config,
+}
+
+impl Bound {
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+}
+
+/// Binds the client and metrics listeners named in `config`.
+pub async fn bind(config: Config) -> Result<Bound, ServerError> {
+    let listener = TcpListener::bind(&config.server.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.server.listen.clone(),
+            source,
+        })?;
+    let metrics = if config.server.metrics_listen.is_empty() {
+        None
+    } else {
+        Some(
+            TcpListener::bind(&config.server.metrics_listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.server.metrics_listen.clone(),
+                    source,
+                })?,
+        )
+    };
+    Ok(Bound {
+        listener,
+        metrics,
+        config,
+    })
+}
+
+/// Serves until SIGINT/SIGTERM, then stops accepting, lets every connection finish the
+/// commands it has already received, and returns.
+pub async fn serve(bound: Bound) -> Result<(), ServerError> {
+    let Bound {
+        listener,
+        metrics,
+        config,
+    } = bound;
+    let listen_addr = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind {
+            addr: config.server.listen.clone(),
+            source,
+        })?;
+    if let Some(m) = metrics {
+        let handle = crate::metrics::install().map_err(ServerError::Metrics)?;
+        tokio::spawn(crate::metrics::serve(m, handle));
+    }
+    let engine = Arc::new(Engine::new(&config.embedded));
+    let expiry = engine.spawn_expiry();
+    let params = stats::Params::from_config(&config);
+    let shared = Arc::new(Shared {
+        limits: config.parser_limits(),
+        engine,
+        clients: Arc::new(ClientRegistry::default()),
+        stats: ServerStats::default(),
+        cmdstats: CommandStats::new(),
+        params: RwLock::new(params),
+        started: Instant::now(),
+        started_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        listen_addr,
+        run_id: random_run_id(),
+        config,
+    });
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    shared.stats.accepted();
+                    let max = shared.params.read().maxclients;
+                    if shared.clients.len() >= max {
+                        shared.stats.rejected();
+                        tasks.spawn(connection::reject(stream));
+                        continue;
+                    }
+                    tasks.spawn(connection::serve(shared.clone(), stream, peer, shutdown_rx.clone()));
+                }
+                // Out of file descriptors and the like: back off instead of spinning.
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            // Reap finished connection tasks so the set does not grow without bound.
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    info!("shutting down: no new connections, finishing in-flight commands");
+    drop(listener);
+    let _ = shutdown_tx.send(true);
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
+        warn!("some connections did not finish within 10s; closing them");
+    }
+    expiry.abort();
+    info!("bye");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn random_run_id() -> String {
+    (0..40)
+        .map(|_| char::from_digit(rand::random_range(0..16u32), 16).unwrap_or('0'))
+        .collect()
+}

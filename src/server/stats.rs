@@ -1,0 +1,287 @@
+//! Server-wide counters (INFO stats, commandstats, /metrics) and the CONFIG GET/SET parameters.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::command::table;
+use crate::config::{Config, parse_size};
+
+/// Connection-level counters; each also feeds a Prometheus metric.
+#[derive(Default)]
+pub struct ServerStats {
+    pub total_connections: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub total_commands: AtomicU64,
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
+    pub protocol_errors: AtomicU64,
+}
+
+impl ServerStats {
+    pub fn accepted(&self) {
+        self.total_connections.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::handles().connections_accepted.increment(1);
+    }
+
+    pub fn rejected(&self) {
+        self.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::handles().connections_rejected.increment(1);
+    }
+
+    pub fn protocol_error(&self) {
+        self.protocol_errors.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::handles().protocol_errors.increment(1);
+    }
+}
+
+/// Per-command calls, time and failures (INFO commandstats), keyed by Redis's full name
+/// (`get`, `client|list`). Built once from the command table, so recording is a lookup and
+/// three atomic adds — no allocation, no lock.
+pub struct CommandStats {
+    by_name: HashMap<&'static str, CommandStat>,
+}
+
+#[derive(Default)]
+pub struct CommandStat {
+    pub calls: AtomicU64,
+    pub usec: AtomicU64,
+    pub failed: AtomicU64,
+    pub rejected: AtomicU64,
+    metric: crate::metrics::CommandMetric,
+}
+
+impl Default for CommandStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CommandStats {
+    pub fn new() -> CommandStats {
+        let mut by_name = HashMap::new();
+        for cmd in table::all() {
+            by_name.insert(cmd.name, CommandStat::default());
+            for sub in cmd.subcommands {
+                by_name.insert(sub.name, CommandStat::default());
+            }
+        }
+        CommandStats { by_name }
+    }
+
+    /// Records one executed command.
+    pub fn record(&self, name: &'static str, usec: u64, failed: bool) {
+        if let Some(s) = self.by_name.get(name) {
+            s.calls.fetch_add(1, Ordering::Relaxed);
+            s.usec.fetch_add(usec, Ordering::Relaxed);
+            if failed {
+                s.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            s.metric.record(name, failed);
+        }
+    }
+
+    /// Records a command refused before running (arity, auth): Redis's `rejected_calls`.
+    pub fn reject(&self, name: &'static str) {
+        if let Some(s) = self.by_name.get(name) {
+            s.rejected.fetch_add(1, Ordering::Relaxed);
+            s.metric.record(name, true);
+        }
+    }
+
+    /// Commands called at least once, sorted by name.
+    pub fn used(&self) -> Vec<(&'static str, &CommandStat)> {
+        let mut v: Vec<_> = self
+            .by_name
+            .iter()
+            .filter(|(_, s)| {
+                s.calls.load(Ordering::Relaxed) + s.rejected.load(Ordering::Relaxed) > 0
+            })
+            .map(|(n, s)| (*n, s))
+            .collect();
+        v.sort_by_key(|(n, _)| *n);
+        v
+    }
+
+    pub fn reset(&self) {
+        for s in self.by_name.values() {
+            s.calls.store(0, Ordering::Relaxed);
+            s.usec.store(0, Ordering::Relaxed);
+            s.failed.store(0, Ordering::Relaxed);
+            s.rejected.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// How a CONFIG parameter's value is checked on CONFIG SET.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Int,
+    Memory,
+    YesNo,
+    Text,
+    /// Shown by CONFIG GET, refused by CONFIG SET.
+    Immutable,
+}
+
+/// The parameters CONFIG GET lists and their Redis 7 defaults: the ones clients and tools
+/// (redis-benchmark, StackExchange.Redis, redis-cli) ask for, plus those respgate applies.
+const PARAMS: &[(&str, &str, Kind)] = &[
+    ("activedefrag", "no", Kind::YesNo),
+    ("appendfsync", "everysec", Kind::Text),
+    ("appendonly", "no", Kind::YesNo),
+    ("bind", "", Kind::Immutable),
+    ("busy-reply-threshold", "5000", Kind::Int),
+    ("client-query-buffer-limit", "", Kind::Immutable),
+    ("cluster-enabled", "no", Kind::Immutable),
+    ("daemonize", "no", Kind::Immutable),
+    ("databases", "16", Kind::Immutable),
+    ("dbfilename", "dump.rdb", Kind::Text),
+    ("hash-max-listpack-entries", "128", Kind::Int),
+    ("hash-max-listpack-value", "64", Kind::Int),
+    ("hz", "10", Kind::Int),
+    ("io-threads", "1", Kind::Immutable),
+    ("latency-monitor-threshold", "0", Kind::Int),
+    ("lazyfree-lazy-user-flush", "no", Kind::YesNo),
+    ("lfu-decay-time", "1", Kind::Int),
+    ("lfu-log-factor", "10", Kind::Int),
+    ("list-compress-depth", "0", Kind::Int),
+    ("list-max-listpack-size", "-2", Kind::Int),
+    ("loglevel", "notice", Kind::Text),
+    ("lua-time-limit", "5000", Kind::Int),
+    ("maxclients", "10000", Kind::Int),
+    ("maxmemory", "0", Kind::Memory),
+    ("maxmemory-policy", "noeviction", Kind::Text),
+    ("maxmemory-samples", "5", Kind::Int),
+    ("notify-keyspace-events", "", Kind::Text),
+    ("port", "6379", Kind::Immutable),
+    ("proto-max-bulk-len", "", Kind::Immutable),
+    ("protected-mode", "no", Kind::YesNo),
+    ("replica-read-only", "yes", Kind::YesNo),
+    ("requirepass", "", Kind::Text),
+    ("save", "", Kind::Text),
+    ("set-max-intset-entries", "512", Kind::Int),
+    ("slave-read-only", "yes", Kind::YesNo),
+    ("slowlog-log-slower-than", "10000", Kind::Int),
+    ("slowlog-max-len", "128", Kind::Int),
+    ("stream-node-max-bytes", "4096", Kind::Int),
+    ("stream-node-max-entries", "100", Kind::Int),
+    ("tcp-keepalive", "300", Kind::Int),
+    ("timeout", "0", Kind::Int),
+    ("zset-max-listpack-entries", "128", Kind::Int),
+    ("zset-max-listpack-value", "64", Kind::Int),
+];
+
+/// Current CONFIG parameter values, with the ones respgate acts on also kept typed.
+pub struct Params {
+    values: BTreeMap<&'static str, String>,
+    pub maxclients: usize,
+    pub timeout_secs: u64,
+}
+
+/// A CONFIG SET refusal, worded like Redis 7's.
+#[derive(Debug, thiserror::Error)]
+pub enum ParamError {
+    #[error("ERR Unknown option or number of arguments for CONFIG SET - '{0}'")]
+    Unknown(String),
+    #[error("ERR CONFIG SET failed (possibly related to argument '{0}') - can't set immutable config")]
+    Immutable(String),
+    #[error("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")]
+    Invalid { name: String, why: &'static str },
+}
+
+impl Params {
+    pub fn from_config(config: &Config) -> Params {
+        let mut values: BTreeMap<&'static str, String> =
+            PARAMS.iter().map(|(n, d, _)| (*n, d.to_string())).collect();
+        let port = config
+            .server
+            .listen
+            .rsplit_once(':')
+            .map(|(host, port)| (host.to_string(), port.to_string()));
+        if let Some((host, port)) = port {
+            values.insert("bind", host);
+            values.insert("port", port);
+        }
+        let limits = config.parser_limits();
+        values.insert("proto-max-bulk-len", limits.max_bulk_len.to_string());
+        values.insert("client-query-buffer-limit", limits.max_query_buffer.to_string());
+        values.insert("databases", config.embedded.databases.to_string());
+        values.insert("hz", config.embedded.hz.to_string());
+        values.insert(
+            "maxmemory",
+            parse_size(&config.embedded.maxmemory).unwrap_or(0).to_string(),
+        );
+        values.insert("maxmemory-policy", config.embedded.maxmemory_policy.clone());
+        values.insert("maxclients", config.server.max_clients.to_string());
+        let timeout = crate::config::parse_duration(&config.server.timeout)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        values.insert("timeout", timeout.to_string());
+        if let Some(p) = &config.server.requirepass {
+            values.insert("requirepass", p.clone());
+        }
+        Params {
+            values,
+            maxclients: config.server.max_clients,
+            timeout_secs: timeout,
+        }
+    }
+
+    /// (name, value) pairs whose name matches any of the glob patterns, sorted by name.
+    pub fn get(&self, patterns: &[&[u8]]) -> Vec<(&'static str, String)> {
+        self.values
+            .iter()
+            .filter(|(n, _)| {
+                patterns
+                    .iter()
+                    .any(|p| crate::glob::glob_match(p, n.as_bytes(), true))
+            })
+            .map(|(n, v)| (*n, v.clone()))
+            .collect()
+    }
+
+    /// Checks one CONFIG SET pair without applying it; returns the canonical name and value.
+    pub fn check(&self, name: &[u8], value: &[u8]) -> Result<(&'static str, String), ParamError> {
+        let lname = String::from_utf8_lossy(name).to_ascii_lowercase();
+        let Some((pname, _, kind)) = PARAMS.iter().find(|(n, _, _)| *n == lname) else {
+            return Err(ParamError::Unknown(String::from_utf8_lossy(name).into_owned()));
+        };
+        let v = String::from_utf8_lossy(value).into_owned();
+        let invalid = |why| ParamError::Invalid {
+            name: pname.to_string(),
+            why,
+        };
+        let canonical = match kind {
+            Kind::Immutable => return Err(ParamError::Immutable(pname.to_string())),
+            Kind::Int => v
+                .parse::<i64>()
+                .map_err(|_| invalid("argument couldn't be parsed into an integer"))?
+                .to_string(),
+            Kind::Memory => parse_size(&v)
+                .map_err(|_| invalid("argument must be a memory value"))?
+                .to_string(),
+            Kind::YesNo => match v.to_ascii_lowercase().as_str() {
+                "yes" | "no" => v.to_ascii_lowercase(),
+                _ => return Err(invalid("argument must be 'yes' or 'no'")),
+            },
+            Kind::Text => v,
+        };
+        if *pname == "maxclients" && canonical.parse::<i64>().unwrap_or(0) < 1 {
+            return Err(invalid("argument must be between 1 and 4294967295 inclusive"));
+        }
+        if *pname == "timeout" && canonical.parse::<i64>().unwrap_or(-1) < 0 {
+            return Err(invalid("argument must be between 0 and 2147483647 inclusive"));
+        }
+        Ok((pname, canonical))
+    }
+
+    /// Applies pairs already accepted by [`Params::check`].
+    pub fn apply(&mut self, name: &'static str, value: String) {
+        match name {
+            "maxclients" => self.maxclients = value.parse().unwrap_or(self.maxclients),
+            "timeout" => self.timeout_secs = value.parse().unwrap_or(self.timeout_secs),
+            _ => {}
+        }
+        self.values.insert(name, value);
+    }
+}

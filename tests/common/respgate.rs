@@ -1,0 +1,104 @@
+//! Starts the respgate binary on free loopback ports for a test, and stops it (by pid) on drop.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub struct Respgate {
+    child: Child,
+    pub addr: String,
+    pub metrics_addr: String,
+    /// Log lines respgate printed after it started (stderr), for tests that check logs.
+    pub logs: mpsc::Receiver<String>,
+}
+
+impl Respgate {
+    /// respgate with no config file (embedded engine), on port 0.
+    pub fn start() -> Respgate {
+        Self::start_with(&[])
+    }
+
+    /// respgate with extra arguments (e.g. `--config FILE`).
+    pub fn start_with(extra: &[&str]) -> Respgate {
+        Self::start_args(extra, true)
+    }
+
+    /// Starts respgate; when `with_ports` is set, listen/metrics flags pick free ports.
+    pub fn start_args(extra: &[&str], with_ports: bool) -> Respgate {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_respgate"));
+        if with_ports {
+            cmd.args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"]);
+        }
+        cmd.args(extra)
+            .args(["--log-level", "info"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawning respgate");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    // Keep draining so respgate never blocks on a full pipe.
+                    continue;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.split("respgate listening on ").nth(1) {
+                        let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                        let metrics_addr = rest
+                            .split("http://")
+                            .nth(1)
+                            .and_then(|m| m.split('/').next())
+                            .unwrap_or("")
+                            .to_string();
+                        return Respgate {
+                            child,
+                            addr,
+                            metrics_addr,
+                            logs: rx,
+                        };
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("respgate did not report its listen address in time");
+                }
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().expect("waiting for respgate");
+        std::mem::forget(self);
+        status
+    }
+
+    /// Has the process exited (crashed)?
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+}
+
+impl Drop for Respgate {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

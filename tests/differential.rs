@@ -1,0 +1,150 @@
+//! Differential tests: every script in tests/diff/*.redis runs against a real redis-server
+//! and against respgate; every reply must match exactly.
+//!
+//! Script format, one command per line (arguments split like redis-cli, with quotes):
+//!   `# comment`              ignored
+//!   `CMD args...`            replies compared exactly
+//!   `!unordered CMD ...`     replies compared as multisets (KEYS, SMEMBERS ...)
+//!   `!scanall CMD 0 ...`     the cursor command is iterated to the end on each server and
+//!                            the union of returned elements is compared as a set
+//!   `!ignore CMD ...`        run on both, reply not compared (TIME, RANDOMKEY ...)
+//!   `!type CMD ...`          only the reply's kind is compared (bulk vs null vs error ...)
+//!   `!sleep MS`              pause (expiry tests)
+//! Each script starts on a fresh connection after FLUSHALL on both servers.
+
+mod common;
+
+use common::redis_server::RedisServer;
+use common::resp::{Conn, Value, split_args};
+use common::respgate::Respgate;
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Simple(_) => "simple",
+        Value::Error(_) => "error",
+        Value::Int(_) => "int",
+        Value::Bulk(_) => "bulk",
+        Value::NullBulk | Value::NullArray | Value::Null => "null",
+        Value::Array(_) => "array",
+        Value::Map(_) => "map",
+        Value::Set(_) => "set",
+        Value::Double(_) => "double",
+        Value::Bool(_) => "bool",
+        Value::Verbatim(..) => "verbatim",
+        Value::BigNumber(_) => "bignum",
+        Value::Push(_) => "push",
+    }
+}
+
+/// Iterates a cursor command (SCAN 0 ..., or HSCAN key 0 ...) to its end; returns all items.
+fn scan_all(conn: &mut Conn, args: &[Vec<u8>]) -> Result<Value, String> {
+    let cursor_at = args
+        .iter()
+        .position(|a| a == b"0")
+        .ok_or("scanall needs a literal 0 cursor")?;
+    let mut args = args.to_vec();
+    let mut items = Vec::new();
+    for _ in 0..100_000 {
+        let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+        match conn.cmd(&refs) {
+            Value::Array(parts) if parts.len() == 2 => {
+                let cursor = parts[0].as_bytes().ok_or("cursor not a string")?.to_vec();
+                if let Value::Array(v) = &parts[1] {
+                    items.extend(v.iter().cloned());
+                }
+                if cursor == b"0" {
+                    return Ok(Value::Array(items).sorted());
+                }
+                args[cursor_at] = cursor;
+            }
+            other => return Ok(other),
+        }
+    }
+    Err("scan did not finish".into())
+}
+
+fn run_script(name: &str, text: &str, redis: &str, gate: &str) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut r = Conn::connect(redis);
+    let mut g = Conn::connect(gate);
+    r.cmd_str("FLUSHALL");
+    g.cmd_str("FLUSHALL");
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (mode, rest) = match line.strip_prefix('!') {
+            Some(d) => {
+                let (m, r) = d.split_once(' ').unwrap_or((d, ""));
+                (m, r)
+            }
+            None => ("exact", line),
+        };
+        if mode == "sleep" {
+            let ms: u64 = rest.trim().parse().expect("sleep ms");
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            continue;
+        }
+        let args = split_args(rest);
+        let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+        let (want, got) = if mode == "scanall" {
+            match (scan_all(&mut r, &args), scan_all(&mut g, &args)) {
+                (Ok(a), Ok(b)) => (a, b),
+                (a, b) => {
+                    failures.push(format!("{name}:{}: {line}\n  scan failed: {a:?} / {b:?}", n + 1));
+                    continue;
+                }
+            }
+        } else {
+            (r.cmd(&refs), g.cmd(&refs))
+        };
+        let same = match mode {
+            "exact" | "scanall" => want == got,
+            "unordered" => want.sorted() == got.sorted(),
+            "ignore" => true,
+            "type" => kind(&want) == kind(&got),
+            other => panic!("{name}:{}: unknown directive !{other}", n + 1),
+        };
+        if !same {
+            failures.push(format!(
+                "{name}:{}: {line}\n  redis:    {want:?}\n  respgate: {got:?}",
+                n + 1
+            ));
+        }
+    }
+    failures
+}
+
+#[test]
+fn scripts_match_real_redis() {
+    let redis = RedisServer::start();
+    let gate = Respgate::start();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/diff");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("tests/diff")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "redis"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no scripts in tests/diff");
+    let mut failures = Vec::new();
+    let mut commands = 0;
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        commands += text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.trim().starts_with('#'))
+            .count();
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        failures.extend(run_script(&name, &text, &redis.addr(), &gate.addr));
+    }
+    eprintln!("differential: {} scripts, {commands} commands", files.len());
+    assert!(
+        failures.is_empty(),
+        "{} mismatches with real Redis:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
