@@ -74,7 +74,10 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("respgate: cannot start the async runtime: {e}");
@@ -89,7 +92,10 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let addr = bound.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let addr = bound
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let metrics = bound
             .metrics_addr()
             .map(|a| format!("http://{a}/metrics"))

@@ -104,11 +104,7 @@ pub async fn serve(listener: TcpListener, handle: PrometheusHandle) {
             let first = buf.split(|&b| b == b'\n').next().unwrap_or_default();
             let path = first.split(|&b| b == b' ').nth(1).unwrap_or_default();
             let (status, ctype, body) = if path == b"/metrics" {
-                (
-                    "200 OK",
-                    "text/plain; version=0.0.4",
-                    handle.render(),
-                )
+                ("200 OK", "text/plain; version=0.0.4", handle.render())
             } else {
                 ("404 Not Found", "text/plain", "not found\n".to_string())
             };

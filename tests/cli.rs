@@ -24,7 +24,10 @@ fn port_taken_gives_one_line_error_and_nonzero_exit() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    let line = err.lines().find(|l| l.contains("cannot listen")).unwrap_or("");
+    let line = err
+        .lines()
+        .find(|l| l.contains("cannot listen"))
+        .unwrap_or("");
     assert!(line.contains(&addr), "stderr: {err}");
     assert!(line.contains("in use"), "stderr: {err}");
 }
@@ -34,15 +37,26 @@ fn check_config_names_bad_key_and_line() {
     let dir = std::env::temp_dir().join(format!("respgate-cc-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.toml");
-    std::fs::write(&bad, "[server]\nlisten = \"127.0.0.1:7000\"\n\n[embedded]\nmaxmemroy = \"1gb\"\n").unwrap();
-    let out = bin().args(["check-config", bad.to_str().unwrap()]).output().unwrap();
+    std::fs::write(
+        &bad,
+        "[server]\nlisten = \"127.0.0.1:7000\"\n\n[embedded]\nmaxmemroy = \"1gb\"\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["check-config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("maxmemroy") && err.contains("line 5"), "{err}");
 
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/embedded.toml");
     let out = bin().args(["check-config", example]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -50,7 +64,10 @@ fn check_config_names_bad_key_and_line() {
 fn help_explains_itself() {
     let out = bin().arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("embedded") && text.contains("--config") && text.contains("check-config"), "{text}");
+    assert!(
+        text.contains("embedded") && text.contains("--config") && text.contains("check-config"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -60,7 +77,7 @@ fn sigterm_finishes_in_flight_and_exits_zero() {
     // A pipeline already sent must be answered in full before the connection closes.
     let mut batch = Vec::new();
     for i in 0..2000 {
-        batch.extend(Conn::encode(&[b"INCR", b"n"]));
+        batch.extend(Conn::encode(&[b"INCR".as_slice(), b"n"]));
         let _ = i;
     }
     c.send_raw(&batch).unwrap();
@@ -88,11 +105,15 @@ fn metrics_endpoint_counts_connections_and_commands() {
     c.cmd_str("GET");
     let mut s = TcpStream::connect(&gate.metrics_addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
     assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
-    assert!(body.contains("respgate_connections_accepted_total 1"), "{body}");
+    assert!(
+        body.contains("respgate_connections_accepted_total 1"),
+        "{body}"
+    );
     assert!(body.contains("respgate_connected_clients 1"), "{body}");
     assert!(
         body.contains("respgate_commands_total{command=\"get\",result=\"ok\"} 1"),

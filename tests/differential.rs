@@ -92,7 +92,10 @@ fn run_script(name: &str, text: &str, redis: &str, gate: &str) -> Vec<String> {
             match (scan_all(&mut r, &args), scan_all(&mut g, &args)) {
                 (Ok(a), Ok(b)) => (a, b),
                 (a, b) => {
-                    failures.push(format!("{name}:{}: {line}\n  scan failed: {a:?} / {b:?}", n + 1));
+                    failures.push(format!(
+                        "{name}:{}: {line}\n  scan failed: {a:?} / {b:?}",
+                        n + 1
+                    ));
                     continue;
                 }
             }

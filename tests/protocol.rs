@@ -41,8 +41,15 @@ fn pipelined_replies_come_back_in_order() {
     let mut c = Conn::connect(&gate.addr);
     let mut batch = Vec::new();
     for i in 0..1000 {
-        batch.extend(Conn::encode(&[b"SET", format!("k{i}").as_bytes(), format!("{i}").as_bytes()]));
-        batch.extend(Conn::encode(&[b"GET", format!("k{i}").as_bytes()]));
+        batch.extend(Conn::encode(&[
+            b"SET".as_slice(),
+            format!("k{i}").as_bytes(),
+            format!("{i}").as_bytes(),
+        ]));
+        batch.extend(Conn::encode(&[
+            b"GET".as_slice(),
+            format!("k{i}").as_bytes(),
+        ]));
     }
     c.send_raw(&batch).unwrap();
     for i in 0..1000 {
@@ -55,7 +62,8 @@ fn pipelined_replies_come_back_in_order() {
 fn inline_commands_like_nc_and_telnet() {
     let gate = Respgate::start();
     let mut c = Conn::connect(&gate.addr);
-    c.send_raw(b"PING\r\nSET a \"hello world\"\nGET a\r\n\r\nECHO 'x y'\r\n").unwrap();
+    c.send_raw(b"PING\r\nSET a \"hello world\"\nGET a\r\n\r\nECHO 'x y'\r\n")
+        .unwrap();
     assert_eq!(c.read(), Value::Simple("PONG".into()));
     assert_eq!(c.read(), Value::Simple("OK".into()));
     assert_eq!(c.read(), Value::Bulk(b"hello world".to_vec()));
@@ -82,8 +90,14 @@ fn resp3_after_hello() {
     let mut c = Conn::connect(&gate.addr);
     match c.cmd_str("HELLO 3") {
         Value::Map(m) => {
-            assert!(m.contains(&(Value::Bulk(b"proto".to_vec()), Value::Int(3))), "{m:?}");
-            assert!(m.contains(&(Value::Bulk(b"server".to_vec()), Value::Bulk(b"redis".to_vec()))));
+            assert!(
+                m.contains(&(Value::Bulk(b"proto".to_vec()), Value::Int(3))),
+                "{m:?}"
+            );
+            assert!(m.contains(&(
+                Value::Bulk(b"server".to_vec()),
+                Value::Bulk(b"redis".to_vec())
+            )));
         }
         other => panic!("HELLO 3: {other:?}"),
     }
@@ -143,7 +157,10 @@ fn unbalanced_inline_quote_is_refused() {
 
 #[test]
 fn expected_dollar() {
-    protocol_error_closes(b"*1\r\n+PING\r\n", "ERR Protocol error: expected '$', got '+'");
+    protocol_error_closes(
+        b"*1\r\n+PING\r\n",
+        "ERR Protocol error: expected '$', got '+'",
+    );
 }
 
 #[test]
@@ -188,7 +205,8 @@ fn ten_megabytes_of_random_bytes() {
 fn a_never_finished_request_does_not_block_others() {
     let gate = Respgate::start();
     let mut s = raw(&gate.addr);
-    s.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\nhalf").unwrap();
+    s.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\nhalf")
+        .unwrap();
     still_serving(&gate);
     let mut c = Conn::connect(&gate.addr);
     assert_eq!(c.cmd_str("SET other 1"), Value::Simple("OK".into()));
@@ -208,15 +226,20 @@ fn configured_limits_apply() {
     .unwrap();
     let gate = Respgate::start_with(&["--config", cfg.to_str().unwrap()]);
     let mut c = Conn::connect(&gate.addr);
-    assert_eq!(c.cmd(&[b"SET", b"k", &[b'x'; 1024]]), Value::Simple("OK".into()));
+    assert_eq!(
+        c.cmd(&[b"SET".as_slice(), b"k", &[b'x'; 1024]]),
+        Value::Simple("OK".into())
+    );
     let mut s = raw(&gate.addr);
-    s.write_all(&Conn::encode(&[b"SET", b"k", &[b'x'; 1025]])).unwrap();
+    s.write_all(&Conn::encode(&[b"SET".as_slice(), b"k", &[b'x'; 1025]]))
+        .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&read_to_close(&mut s)),
         "-ERR Protocol error: invalid bulk length\r\n"
     );
     let mut s = raw(&gate.addr);
-    s.write_all(&Conn::encode(&[b"DEL", b"a", b"b", b"c", b"d"])).unwrap();
+    s.write_all(&Conn::encode(&[b"DEL".as_slice(), b"a", b"b", b"c", b"d"]))
+        .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&read_to_close(&mut s)),
         "-ERR Protocol error: invalid multibulk length\r\n"
@@ -241,11 +264,16 @@ fn noauth_and_wrongpass_with_requirepass() {
         c.cmd_str("AUTH wrong"),
         Value::Error("WRONGPASS invalid username-password pair or user is disabled.".into())
     );
-    assert!(matches!(c.cmd_str("HELLO 3"), Value::Error(e) if e.starts_with("NOAUTH HELLO must be called")));
+    assert!(
+        matches!(c.cmd_str("HELLO 3"), Value::Error(e) if e.starts_with("NOAUTH HELLO must be called"))
+    );
     assert_eq!(c.cmd_str("AUTH s3cret"), Value::Simple("OK".into()));
     assert_eq!(c.cmd_str("GET k"), Value::NullBulk);
     let mut c2 = Conn::connect(&gate.addr);
-    assert!(matches!(c2.cmd_str("HELLO 3 AUTH default s3cret"), Value::Map(_)));
+    assert!(matches!(
+        c2.cmd_str("HELLO 3 AUTH default s3cret"),
+        Value::Map(_)
+    ));
     assert_eq!(c2.cmd_str("GET k"), Value::Null);
     assert_eq!(c2.cmd_str("RESET"), Value::Simple("RESET".into()));
     assert_eq!(
@@ -267,9 +295,44 @@ fn quit_replies_then_closes() {
 fn client_kill_by_id_closes_that_client() {
     let gate = Respgate::start();
     let mut victim = Conn::connect(&gate.addr);
-    let Value::Int(id) = victim.cmd_str("CLIENT ID") else { panic!() };
+    let Value::Int(id) = victim.cmd_str("CLIENT ID") else {
+        panic!()
+    };
     let mut killer = Conn::connect(&gate.addr);
-    assert_eq!(killer.cmd_str(&format!("CLIENT KILL ID {id}")), Value::Int(1));
+    assert_eq!(
+        killer.cmd_str(&format!("CLIENT KILL ID {id}")),
+        Value::Int(1)
+    );
     assert!(victim.is_closed());
     assert_eq!(killer.cmd_str("CLIENT KILL ID 999999"), Value::Int(0));
+}
+
+#[test]
+fn publish_reaches_subscribers_in_resp2_and_resp3() {
+    let gate = Respgate::start();
+    let mut sub2 = Conn::connect(&gate.addr);
+    let mut sub3 = Conn::connect(&gate.addr);
+    assert!(matches!(sub3.cmd_str("HELLO 3"), Value::Map(_)));
+    for s in [&mut sub2, &mut sub3] {
+        let confirm = s.cmd_str("SUBSCRIBE events");
+        let items = match confirm {
+            Value::Array(v) | Value::Push(v) => v,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(items[0], Value::Bulk(b"subscribe".to_vec()));
+    }
+    let mut publisher = Conn::connect(&gate.addr);
+    assert_eq!(publisher.cmd_str("PUBLISH events hello"), Value::Int(2));
+    let msg = vec![
+        Value::Bulk(b"message".to_vec()),
+        Value::Bulk(b"events".to_vec()),
+        Value::Bulk(b"hello".to_vec()),
+    ];
+    assert_eq!(sub2.read(), Value::Array(msg.clone()));
+    assert_eq!(sub3.read(), Value::Push(msg));
+    // RESP3 subscribers may run normal commands between pushes.
+    assert_eq!(sub3.cmd_str("SET a 1"), Value::Simple("OK".into()));
+    drop(sub2);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(publisher.cmd_str("PUBLISH events again"), Value::Int(1));
 }

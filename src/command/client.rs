@@ -183,7 +183,7 @@ fn kill(s: &mut Session, argv: &[Bytes]) -> Reply {
         }
         return Reply::err("ERR No such client");
     }
-    if argv.len() % 2 != 0 {
+    if !argv.len().is_multiple_of(2) {
         return Reply::err(errors::SYNTAX);
     }
     let mut id = None;

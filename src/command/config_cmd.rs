@@ -19,7 +19,7 @@ pub fn config(s: &mut Session, argv: &[Bytes]) -> Reply {
             )
         }
         b"set" => {
-            if argv.len() < 4 || argv.len() % 2 != 0 {
+            if argv.len() < 4 || !argv.len().is_multiple_of(2) {
                 return Reply::err(errors::wrong_arity("config|set"));
             }
             // All or nothing, like Redis 7: check every pair before applying any.

@@ -19,7 +19,8 @@ const CLUSTER_DISABLED: &str = "ERR This instance has cluster support disabled";
 /// Answers `name` if it is a command respgate handles itself; None sends it to the backend.
 pub fn run_local(s: &mut Session, name: &str, argv: &[Bytes]) -> Option<Reply> {
     Some(match name {
-        "ping" => ping(argv),
+        "ping" => super::pubsub::subscribed_ping(s, argv).unwrap_or_else(|| ping(argv)),
+        "publish" => super::pubsub::publish(s, argv),
         "echo" => Reply::Bulk(argv[1].clone()),
         "auth" => auth(s, argv),
         "hello" => hello(s, argv),

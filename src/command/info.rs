@@ -76,11 +76,19 @@ fn section(s: &Session, name: &str, out: &mut String) {
             line("process_id", &std::process::id());
             line("run_id", &sh.run_id);
             line("tcp_port", &sh.listen_addr.port());
-            line("server_time_usec", &(crate::backend::embedded::unix_ms() * 1000));
+            line(
+                "server_time_usec",
+                &(crate::backend::embedded::unix_ms() * 1000),
+            );
             line("uptime_in_seconds", &uptime);
             line("uptime_in_days", &(uptime / 86400));
             line("hz", &sh.config.embedded.hz);
-            line("executable", &std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default());
+            line(
+                "executable",
+                &std::env::current_exe()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            );
         }
         "clients" => {
             line("connected_clients", &sh.clients.len());
@@ -89,8 +97,16 @@ fn section(s: &Session, name: &str, out: &mut String) {
             line("pubsub_clients", &0);
         }
         "memory" => {
-            let used = sh.engine.with_state(|st| st.dbs.iter().map(|d| d.approx_memory()).sum::<usize>());
-            let maxmemory = sh.params.read().get(&[b"maxmemory"]).first().map(|(_, v)| v.clone()).unwrap_or_default();
+            let used = sh
+                .engine
+                .with_state(|st| st.dbs.iter().map(|d| d.approx_memory()).sum::<usize>());
+            let maxmemory = sh
+                .params
+                .read()
+                .get(&[b"maxmemory"])
+                .first()
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
             line("used_memory", &used);
             line("used_memory_human", &human(used as u64));
             line("used_memory_rss", &rss_bytes());
@@ -103,26 +119,59 @@ fn section(s: &Session, name: &str, out: &mut String) {
             line("loading", &0);
             line("rdb_changes_since_last_save", &dirty);
             line("rdb_bgsave_in_progress", &0);
-            line("rdb_last_save_time", &sh.engine.last_save.load(Ordering::Relaxed));
+            line(
+                "rdb_last_save_time",
+                &sh.engine.last_save.load(Ordering::Relaxed),
+            );
             line("aof_enabled", &0);
             line("aof_rewrite_in_progress", &0);
         }
         "stats" => {
             let st = &sh.stats;
             let es = &sh.engine.stats;
-            line("total_connections_received", &st.total_connections.load(Ordering::Relaxed));
-            line("total_commands_processed", &st.total_commands.load(Ordering::Relaxed));
-            line("total_net_input_bytes", &st.net_input_bytes.load(Ordering::Relaxed));
-            line("total_net_output_bytes", &st.net_output_bytes.load(Ordering::Relaxed));
-            line("rejected_connections", &st.rejected_connections.load(Ordering::Relaxed));
+            line(
+                "total_connections_received",
+                &st.total_connections.load(Ordering::Relaxed),
+            );
+            line(
+                "total_commands_processed",
+                &st.total_commands.load(Ordering::Relaxed),
+            );
+            line(
+                "total_net_input_bytes",
+                &st.net_input_bytes.load(Ordering::Relaxed),
+            );
+            line(
+                "total_net_output_bytes",
+                &st.net_output_bytes.load(Ordering::Relaxed),
+            );
+            line(
+                "rejected_connections",
+                &st.rejected_connections.load(Ordering::Relaxed),
+            );
             line("expired_keys", &es.expired_keys.load(Ordering::Relaxed));
             line("evicted_keys", &0);
             line("keyspace_hits", &es.keyspace_hits.load(Ordering::Relaxed));
-            line("keyspace_misses", &es.keyspace_misses.load(Ordering::Relaxed));
+            line(
+                "keyspace_misses",
+                &es.keyspace_misses.load(Ordering::Relaxed),
+            );
             line("pubsub_channels", &0);
             line("pubsub_patterns", &0);
-            line("total_error_replies", &sh.cmdstats.used().iter().map(|(_, c)| c.failed.load(Ordering::Relaxed) + c.rejected.load(Ordering::Relaxed)).sum::<u64>());
-            line("protocol_errors", &st.protocol_errors.load(Ordering::Relaxed));
+            line(
+                "total_error_replies",
+                &sh.cmdstats
+                    .used()
+                    .iter()
+                    .map(|(_, c)| {
+                        c.failed.load(Ordering::Relaxed) + c.rejected.load(Ordering::Relaxed)
+                    })
+                    .sum::<u64>(),
+            );
+            line(
+                "protocol_errors",
+                &st.protocol_errors.load(Ordering::Relaxed),
+            );
         }
         "replication" => {
             line("role", &"master");
@@ -146,14 +195,21 @@ fn section(s: &Session, name: &str, out: &mut String) {
                     .collect::<Vec<_>>()
             });
             for (i, keys, expires) in rows {
-                line(&format!("db{i}"), &format!("keys={keys},expires={expires},avg_ttl=0"));
+                line(
+                    &format!("db{i}"),
+                    &format!("keys={keys},expires={expires},avg_ttl=0"),
+                );
             }
         }
         "commandstats" => {
             for (name, c) in sh.cmdstats.used() {
                 let calls = c.calls.load(Ordering::Relaxed);
                 let usec = c.usec.load(Ordering::Relaxed);
-                let per = if calls > 0 { usec as f64 / calls as f64 } else { 0.0 };
+                let per = if calls > 0 {
+                    usec as f64 / calls as f64
+                } else {
+                    0.0
+                };
                 line(
                     &format!("cmdstat_{name}"),
                     &format!(
@@ -181,7 +237,11 @@ fn human(n: u64) -> String {
 pub fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
         .map(|pages| pages * 4096)
         .unwrap_or(0)
 }

@@ -1,5 +1,6 @@
 //! The command table and what reads it: lookup, key positions, and the COMMAND command.
 
+pub mod introspection;
 pub mod keys;
 pub mod table;
 mod table_data;
@@ -9,3 +10,4 @@ pub mod client;
 pub mod config_cmd;
 pub mod connection;
 pub mod info;
+pub mod pubsub;

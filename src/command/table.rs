@@ -73,7 +73,10 @@ pub enum BeginSearch {
     Index(i32),
     /// The first argument after `startfrom` (negative: from the end, searching backwards)
     /// that equals `keyword`, case-insensitively.
-    Keyword { keyword: &'static str, startfrom: i32 },
+    Keyword {
+        keyword: &'static str,
+        startfrom: i32,
+    },
     /// Keys cannot be found by the spec (Redis then relies on a getkeys procedure).
     Unknown,
 }
@@ -83,15 +86,25 @@ pub enum BeginSearch {
 pub enum FindKeys {
     /// `lastkey` relative to the begin position (-1: the last argument), every `step`;
     /// `limit` > 1 means only 1/limit of the remaining arguments are keys.
-    Range { lastkey: i32, step: i32, limit: i32 },
+    Range {
+        lastkey: i32,
+        step: i32,
+        limit: i32,
+    },
     /// The number of keys is at `keynumidx`; keys start at `firstkey`, both relative to begin.
-    Keynum { keynumidx: i32, firstkey: i32, step: i32 },
+    Keynum {
+        keynumidx: i32,
+        firstkey: i32,
+        step: i32,
+    },
     Unknown,
 }
 
 /// One key spec, as in Redis's command JSON.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeySpec {
+    /// Redis's free-text note on the spec (COMMAND INFO shows it as `notes`).
+    pub notes: Option<&'static str>,
     /// Key spec flags by name, e.g. `["RW", "ACCESS", "DELETE"]`.
     pub flags: &'static [&'static str],
     pub begin_search: BeginSearch,
@@ -163,5 +176,99 @@ impl CommandSpec {
         let argc = argc as i64;
         let a = self.arity as i64;
         if a >= 0 { argc == a } else { argc >= -a }
+    }
+}
+
+/// Every command (top-level; subcommands hang off their container), sorted by name.
+pub fn all() -> &'static [CommandSpec] {
+    super::table_data::COMMANDS
+}
+
+/// Longest command name we look up; Redis's longest is well under this, and a bounded
+/// stack buffer keeps the per-command lookup allocation-free.
+const MAX_NAME: usize = 64;
+
+fn index() -> &'static std::collections::HashMap<&'static str, &'static CommandSpec> {
+    static INDEX: std::sync::OnceLock<
+        std::collections::HashMap<&'static str, &'static CommandSpec>,
+    > = std::sync::OnceLock::new();
+    INDEX.get_or_init(|| all().iter().map(|c| (c.name, c)).collect())
+}
+
+/// Lowercases `name` into `buf`; `None` if it is too long or not UTF-8 (no command is).
+fn lower<'a>(name: &[u8], buf: &'a mut [u8; MAX_NAME]) -> Option<&'a str> {
+    let dst = buf.get_mut(..name.len())?;
+    for (d, s) in dst.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    std::str::from_utf8(dst).ok()
+}
+
+/// The top-level command called `name`, case-insensitively.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    let mut buf = [0u8; MAX_NAME];
+    let lowered = lower(name, &mut buf)?;
+    index().get(lowered).copied()
+}
+
+/// The subcommand `sub` of `container` (e.g. `setname` of `client`), case-insensitively.
+pub fn lookup_subcommand(container: &CommandSpec, sub: &[u8]) -> Option<&'static CommandSpec> {
+    // `container` may be a copy; resolve the static entry so we can hand out 'static refs.
+    let parent = index().get(container.name).copied()?;
+    parent.subcommands.iter().find(|s| {
+        let short = s.name.rsplit_once('|').map_or(s.name, |(_, b)| b);
+        short.as_bytes().eq_ignore_ascii_case(sub)
+    })
+}
+
+/// Flag names of `bits`, in Redis's `COMMAND INFO` order.
+pub fn flag_names(bits: u64) -> impl Iterator<Item = &'static str> {
+    flags::NAMES
+        .iter()
+        .filter(move |(b, _)| bits & b != 0)
+        .map(|(_, n)| *n)
+}
+
+/// The bit for a flag name as Redis spells it (used by the generator's output check).
+pub fn flag_bit(name: &str) -> Option<u64> {
+    flags::NAMES
+        .iter()
+        .find(|(_, n)| *n == name)
+        .map(|(b, _)| *b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_is_case_insensitive_and_bounded() {
+        assert_eq!(lookup(b"GeT").map(|c| c.name), Some("get"));
+        assert!(lookup(b"nosuchcommand").is_none());
+        assert!(lookup(&[b'a'; 200]).is_none());
+        assert!(lookup(b"").is_none());
+        let client = lookup(b"CLIENT").expect("client is in the table");
+        assert_eq!(
+            lookup_subcommand(client, b"SetName").map(|c| c.name),
+            Some("client|setname")
+        );
+        assert_eq!(
+            lookup_subcommand(client, b"setinfo").map(|c| c.arity),
+            Some(4)
+        );
+        assert!(lookup_subcommand(client, b"client|setname").is_none());
+    }
+
+    #[test]
+    fn table_is_sorted_and_flags_round_trip() {
+        let names: Vec<&str> = all().iter().map(|c| c.name).collect();
+        assert!(names.windows(2).all(|w| w[0] < w[1]));
+        assert!(all().len() > 200);
+        let get = lookup(b"get").expect("get");
+        assert_eq!(
+            flag_names(get.flags).collect::<Vec<_>>(),
+            ["readonly", "fast"]
+        );
+        assert_eq!(flag_bit("movablekeys"), Some(flags::MOVABLEKEYS));
     }
 }

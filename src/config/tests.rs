@@ -10,18 +10,25 @@ fn empty_config_gives_defaults() {
 
 #[test]
 fn unknown_key_is_named_with_its_line() {
-    let err = Config::parse("[server]\nlisten = \"127.0.0.1:1\"\nlisten_typo = 3\n", "t.toml")
-        .unwrap_err()
-        .to_string();
+    let err = Config::parse(
+        "[server]\nlisten = \"127.0.0.1:1\"\nlisten_typo = 3\n",
+        "t.toml",
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("listen_typo"), "{err}");
     assert!(err.contains("line 3"), "{err}");
 }
 
 #[test]
 fn bad_values_are_named() {
-    let err = Config::parse("[embedded]\nmaxmemory = \"12zz\"\n", "t").unwrap_err().to_string();
+    let err = Config::parse("[embedded]\nmaxmemory = \"12zz\"\n", "t")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("embedded.maxmemory"), "{err}");
-    let err = Config::parse("[embedded]\nmaxmemory_policy = \"lru\"\n", "t").unwrap_err().to_string();
+    let err = Config::parse("[embedded]\nmaxmemory_policy = \"lru\"\n", "t")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("maxmemory_policy"), "{err}");
 }
 

@@ -8,9 +8,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?} (examples: \"500ms\", \"10s\", \"10m\", \"24h\")"))?;
+    let n: u64 = num.parse().map_err(|_| {
+        format!("invalid duration {s:?} (examples: \"500ms\", \"10s\", \"10m\", \"24h\")")
+    })?;
     let ms = match unit {
         "ms" => Some(n),
         "" | "s" => n.checked_mul(1000),
@@ -28,9 +28,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim().to_ascii_lowercase();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid size {s:?} (examples: \"0\", \"64kb\", \"256mb\", \"1gb\")"))?;
+    let n: u64 = num.parse().map_err(|_| {
+        format!("invalid size {s:?} (examples: \"0\", \"64kb\", \"256mb\", \"1gb\")")
+    })?;
     let mul: u64 = match unit {
         "" | "b" => 1,
         "k" => 1000,

@@ -25,7 +25,10 @@ pub fn invalid_expire(name: &str) -> String {
 /// `ERR unknown command 'foo', with args beginning with: 'a' 'b' ` — Redis quotes at most
 /// 128 bytes of the name and of each argument and stops once the list exceeds 128 bytes.
 pub fn unknown_command(argv: &[bytes::Bytes]) -> String {
-    let name = argv.first().map(|a| lossy_prefix(a, 128)).unwrap_or_default();
+    let name = argv
+        .first()
+        .map(|a| lossy_prefix(a, 128))
+        .unwrap_or_default();
     let mut args = String::new();
     for a in argv.iter().skip(1) {
         if args.len() >= 128 {
@@ -36,7 +39,9 @@ pub fn unknown_command(argv: &[bytes::Bytes]) -> String {
         args.push_str(&lossy_prefix(a, remaining));
         args.push_str("' ");
     }
-    sanitize(format!("ERR unknown command '{name}', with args beginning with: {args}"))
+    sanitize(format!(
+        "ERR unknown command '{name}', with args beginning with: {args}"
+    ))
 }
 
 /// `ERR unknown subcommand 'foo'. Try CLIENT HELP.`

@@ -1,1 +1,349 @@
-//! Client request parser.
+//! The client request parser: RESP multibulk and inline commands, resumable across reads,
+//! with explicit limits.
+//!
+//! We do not use redis-protocol's decoder for client input (see DESIGN.md, "Known traps"): it
+//! has no nesting or size limits, re-parses a partial frame from the start on every read, and
+//! has no inline commands. This parser is a flat state machine: it remembers the multibulk
+//! count, the arguments collected so far, the pending bulk length and how far it already
+//! searched for a line end, so a command trickled in byte by byte costs O(bytes). Arguments
+//! are zero-copy slices of the read buffer.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Redis's PROTO_INLINE_MAX_SIZE: also the longest `*N` / `$N` header line accepted.
+const MAX_HEADER_LINE: usize = 64 * 1024;
+/// Reads go into at least this much free buffer space.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Limits on what one client may send; breaking one is a protocol error.
+#[derive(Debug, Clone)]
+pub struct ParserLimits {
+    /// Largest bulk argument (Redis's proto-max-bulk-len, default 512 MiB).
+    pub max_bulk_len: usize,
+    /// Most arguments in one command.
+    pub max_args: usize,
+    /// Most unparsed bytes buffered (Redis's client-query-buffer-limit, default 1 GiB).
+    pub max_query_buffer: usize,
+    /// Longest inline command line (Redis's PROTO_INLINE_MAX_SIZE, 64 KiB).
+    pub max_inline_len: usize,
+}
+
+impl Default for ParserLimits {
+    fn default() -> Self {
+        ParserLimits {
+            max_bulk_len: 512 * 1024 * 1024,
+            max_args: 1024 * 1024,
+            max_query_buffer: 1024 * 1024 * 1024,
+            max_inline_len: 64 * 1024,
+        }
+    }
+}
+
+/// A client broke the protocol. `Display` is Redis's error text (without `-` and CRLF);
+/// the connection is closed after sending it, as Redis does.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("ERR Protocol error: invalid multibulk length")]
+    InvalidMultibulkLength,
+    #[error("ERR Protocol error: invalid bulk length")]
+    InvalidBulkLength,
+    #[error("ERR Protocol error: expected '$', got '{}'", char::from(*.0))]
+    ExpectedDollar(u8),
+    #[error("ERR Protocol error: too big mbulk count string")]
+    TooBigMultibulkCount,
+    #[error("ERR Protocol error: too big bulk count string")]
+    TooBigBulkCount,
+    #[error("ERR Protocol error: too big inline request")]
+    TooBigInline,
+    #[error("ERR Protocol error: unbalanced quotes in request")]
+    UnbalancedQuotes,
+    /// Redis closes such a client silently (with a log line); we say why.
+    #[error("ERR Protocol error: query buffer limit exceeded")]
+    QueryBufferLimit,
+}
+
+/// A multibulk command being collected.
+#[derive(Debug)]
+struct Multibulk {
+    remaining: usize,
+    args: Vec<Bytes>,
+    /// Length of the bulk argument whose header was read, body not yet complete.
+    bulk_len: Option<usize>,
+}
+
+pub struct RequestParser {
+    buf: BytesMut,
+    limits: ParserLimits,
+    pending: Option<Multibulk>,
+    /// Bytes of the current line already searched for its newline.
+    scanned: usize,
+}
+
+impl RequestParser {
+    pub fn new(limits: ParserLimits) -> Self {
+        RequestParser {
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            limits,
+            pending: None,
+            scanned: 0,
+        }
+    }
+
+    /// The buffer to read socket bytes into; always has free space for a decent read.
+    pub fn buffer_mut(&mut self) -> &mut BytesMut {
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        &mut self.buf
+    }
+
+    /// Bytes received and not yet consumed by a complete command.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+            + self
+                .pending
+                .as_ref()
+                .map(|m| m.args.iter().map(|a| a.len()).sum::<usize>())
+                .unwrap_or(0)
+    }
+
+    /// The next complete command, if buffered bytes hold one; `Ok(None)` means more bytes
+    /// are needed. argv[0] is the command name as sent. Empty commands (`*0`, `*-1`, blank
+    /// inline lines) are skipped, as Redis skips them.
+    pub fn next_command(&mut self) -> Result<Option<Vec<Bytes>>, ParseError> {
+        loop {
+            if self.buffered() > self.limits.max_query_buffer {
+                return Err(ParseError::QueryBufferLimit);
+            }
+            if self.pending.is_some() {
+                return self.continue_multibulk();
+            }
+            let Some(&first) = self.buf.first() else {
+                return Ok(None);
+            };
+            if first == b'*' {
+                let Some(line) =
+                    self.take_line(MAX_HEADER_LINE, ParseError::TooBigMultibulkCount)?
+                else {
+                    return Ok(None);
+                };
+                let count = parse_len(&line[1..]).ok_or(ParseError::InvalidMultibulkLength)?;
+                if count > self.limits.max_args as i64 || count > i32::MAX as i64 {
+                    return Err(ParseError::InvalidMultibulkLength);
+                }
+                if count <= 0 {
+                    continue;
+                }
+                let count = count as usize;
+                self.pending = Some(Multibulk {
+                    remaining: count,
+                    // Don't trust the count for the allocation: grow as arguments arrive.
+                    args: Vec::with_capacity(count.min(64)),
+                    bulk_len: None,
+                });
+            } else {
+                let max = self.limits.max_inline_len;
+                let Some(line) = self.take_line(max, ParseError::TooBigInline)? else {
+                    return Ok(None);
+                };
+                let args = split_inline(&line)?;
+                if !args.is_empty() {
+                    return Ok(Some(args));
+                }
+            }
+        }
+    }
+
+    fn continue_multibulk(&mut self) -> Result<Option<Vec<Bytes>>, ParseError> {
+        loop {
+            let Some(mb) = self.pending.as_mut() else {
+                return Ok(None);
+            };
+            let len = match mb.bulk_len {
+                Some(len) => len,
+                None => {
+                    let Some(&first) = self.buf.first() else {
+                        return Ok(None);
+                    };
+                    if first != b'$' {
+                        return Err(ParseError::ExpectedDollar(first));
+                    }
+                    let Some(line) =
+                        self.take_line(MAX_HEADER_LINE, ParseError::TooBigBulkCount)?
+                    else {
+                        return Ok(None);
+                    };
+                    let len = parse_len(&line[1..]).ok_or(ParseError::InvalidBulkLength)?;
+                    if len < 0 || len as u64 > self.limits.max_bulk_len as u64 {
+                        return Err(ParseError::InvalidBulkLength);
+                    }
+                    let len = len as usize;
+                    if let Some(mb) = self.pending.as_mut() {
+                        mb.bulk_len = Some(len);
+                    }
+                    len
+                }
+            };
+            let need = len + 2;
+            if self.buf.len() < need {
+                // Grow geometrically towards the declared size instead of allocating it
+                // up front: a client announcing 512 MiB and sending nothing costs little.
+                let want = need - self.buf.len();
+                let spare = self.buf.capacity() - self.buf.len();
+                if want > spare {
+                    self.buf
+                        .reserve(want.min(self.buf.capacity().max(READ_CHUNK)));
+                }
+                return Ok(None);
+            }
+            let arg = self.buf.split_to(len).freeze();
+            // Like Redis, the two bytes after the payload are skipped without checking.
+            self.buf.advance(2);
+            let Some(mb) = self.pending.as_mut() else {
+                return Ok(None);
+            };
+            mb.args.push(arg);
+            mb.bulk_len = None;
+            mb.remaining -= 1;
+            if mb.remaining == 0 {
+                let done = self.pending.take().map(|m| m.args);
+                return Ok(done);
+            }
+        }
+    }
+
+    /// Takes one line (without its `\n` and an optional `\r` before it) if complete.
+    /// Searching resumes where the previous call stopped.
+    fn take_line(&mut self, max: usize, too_long: ParseError) -> Result<Option<Bytes>, ParseError> {
+        let start = self.scanned.min(self.buf.len());
+        match self.buf[start..].iter().position(|&b| b == b'\n') {
+            Some(pos) => {
+                let end = start + pos;
+                self.scanned = 0;
+                let mut line = self.buf.split_to(end + 1);
+                line.truncate(end);
+                if line.last() == Some(&b'\r') {
+                    line.truncate(end - 1);
+                }
+                Ok(Some(line.freeze()))
+            }
+            None => {
+                if self.buf.len() > max {
+                    return Err(too_long);
+                }
+                self.scanned = self.buf.len();
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Redis's string2ll for header counts: optional '-', digits, fits in i64.
+fn parse_len(b: &[u8]) -> Option<i64> {
+    crate::backend::embedded::num::parse_i64(b)
+}
+
+/// Splits an inline command like Redis's sdssplitargs: whitespace separates arguments;
+/// "double quotes" take \n \r \t \b \a \xHH and \<any> escapes; 'single quotes' take \';
+/// a closing quote must be followed by whitespace or the end. A NUL byte ends the line,
+/// as it does for Redis's C-string based splitter.
+fn split_inline(line: &[u8]) -> Result<Vec<Bytes>, ParseError> {
+    let line = match line.iter().position(|&b| b == 0) {
+        Some(nul) => &line[..nul],
+        None => line,
+    };
+    let is_space = |c: u8| matches!(c, b' ' | b'\n' | b'\r' | b'\t' | 0x0b | 0x0c);
+    let mut args = Vec::new();
+    let mut i = 0;
+    let n = line.len();
+    loop {
+        while i < n && is_space(line[i]) {
+            i += 1;
+        }
+        if i >= n {
+            return Ok(args);
+        }
+        let mut cur = Vec::new();
+        let mut in_dq = false;
+        let mut in_sq = false;
+        loop {
+            if in_dq {
+                if i >= n {
+                    return Err(ParseError::UnbalancedQuotes);
+                }
+                let c = line[i];
+                if c == b'\\'
+                    && i + 3 < n
+                    && line[i + 1] == b'x'
+                    && line[i + 2].is_ascii_hexdigit()
+                    && line[i + 3].is_ascii_hexdigit()
+                {
+                    cur.push(hex(line[i + 2]) * 16 + hex(line[i + 3]));
+                    i += 4;
+                    continue;
+                } else if c == b'\\' && i + 1 < n {
+                    cur.push(match line[i + 1] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 0x08,
+                        b'a' => 0x07,
+                        other => other,
+                    });
+                    i += 2;
+                    continue;
+                } else if c == b'"' {
+                    if i + 1 < n && !is_space(line[i + 1]) {
+                        return Err(ParseError::UnbalancedQuotes);
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(c);
+                }
+            } else if in_sq {
+                if i >= n {
+                    return Err(ParseError::UnbalancedQuotes);
+                }
+                let c = line[i];
+                if c == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
+                    cur.push(b'\'');
+                    i += 2;
+                    continue;
+                } else if c == b'\'' {
+                    if i + 1 < n && !is_space(line[i + 1]) {
+                        return Err(ParseError::UnbalancedQuotes);
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(c);
+                }
+            } else {
+                if i >= n {
+                    break;
+                }
+                match line[i] {
+                    b' ' | b'\n' | b'\r' | b'\t' => break,
+                    b'"' => in_dq = true,
+                    b'\'' => in_sq = true,
+                    c => cur.push(c),
+                }
+            }
+            i += 1;
+        }
+        args.push(Bytes::from(cur));
+    }
+}
+
+fn hex(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        b'A'..=b'F' => c - b'A' + 10,
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests;

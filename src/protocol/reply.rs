@@ -102,13 +102,21 @@ impl Reply {
                 }
             }
             Reply::Set(items) => {
-                header(out, if proto == Protocol::Resp3 { b'~' } else { b'*' }, items.len());
+                header(
+                    out,
+                    if proto == Protocol::Resp3 { b'~' } else { b'*' },
+                    items.len(),
+                );
                 for item in items {
                     item.encode(proto, out);
                 }
             }
             Reply::Push(items) => {
-                header(out, if proto == Protocol::Resp3 { b'>' } else { b'*' }, items.len());
+                header(
+                    out,
+                    if proto == Protocol::Resp3 { b'>' } else { b'*' },
+                    items.len(),
+                );
                 for item in items {
                     item.encode(proto, out);
                 }
@@ -171,7 +179,11 @@ pub fn format_g17(d: f64) -> String {
 /// C's `%.<precision>g` for finite values.
 pub fn format_g(d: f64, precision: usize) -> String {
     if d == 0.0 {
-        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let p = precision.max(1);
     // Exponent as printed by %e with p-1 digits after the point.
@@ -244,8 +256,17 @@ mod tests {
         assert_eq!(enc(&Reply::Boolean(false), Protocol::Resp2), b":0\r\n");
         assert_eq!(enc(&Reply::Double(1.5), Protocol::Resp3), b",1.5\r\n");
         assert_eq!(enc(&Reply::Double(1.5), Protocol::Resp2), b"$3\r\n1.5\r\n");
-        assert_eq!(enc(&Reply::Verbatim("txt", Bytes::from_static(b"hi")), Protocol::Resp3), b"=6\r\ntxt:hi\r\n");
-        assert_eq!(enc(&Reply::Push(vec![Reply::Integer(1)]), Protocol::Resp3), b">1\r\n:1\r\n");
+        assert_eq!(
+            enc(
+                &Reply::Verbatim("txt", Bytes::from_static(b"hi")),
+                Protocol::Resp3
+            ),
+            b"=6\r\ntxt:hi\r\n"
+        );
+        assert_eq!(
+            enc(&Reply::Push(vec![Reply::Integer(1)]), Protocol::Resp3),
+            b">1\r\n:1\r\n"
+        );
     }
 
     #[test]

@@ -88,6 +88,17 @@ pub async fn serve(
                 debug!(client = %peer, "idle timeout, closing");
                 break;
             }
+            Some(msg) = recv_push(&mut session.push_rx) => {
+                session.deliver(msg, &mut out);
+                // Deliver whatever else is queued in the same write.
+                while let Some(rx) = session.push_rx.as_mut() {
+                    match rx.try_recv() {
+                        Ok(m) => session.deliver(m, &mut out),
+                        Err(_) => break,
+                    }
+                    if out.len() >= FLUSH_AT { break; }
+                }
+            }
             read = rd.read_buf(parser.buffer_mut()) => match read {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
@@ -98,6 +109,15 @@ pub async fn serve(
     }
     let _ = wr.shutdown().await;
     crate::metrics::handles().connected_clients.decrement(1.0);
+}
+
+async fn recv_push(
+    rx: &mut Option<tokio::sync::mpsc::Receiver<crate::protocol::Reply>>,
+) -> Option<crate::protocol::Reply> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_or_forever(d: Option<std::time::Duration>) {

@@ -2,6 +2,7 @@
 
 pub mod clients;
 mod connection;
+pub mod pubsub;
 pub mod session;
 pub mod stats;
 
@@ -37,6 +38,7 @@ pub struct Shared {
     pub config: Config,
     pub engine: Arc<Engine>,
     pub clients: Arc<ClientRegistry>,
+    pub pubsub: pubsub::PubSub,
     pub stats: ServerStats,
     pub cmdstats: CommandStats,
     pub limits: ParserLimits,
@@ -109,12 +111,10 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         metrics,
         config,
     } = bound;
-    let listen_addr = listener
-        .local_addr()
-        .map_err(|source| ServerError::Bind {
-            addr: config.server.listen.clone(),
-            source,
-        })?;
+    let listen_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.server.listen.clone(),
+        source,
+    })?;
     if let Some(m) = metrics {
         let handle = crate::metrics::install().map_err(ServerError::Metrics)?;
         tokio::spawn(crate::metrics::serve(m, handle));
@@ -126,6 +126,7 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         limits: config.parser_limits(),
         engine,
         clients: Arc::new(ClientRegistry::default()),
+        pubsub: pubsub::PubSub::default(),
         stats: ServerStats::default(),
         cmdstats: CommandStats::new(),
         params: RwLock::new(params),
@@ -171,7 +172,10 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
     drop(listener);
     let _ = shutdown_tx.send(true);
     let drain = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), drain)
+        .await
+        .is_err()
+    {
         warn!("some connections did not finish within 10s; closing them");
     }
     expiry.abort();

@@ -21,6 +21,11 @@ pub struct Session {
     pub authenticated: bool,
     /// Set by QUIT or CLIENT KILL of ourselves: flush the replies, then close.
     pub closing: bool,
+    /// Channels this client is subscribed to, in subscription order.
+    pub subscriptions: Vec<Bytes>,
+    /// Where published messages for this client are queued (created on first SUBSCRIBE).
+    pub push_tx: Option<tokio::sync::mpsc::Sender<Reply>>,
+    pub push_rx: Option<tokio::sync::mpsc::Receiver<Reply>>,
 }
 
 impl Session {
@@ -33,13 +38,45 @@ impl Session {
             db: 0,
             authenticated,
             closing: false,
+            subscriptions: Vec::new(),
+            push_tx: None,
+            push_rx: None,
         }
     }
 
     /// Runs one command and appends its encoded reply to `out`.
     pub fn handle(&mut self, argv: Vec<Bytes>, out: &mut BytesMut) {
+        // (UN)SUBSCRIBE answer with one reply per channel.
+        if let Some(name) = argv.first() {
+            let multi = if name.eq_ignore_ascii_case(b"subscribe")
+                && argv.len() > 1
+                && self.may_run("subscribe")
+            {
+                Some(command::pubsub::subscribe(self, &argv))
+            } else if name.eq_ignore_ascii_case(b"unsubscribe") && self.may_run("unsubscribe") {
+                Some(command::pubsub::unsubscribe(self, &argv))
+            } else {
+                None
+            };
+            if let Some(replies) = multi {
+                for r in replies {
+                    r.encode(self.proto, out);
+                }
+                return;
+            }
+        }
         let reply = self.dispatch(&argv);
         reply.encode(self.proto, out);
+    }
+
+    /// Auth has passed (or is not needed) for `name`.
+    fn may_run(&self, name: &str) -> bool {
+        self.authenticated || name == "auth"
+    }
+
+    /// A published message for this client arrived.
+    pub fn deliver(&self, msg: Reply, out: &mut BytesMut) {
+        msg.encode(self.proto, out);
     }
 
     fn dispatch(&mut self, argv: &[Bytes]) -> Reply {
@@ -57,6 +94,12 @@ impl Session {
         if !self.authenticated && !effective.has(table::flags::NO_AUTH) {
             self.shared.cmdstats.reject(effective.name);
             return Reply::err(errors::NOAUTH);
+        }
+        if self.proto == Protocol::Resp2
+            && !self.subscriptions.is_empty()
+            && !command::pubsub::allowed_in_subscriber_mode(spec.name)
+        {
+            return command::pubsub::subscriber_mode_error(spec.name);
         }
         let started = Instant::now();
         let reply = self.execute(spec, argv);
@@ -121,9 +164,19 @@ impl Session {
         ))
     }
 
+    fn unsubscribe_all(&mut self) {
+        let id = self.client.info.lock().id;
+        for ch in self.subscriptions.drain(..) {
+            self.shared.pubsub.unsubscribe(&ch, id);
+        }
+        self.push_tx = None;
+        self.push_rx = None;
+    }
+
     /// RESET: back to a fresh connection's state (RESP2, db 0, no name, unauthenticated
     /// when a password is required).
     pub fn reset(&mut self) {
+        self.unsubscribe_all();
         self.proto = Protocol::Resp2;
         self.db = 0;
         self.authenticated = self.shared.config.server.requirepass.is_none();
@@ -131,5 +184,11 @@ impl Session {
         info.name.clear();
         info.resp = 2;
         info.db = 0;
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.unsubscribe_all();
     }
 }

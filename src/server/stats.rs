@@ -183,7 +183,9 @@ pub struct Params {
 pub enum ParamError {
     #[error("ERR Unknown option or number of arguments for CONFIG SET - '{0}'")]
     Unknown(String),
-    #[error("ERR CONFIG SET failed (possibly related to argument '{0}') - can't set immutable config")]
+    #[error(
+        "ERR CONFIG SET failed (possibly related to argument '{0}') - can't set immutable config"
+    )]
     Immutable(String),
     #[error("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")]
     Invalid { name: String, why: &'static str },
@@ -204,12 +206,17 @@ impl Params {
         }
         let limits = config.parser_limits();
         values.insert("proto-max-bulk-len", limits.max_bulk_len.to_string());
-        values.insert("client-query-buffer-limit", limits.max_query_buffer.to_string());
+        values.insert(
+            "client-query-buffer-limit",
+            limits.max_query_buffer.to_string(),
+        );
         values.insert("databases", config.embedded.databases.to_string());
         values.insert("hz", config.embedded.hz.to_string());
         values.insert(
             "maxmemory",
-            parse_size(&config.embedded.maxmemory).unwrap_or(0).to_string(),
+            parse_size(&config.embedded.maxmemory)
+                .unwrap_or(0)
+                .to_string(),
         );
         values.insert("maxmemory-policy", config.embedded.maxmemory_policy.clone());
         values.insert("maxclients", config.server.max_clients.to_string());
@@ -244,7 +251,9 @@ impl Params {
     pub fn check(&self, name: &[u8], value: &[u8]) -> Result<(&'static str, String), ParamError> {
         let lname = String::from_utf8_lossy(name).to_ascii_lowercase();
         let Some((pname, _, kind)) = PARAMS.iter().find(|(n, _, _)| *n == lname) else {
-            return Err(ParamError::Unknown(String::from_utf8_lossy(name).into_owned()));
+            return Err(ParamError::Unknown(
+                String::from_utf8_lossy(name).into_owned(),
+            ));
         };
         let v = String::from_utf8_lossy(value).into_owned();
         let invalid = |why| ParamError::Invalid {
@@ -267,10 +276,14 @@ impl Params {
             Kind::Text => v,
         };
         if *pname == "maxclients" && canonical.parse::<i64>().unwrap_or(0) < 1 {
-            return Err(invalid("argument must be between 1 and 4294967295 inclusive"));
+            return Err(invalid(
+                "argument must be between 1 and 4294967295 inclusive",
+            ));
         }
         if *pname == "timeout" && canonical.parse::<i64>().unwrap_or(-1) < 0 {
-            return Err(invalid("argument must be between 0 and 2147483647 inclusive"));
+            return Err(invalid(
+                "argument must be between 0 and 2147483647 inclusive",
+            ));
         }
         Ok((pname, canonical))
     }

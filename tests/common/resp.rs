@@ -39,8 +39,10 @@ impl Value {
                 }
             }
             Value::Map(pairs) => {
-                let mut p: Vec<(Value, Value)> =
-                    pairs.iter().map(|(k, v)| (k.sorted(), v.sorted())).collect();
+                let mut p: Vec<(Value, Value)> = pairs
+                    .iter()
+                    .map(|(k, v)| (k.sorted(), v.sorted()))
+                    .collect();
                 p.sort_by_key(|(k, _)| key(k));
                 Value::Map(p)
             }
@@ -124,10 +126,16 @@ fn line<R: BufRead>(r: &mut R) -> std::io::Result<String> {
     let mut buf = Vec::new();
     r.read_until(b'\n', &mut buf)?;
     if buf.is_empty() {
-        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "closed",
+        ));
     }
     if !buf.ends_with(b"\r\n") {
-        return Err(std::io::Error::other(format!("bad line {:?}", String::from_utf8_lossy(&buf))));
+        return Err(std::io::Error::other(format!(
+            "bad line {:?}",
+            String::from_utf8_lossy(&buf)
+        )));
     }
     buf.truncate(buf.len() - 2);
     Ok(String::from_utf8_lossy(&buf).into_owned())
@@ -141,7 +149,8 @@ fn bulk<R: BufRead>(r: &mut R, len: usize) -> std::io::Result<Vec<u8>> {
 }
 
 fn num(s: &str) -> std::io::Result<i64> {
-    s.parse().map_err(|_| std::io::Error::other(format!("bad number {s:?}")))
+    s.parse()
+        .map_err(|_| std::io::Error::other(format!("bad number {s:?}")))
 }
 
 pub fn read_value<R: BufRead>(r: &mut R) -> std::io::Result<Value> {

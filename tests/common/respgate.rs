@@ -70,6 +70,7 @@ impl Respgate {
                 }
                 Err(_) => {
                     let _ = child.kill();
+                    let _ = child.wait();
                     panic!("respgate did not report its listen address in time");
                 }
             }

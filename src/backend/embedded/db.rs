@@ -60,6 +60,10 @@ pub struct Entry {
     pub expire_at: Option<u64>,
     /// Last access, unix seconds (OBJECT IDLETIME).
     pub last_access: u64,
+    /// Set by COPY to the address of the duplicated string's bytes: Redis's dupStringObject
+    /// never hands out a shared small integer, so OBJECT REFCOUNT reports 1 for that value
+    /// until it is replaced (a new value has other bytes, so the mark lapses by itself).
+    pub private_copy: Option<usize>,
 }
 
 /// One logical database (SELECT n).
@@ -115,7 +119,7 @@ impl Db {
     pub fn peek(&self, key: &Bytes, now_ms: u64) -> Option<&Entry> {
         self.map
             .get(&HKey::lookup(key))
-            .filter(|e| !e.expire_at.is_some_and(|t| t <= now_ms))
+            .filter(|e| e.expire_at.is_none_or(|t| t > now_ms))
     }
 
     /// Stores a value, replacing any old one; `expire_at` None clears a TTL.
@@ -132,8 +136,21 @@ impl Db {
                 value,
                 expire_at,
                 last_access: now_ms / 1000,
+                private_copy: None,
             },
         );
+    }
+
+    /// Stores a whole entry (RENAME, MOVE, COPY), keeping its TTL and flags; the key is
+    /// copied like [`Db::set`] does.
+    pub fn insert_entry(&mut self, key: &[u8], entry: Entry) {
+        let hk = HKey::owned(key);
+        if entry.expire_at.is_some() {
+            self.volatile.insert(hk.clone());
+        } else {
+            self.volatile.remove(&hk);
+        }
+        self.map.insert(hk, entry);
     }
 
     /// Sets or clears a TTL on an existing key; returns false if the key is absent.
@@ -177,17 +194,16 @@ impl Db {
         now_ms: u64,
         mut visit: impl FnMut(&HKey, &Entry),
     ) -> u64 {
-        let mut seen = 0usize;
         let mut last_hash = None;
         let start = HKey {
             hash: cursor,
             key: Bytes::new(),
         };
-        for (hk, e) in self.map.range((Bound::Included(start), Bound::Unbounded)) {
+        let range = self.map.range((Bound::Included(start), Bound::Unbounded));
+        for (seen, (hk, e)) in range.enumerate() {
             if seen >= budget && last_hash != Some(hk.hash) {
                 return hk.hash;
             }
-            seen += 1;
             last_hash = Some(hk.hash);
             if e.expire_at.is_some_and(|t| t <= now_ms) {
                 continue;
@@ -197,10 +213,50 @@ impl Db {
         0
     }
 
+    /// Like [`Db::scan`], but deletes the expired keys it meets (as Redis's SCAN does),
+    /// counting them in `expired`, and lets `visit` update entries.
+    pub fn scan_expiring(
+        &mut self,
+        cursor: u64,
+        budget: usize,
+        now_ms: u64,
+        expired: &mut u64,
+        mut visit: impl FnMut(&HKey, &mut Entry),
+    ) -> u64 {
+        let mut last_hash = None;
+        let mut next = 0;
+        let mut dead = Vec::new();
+        let start = HKey {
+            hash: cursor,
+            key: Bytes::new(),
+        };
+        let range = self
+            .map
+            .range_mut((Bound::Included(start), Bound::Unbounded));
+        for (seen, (hk, e)) in range.enumerate() {
+            if seen >= budget && last_hash != Some(hk.hash) {
+                next = hk.hash;
+                break;
+            }
+            last_hash = Some(hk.hash);
+            if e.expire_at.is_some_and(|t| t <= now_ms) {
+                dead.push(hk.clone());
+                continue;
+            }
+            visit(hk, e);
+        }
+        for hk in dead {
+            self.map.remove(&hk);
+            self.volatile.remove(&hk);
+            *expired += 1;
+        }
+        next
+    }
+
     /// Every live key (KEYS), in hash order.
     pub fn for_each_live(&self, now_ms: u64, mut visit: impl FnMut(&HKey, &Entry)) {
         for (hk, e) in &self.map {
-            if !e.expire_at.is_some_and(|t| t <= now_ms) {
+            if e.expire_at.is_none_or(|t| t > now_ms) {
                 visit(hk, e);
             }
         }
@@ -218,7 +274,7 @@ impl Db {
         }
         self.map
             .iter()
-            .find(|(_, e)| !e.expire_at.is_some_and(|t| t <= now_ms))
+            .find(|(_, e)| e.expire_at.is_none_or(|t| t > now_ms))
             .map(|(hk, _)| hk.key.clone())
     }
 

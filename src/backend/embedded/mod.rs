@@ -43,6 +43,15 @@ pub struct State {
     /// Expired keys removed lazily or actively during the current command/cycle, folded into
     /// [`Stats`] after the lock is released.
     pending_expired: u64,
+    /// Redis's maxmemory-policy name (OBJECT FREQ/IDLETIME depend on whether it is LFU).
+    pub maxmemory_policy: String,
+}
+
+impl State {
+    /// Is an LFU maxmemory policy selected (Redis's MAXMEMORY_FLAG_LFU)?
+    pub fn lfu_policy(&self) -> bool {
+        self.maxmemory_policy.ends_with("-lfu")
+    }
 }
 
 /// The embedded engine.
@@ -145,11 +154,17 @@ impl Engine {
                 dbs: (0..config.databases).map(|_| Db::default()).collect(),
                 dirty: 0,
                 pending_expired: 0,
+                maxmemory_policy: config.maxmemory_policy.clone(),
             }),
             stats: Stats::default(),
             last_save: AtomicU64::new(unix_ms() / 1000),
             hz: config.hz,
         }
+    }
+
+    /// CONFIG SET maxmemory-policy.
+    pub fn set_maxmemory_policy(&self, policy: &str) {
+        self.state.lock().maxmemory_policy = policy.to_ascii_lowercase();
     }
 
     pub fn databases(&self) -> usize {
@@ -190,10 +205,14 @@ impl Engine {
             self.stats.keyspace_hits.fetch_add(hits, Ordering::Relaxed);
         }
         if misses > 0 {
-            self.stats.keyspace_misses.fetch_add(misses, Ordering::Relaxed);
+            self.stats
+                .keyspace_misses
+                .fetch_add(misses, Ordering::Relaxed);
         }
         if expired > 0 {
-            self.stats.expired_keys.fetch_add(expired, Ordering::Relaxed);
+            self.stats
+                .expired_keys
+                .fetch_add(expired, Ordering::Relaxed);
         }
     }
 
@@ -234,7 +253,9 @@ impl Engine {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let Some(engine) = engine.upgrade() else { break };
+                let Some(engine) = engine.upgrade() else {
+                    break;
+                };
                 engine.active_expire_cycle();
             }
         })

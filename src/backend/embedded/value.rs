@@ -23,13 +23,14 @@ impl Value {
     /// A string value stored by SET-like commands, with the encoding Redis's
     /// tryObjectEncoding would pick.
     pub fn string(data: Bytes) -> Value {
-        let encoding = if data.len() <= 20 && crate::backend::embedded::num::parse_i64(&data).is_some() {
-            StrEncoding::Int
-        } else if data.len() <= 44 {
-            StrEncoding::Embstr
-        } else {
-            StrEncoding::Raw
-        };
+        let encoding =
+            if data.len() <= 20 && crate::backend::embedded::num::parse_i64(&data).is_some() {
+                StrEncoding::Int
+            } else if data.len() <= 44 {
+                StrEncoding::Embstr
+            } else {
+                StrEncoding::Raw
+            };
         Value::Str { data, encoding }
     }
 
@@ -55,6 +56,36 @@ impl Value {
                 StrEncoding::Embstr => "embstr",
                 StrEncoding::Raw => "raw",
             },
+        }
+    }
+
+    /// A deep copy (COPY's dupStringObject): never shares buffers with the original.
+    pub fn duplicate(&self) -> Value {
+        match self {
+            Value::Str { data, encoding } => Value::Str {
+                data: Bytes::copy_from_slice(data),
+                encoding: *encoding,
+            },
+        }
+    }
+
+    /// Address of a string's bytes (identifies one stored value; see
+    /// [`super::db::Entry::private_copy`]).
+    pub fn data_addr(&self) -> Option<usize> {
+        self.as_str().map(|d| d.as_ptr() as usize)
+    }
+
+    /// Would Redis hold this value as one of its shared integer objects (0..10000, stored
+    /// with refcount INT_MAX)? Only values created by SET-like commands; see
+    /// [`super::db::Entry::private_copy`] for COPY's private duplicates.
+    pub fn is_shared_integer(&self) -> bool {
+        match self {
+            Value::Str {
+                data,
+                encoding: StrEncoding::Int,
+            } => crate::backend::embedded::num::parse_i64(data)
+                .is_some_and(|v| (0..10_000).contains(&v)),
+            _ => false,
         }
     }
 

@@ -1,0 +1,205 @@
+use super::*;
+use rand::{Rng, SeedableRng};
+
+fn parse_all(input: &[u8]) -> Result<Vec<Vec<Vec<u8>>>, ParseError> {
+    let mut p = RequestParser::new(ParserLimits::default());
+    p.buffer_mut().extend_from_slice(input);
+    let mut out = Vec::new();
+    while let Some(cmd) = p.next_command()? {
+        out.push(cmd.iter().map(|a| a.to_vec()).collect());
+    }
+    Ok(out)
+}
+
+fn args(v: &[&str]) -> Vec<Vec<u8>> {
+    v.iter().map(|s| s.as_bytes().to_vec()).collect()
+}
+
+#[test]
+fn multibulk_pipeline() {
+    let got = parse_all(b"*1\r\n$4\r\nPING\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n").unwrap();
+    assert_eq!(got, vec![args(&["PING"]), args(&["SET", "k", ""])]);
+}
+
+#[test]
+fn empty_multibulk_is_skipped() {
+    let got = parse_all(b"*0\r\n*-1\r\n*-5\r\n*1\r\n$4\r\nPING\r\n").unwrap();
+    assert_eq!(got, vec![args(&["PING"])]);
+}
+
+#[test]
+fn every_split_point_gives_the_same_commands() {
+    let input: &[u8] = b"*2\r\n$3\r\nGET\r\n$5\r\nhello\r\nSET a \"b c\"\r\n*1\r\n$4\r\nPING\r\n";
+    let want = parse_all(input).unwrap();
+    for split in 0..input.len() {
+        let mut p = RequestParser::new(ParserLimits::default());
+        let mut got = Vec::new();
+        for chunk in [&input[..split], &input[split..]] {
+            p.buffer_mut().extend_from_slice(chunk);
+            while let Some(cmd) = p.next_command().unwrap() {
+                got.push(cmd.iter().map(|a| a.to_vec()).collect::<Vec<_>>());
+            }
+        }
+        assert_eq!(got, want, "split at {split}");
+    }
+    // Byte by byte.
+    let mut p = RequestParser::new(ParserLimits::default());
+    let mut got = Vec::new();
+    for b in input {
+        p.buffer_mut().extend_from_slice(&[*b]);
+        while let Some(cmd) = p.next_command().unwrap() {
+            got.push(cmd.iter().map(|a| a.to_vec()).collect::<Vec<_>>());
+        }
+    }
+    assert_eq!(got, want);
+}
+
+#[test]
+fn protocol_errors_use_redis_texts() {
+    let cases: &[(&[u8], &str)] = &[
+        (b"*abc\r\n", "ERR Protocol error: invalid multibulk length"),
+        (
+            b"*99999999999999999999\r\n",
+            "ERR Protocol error: invalid multibulk length",
+        ),
+        (
+            b"*2000000\r\n",
+            "ERR Protocol error: invalid multibulk length",
+        ),
+        (b"*1\r\n$-1\r\n", "ERR Protocol error: invalid bulk length"),
+        (
+            b"*1\r\n$1099511627776\r\n",
+            "ERR Protocol error: invalid bulk length",
+        ),
+        (b"*1\r\n$x\r\n", "ERR Protocol error: invalid bulk length"),
+        (
+            b"*1\r\n+PING\r\n",
+            "ERR Protocol error: expected '$', got '+'",
+        ),
+        (
+            b"SET a \"b\r\n",
+            "ERR Protocol error: unbalanced quotes in request",
+        ),
+        (
+            b"SET a \"b\"c\r\n",
+            "ERR Protocol error: unbalanced quotes in request",
+        ),
+        (
+            b"SET a 'b\r\n",
+            "ERR Protocol error: unbalanced quotes in request",
+        ),
+    ];
+    for (input, text) in cases {
+        let err = parse_all(input).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            *text,
+            "input {:?}",
+            String::from_utf8_lossy(input)
+        );
+    }
+}
+
+#[test]
+fn long_lines_without_newline_are_refused() {
+    let err = parse_all(&vec![b'a'; 70 * 1024]).unwrap_err();
+    assert_eq!(err, ParseError::TooBigInline);
+    let mut mb = b"*".to_vec();
+    mb.extend(vec![b'1'; 70 * 1024]);
+    assert_eq!(
+        parse_all(&mb).unwrap_err(),
+        ParseError::TooBigMultibulkCount
+    );
+    let mut b = b"*1\r\n$".to_vec();
+    b.extend(vec![b'1'; 70 * 1024]);
+    assert_eq!(parse_all(&b).unwrap_err(), ParseError::TooBigBulkCount);
+}
+
+#[test]
+fn limits_are_configurable() {
+    let limits = ParserLimits {
+        max_bulk_len: 4,
+        max_args: 2,
+        max_query_buffer: 100,
+        max_inline_len: 10,
+    };
+    let mut p = RequestParser::new(limits.clone());
+    p.buffer_mut().extend_from_slice(b"*3\r\n");
+    assert_eq!(
+        p.next_command().unwrap_err(),
+        ParseError::InvalidMultibulkLength
+    );
+    let mut p = RequestParser::new(limits.clone());
+    p.buffer_mut().extend_from_slice(b"*1\r\n$5\r\n");
+    assert_eq!(p.next_command().unwrap_err(), ParseError::InvalidBulkLength);
+    let mut p = RequestParser::new(limits);
+    p.buffer_mut().extend_from_slice(&[b'*'; 101]);
+    assert_eq!(p.next_command().unwrap_err(), ParseError::QueryBufferLimit);
+}
+
+#[test]
+fn inline_quoting_like_redis() {
+    let got = parse_all(b"set k \"a\\x41\\n\\\"q\" 'it\\'s' plain\r\n").unwrap();
+    assert_eq!(
+        got,
+        vec![vec![
+            b"set".to_vec(),
+            b"k".to_vec(),
+            b"aA\n\"q".to_vec(),
+            b"it's".to_vec(),
+            b"plain".to_vec()
+        ]]
+    );
+    assert_eq!(
+        parse_all(b"\r\n\n   \r\nPING\n").unwrap(),
+        vec![args(&["PING"])]
+    );
+    assert_eq!(
+        parse_all(b"a\"b c\"d e\n").unwrap_err(),
+        ParseError::UnbalancedQuotes
+    );
+    assert_eq!(
+        parse_all(b"a\"b c\" e\n").unwrap(),
+        vec![args(&["ab c", "e"])]
+    );
+}
+
+#[test]
+fn big_bulk_declared_but_not_sent_does_not_allocate_it() {
+    let mut p = RequestParser::new(ParserLimits::default());
+    p.buffer_mut().extend_from_slice(b"*1\r\n$500000000\r\nabc");
+    assert_eq!(p.next_command().unwrap(), None);
+    assert!(p.buf.capacity() < 1 << 20, "capacity {}", p.buf.capacity());
+}
+
+#[test]
+fn random_bytes_in_random_chunks_never_panic() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let alphabet = b"*$\r\n0123456789-abc \"'\\x";
+    for _ in 0..2000 {
+        let len = rng.random_range(0..200);
+        let input: Vec<u8> = (0..len)
+            .map(|_| {
+                if rng.random_bool(0.7) {
+                    alphabet[rng.random_range(0..alphabet.len())]
+                } else {
+                    rng.random()
+                }
+            })
+            .collect();
+        let mut p = RequestParser::new(ParserLimits::default());
+        let mut pos = 0;
+        'feed: while pos < input.len() {
+            let n = rng.random_range(1..=8).min(input.len() - pos);
+            p.buffer_mut().extend_from_slice(&input[pos..pos + n]);
+            pos += n;
+            loop {
+                match p.next_command() {
+                    Ok(Some(cmd)) => assert!(!cmd.is_empty()),
+                    Ok(None) => break,
+                    Err(_) => break 'feed,
+                }
+            }
+        }
+    }
+}

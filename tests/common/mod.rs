@@ -1,0 +1,4 @@
+#![allow(dead_code)]
+pub mod redis_server;
+pub mod resp;
+pub mod respgate;

@@ -1,0 +1,87 @@
+//! A throwaway redis-server for tests: free port, no persistence, killed (by pid) on drop.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::resp::{Conn, Value};
+
+pub struct RedisServer {
+    pub port: u16,
+    child: Child,
+}
+
+impl RedisServer {
+    /// Starts redis-server on a free port and waits until it answers PING.
+    pub fn start() -> RedisServer {
+        // Another process may grab the port between our probe and redis-server's bind,
+        // so a server that exits early is retried on a new port.
+        for _ in 0..10 {
+            let port = free_port();
+            let mut child = match Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+            {
+                Ok(c) => c,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    panic!("redis-server not found: run scripts/test.sh, which installs it")
+                }
+                Err(e) => panic!("spawning redis-server: {e}"),
+            };
+            if wait_ready(&mut child, port) {
+                return RedisServer { port, child };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("could not start redis-server");
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("binding a probe port");
+    l.local_addr().expect("probe port address").port()
+}
+
+/// True once PING answers PONG; false if the server exits or stays silent for 10 s.
+fn wait_ready(child: &mut Child, port: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            let mut c = Conn::connect(&format!("127.0.0.1:{port}"));
+            c.send(&[b"PING"]);
+            if c.try_read()
+                .is_ok_and(|v| v == Value::Simple("PONG".into()))
+            {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
