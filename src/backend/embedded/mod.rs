@@ -7,11 +7,15 @@
 //! [`Reply`], registered by name in one dispatch table.
 
 pub mod db;
+pub mod hash_cmds;
 mod keyspace_cmds;
+pub mod list_cmds;
 pub mod num;
 mod server_cmds;
+pub mod set_cmds;
 mod string_cmds;
 pub mod value;
+pub mod zset_cmds;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -45,6 +49,37 @@ pub struct State {
     pending_expired: u64,
     /// Redis's maxmemory-policy name (OBJECT FREQ/IDLETIME depend on whether it is LFU).
     pub maxmemory_policy: String,
+    /// Encoding thresholds (CONFIG hash-max-listpack-entries ...), read by the collection
+    /// types to pick the encoding OBJECT ENCODING reports.
+    pub tunables: Tunables,
+}
+
+/// Redis's encoding tunables, with Redis 7.0's defaults. They change no behaviour here, only
+/// which encoding name a value reports (and when it converts, as Redis does, one way).
+#[derive(Debug, Clone)]
+pub struct Tunables {
+    pub hash_max_listpack_entries: usize,
+    pub hash_max_listpack_value: usize,
+    pub set_max_intset_entries: usize,
+    pub zset_max_listpack_entries: usize,
+    pub zset_max_listpack_value: usize,
+    /// Negative: a byte limit per node (-2 = 8 KiB); positive: entries per node.
+    pub list_max_listpack_size: i64,
+    pub list_compress_depth: usize,
+}
+
+impl Default for Tunables {
+    fn default() -> Tunables {
+        Tunables {
+            hash_max_listpack_entries: 128,
+            hash_max_listpack_value: 64,
+            set_max_intset_entries: 512,
+            zset_max_listpack_entries: 128,
+            zset_max_listpack_value: 64,
+            list_max_listpack_size: -2,
+            list_compress_depth: 0,
+        }
+    }
 }
 
 impl State {
@@ -135,6 +170,10 @@ fn handlers() -> &'static HashMap<&'static str, Handler> {
         string_cmds::register(&mut t);
         keyspace_cmds::register(&mut t);
         server_cmds::register(&mut t);
+        hash_cmds::register(&mut t);
+        list_cmds::register(&mut t);
+        set_cmds::register(&mut t);
+        zset_cmds::register(&mut t);
         t
     })
 }
@@ -155,6 +194,7 @@ impl Engine {
                 dirty: 0,
                 pending_expired: 0,
                 maxmemory_policy: config.maxmemory_policy.clone(),
+                tunables: Tunables::default(),
             }),
             stats: Stats::default(),
             last_save: AtomicU64::new(unix_ms() / 1000),

@@ -1,7 +1,13 @@
-//! Values stored in the embedded keyspace. Only strings exist so far; the data-model issue
-//! adds hashes, lists, sets, sorted sets and streams as further variants.
+//! Values stored in the embedded keyspace: one variant per Redis type. Strings live here;
+//! each collection type's representation lives next to its commands (`hash_cmds`,
+//! `list_cmds`, `set_cmds`, `zset_cmds`) and is boxed so a `Value` stays small.
 
 use bytes::Bytes;
+
+use super::hash_cmds::HashValue;
+use super::list_cmds::ListValue;
+use super::set_cmds::SetValue;
+use super::zset_cmds::ZSetValue;
 
 /// How a string is held, reported by OBJECT ENCODING as Redis would report it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,6 +23,10 @@ pub enum StrEncoding {
 #[derive(Clone, Debug)]
 pub enum Value {
     Str { data: Bytes, encoding: StrEncoding },
+    Hash(Box<HashValue>),
+    List(Box<ListValue>),
+    Set(Box<SetValue>),
+    ZSet(Box<ZSetValue>),
 }
 
 impl Value {
@@ -46,6 +56,10 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str { .. } => "string",
+            Value::Hash(_) => "hash",
+            Value::List(_) => "list",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -56,6 +70,10 @@ impl Value {
                 StrEncoding::Embstr => "embstr",
                 StrEncoding::Raw => "raw",
             },
+            Value::Hash(h) => h.encoding_name(),
+            Value::List(l) => l.encoding_name(),
+            Value::Set(v) => v.encoding_name(),
+            Value::ZSet(z) => z.encoding_name(),
         }
     }
 
@@ -66,6 +84,7 @@ impl Value {
                 data: Bytes::copy_from_slice(data),
                 encoding: *encoding,
             },
+            other => other.clone(),
         }
     }
 
@@ -89,15 +108,22 @@ impl Value {
         }
     }
 
+    /// Approximate bytes this value costs; O(1) (collections keep their size up to date
+    /// as they change), so it can be recomputed after every write.
     pub fn approx_size(&self) -> usize {
         match self {
             Value::Str { data, .. } => data.len() + 16,
+            Value::Hash(h) => h.mem_size(),
+            Value::List(l) => l.mem_size(),
+            Value::Set(v) => v.mem_size(),
+            Value::ZSet(z) => z.mem_size(),
         }
     }
 
     pub fn as_str(&self) -> Option<&Bytes> {
         match self {
             Value::Str { data, .. } => Some(data),
+            _ => None,
         }
     }
 }
