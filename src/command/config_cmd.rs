@@ -43,6 +43,7 @@ pub fn config(s: &mut Session, argv: &[Bytes]) -> Reply {
             }
             let mut params = s.shared.params.write();
             for (name, value) in accepted {
+                s.shared.engine.apply_config(name, &value);
                 params.apply(name, value);
             }
             Reply::ok()

@@ -2,6 +2,7 @@
 
 pub mod clients;
 mod connection;
+mod params_data;
 pub mod pubsub;
 pub mod session;
 pub mod stats;

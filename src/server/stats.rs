@@ -114,62 +114,20 @@ impl CommandStats {
 
 /// How a CONFIG parameter's value is checked on CONFIG SET.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Int,
     Memory,
     YesNo,
     Text,
+    /// One of a fixed set of words (case-insensitive, stored lowercase).
+    OneOf(&'static [&'static str]),
     /// Shown by CONFIG GET, refused by CONFIG SET.
     Immutable,
+    /// Redis refuses these at runtime unless enable-protected-configs is set.
+    Protected,
 }
 
-/// The parameters CONFIG GET lists and their Redis 7 defaults: the ones clients and tools
-/// (redis-benchmark, StackExchange.Redis, redis-cli) ask for, plus those respgate applies.
-const PARAMS: &[(&str, &str, Kind)] = &[
-    ("activedefrag", "no", Kind::YesNo),
-    ("appendfsync", "everysec", Kind::Text),
-    ("appendonly", "no", Kind::YesNo),
-    ("bind", "", Kind::Immutable),
-    ("busy-reply-threshold", "5000", Kind::Int),
-    ("client-query-buffer-limit", "", Kind::Immutable),
-    ("cluster-enabled", "no", Kind::Immutable),
-    ("daemonize", "no", Kind::Immutable),
-    ("databases", "16", Kind::Immutable),
-    ("dbfilename", "dump.rdb", Kind::Text),
-    ("hash-max-listpack-entries", "128", Kind::Int),
-    ("hash-max-listpack-value", "64", Kind::Int),
-    ("hz", "10", Kind::Int),
-    ("io-threads", "1", Kind::Immutable),
-    ("latency-monitor-threshold", "0", Kind::Int),
-    ("lazyfree-lazy-user-flush", "no", Kind::YesNo),
-    ("lfu-decay-time", "1", Kind::Int),
-    ("lfu-log-factor", "10", Kind::Int),
-    ("list-compress-depth", "0", Kind::Int),
-    ("list-max-listpack-size", "-2", Kind::Int),
-    ("loglevel", "notice", Kind::Text),
-    ("lua-time-limit", "5000", Kind::Int),
-    ("maxclients", "10000", Kind::Int),
-    ("maxmemory", "0", Kind::Memory),
-    ("maxmemory-policy", "noeviction", Kind::Text),
-    ("maxmemory-samples", "5", Kind::Int),
-    ("notify-keyspace-events", "", Kind::Text),
-    ("port", "6379", Kind::Immutable),
-    ("proto-max-bulk-len", "", Kind::Immutable),
-    ("protected-mode", "no", Kind::YesNo),
-    ("replica-read-only", "yes", Kind::YesNo),
-    ("requirepass", "", Kind::Text),
-    ("save", "", Kind::Text),
-    ("set-max-intset-entries", "512", Kind::Int),
-    ("slave-read-only", "yes", Kind::YesNo),
-    ("slowlog-log-slower-than", "10000", Kind::Int),
-    ("slowlog-max-len", "128", Kind::Int),
-    ("stream-node-max-bytes", "4096", Kind::Int),
-    ("stream-node-max-entries", "100", Kind::Int),
-    ("tcp-keepalive", "300", Kind::Int),
-    ("timeout", "0", Kind::Int),
-    ("zset-max-listpack-entries", "128", Kind::Int),
-    ("zset-max-listpack-value", "64", Kind::Int),
-];
+use super::params_data::PARAMS;
 
 /// Current CONFIG parameter values, with the ones respgate acts on also kept typed.
 pub struct Params {
@@ -188,7 +146,7 @@ pub enum ParamError {
     )]
     Immutable(String),
     #[error("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")]
-    Invalid { name: String, why: &'static str },
+    Invalid { name: String, why: String },
 }
 
 impl Params {
@@ -256,33 +214,44 @@ impl Params {
             ));
         };
         let v = String::from_utf8_lossy(value).into_owned();
-        let invalid = |why| ParamError::Invalid {
+        let invalid = |why: String| ParamError::Invalid {
             name: pname.to_string(),
             why,
         };
         let canonical = match kind {
             Kind::Immutable => return Err(ParamError::Immutable(pname.to_string())),
+            Kind::Protected => return Err(invalid("can't set protected config".into())),
             Kind::Int => v
                 .parse::<i64>()
-                .map_err(|_| invalid("argument couldn't be parsed into an integer"))?
+                .map_err(|_| invalid("argument couldn't be parsed into an integer".into()))?
                 .to_string(),
             Kind::Memory => parse_size(&v)
-                .map_err(|_| invalid("argument must be a memory value"))?
+                .map_err(|_| invalid("argument must be a memory value".into()))?
                 .to_string(),
             Kind::YesNo => match v.to_ascii_lowercase().as_str() {
                 "yes" | "no" => v.to_ascii_lowercase(),
-                _ => return Err(invalid("argument must be 'yes' or 'no'")),
+                _ => return Err(invalid("argument must be 'yes' or 'no'".into())),
             },
             Kind::Text => v,
+            Kind::OneOf(words) => {
+                let lower = v.to_ascii_lowercase();
+                if !words.contains(&lower.as_str()) {
+                    return Err(invalid(format!(
+                        "argument(s) must be one of the following: {}",
+                        words.join(", ")
+                    )));
+                }
+                lower
+            }
         };
         if *pname == "maxclients" && canonical.parse::<i64>().unwrap_or(0) < 1 {
             return Err(invalid(
-                "argument must be between 1 and 4294967295 inclusive",
+                "argument must be between 1 and 4294967295 inclusive".into(),
             ));
         }
         if *pname == "timeout" && canonical.parse::<i64>().unwrap_or(-1) < 0 {
             return Err(invalid(
-                "argument must be between 0 and 2147483647 inclusive",
+                "argument must be between 0 and 2147483647 inclusive".into(),
             ));
         }
         Ok((pname, canonical))
@@ -295,6 +264,50 @@ impl Params {
             "timeout" => self.timeout_secs = value.parse().unwrap_or(self.timeout_secs),
             _ => {}
         }
+        // Redis keeps one value under two names (old `slave`/`ziplist` spellings); setting
+        // either must show under both.
+        if let Some(twin) = alias_twin(name) {
+            self.values.insert(twin, value.clone());
+        }
         self.values.insert(name, value);
     }
+}
+
+/// Pairs of names Redis 7.0 treats as one parameter (alias, canonical).
+const ALIASES: &[(&str, &str)] = &[
+    ("slave-read-only", "replica-read-only"),
+    ("slave-serve-stale-data", "replica-serve-stale-data"),
+    ("slave-ignore-maxmemory", "replica-ignore-maxmemory"),
+    ("slave-lazy-flush", "replica-lazy-flush"),
+    ("slave-priority", "replica-priority"),
+    ("slave-announce-ip", "replica-announce-ip"),
+    ("slave-announce-port", "replica-announce-port"),
+    ("repl-ping-slave-period", "repl-ping-replica-period"),
+    (
+        "cluster-slave-validity-factor",
+        "cluster-replica-validity-factor",
+    ),
+    ("cluster-slave-no-failover", "cluster-replica-no-failover"),
+    ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
+    ("hash-max-ziplist-value", "hash-max-listpack-value"),
+    ("list-max-ziplist-size", "list-max-listpack-size"),
+    ("zset-max-ziplist-entries", "zset-max-listpack-entries"),
+    ("zset-max-ziplist-value", "zset-max-listpack-value"),
+    ("slaveof", "replicaof"),
+    ("min-slaves-to-write", "min-replicas-to-write"),
+    ("min-slaves-max-lag", "min-replicas-max-lag"),
+];
+
+/// The other name of an aliased parameter, as stored in [`PARAMS`].
+fn alias_twin(name: &str) -> Option<&'static str> {
+    ALIASES.iter().find_map(|(a, c)| {
+        let twin = if *a == name {
+            *c
+        } else if *c == name {
+            *a
+        } else {
+            return None;
+        };
+        PARAMS.iter().map(|(n, _, _)| *n).find(|n| *n == twin)
+    })
 }

@@ -207,6 +207,34 @@ impl Engine {
         self.state.lock().maxmemory_policy = policy.to_ascii_lowercase();
     }
 
+    /// Applies a CONFIG SET parameter the engine acts on (already validated by the
+    /// parameter table); others are ignored here.
+    pub fn apply_config(&self, name: &str, value: &str) {
+        let num = || value.parse::<i64>().unwrap_or(0);
+        let size = || num().max(0) as usize;
+        let mut state = self.state.lock();
+        let t = &mut state.tunables;
+        match name {
+            "maxmemory-policy" => state.maxmemory_policy = value.to_ascii_lowercase(),
+            "hash-max-listpack-entries" | "hash-max-ziplist-entries" => {
+                t.hash_max_listpack_entries = size()
+            }
+            "hash-max-listpack-value" | "hash-max-ziplist-value" => {
+                t.hash_max_listpack_value = size()
+            }
+            "set-max-intset-entries" => t.set_max_intset_entries = size(),
+            "zset-max-listpack-entries" | "zset-max-ziplist-entries" => {
+                t.zset_max_listpack_entries = size()
+            }
+            "zset-max-listpack-value" | "zset-max-ziplist-value" => {
+                t.zset_max_listpack_value = size()
+            }
+            "list-max-listpack-size" | "list-max-ziplist-size" => t.list_max_listpack_size = num(),
+            "list-compress-depth" => t.list_compress_depth = size(),
+            _ => {}
+        }
+    }
+
     pub fn databases(&self) -> usize {
         self.state.lock().dbs.len()
     }
