@@ -849,3 +849,221 @@ fn lmpop(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 fn blmpop(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     lmpop_generic(ctx, argv, 2)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::embedded::{ClientView, Engine};
+    use crate::config::EmbeddedConfig;
+    use crate::protocol::Protocol;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn list(items: &[&str]) -> ListValue {
+        ListValue::from_elements(items.iter().map(|s| b(s)))
+    }
+
+    fn items(l: &ListValue) -> Vec<String> {
+        l.iter()
+            .map(|x| String::from_utf8_lossy(x).into_owned())
+            .collect()
+    }
+
+    fn run(e: &Engine, args: &[&str]) -> Reply {
+        let argv: Vec<Bytes> = args.iter().map(|a| b(a)).collect();
+        let spec = crate::command::table::lookup(args[0].as_bytes()).expect("command");
+        let client = ClientView {
+            db: 0,
+            proto: Protocol::Resp2,
+        };
+        e.execute(client, spec, &argv)
+    }
+
+    fn dirty(e: &Engine) -> u64 {
+        e.with_state(|s| s.dirty)
+    }
+
+    #[test]
+    fn push_pop_both_ends_and_payload_tracking() {
+        let mut l = ListValue::new();
+        let empty = l.mem_size();
+        l.push(End::Tail, b("bb"));
+        l.push(End::Head, b("a"));
+        l.push(End::Tail, b("ccc"));
+        assert_eq!(items(&l), ["a", "bb", "ccc"]);
+        assert_eq!(l.payload, 6);
+        assert!(l.mem_size() > empty);
+        assert_eq!(l.pop(End::Tail), Some(b("ccc")));
+        assert_eq!(l.pop(End::Head), Some(b("a")));
+        assert_eq!(l.payload, 2);
+        assert_eq!(l.pop(End::Head), Some(b("bb")));
+        assert_eq!(l.pop(End::Head), None);
+        assert_eq!(l.payload, 0);
+    }
+
+    #[test]
+    fn memory_is_given_back_after_mass_pops() {
+        let mut l = ListValue::from_elements((0..10_000).map(|i| b(&i.to_string())));
+        let full = l.mem_size();
+        while l.len() > 10 {
+            l.pop(End::Head);
+        }
+        assert!(l.mem_size() < full / 10, "{} vs {}", l.mem_size(), full);
+    }
+
+    #[test]
+    fn indexes_ranges_and_clamping() {
+        let mut l = list(&["0", "1", "2", "3", "4"]);
+        assert_eq!(l.get(-1), Some(&b("4")));
+        assert_eq!(l.get(5), None);
+        assert_eq!(l.get(i64::MIN), None);
+        assert_eq!(l.range(i64::MIN, i64::MAX), Some((0, 4)));
+        assert_eq!(l.range(3, 1), None);
+        assert_eq!(l.range(-100, -6), None);
+        assert_eq!(l.range(-100, -5), Some((0, 0)));
+        assert!(l.set(-5, b("zero")));
+        assert!(!l.set(5, b("x")));
+        assert_eq!(l.payload, 8);
+        assert_eq!(l.trim(Some((1, 3))), 2);
+        assert_eq!(items(&l), ["1", "2", "3"]);
+        assert_eq!(l.payload, 3);
+        assert_eq!(l.trim(None), 3);
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn remove_matching_honours_count_direction() {
+        let mut l = list(&["a", "b", "a", "c", "a"]);
+        assert_eq!(l.remove_matching(b"a", -1), 1);
+        assert_eq!(items(&l), ["a", "b", "a", "c"]);
+        assert_eq!(l.remove_matching(b"a", 1), 1);
+        assert_eq!(items(&l), ["b", "a", "c"]);
+        assert_eq!(l.remove_matching(b"a", i64::MIN), 1);
+        assert_eq!(l.remove_matching(b"zz", 0), 0);
+        assert_eq!(l.payload, 2);
+        assert!(l.insert_near(b"c", b("d"), true));
+        assert!(l.insert_near(b"b", b("0"), false));
+        assert!(!l.insert_near(b"nope", b("x"), false));
+        assert_eq!(items(&l), ["0", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn timeouts_follow_redis_long_double_rules() {
+        assert_eq!(parse_timeout_ms(b"0"), Ok(0));
+        assert_eq!(parse_timeout_ms(b"0.01"), Ok(10));
+        assert_eq!(parse_timeout_ms(b"1.5"), Ok(1500));
+        assert_eq!(parse_timeout_ms(b"-0.0001"), Ok(0));
+        assert_eq!(parse_timeout_ms(b"0x10"), Ok(16_000));
+        assert_eq!(
+            parse_timeout_ms(b"9223372036854775"),
+            Ok(9_223_372_036_854_775_000)
+        );
+        let neg = Err(Reply::err(TIMEOUT_NEGATIVE));
+        let bad = Err(Reply::err(TIMEOUT_NOT_FLOAT));
+        for s in [
+            "-1",
+            "inf",
+            "-inf",
+            "1e16",
+            "1e400",
+            "9223372036854776",
+            "0x1p70",
+        ] {
+            assert_eq!(parse_timeout_ms(s.as_bytes()), neg, "{s}");
+        }
+        for s in ["abc", "", " 1", "1 ", "nan", "1e5000", "1e-5000"] {
+            assert_eq!(parse_timeout_ms(s.as_bytes()), bad, "{s}");
+        }
+    }
+
+    #[test]
+    fn blocking_commands_without_data_return_timeout_nulls() {
+        let e = Engine::new(&EmbeddedConfig::default());
+        assert_eq!(run(&e, &["blpop", "a", "b", "0"]), Reply::NullArray);
+        assert_eq!(run(&e, &["brpop", "a", "0"]), Reply::NullArray);
+        assert_eq!(
+            run(&e, &["blmpop", "0", "2", "a", "b", "LEFT"]),
+            Reply::NullArray
+        );
+        assert_eq!(
+            run(&e, &["blmove", "a", "b", "LEFT", "RIGHT", "0"]),
+            Reply::Null
+        );
+        assert_eq!(run(&e, &["brpoplpush", "a", "b", "0"]), Reply::Null);
+        run(&e, &["set", "s", "x"]);
+        // A missing source is a null reply whatever the destination holds.
+        assert_eq!(
+            run(&e, &["blmove", "a", "s", "LEFT", "RIGHT", "0"]),
+            Reply::Null
+        );
+        assert_eq!(
+            run(&e, &["blpop", "a", "s", "0"]),
+            Reply::err(errors::WRONGTYPE)
+        );
+        assert_eq!(dirty(&e), 1);
+        run(&e, &["rpush", "b", "1", "2"]);
+        assert_eq!(
+            run(&e, &["blpop", "a", "b", "0"]),
+            Reply::Array(vec![Reply::Bulk(b("b")), Reply::Bulk(b("1"))])
+        );
+    }
+
+    #[test]
+    fn writes_count_dirty_and_empty_lists_are_deleted() {
+        let e = Engine::new(&EmbeddedConfig::default());
+        assert_eq!(run(&e, &["rpush", "l", "a", "b", "c"]), Reply::Integer(3));
+        assert_eq!(dirty(&e), 3);
+        run(&e, &["lpop", "l", "2"]);
+        assert_eq!(dirty(&e), 5);
+        run(&e, &["lpop", "l", "0"]);
+        run(&e, &["lpushx", "nokey", "a"]);
+        run(&e, &["lrem", "l", "0", "zz"]);
+        assert_eq!(dirty(&e), 5);
+        assert_eq!(
+            run(&e, &["lmove", "l", "m", "LEFT", "RIGHT"]),
+            Reply::Bulk(b("c"))
+        );
+        assert_eq!(dirty(&e), 6);
+        assert_eq!(run(&e, &["exists", "l"]), Reply::Integer(0));
+        assert_eq!(
+            run(&e, &["lmove", "m", "m", "LEFT", "RIGHT"]),
+            Reply::Bulk(b("c"))
+        );
+        assert_eq!(run(&e, &["llen", "m"]), Reply::Integer(1));
+        run(&e, &["ltrim", "m", "1", "0"]);
+        assert_eq!(run(&e, &["exists", "m"]), Reply::Integer(0));
+        assert_eq!(dirty(&e), 8);
+    }
+
+    #[test]
+    fn huge_counts_do_not_allocate_unboundedly() {
+        let e = Engine::new(&EmbeddedConfig::default());
+        run(&e, &["rpush", "l", "a", "b"]);
+        let all = Reply::Array(vec![Reply::Bulk(b("a")), Reply::Bulk(b("b"))]);
+        assert_eq!(
+            run(
+                &e,
+                &["lrange", "l", "-9223372036854775808", "9223372036854775807"]
+            ),
+            all
+        );
+        assert_eq!(run(&e, &["lpop", "l", "9223372036854775807"]), all);
+        run(&e, &["rpush", "l", "a"]);
+        assert_eq!(
+            run(
+                &e,
+                &["lmpop", "1", "l", "LEFT", "COUNT", "4611686018427387904"]
+            ),
+            Reply::Array(vec![
+                Reply::Bulk(b("l")),
+                Reply::Array(vec![Reply::Bulk(b("a"))])
+            ])
+        );
+        assert_eq!(
+            run(&e, &["lmpop", "9223372036854775807", "l", "LEFT"]),
+            Reply::err(errors::SYNTAX)
+        );
+    }
+}
