@@ -100,16 +100,12 @@ impl Session {
             Blocking::Wait {
                 reply,
                 timeout_reply,
-            } => {
-                let deadline = command::table::lookup(&argv[0])
-                    .and_then(|spec| blocking::timeout(spec, &argv))
-                    .map(|d| Instant::now() + d);
-                Some(PendingBlock {
-                    reply,
-                    timeout_reply,
-                    deadline,
-                })
-            }
+                timeout,
+            } => Some(PendingBlock {
+                reply,
+                timeout_reply,
+                deadline: timeout.map(|d| Instant::now() + d),
+            }),
         }
     }
 

@@ -53,8 +53,8 @@ impl Blocked {
     }
 
     /// Is anyone waiting on `key` in `db`?
-    pub fn has_key(&self, db: usize, key: &[u8]) -> bool {
-        !self.by_key.is_empty() && self.by_key.contains_key(&(db, Bytes::copy_from_slice(key)))
+    pub fn has_key(&self, db: usize, key: &Bytes) -> bool {
+        !self.by_key.is_empty() && self.by_key.contains_key(&(db, key.clone()))
     }
 
     pub fn add(&mut self, id: u64, waiter: Waiter) {
@@ -125,17 +125,11 @@ pub fn timeout_arg<'a>(cmd: &CommandSpec, argv: &'a [Bytes]) -> Option<&'a Bytes
     }
 }
 
-/// A blocking command's timeout; None means wait forever (0). The handler has already
-/// validated the argument, so anything unparsable here is treated as forever.
+/// A blocking command's timeout, parsed as Redis does (the handler has already rejected bad
+/// ones); None means wait forever (0).
 pub fn timeout(cmd: &CommandSpec, argv: &[Bytes]) -> Option<std::time::Duration> {
-    let secs: f64 = std::str::from_utf8(timeout_arg(cmd, argv)?)
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    // Redis works in whole milliseconds.
-    let ms = (secs * 1000.0).floor();
-    (ms.is_finite() && ms > 0.0).then(|| std::time::Duration::from_millis(ms as u64))
+    let ms = super::list_cmds::parse_timeout_ms(timeout_arg(cmd, argv)?).ok()?;
+    (ms > 0).then(|| std::time::Duration::from_millis(ms))
 }
 
 /// A reply that means "nothing to serve yet": the handler's timeout answer.

@@ -388,6 +388,8 @@ pub enum Blocking {
     Wait {
         reply: oneshot::Receiver<Reply>,
         timeout_reply: Reply,
+        /// None: wait forever (timeout 0).
+        timeout: Option<Duration>,
     },
 }
 
@@ -465,6 +467,7 @@ impl Batch<'_> {
         Blocking::Wait {
             reply: rx,
             timeout_reply: reply,
+            timeout: blocking::timeout(cmd, argv),
         }
     }
 

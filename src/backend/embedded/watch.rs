@@ -69,11 +69,11 @@ impl Watches {
     }
 
     /// A write modified `key` in `db`: every client watching it will fail its EXEC.
-    pub fn touch(&mut self, db: usize, key: &[u8]) {
+    pub fn touch(&mut self, db: usize, key: &Bytes) {
         if self.by_key.is_empty() {
             return;
         }
-        let slot = (db, Bytes::copy_from_slice(key));
+        let slot = (db, key.clone());
         if let Some(ids) = self.by_key.get(&slot) {
             for id in ids {
                 if let Some(c) = self.by_client.get_mut(id) {
