@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::Shared;
 use super::clients::ClientHandle;
-use crate::backend::embedded::{Batch, Blocking, ClientView, blocking};
+use crate::backend::embedded::{Batch, Blocking, ClientView, blocking, in_place, scripting};
 use crate::command::transaction::{self, Multi};
 use crate::command::{self, CommandSpec, table};
 use crate::protocol::{Protocol, Reply, errors};
@@ -177,6 +177,9 @@ impl Session {
         {
             return self.reject(name, command::pubsub::subscriber_mode_error(spec.name));
         }
+        if !effective.has(table::flags::ALLOW_BUSY) && self.shared.engine.script_run.busy() {
+            return self.reject(name, Reply::err(scripting::BUSY));
+        }
         if let Some(m) = self.multi.as_mut()
             && !transaction::runs_immediately(spec.name)
         {
@@ -250,6 +253,13 @@ impl Session {
         };
         if spec.has(table::flags::BLOCKING) && blocking::timeout_arg(spec, argv).is_some() {
             return engine.batch().execute_blocking(view, self.id, spec, argv);
+        }
+        if scripting::handles(spec.name) {
+            // SCRIPT KILL must not wait for the engine lock: the running script holds it.
+            if spec.name == "script" && argv[1].eq_ignore_ascii_case(b"kill") && argv.len() == 2 {
+                return Blocking::Done(engine.script_run.kill());
+            }
+            return Blocking::Done(in_place(|| engine.execute(view, spec, argv)));
         }
         Blocking::Done(engine.execute(view, spec, argv))
     }

@@ -12,6 +12,7 @@ pub mod hash_cmds;
 mod keyspace_cmds;
 pub mod list_cmds;
 pub mod num;
+pub mod scripting;
 mod server_cmds;
 pub mod set_cmds;
 mod string_cmds;
@@ -105,6 +106,11 @@ pub struct Engine {
     hz: u32,
     /// Number of databases (fixed at start; read without the lock by SELECT).
     databases: usize,
+    /// The Lua VM and script cache. Only taken while holding the state lock, so it never
+    /// contends and cannot deadlock.
+    scripting: Mutex<Option<scripting::Scripting>>,
+    /// The running script, visible to other clients while it holds the state lock.
+    pub script_run: std::sync::Arc<scripting::ScriptRun>,
 }
 
 /// Per-connection state the engine needs: the selected database and protocol.
@@ -187,6 +193,16 @@ fn handlers() -> &'static HashMap<&'static str, Handler> {
     })
 }
 
+/// Runs `f`, which may block for long, without stalling the other tasks of this tokio
+/// worker (on a multi-thread runtime; elsewhere it simply runs).
+pub fn in_place<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// Milliseconds since the unix epoch.
 pub fn unix_ms() -> u64 {
     SystemTime::now()
@@ -211,12 +227,14 @@ impl Engine {
             last_save: AtomicU64::new(unix_ms() / 1000),
             hz: config.hz,
             databases: config.databases,
+            scripting: Mutex::new(None),
+            script_run: Default::default(),
         }
     }
 
     /// CONFIG SET maxmemory-policy.
     pub fn set_maxmemory_policy(&self, policy: &str) {
-        self.state.lock().maxmemory_policy = policy.to_ascii_lowercase();
+        self.lock_state().maxmemory_policy = policy.to_ascii_lowercase();
     }
 
     /// Applies a CONFIG SET parameter the engine acts on (already validated by the
@@ -224,7 +242,7 @@ impl Engine {
     pub fn apply_config(&self, name: &str, value: &str) {
         let num = || value.parse::<i64>().unwrap_or(0);
         let size = || num().max(0) as usize;
-        let mut state = self.state.lock();
+        let mut state = self.lock_state();
         let t = &mut state.tunables;
         match name {
             "maxmemory-policy" => state.maxmemory_policy = value.to_ascii_lowercase(),
@@ -243,6 +261,10 @@ impl Engine {
             }
             "list-max-listpack-size" | "list-max-ziplist-size" => t.list_max_listpack_size = num(),
             "list-compress-depth" => t.list_compress_depth = size(),
+            "busy-reply-threshold" | "lua-time-limit" => self
+                .script_run
+                .threshold_ms
+                .store(num().max(0) as u64, Ordering::Relaxed),
             _ => {}
         }
     }
@@ -253,7 +275,7 @@ impl Engine {
 
     /// Does the engine implement this command?
     pub fn supports(&self, name: &str) -> bool {
-        handlers().contains_key(name)
+        handlers().contains_key(name) || scripting::handles(name)
     }
 
     /// Runs one command atomically. `cmd` has passed the table's arity check.
@@ -261,11 +283,22 @@ impl Engine {
         self.batch().execute(client, cmd, argv)
     }
 
+    /// The engine lock. A script may hold it for long: meanwhile the waiting thread hands
+    /// its tokio worker's other connections to another thread, so they still get BUSY and
+    /// SCRIPT KILL still gets in.
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        match self.state.try_lock() {
+            Some(guard) => guard,
+            None if self.script_run.running() => in_place(|| self.state.lock()),
+            None => self.state.lock(),
+        }
+    }
+
     /// Takes the engine lock for one or more commands (EXEC runs its whole queue in one).
     pub fn batch(&self) -> Batch<'_> {
         Batch {
             engine: self,
-            state: self.state.lock(),
+            state: self.lock_state(),
             hits: 0,
             misses: 0,
             ready: VecDeque::new(),
@@ -275,13 +308,13 @@ impl Engine {
     /// A blocked client timed out, disconnected or was reset: stop waiting. Returns false if
     /// it was no longer waiting (it was served meanwhile; its reply is in its channel).
     pub fn cancel_block(&self, client_id: u64) -> bool {
-        self.state.lock().blocked.remove(client_id).is_some()
+        self.lock_state().blocked.remove(client_id).is_some()
     }
 
     /// CLIENT UNBLOCK: ends a client's wait as if it timed out, or with Redis's UNBLOCKED
     /// error. Returns whether the client was blocked.
     pub fn unblock(&self, client_id: u64, with_error: bool) -> bool {
-        let Some(w) = self.state.lock().blocked.remove(client_id) else {
+        let Some(w) = self.lock_state().blocked.remove(client_id) else {
             return false;
         };
         let reply = if with_error {
@@ -295,7 +328,7 @@ impl Engine {
 
     /// WATCH: remembers the keys (and whether each holds a live value now).
     pub fn watch(&self, client_id: u64, db: usize, watch_keys: &[Bytes]) {
-        let mut guard = self.state.lock();
+        let mut guard = self.lock_state();
         let State { dbs, watched, .. } = &mut *guard;
         let Some(d) = dbs.get(db) else {
             return;
@@ -308,12 +341,12 @@ impl Engine {
 
     /// UNWATCH (also on EXEC, DISCARD, RESET and disconnect).
     pub fn unwatch(&self, client_id: u64) {
-        self.state.lock().watched.unwatch(client_id);
+        self.lock_state().watched.unwatch(client_id);
     }
 
     /// INFO clients' blocked_clients.
     pub fn blocked_clients(&self) -> usize {
-        self.state.lock().blocked.len()
+        self.lock_state().blocked.len()
     }
 
     fn count(&self, hits: u64, misses: u64, expired: u64) {
@@ -334,7 +367,7 @@ impl Engine {
 
     /// Runs under the lock with access to all state (INFO keyspace, memory).
     pub fn with_state<T>(&self, f: impl FnOnce(&State) -> T) -> T {
-        f(&self.state.lock())
+        f(&self.lock_state())
     }
 
     /// One active expiry cycle over every database: sample 20 keys with TTLs, repeat while
@@ -345,7 +378,12 @@ impl Engine {
         let budget = Duration::from_micros(250_000 / self.hz.max(1) as u64);
         let start = std::time::Instant::now();
         let mut total = 0;
-        let mut state = self.state.lock();
+        // Never wait behind a running script: the next cycle will do.
+        let mut state = match self.state.try_lock() {
+            Some(guard) => guard,
+            None if self.script_run.running() => return,
+            None => self.state.lock(),
+        };
         let now = unix_ms();
         for db in state.dbs.iter_mut() {
             loop {
@@ -408,12 +446,16 @@ pub struct Batch<'a> {
 impl Batch<'_> {
     /// Runs one command; `cmd` has passed the table's arity check.
     pub fn execute(&mut self, client: ClientView, cmd: &CommandSpec, argv: &[Bytes]) -> Reply {
-        let Some(handler) = handlers().get(cmd.name) else {
-            return Reply::err(crate::protocol::errors::unknown_command(argv));
-        };
         if client.db >= self.state.dbs.len() {
             return Reply::err(crate::protocol::errors::DB_INDEX);
         }
+        if scripting::handles(cmd.name) {
+            // Each redis.call inside does its own dirty/watch/wake-up bookkeeping.
+            return scripting::run(self, client, cmd, argv);
+        }
+        let Some(handler) = handlers().get(cmd.name) else {
+            return Reply::err(crate::protocol::errors::unknown_command(argv));
+        };
         let before = self.state.dirty;
         let flushed_watchers = self.watchers_of_flush(client.db, cmd.name, argv);
         let reply = self.run(*handler, client, argv);

@@ -1,0 +1,286 @@
+//! The libraries Redis gives scripts besides Lua's own: `cjson` (encode/decode with lua-cjson's
+//! output rules), `bit` (LuaBitOp on 32-bit integers) and `redis.sha1hex`.
+
+use mlua::{Lua, Table, Value, Variadic};
+use sha1::{Digest, Sha1};
+
+use super::format_lua_number;
+
+/// Lowercase hex SHA-1, as EVALSHA names scripts.
+pub fn sha1_hex(data: &[u8]) -> String {
+    let digest = Sha1::digest(data);
+    let mut out = String::with_capacity(40);
+    for b in digest.iter() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// Installs `cjson` and `bit` into the globals.
+pub fn install(lua: &Lua) -> mlua::Result<()> {
+    let globals = lua.globals();
+    let cjson = lua.create_table()?;
+    cjson.raw_set(
+        "encode",
+        lua.create_function(|lua, v: Value| match encode(&v, 0) {
+            Ok(s) => Ok(Value::String(lua.create_string(s)?)),
+            Err(e) => Err(positioned(e)),
+        })?,
+    )?;
+    cjson.raw_set(
+        "decode",
+        lua.create_function(|lua, s: Value| {
+            let Value::String(s) = s else {
+                return Err(positioned(
+                    "bad argument #1 to 'decode' (string expected)".into(),
+                ));
+            };
+            match serde_json::from_slice::<serde_json::Value>(&s.as_bytes()) {
+                Ok(j) => json_to_lua(lua, &j, 0),
+                Err(e) => Err(positioned(format!(
+                    "Expected value but found invalid token ({e})"
+                ))),
+            }
+        })?,
+    )?;
+    // cjson.null is the NULL light userdata, as in lua-cjson.
+    cjson.raw_set("null", null())?;
+    globals.raw_set("cjson", cjson)?;
+    globals.raw_set("bit", bit_library(lua)?)?;
+    Ok(())
+}
+
+/// lua-cjson refuses arrays with holes past this ratio (encode_sparse_ratio 2, safe 10).
+fn array_len(t: &Table) -> Result<Option<usize>, String> {
+    let mut max = 0usize;
+    let mut count = 0usize;
+    for (k, _) in t.pairs::<Value, Value>().flatten() {
+        let idx = match k {
+            Value::Integer(i) if i >= 1 => i as usize,
+            Value::Number(n) if n >= 1.0 && n.fract() == 0.0 && n < 1e15 => n as usize,
+            _ => return Ok(None),
+        };
+        max = max.max(idx);
+        count += 1;
+    }
+    if max > 10 && max > count * 2 {
+        return Err("Cannot serialise table: excessively sparse array".into());
+    }
+    Ok(Some(max))
+}
+
+/// cjson errors: shown with the script's position, as Redis shows them.
+fn positioned(msg: String) -> mlua::Error {
+    mlua::Error::external(super::Raised {
+        msg,
+        positioned: true,
+    })
+}
+
+fn null() -> Value {
+    Value::LightUserData(mlua::LightUserData(std::ptr::null_mut()))
+}
+
+const MAX_JSON_DEPTH: usize = 1000;
+
+fn encode(v: &Value, depth: usize) -> Result<String, String> {
+    if depth > MAX_JSON_DEPTH {
+        return Err("Cannot serialise, excessive nesting (1001)".into());
+    }
+    Ok(match v {
+        Value::Nil => "null".into(),
+        Value::Boolean(b) => b.to_string(),
+        Value::LightUserData(p) if p.0.is_null() => "null".into(),
+        Value::Integer(i) => i.to_string(),
+        Value::Number(n) => {
+            if n.is_nan() || n.is_infinite() {
+                return Err("Cannot serialise number: must not be NaN or Inf".into());
+            }
+            format_lua_number(*n)
+        }
+        Value::String(s) => quote(&s.as_bytes()),
+        Value::Table(t) => match array_len(t)? {
+            Some(n) if n > 0 => {
+                let mut out = String::from("[");
+                for i in 1..=n {
+                    if i > 1 {
+                        out.push(',');
+                    }
+                    let item = t.raw_get::<Value>(i).unwrap_or(Value::Nil);
+                    out.push_str(&encode(&item, depth + 1)?);
+                }
+                out.push(']');
+                out
+            }
+            _ => {
+                let mut out = String::from("{");
+                let mut first = true;
+                for (k, item) in t.pairs::<Value, Value>().flatten() {
+                    let key = match &k {
+                        Value::String(s) => quote(&s.as_bytes()),
+                        Value::Integer(i) => format!("\"{i}\""),
+                        Value::Number(n) => format!("\"{}\"", format_lua_number(*n)),
+                        other => {
+                            return Err(format!(
+                                "Cannot serialise {}: table key must be a number or string",
+                                other.type_name()
+                            ));
+                        }
+                    };
+                    if !first {
+                        out.push(',');
+                    }
+                    first = false;
+                    out.push_str(&key);
+                    out.push(':');
+                    out.push_str(&encode(&item, depth + 1)?);
+                }
+                out.push('}');
+                out
+            }
+        },
+        other => {
+            return Err(format!(
+                "Cannot serialise {}: type not supported",
+                other.type_name()
+            ));
+        }
+    })
+}
+
+/// A JSON string as lua-cjson writes it (it escapes `/` too).
+fn quote(s: &[u8]) -> String {
+    let text = String::from_utf8_lossy(s);
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '/' => out.push_str("\\/"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn json_to_lua(lua: &Lua, j: &serde_json::Value, depth: usize) -> mlua::Result<Value> {
+    use serde_json::Value as J;
+    if depth > MAX_JSON_DEPTH {
+        return Err(mlua::Error::runtime(
+            "Found too many nested data structures",
+        ));
+    }
+    Ok(match j {
+        J::Null => null(),
+        J::Bool(b) => Value::Boolean(*b),
+        J::Number(n) => Value::Number(n.as_f64().unwrap_or(0.0)),
+        J::String(s) => Value::String(lua.create_string(s)?),
+        J::Array(items) => {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, item) in items.iter().enumerate() {
+                t.raw_set(i + 1, json_to_lua(lua, item, depth + 1)?)?;
+            }
+            Value::Table(t)
+        }
+        J::Object(map) => {
+            let t = lua.create_table_with_capacity(0, map.len())?;
+            for (k, v) in map {
+                t.raw_set(k.as_str(), json_to_lua(lua, v, depth + 1)?)?;
+            }
+            Value::Table(t)
+        }
+    })
+}
+
+/// LuaBitOp: every operation works on numbers normalised to signed 32-bit integers.
+fn bit_library(lua: &Lua) -> mlua::Result<Table> {
+    fn tobit(n: f64) -> i32 {
+        // LuaBitOp adds 2^52+2^51 and takes the low word: modular, like this.
+        (n.rem_euclid(4_294_967_296.0) as u64 as u32) as i32
+    }
+    let t = lua.create_table()?;
+    t.raw_set("tobit", lua.create_function(|_, n: f64| Ok(tobit(n)))?)?;
+    t.raw_set("bnot", lua.create_function(|_, n: f64| Ok(!tobit(n)))?)?;
+    let fold = |f: fn(i32, i32) -> i32| {
+        move |_: &Lua, args: Variadic<f64>| {
+            let mut it = args.iter();
+            let first = it.next().map(|n| tobit(*n)).unwrap_or(0);
+            Ok(it.fold(first, |acc, n| f(acc, tobit(*n))))
+        }
+    };
+    t.raw_set("band", lua.create_function(fold(|a, b| a & b))?)?;
+    t.raw_set("bor", lua.create_function(fold(|a, b| a | b))?)?;
+    t.raw_set("bxor", lua.create_function(fold(|a, b| a ^ b))?)?;
+    let shift = |f: fn(i32, u32) -> i32| {
+        move |_: &Lua, (x, n): (f64, f64)| Ok(f(tobit(x), (tobit(n) as u32) & 31))
+    };
+    t.raw_set(
+        "lshift",
+        lua.create_function(shift(|x, n| ((x as u32) << n) as i32))?,
+    )?;
+    t.raw_set(
+        "rshift",
+        lua.create_function(shift(|x, n| ((x as u32) >> n) as i32))?,
+    )?;
+    t.raw_set("arshift", lua.create_function(shift(|x, n| x >> n))?)?;
+    t.raw_set(
+        "rol",
+        lua.create_function(shift(|x, n| (x as u32).rotate_left(n) as i32))?,
+    )?;
+    t.raw_set(
+        "ror",
+        lua.create_function(shift(|x, n| (x as u32).rotate_right(n) as i32))?,
+    )?;
+    t.raw_set(
+        "bswap",
+        lua.create_function(|_, n: f64| Ok(tobit(n).swap_bytes()))?,
+    )?;
+    t.raw_set(
+        "tohex",
+        lua.create_function(|_, (x, n): (f64, Option<f64>)| {
+            let mut digits = n.map(tobit).unwrap_or(8);
+            let upper = digits < 0;
+            if upper {
+                digits = -digits;
+            }
+            let digits = digits.clamp(1, 8) as usize;
+            let v = tobit(x) as u32;
+            let s = if upper {
+                format!("{v:08X}")
+            } else {
+                format!("{v:08x}")
+            };
+            Ok(s[8 - digits..].to_string())
+        })?,
+    )?;
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha1_matches_redis() {
+        assert_eq!(sha1_hex(b""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        assert_eq!(
+            sha1_hex(b"return 1"),
+            "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
+        );
+    }
+
+    #[test]
+    fn strings_escape_like_cjson() {
+        assert_eq!(quote(b"a/b\"\n"), "\"a\\/b\\\"\\n\"");
+    }
+}
