@@ -147,8 +147,16 @@ impl HashValue {
 
     /// Redis's hashTypeTryConversion: any argument longer than hash-max-listpack-value
     /// turns a listpack into a hashtable before the write, even if nothing is added.
-    pub fn convert_for_lengths<'a>(&mut self, args: impl IntoIterator<Item = &'a [u8]>, t: &Tunables) {
-        if self.is_listpack() && args.into_iter().any(|a| a.len() > t.hash_max_listpack_value) {
+    pub fn convert_for_lengths<'a>(
+        &mut self,
+        args: impl IntoIterator<Item = &'a [u8]>,
+        t: &Tunables,
+    ) {
+        if self.is_listpack()
+            && args
+                .into_iter()
+                .any(|a| a.len() > t.hash_max_listpack_value)
+        {
             self.convert_to_table();
         }
     }
@@ -240,12 +248,19 @@ impl HashValue {
             let idx = rand::seq::index::sample(&mut rand::rng(), v.len(), count.min(v.len()));
             let mut idx = idx.into_vec();
             idx.sort_unstable();
-            return idx.into_iter().filter_map(|i| v.get(i)).map(|(f, v)| (f, v)).collect();
+            return idx
+                .into_iter()
+                .filter_map(|i| v.get(i))
+                .map(|(f, v)| (f, v))
+                .collect();
         }
         if count.saturating_mul(3) > self.len() {
             let all: Vec<_> = self.iter().collect();
             let idx = rand::seq::index::sample(&mut rand::rng(), all.len(), count.min(all.len()));
-            return idx.into_iter().filter_map(|i| all.get(i).copied()).collect();
+            return idx
+                .into_iter()
+                .filter_map(|i| all.get(i).copied())
+                .collect();
         }
         // Few out of many: random picks until enough distinct ones were seen.
         let mut seen = HashSet::new();
@@ -275,7 +290,10 @@ impl HashValue {
             key: Bytes::new(),
         };
         let mut last = None;
-        for (seen, (k, v)) in m.range((Bound::Included(start), Bound::Unbounded)).enumerate() {
+        for (seen, (k, v)) in m
+            .range((Bound::Included(start), Bound::Unbounded))
+            .enumerate()
+        {
             if seen >= count && last != Some(k.hash) {
                 return k.hash;
             }
@@ -373,7 +391,7 @@ fn owned(b: &[u8]) -> Bytes {
 
 /// HSET/HMSET key field value [field value ...]: returns how many fields were new.
 fn hset_generic(ctx: &mut Ctx, argv: &[Bytes], name: &str) -> Result<i64, Reply> {
-    if argv.len() < 4 || argv.len() % 2 != 0 {
+    if argv.len() < 4 || !argv.len().is_multiple_of(2) {
         return Err(wrong_arity(name));
     }
     let added = with_hash_or_create(ctx, &argv[1], |h, t| {
@@ -507,7 +525,12 @@ fn hstrlen(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 }
 
 /// HGETALL / HKEYS / HVALS.
-fn hgetall_generic(ctx: &mut Ctx, argv: &[Bytes], fields: bool, values: bool) -> Result<Reply, Reply> {
+fn hgetall_generic(
+    ctx: &mut Ctx,
+    argv: &[Bytes],
+    fields: bool,
+    values: bool,
+) -> Result<Reply, Reply> {
     let [_, key] = argv else {
         return Err(wrong_arity(if fields && values {
             "hgetall"
@@ -614,19 +637,20 @@ fn hrandfield(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
                 None => Reply::Null,
             });
         }
+        // Redis reads the count before looking at WITHVALUES.
+        let (count, distinct) = parse_random_count(&argv[2])?;
         let withvalues = match argv.get(3) {
             None => false,
             Some(a) if argv.len() == 4 && a.eq_ignore_ascii_case(b"withvalues") => true,
             Some(_) => return Err(Reply::err(errors::SYNTAX)),
         };
-        let (count, distinct) = parse_random_count(&argv[2])?;
         if withvalues && count > (i64::MAX / 2) as u64 {
             return Err(Reply::err(OUT_OF_RANGE));
         }
+        let proto = ctx.client.proto;
         let Some(h) = read_hash(ctx, key)? else {
             return Ok(Reply::Array(Vec::new()));
         };
-        let proto = ctx.client.proto;
         let pairs: Vec<(&Bytes, &Bytes)> = if count == 0 {
             Vec::new()
         } else if !distinct {
@@ -644,7 +668,11 @@ fn hrandfield(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 }
 
 /// HRANDFIELD's reply: fields, or with values a flat array (RESP2) / array of pairs (RESP3).
-fn random_pairs_reply(pairs: Vec<(&Bytes, &Bytes)>, withvalues: bool, proto: crate::protocol::Protocol) -> Reply {
+fn random_pairs_reply(
+    pairs: Vec<(&Bytes, &Bytes)>,
+    withvalues: bool,
+    proto: crate::protocol::Protocol,
+) -> Reply {
     let resp3 = proto == crate::protocol::Protocol::Resp3;
     let mut out = Vec::with_capacity(pairs.len() * if withvalues && !resp3 { 2 } else { 1 });
     for (f, v) in pairs {
