@@ -350,10 +350,12 @@ fn bulk_array(members: impl IntoIterator<Item = Bytes>) -> Reply {
     Reply::Array(members.into_iter().map(Reply::Bulk).collect())
 }
 
-/// Redis's getPositiveLongFromObjectOrReply with `msg` for a negative value.
+/// Redis's getPositiveLongFromObjectOrReply with a message: `msg` answers a negative
+/// value and a non-integer alike.
 fn parse_non_negative(arg: &[u8], msg: &str) -> Result<u64, Reply> {
-    let v = super::arg_i64(arg)?;
-    u64::try_from(v).map_err(|_| Reply::err(msg))
+    super::num::parse_i64(arg)
+        .and_then(|v| u64::try_from(v).ok())
+        .ok_or_else(|| Reply::err(msg))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -735,11 +737,7 @@ fn sintercard(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         while let Some(opt) = opts.next() {
             match opts.as_slice().first() {
                 Some(v) if opt.eq_ignore_ascii_case(b"limit") => {
-                    limit = parse_non_negative(v, LIMIT_NEGATIVE).map_err(|e| match e {
-                        // A non-integer LIMIT gets the same text as a negative one.
-                        Reply::Error(_) => Reply::err(LIMIT_NEGATIVE),
-                        other => other,
-                    })?;
+                    limit = parse_non_negative(v, LIMIT_NEGATIVE)?;
                     opts.next();
                 }
                 _ => return Err(Reply::err(errors::SYNTAX)),
