@@ -747,6 +747,24 @@ fn hscan(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 mod tests {
     use super::*;
 
+    use crate::backend::embedded::{ClientView, Engine};
+    use crate::config::EmbeddedConfig;
+    use crate::protocol::Protocol;
+
+    fn run(e: &Engine, args: &[&str]) -> Reply {
+        let argv: Vec<Bytes> = args.iter().map(|a| b(a)).collect();
+        let spec = crate::command::table::lookup(args[0].as_bytes()).expect("command");
+        let client = ClientView {
+            db: 0,
+            proto: Protocol::Resp2,
+        };
+        e.execute(client, spec, &argv)
+    }
+
+    fn dirty(e: &Engine) -> u64 {
+        e.with_state(|s| s.dirty)
+    }
+
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
     }
@@ -854,5 +872,74 @@ mod tests {
         assert_eq!(parse_random_count(b"3"), Ok((3, true)));
         assert!(parse_random_count(b"-9223372036854775808").is_err());
         assert!(parse_random_count(b"x").is_err());
+    }
+
+    #[test]
+    fn writes_count_dirty_and_empty_hashes_are_deleted() {
+        let e = Engine::new(&EmbeddedConfig::default());
+        assert_eq!(
+            run(&e, &["hset", "h", "a", "1", "b", "2"]),
+            Reply::Integer(2)
+        );
+        assert_eq!(dirty(&e), 2);
+        assert_eq!(run(&e, &["hset", "h", "a", "1"]), Reply::Integer(0));
+        assert_eq!(dirty(&e), 3);
+        run(&e, &["hsetnx", "h", "a", "x"]);
+        run(&e, &["hdel", "h", "nope"]);
+        run(&e, &["hdel", "nokey", "a"]);
+        assert_eq!(dirty(&e), 3);
+        assert_eq!(run(&e, &["hincrby", "h", "n", "5"]), Reply::Integer(5));
+        assert_eq!(dirty(&e), 4);
+        assert_eq!(
+            run(&e, &["hincrby", "h", "a", "9223372036854775807"]),
+            Reply::err(errors::OVERFLOW)
+        );
+        assert_eq!(dirty(&e), 4);
+        assert_eq!(
+            run(&e, &["hdel", "h", "a", "b", "n", "z"]),
+            Reply::Integer(3)
+        );
+        assert_eq!(dirty(&e), 7);
+        assert_eq!(run(&e, &["exists", "h"]), Reply::Integer(0));
+        assert_eq!(
+            run(&e, &["hincrbyfloat", "f", "x", "1.5"]),
+            Reply::Bulk(b("1.5"))
+        );
+        assert_eq!(
+            run(&e, &["hincrbyfloat", "f", "x", "abc"]),
+            Reply::err(errors::NOT_FLOAT)
+        );
+        assert_eq!(dirty(&e), 8);
+    }
+
+    #[test]
+    fn huge_random_counts_do_not_allocate_unboundedly() {
+        let e = Engine::new(&EmbeddedConfig::default());
+        run(&e, &["hset", "h", "a", "1", "b", "2"]);
+        assert_eq!(
+            run(&e, &["hrandfield", "h", "9223372036854775807"]),
+            Reply::Array(vec![Reply::Bulk(b("a")), Reply::Bulk(b("b"))])
+        );
+        assert_eq!(
+            run(&e, &["hrandfield", "h", "-4611686018427387903"]),
+            Reply::err(COUNT_TOO_LARGE)
+        );
+        assert_eq!(
+            run(
+                &e,
+                &["hrandfield", "h", "4611686018427387904", "WITHVALUES"]
+            ),
+            Reply::err(OUT_OF_RANGE)
+        );
+        assert_eq!(
+            run(&e, &["hscan", "h", "0", "COUNT", "9223372036854775807"]),
+            scan_reply(
+                0,
+                ["a", "1", "b", "2"]
+                    .iter()
+                    .map(|s| Reply::Bulk(b(s)))
+                    .collect()
+            )
+        );
     }
 }

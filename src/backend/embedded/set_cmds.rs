@@ -778,6 +778,24 @@ fn sscan(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 mod tests {
     use super::*;
 
+    use crate::backend::embedded::{ClientView, Engine};
+    use crate::config::EmbeddedConfig;
+    use crate::protocol::Protocol;
+
+    fn run(e: &Engine, args: &[&str]) -> Reply {
+        let argv: Vec<Bytes> = args.iter().map(|a| b(a)).collect();
+        let spec = crate::command::table::lookup(args[0].as_bytes()).expect("command");
+        let client = ClientView {
+            db: 0,
+            proto: Protocol::Resp2,
+        };
+        e.execute(client, spec, &argv)
+    }
+
+    fn dirty(e: &Engine) -> u64 {
+        e.with_state(|s| s.dirty)
+    }
+
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
     }
@@ -879,5 +897,83 @@ mod tests {
     fn empty_set_has_no_random_member() {
         assert_eq!(SetValue::new().random_member(), None);
         assert!(SetValue::new().random_distinct(3).is_empty());
+    }
+
+    #[test]
+    fn writes_count_dirty_and_empty_sets_are_deleted() {
+        let e = Engine::new(&EmbeddedConfig::default());
+        assert_eq!(
+            run(&e, &["sadd", "s", "1", "2", "2", "x"]),
+            Reply::Integer(3)
+        );
+        assert_eq!(dirty(&e), 3);
+        run(&e, &["sadd", "s", "1"]);
+        run(&e, &["srem", "s", "nope"]);
+        run(&e, &["spop", "s", "0"]);
+        run(&e, &["smove", "s", "d", "nope"]);
+        assert_eq!(dirty(&e), 3);
+        assert_eq!(run(&e, &["smove", "s", "d", "x"]), Reply::Integer(1));
+        assert_eq!(dirty(&e), 5);
+        assert_eq!(run(&e, &["srem", "s", "1", "2", "3"]), Reply::Integer(2));
+        assert_eq!(dirty(&e), 7);
+        assert_eq!(run(&e, &["exists", "s"]), Reply::Integer(0));
+        assert_eq!(run(&e, &["sinterstore", "d", "nokey"]), Reply::Integer(0));
+        assert_eq!(run(&e, &["exists", "d"]), Reply::Integer(0));
+        assert_eq!(dirty(&e), 8);
+        assert_eq!(run(&e, &["sinterstore", "d", "nokey"]), Reply::Integer(0));
+        assert_eq!(dirty(&e), 8);
+        run(&e, &["sadd", "p", "a"]);
+        assert_eq!(run(&e, &["spop", "p"]), Reply::Bulk(b("a")));
+        assert_eq!(run(&e, &["exists", "p"]), Reply::Integer(0));
+        assert_eq!(dirty(&e), 10);
+    }
+
+    #[test]
+    fn huge_counts_do_not_allocate_unboundedly() {
+        let e = Engine::new(&EmbeddedConfig::default());
+        run(&e, &["sadd", "s", "2", "1"]);
+        let all = || Reply::Array(vec![Reply::Bulk(b("1")), Reply::Bulk(b("2"))]);
+        assert_eq!(run(&e, &["srandmember", "s", "9223372036854775807"]), all());
+        assert_eq!(
+            run(&e, &["srandmember", "s", "-4611686018427387904"]),
+            Reply::err(COUNT_TOO_LARGE)
+        );
+        assert_eq!(
+            run(&e, &["spop", "s", "9223372036854775807"]),
+            Reply::Set(vec![Reply::Bulk(b("1")), Reply::Bulk(b("2"))])
+        );
+        run(&e, &["sadd", "s", "1"]);
+        assert_eq!(
+            run(
+                &e,
+                &["sintercard", "1", "s", "LIMIT", "9223372036854775807"]
+            ),
+            Reply::Integer(1)
+        );
+    }
+
+    #[test]
+    fn algebra_replies_in_intset_order_and_checks_every_type() {
+        let e = Engine::new(&EmbeddedConfig::default());
+        run(&e, &["sadd", "a", "5", "1", "3"]);
+        run(&e, &["sadd", "b", "3", "9", "1"]);
+        run(&e, &["set", "str", "x"]);
+        let bulks = |v: &[&str]| Reply::Set(v.iter().map(|s| Reply::Bulk(b(s))).collect());
+        assert_eq!(run(&e, &["sinter", "a", "b"]), bulks(&["1", "3"]));
+        assert_eq!(run(&e, &["sunion", "a", "b"]), bulks(&["1", "3", "5", "9"]));
+        assert_eq!(run(&e, &["sdiff", "a", "b", "nokey"]), bulks(&["5"]));
+        assert_eq!(
+            run(&e, &["sinter", "nokey", "str"]),
+            Reply::err(errors::WRONGTYPE)
+        );
+        assert_eq!(
+            run(&e, &["sintercard", "2", "a", "b", "LIMIT", "1"]),
+            Reply::Integer(1)
+        );
+        assert_eq!(run(&e, &["smove", "nokey", "str", "1"]), Reply::Integer(0));
+        assert_eq!(
+            run(&e, &["smove", "a", "str", "1"]),
+            Reply::err(errors::WRONGTYPE)
+        );
     }
 }
