@@ -26,6 +26,9 @@ const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
 const NUMKEYS_NOT_POSITIVE: &str = "ERR numkeys should be greater than 0";
 const TOO_MANY_NUMKEYS: &str = "ERR Number of keys can't be greater than number of args";
 const LIMIT_NEGATIVE: &str = "ERR LIMIT can't be negative";
+/// SPOP with a count rebuilds the set from its survivors when fewer than count/5 stay
+/// (Redis's SPOP_MOVE_STRATEGY_MUL); that can turn a hashtable back into an intset.
+const SPOP_MOVE_STRATEGY_MUL: u64 = 5;
 
 /// Heap bytes per element: an `i64` in the intset; a `Bytes` handle, its hash and the
 /// B-tree node share in the table form (payload bytes are added on top).
@@ -474,6 +477,7 @@ fn spop(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
             Some(a) => Some(parse_non_negative(a, NOT_POSITIVE)?),
             None => None,
         };
+        let t = ctx.state.tunables.clone();
         let Some(s) = write_set(ctx, key)? else {
             return Ok(match count {
                 Some(_) => Reply::Set(Vec::new()),
@@ -485,9 +489,19 @@ fn spop(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
             // Popping everything returns the set in its own order, like Redis's
             // SUNION-based shortcut for this case.
             Some(n) if n >= s.len() as u64 => s.members().collect(),
+            // Few members stay: like Redis, move the survivors into a fresh set (which
+            // is an intset again if they are all integers) and pop the rest.
+            Some(n) if (s.len() as u64 - n).saturating_mul(SPOP_MOVE_STRATEGY_MUL) <= n => {
+                let kept = s.random_distinct(s.len() - n as usize);
+                let fresh = SetValue::from_members(kept, &t);
+                let popped = s.members().filter(|m| !fresh.contains(m)).collect();
+                *s = fresh;
+                popped
+            }
             Some(n) => s.random_distinct(n as usize),
             None => s.random_member().into_iter().collect(),
         };
+        // (A no-op for the rebuilt set, which never held the popped members.)
         for m in &popped {
             s.remove(m);
         }
@@ -975,5 +989,37 @@ mod tests {
             run(&e, &["smove", "a", "str", "1"]),
             Reply::err(errors::WRONGTYPE)
         );
+    }
+
+    #[test]
+    fn spop_leaving_few_integers_rebuilds_an_intset() {
+        let e = Engine::new(&EmbeddedConfig::default());
+        let mut argv = vec!["sadd".to_string(), "s".to_string()];
+        argv.extend((0..600).map(|i| i.to_string()));
+        let argv: Vec<&str> = argv.iter().map(|a| a.as_str()).collect();
+        run(&e, &argv);
+        assert_eq!(
+            run(&e, &["object", "encoding", "s"]),
+            Reply::Bulk(b("hashtable"))
+        );
+        let Reply::Set(popped) = run(&e, &["spop", "s", "590"]) else {
+            panic!("SPOP with a count replies with a set");
+        };
+        assert_eq!(popped.len(), 590);
+        assert_eq!(run(&e, &["scard", "s"]), Reply::Integer(10));
+        assert_eq!(
+            run(&e, &["object", "encoding", "s"]),
+            Reply::Bulk(b("intset"))
+        );
+        for m in popped {
+            let Reply::Bulk(m) = m else {
+                panic!("members are bulk strings");
+            };
+            assert_eq!(
+                run(&e, &["sismember", "s", &String::from_utf8_lossy(&m)]),
+                Reply::Integer(0)
+            );
+        }
+        assert_eq!(dirty(&e), 1190);
     }
 }
