@@ -43,6 +43,7 @@ pub fn client(s: &mut Session, argv: &[Bytes]) -> Reply {
         }
         b"list" => list(s, argv),
         b"kill" => kill(s, argv),
+        b"unblock" => unblock(s, argv),
         b"no-evict" | b"no-touch" => on_off(&argv[2]),
         b"reply" => {
             // Only ON is meaningful while replies are always sent; OFF/SKIP would need the
@@ -230,4 +231,19 @@ fn kill(s: &mut Session, argv: &[Bytes]) -> Reply {
         killed += 1;
     }
     Reply::Integer(killed)
+}
+
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: ends another client's blocking command.
+fn unblock(s: &mut Session, argv: &[Bytes]) -> Reply {
+    let Some(id) = crate::backend::embedded::num::parse_i64(&argv[2]) else {
+        return Reply::err(errors::NOT_INTEGER);
+    };
+    let with_error = match argv.get(3).map(|a| a.to_ascii_lowercase()) {
+        None => false,
+        Some(r) if r == b"timeout" => false,
+        Some(r) if r == b"error" => true,
+        Some(_) => return Reply::err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+    };
+    let unblocked = u64::try_from(id).is_ok_and(|id| s.shared.engine.unblock(id, with_error));
+    Reply::Integer(unblocked as i64)
 }

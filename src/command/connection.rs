@@ -45,6 +45,11 @@ pub fn run_local(s: &mut Session, name: &str, argv: &[Bytes]) -> Option<Reply> {
         }
         "lastsave" => Reply::Integer(s.shared.engine.last_save.load(Ordering::Relaxed) as i64),
         "cluster" | "readonly" | "readwrite" | "asking" => Reply::err(CLUSTER_DISABLED),
+        "multi" => super::transaction::multi(s),
+        "exec" => super::transaction::exec(s),
+        "discard" => super::transaction::discard(s),
+        "watch" => super::transaction::watch(s, argv),
+        "unwatch" => super::transaction::unwatch(s),
         "client" => super::client::client(s, argv),
         "config" => super::config_cmd::config(s, argv),
         "command" => super::introspection::command_command(&argv[1..]),

@@ -93,7 +93,7 @@ fn section(s: &Session, name: &str, out: &mut String) {
         "clients" => {
             line("connected_clients", &sh.clients.len());
             line("maxclients", &sh.params.read().maxclients);
-            line("blocked_clients", &0);
+            line("blocked_clients", &sh.engine.blocked_clients());
             line("pubsub_clients", &0);
         }
         "memory" => {

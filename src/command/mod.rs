@@ -11,3 +11,4 @@ pub mod config_cmd;
 pub mod connection;
 pub mod info;
 pub mod pubsub;
+pub mod transaction;

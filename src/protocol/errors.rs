@@ -64,3 +64,8 @@ pub fn sanitize(mut s: String) -> String {
     }
     s
 }
+
+/// A command in the table that the embedded engine does not implement yet.
+pub fn not_implemented(name: &str) -> String {
+    format!("ERR respgate's embedded engine does not implement '{name}' yet")
+}

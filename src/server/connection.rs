@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tracing::debug;
 
 use super::Shared;
-use super::session::Session;
+use super::session::{PendingBlock, Session};
 use crate::protocol::RequestParser;
 
 /// Flush replies early when a pipeline's output grows past this, so a long pipeline of big
@@ -50,7 +50,33 @@ pub async fn serve(
         loop {
             match parser.next_command() {
                 Ok(Some(argv)) => {
-                    session.handle(argv, &mut out);
+                    if let Some(mut pending) = session.handle(argv, &mut out) {
+                        // Blocked: send what is ready, then hold the rest of the pipeline
+                        // until the command is served, times out, or the client leaves.
+                        if !out.is_empty() && write_out(&shared, &mut wr, &mut out).await.is_err() {
+                            session.finish_block(pending, None, None);
+                            break 'conn;
+                        }
+                        let woke = wait_while_blocked(
+                            &shared,
+                            &handle,
+                            &mut rd,
+                            &mut parser,
+                            &mut shutdown,
+                            &mut pending,
+                        )
+                        .await;
+                        match woke {
+                            Woke::Served(reply) => {
+                                session.finish_block(pending, Some(reply), Some(&mut out))
+                            }
+                            Woke::TimedOut => session.finish_block(pending, None, Some(&mut out)),
+                            Woke::Gone => {
+                                session.finish_block(pending, None, None);
+                                break 'conn;
+                            }
+                        }
+                    }
                     if session.closing {
                         break;
                     }
@@ -109,6 +135,56 @@ pub async fn serve(
     }
     let _ = wr.shutdown().await;
     crate::metrics::handles().connected_clients.decrement(1.0);
+}
+
+/// How a blocked command's wait ended.
+enum Woke {
+    Served(crate::protocol::Reply),
+    TimedOut,
+    /// The client disconnected, was killed, or broke its query buffer limit.
+    Gone,
+}
+
+/// Waits for a blocked command's reply or deadline. Meanwhile the client's further input is
+/// only buffered (Redis runs nothing else for a blocked client), and its disconnect is noticed
+/// so it stops waiting at once.
+async fn wait_while_blocked(
+    shared: &Shared,
+    handle: &crate::server::clients::ClientHandle,
+    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    parser: &mut RequestParser,
+    shutdown: &mut watch::Receiver<bool>,
+    pending: &mut PendingBlock,
+) -> Woke {
+    let deadline = pending.deadline;
+    let until_deadline = async move {
+        match deadline {
+            Some(t) => tokio::time::sleep_until(t.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(until_deadline);
+    loop {
+        tokio::select! {
+            reply = &mut pending.reply => return match reply {
+                Ok(r) => Woke::Served(r),
+                // The engine dropped the waiter without a reply (cannot normally happen).
+                Err(_) => Woke::TimedOut,
+            },
+            _ = &mut until_deadline => return Woke::TimedOut,
+            _ = handle.killed() => return Woke::Gone,
+            _ = shutdown.changed() => return Woke::TimedOut,
+            read = rd.read_buf(parser.buffer_mut()) => match read {
+                Ok(0) | Err(_) => return Woke::Gone,
+                Ok(n) => {
+                    shared.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    if parser.buffered() > shared.limits.max_query_buffer {
+                        return Woke::Gone;
+                    }
+                }
+            },
+        }
+    }
 }
 
 async fn recv_push(

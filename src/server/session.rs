@@ -9,7 +9,8 @@ use bytes::{Bytes, BytesMut};
 
 use super::Shared;
 use super::clients::ClientHandle;
-use crate::backend::embedded::ClientView;
+use crate::backend::embedded::{Batch, Blocking, ClientView, blocking};
+use crate::command::transaction::{self, Multi};
 use crate::command::{self, CommandSpec, table};
 use crate::protocol::{Protocol, Reply, errors};
 
@@ -26,11 +27,27 @@ pub struct Session {
     /// Where published messages for this client are queued (created on first SUBSCRIBE).
     pub push_tx: Option<tokio::sync::mpsc::Sender<Reply>>,
     pub push_rx: Option<tokio::sync::mpsc::Receiver<Reply>>,
+    /// The transaction being queued, between MULTI and EXEC/DISCARD.
+    pub multi: Option<Multi>,
+    /// This client has WATCHed keys in the engine.
+    pub watching: bool,
+    /// Cached client id (the registry's, fixed for the connection).
+    id: u64,
+}
+
+/// A command that is waiting for data (BLPOP & co.): the connection task waits for its
+/// reply, its deadline, or the client going away, and holds back the client's next commands.
+pub struct PendingBlock {
+    pub reply: tokio::sync::oneshot::Receiver<Reply>,
+    pub timeout_reply: Reply,
+    /// None: wait forever (timeout 0).
+    pub deadline: Option<Instant>,
 }
 
 impl Session {
     pub fn new(shared: Arc<Shared>, client: Arc<ClientHandle>) -> Session {
         let authenticated = shared.config.server.requirepass.is_none();
+        let id = client.info.lock().id;
         Session {
             shared,
             client,
@@ -41,13 +58,23 @@ impl Session {
             subscriptions: Vec::new(),
             push_tx: None,
             push_rx: None,
+            multi: None,
+            watching: false,
+            id,
         }
     }
 
-    /// Runs one command and appends its encoded reply to `out`.
-    pub fn handle(&mut self, argv: Vec<Bytes>, out: &mut BytesMut) {
+    pub fn client_id(&self) -> u64 {
+        self.id
+    }
+
+    /// Runs one command and appends its encoded reply to `out`, or returns the wait of a
+    /// command that blocked (its reply is written by [`Session::finish_block`]).
+    pub fn handle(&mut self, argv: Vec<Bytes>, out: &mut BytesMut) -> Option<PendingBlock> {
         // (UN)SUBSCRIBE answer with one reply per channel.
-        if let Some(name) = argv.first() {
+        if let Some(name) = argv.first()
+            && self.multi.is_none()
+        {
             let multi = if name.eq_ignore_ascii_case(b"subscribe")
                 && argv.len() > 1
                 && self.may_run("subscribe")
@@ -62,11 +89,48 @@ impl Session {
                 for r in replies {
                     r.encode(self.proto, out);
                 }
-                return;
+                return None;
             }
         }
-        let reply = self.dispatch(&argv);
-        reply.encode(self.proto, out);
+        match self.dispatch(&argv) {
+            Blocking::Done(reply) => {
+                reply.encode(self.proto, out);
+                None
+            }
+            Blocking::Wait {
+                reply,
+                timeout_reply,
+                timeout,
+            } => Some(PendingBlock {
+                reply,
+                timeout_reply,
+                deadline: timeout.map(|d| Instant::now() + d),
+            }),
+        }
+    }
+
+    /// Ends a blocked command: its reply if it was served, else (timeout, disconnect) it
+    /// stops waiting and answers its timeout reply.
+    pub fn finish_block(
+        &mut self,
+        mut pending: PendingBlock,
+        received: Option<Reply>,
+        out: Option<&mut BytesMut>,
+    ) {
+        let reply = match received.ok_or(()).or_else(|_| pending.reply.try_recv()) {
+            Ok(r) => r,
+            Err(_) => {
+                if !self.shared.engine.cancel_block(self.id) {
+                    // Served between our timeout and the cancel: the reply is there now.
+                    pending.reply.try_recv().unwrap_or(pending.timeout_reply)
+                } else {
+                    pending.timeout_reply
+                }
+            }
+        };
+        if let Some(out) = out {
+            reply.encode(self.proto, out);
+        }
     }
 
     /// Auth has passed (or is not needed) for `name`.
@@ -79,30 +143,56 @@ impl Session {
         msg.encode(self.proto, out);
     }
 
-    fn dispatch(&mut self, argv: &[Bytes]) -> Reply {
+    /// Rejects a command before it runs, as Redis's rejectCommand: inside MULTI the
+    /// transaction is flagged to fail; a rejected EXEC itself ends the transaction.
+    fn reject(&mut self, name: &[u8], reply: Reply) -> Blocking {
+        if name.eq_ignore_ascii_case(b"exec") {
+            return Blocking::Done(transaction::rejected_exec(self, &reply));
+        }
+        if let Some(m) = self.multi.as_mut() {
+            m.abort();
+        }
+        Blocking::Done(reply)
+    }
+
+    fn dispatch(&mut self, argv: &[Bytes]) -> Blocking {
         let Some(name) = argv.first() else {
-            return Reply::err(errors::SYNTAX);
+            return Blocking::Done(Reply::err(errors::SYNTAX));
         };
         let Some(spec) = table::lookup(name) else {
-            return Reply::err(errors::unknown_command(argv));
+            return self.reject(name, Reply::err(errors::unknown_command(argv)));
         };
         // The effective spec: for container commands (CLIENT, CONFIG ...), the subcommand.
         let effective = match self.resolve(spec, argv) {
             Ok(s) => s,
-            Err(reply) => return reply,
+            Err(reply) => return self.reject(name, reply),
         };
         if !self.authenticated && !effective.has(table::flags::NO_AUTH) {
             self.shared.cmdstats.reject(effective.name);
-            return Reply::err(errors::NOAUTH);
+            return self.reject(name, Reply::err(errors::NOAUTH));
         }
         if self.proto == Protocol::Resp2
             && !self.subscriptions.is_empty()
             && !command::pubsub::allowed_in_subscriber_mode(spec.name)
         {
-            return command::pubsub::subscriber_mode_error(spec.name);
+            return self.reject(name, command::pubsub::subscriber_mode_error(spec.name));
+        }
+        if let Some(m) = self.multi.as_mut()
+            && !transaction::runs_immediately(spec.name)
+        {
+            if effective.has(table::flags::NO_MULTI) {
+                m.abort();
+                return Blocking::Done(Reply::err(transaction::NOT_IN_MULTI));
+            }
+            m.queue(spec, argv);
+            return Blocking::Done(Reply::Simple("QUEUED"));
         }
         let started = Instant::now();
-        let reply = self.execute(spec, argv);
+        let outcome = self.execute(spec, argv);
+        let reply = match &outcome {
+            Blocking::Done(r) => r,
+            Blocking::Wait { timeout_reply, .. } => timeout_reply,
+        };
         let usec = started.elapsed().as_micros() as u64;
         self.shared
             .cmdstats
@@ -117,7 +207,7 @@ impl Session {
             info.last_interaction = started;
             info.db = self.db;
         }
-        reply
+        outcome
     }
 
     /// Arity checks and subcommand resolution, with Redis's error texts.
@@ -146,22 +236,36 @@ impl Session {
         Ok(sub)
     }
 
-    fn execute(&mut self, spec: &'static CommandSpec, argv: &[Bytes]) -> Reply {
+    fn execute(&mut self, spec: &'static CommandSpec, argv: &[Bytes]) -> Blocking {
         if let Some(reply) = command::connection::run_local(self, spec.name, argv) {
-            return reply;
+            return Blocking::Done(reply);
         }
         let engine = &self.shared.engine;
-        if engine.supports(spec.name) {
-            let view = ClientView {
-                db: self.db,
-                proto: self.proto,
-            };
-            return engine.execute(view, spec, argv);
+        if !engine.supports(spec.name) {
+            return Blocking::Done(Reply::err(errors::not_implemented(spec.name)));
         }
-        Reply::err(format!(
-            "ERR respgate's embedded engine does not implement '{}' yet",
-            spec.name
-        ))
+        let view = ClientView {
+            db: self.db,
+            proto: self.proto,
+        };
+        if spec.has(table::flags::BLOCKING) && blocking::timeout_arg(spec, argv).is_some() {
+            return engine.batch().execute_blocking(view, self.id, spec, argv);
+        }
+        Blocking::Done(engine.execute(view, spec, argv))
+    }
+
+    /// A connection command queued in a transaction. Those that take the engine lock
+    /// themselves (INFO, CONFIG) run between two parts of the EXEC's batch.
+    pub fn run_local_in_exec(
+        &mut self,
+        spec: &'static CommandSpec,
+        argv: &[Bytes],
+        batch: &mut Option<Batch<'_>>,
+    ) -> Option<Reply> {
+        if matches!(spec.name, "info" | "config") {
+            *batch = None;
+        }
+        command::connection::run_local(self, spec.name, argv)
     }
 
     fn unsubscribe_all(&mut self) {
@@ -177,6 +281,7 @@ impl Session {
     /// when a password is required).
     pub fn reset(&mut self) {
         self.unsubscribe_all();
+        transaction::discard_state(self);
         self.proto = Protocol::Resp2;
         self.db = 0;
         self.authenticated = self.shared.config.server.requirepass.is_none();
@@ -190,5 +295,6 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.unsubscribe_all();
+        transaction::discard_state(self);
     }
 }

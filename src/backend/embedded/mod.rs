@@ -6,6 +6,7 @@
 //! need no lock ordering. Command handlers are plain functions from (context, argv) to a
 //! [`Reply`], registered by name in one dispatch table.
 
+pub mod blocking;
 pub mod db;
 pub mod hash_cmds;
 mod keyspace_cmds;
@@ -15,17 +16,19 @@ mod server_cmds;
 pub mod set_cmds;
 mod string_cmds;
 pub mod value;
+mod watch;
 pub mod zset_cmds;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
+use tokio::sync::oneshot;
 
-use crate::command::CommandSpec;
+use crate::command::{CommandSpec, keys};
 use crate::config::EmbeddedConfig;
 use crate::protocol::{Protocol, Reply};
 use db::{Db, Entry};
@@ -52,6 +55,10 @@ pub struct State {
     /// Encoding thresholds (CONFIG hash-max-listpack-entries ...), read by the collection
     /// types to pick the encoding OBJECT ENCODING reports.
     pub tunables: Tunables,
+    /// Clients blocked in BLPOP & co., per key in arrival order.
+    pub blocked: blocking::Blocked,
+    /// WATCHed keys per client.
+    watched: watch::Watches,
 }
 
 /// Redis's encoding tunables, with Redis 7.0's defaults. They change no behaviour here, only
@@ -96,6 +103,8 @@ pub struct Engine {
     /// Unix seconds of the last (simulated) save, for LASTSAVE.
     pub last_save: AtomicU64,
     hz: u32,
+    /// Number of databases (fixed at start; read without the lock by SELECT).
+    databases: usize,
 }
 
 /// Per-connection state the engine needs: the selected database and protocol.
@@ -195,10 +204,13 @@ impl Engine {
                 pending_expired: 0,
                 maxmemory_policy: config.maxmemory_policy.clone(),
                 tunables: Tunables::default(),
+                blocked: blocking::Blocked::default(),
+                watched: watch::Watches::default(),
             }),
             stats: Stats::default(),
             last_save: AtomicU64::new(unix_ms() / 1000),
             hz: config.hz,
+            databases: config.databases,
         }
     }
 
@@ -236,7 +248,7 @@ impl Engine {
     }
 
     pub fn databases(&self) -> usize {
-        self.state.lock().dbs.len()
+        self.databases
     }
 
     /// Does the engine implement this command?
@@ -246,26 +258,62 @@ impl Engine {
 
     /// Runs one command atomically. `cmd` has passed the table's arity check.
     pub fn execute(&self, client: ClientView, cmd: &CommandSpec, argv: &[Bytes]) -> Reply {
-        let Some(handler) = handlers().get(cmd.name) else {
-            return Reply::err(crate::protocol::errors::unknown_command(argv));
-        };
-        let mut state = self.state.lock();
-        if client.db >= state.dbs.len() {
-            return Reply::err(crate::protocol::errors::DB_INDEX);
-        }
-        let mut ctx = Ctx {
-            state: &mut state,
-            client,
-            now_ms: unix_ms(),
+        self.batch().execute(client, cmd, argv)
+    }
+
+    /// Takes the engine lock for one or more commands (EXEC runs its whole queue in one).
+    pub fn batch(&self) -> Batch<'_> {
+        Batch {
+            engine: self,
+            state: self.state.lock(),
             hits: 0,
             misses: 0,
+            ready: VecDeque::new(),
+        }
+    }
+
+    /// A blocked client timed out, disconnected or was reset: stop waiting. Returns false if
+    /// it was no longer waiting (it was served meanwhile; its reply is in its channel).
+    pub fn cancel_block(&self, client_id: u64) -> bool {
+        self.state.lock().blocked.remove(client_id).is_some()
+    }
+
+    /// CLIENT UNBLOCK: ends a client's wait as if it timed out, or with Redis's UNBLOCKED
+    /// error. Returns whether the client was blocked.
+    pub fn unblock(&self, client_id: u64, with_error: bool) -> bool {
+        let Some(w) = self.state.lock().blocked.remove(client_id) else {
+            return false;
         };
-        let reply = handler(&mut ctx, argv);
-        let (hits, misses) = (ctx.hits, ctx.misses);
-        let expired = std::mem::take(&mut state.pending_expired);
-        drop(state);
-        self.count(hits, misses, expired);
-        reply
+        let reply = if with_error {
+            Reply::err(UNBLOCKED)
+        } else {
+            w.timeout_reply
+        };
+        let _ = w.reply_to.send(reply);
+        true
+    }
+
+    /// WATCH: remembers the keys (and whether each holds a live value now).
+    pub fn watch(&self, client_id: u64, db: usize, watch_keys: &[Bytes]) {
+        let mut guard = self.state.lock();
+        let State { dbs, watched, .. } = &mut *guard;
+        let Some(d) = dbs.get(db) else {
+            return;
+        };
+        let now = unix_ms();
+        for key in watch_keys {
+            watched.watch(client_id, db, key, d.peek(key, now).is_some());
+        }
+    }
+
+    /// UNWATCH (also on EXEC, DISCARD, RESET and disconnect).
+    pub fn unwatch(&self, client_id: u64) {
+        self.state.lock().watched.unwatch(client_id);
+    }
+
+    /// INFO clients' blocked_clients.
+    pub fn blocked_clients(&self) -> usize {
+        self.state.lock().blocked.len()
     }
 
     fn count(&self, hits: u64, misses: u64, expired: u64) {
@@ -327,6 +375,254 @@ impl Engine {
                 engine.active_expire_cycle();
             }
         })
+    }
+}
+
+/// CLIENT UNBLOCK ... ERROR's reply to the unblocked client, as Redis words it.
+const UNBLOCKED: &str = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
+
+/// The outcome of a command that may block.
+pub enum Blocking {
+    Done(Reply),
+    /// Nothing to serve yet: wait for `reply` (or time out with `timeout_reply`).
+    Wait {
+        reply: oneshot::Receiver<Reply>,
+        timeout_reply: Reply,
+        /// None: wait forever (timeout 0).
+        timeout: Option<Duration>,
+    },
+}
+
+/// The engine lock held across one or more commands (one command, or a whole EXEC): the
+/// commands run through one batch are atomic together. When the batch ends, clients
+/// blocked on keys it wrote are served, first come first, still under the lock.
+pub struct Batch<'a> {
+    engine: &'a Engine,
+    state: MutexGuard<'a, State>,
+    hits: u64,
+    misses: u64,
+    /// Written keys someone is blocked on, to re-try when the batch ends.
+    ready: VecDeque<(usize, Bytes)>,
+}
+
+impl Batch<'_> {
+    /// Runs one command; `cmd` has passed the table's arity check.
+    pub fn execute(&mut self, client: ClientView, cmd: &CommandSpec, argv: &[Bytes]) -> Reply {
+        let Some(handler) = handlers().get(cmd.name) else {
+            return Reply::err(crate::protocol::errors::unknown_command(argv));
+        };
+        if client.db >= self.state.dbs.len() {
+            return Reply::err(crate::protocol::errors::DB_INDEX);
+        }
+        let before = self.state.dirty;
+        let flushed_watchers = self.watchers_of_flush(client.db, cmd.name, argv);
+        let reply = self.run(*handler, client, argv);
+        if self.state.dirty != before {
+            if !reply.is_error() {
+                self.state.watched.mark(&flushed_watchers);
+            }
+            self.after_write(client.db, cmd, argv);
+        }
+        reply
+    }
+
+    /// Runs a command that may block (BLPOP & co.): when it has nothing to serve, the client
+    /// is queued on the command's source keys and will get its reply through the channel.
+    pub fn execute_blocking(
+        &mut self,
+        client: ClientView,
+        client_id: u64,
+        cmd: &'static CommandSpec,
+        argv: &[Bytes],
+    ) -> Blocking {
+        let reply = self.execute(client, cmd, argv);
+        if !blocking::is_unserved(&reply) {
+            return Blocking::Done(reply);
+        }
+        // Wait on the keys the command pops from (key spec flag ACCESS), not on BLMOVE's
+        // destination.
+        let wait_keys: Vec<Bytes> = match keys::keys_and_flags(cmd, argv) {
+            Ok(refs) => refs
+                .iter()
+                .filter(|k| k.flags.iter().any(|f| f.eq_ignore_ascii_case("access")))
+                .filter_map(|k| argv.get(k.pos).cloned())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        if wait_keys.is_empty() {
+            return Blocking::Done(reply);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.state.blocked.add(
+            client_id,
+            blocking::Waiter {
+                client,
+                cmd,
+                argv: argv.to_vec(),
+                keys: wait_keys,
+                reply_to: tx,
+                timeout_reply: reply.clone(),
+            },
+        );
+        Blocking::Wait {
+            reply: rx,
+            timeout_reply: reply,
+            timeout: blocking::timeout(cmd, argv),
+        }
+    }
+
+    /// EXEC's check: no watched key of this client was touched or expired since WATCH.
+    pub fn exec_allowed(&self, client_id: u64) -> bool {
+        self.state
+            .watched
+            .exec_allowed(client_id, &self.state.dbs, unix_ms())
+    }
+
+    pub fn unwatch(&mut self, client_id: u64) {
+        self.state.watched.unwatch(client_id);
+    }
+
+    fn run(&mut self, handler: Handler, client: ClientView, argv: &[Bytes]) -> Reply {
+        let mut ctx = Ctx {
+            state: &mut self.state,
+            client,
+            now_ms: unix_ms(),
+            hits: 0,
+            misses: 0,
+        };
+        let reply = handler(&mut ctx, argv);
+        self.hits += ctx.hits;
+        self.misses += ctx.misses;
+        reply
+    }
+
+    /// FLUSHDB, FLUSHALL and SWAPDB touch every watched key that exists in a database they
+    /// empty or swap; found before the command runs, marked if it succeeds.
+    fn watchers_of_flush(&self, db: usize, name: &str, argv: &[Bytes]) -> Vec<u64> {
+        let st = &*self.state;
+        if st.watched.is_empty() {
+            return Vec::new();
+        }
+        let now = unix_ms();
+        let exists = |d: usize, k: &Bytes| st.dbs.get(d).is_some_and(|x| x.peek(k, now).is_some());
+        match name {
+            "flushdb" => st.watched.watchers_in_db(db, |k| exists(db, k)),
+            "flushall" => (0..st.dbs.len())
+                .flat_map(|d| st.watched.watchers_in_db(d, |k| exists(d, k)))
+                .collect(),
+            "swapdb" => {
+                let a = argv.get(1).and_then(|b| num::parse_i64(b)).unwrap_or(-1);
+                let b = argv.get(2).and_then(|b| num::parse_i64(b)).unwrap_or(-1);
+                let (Ok(a), Ok(b)) = (usize::try_from(a), usize::try_from(b)) else {
+                    return Vec::new();
+                };
+                let either = |k: &Bytes| exists(a, k) || exists(b, k);
+                let mut ids = st.watched.watchers_in_db(a, either);
+                ids.extend(st.watched.watchers_in_db(b, either));
+                ids
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// A command changed the keyspace: its written keys touch their watchers and wake
+    /// clients blocked on them.
+    fn after_write(&mut self, db: usize, cmd: &CommandSpec, argv: &[Bytes]) {
+        if self.state.watched.is_empty() && self.state.blocked.is_empty() {
+            return;
+        }
+        let mut written: Vec<(usize, Bytes)> = match keys::keys_and_flags(cmd, argv) {
+            Ok(refs) => refs
+                .iter()
+                .filter(|k| !k.flags.iter().any(|f| f.eq_ignore_ascii_case("RO")))
+                .filter_map(|k| argv.get(k.pos).map(|key| (db, key.clone())))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        // MOVE and COPY ... DB n write the key into another database.
+        let target_db = match cmd.name {
+            "move" => argv.get(2),
+            "copy" => argv
+                .iter()
+                .position(|a| a.eq_ignore_ascii_case(b"db"))
+                .and_then(|i| argv.get(i + 1)),
+            _ => None,
+        };
+        if let Some(other) = target_db.and_then(|b| num::parse_i64(b)) {
+            let key = if cmd.name == "move" {
+                argv.get(1)
+            } else {
+                argv.get(2)
+            };
+            if let (Ok(other), Some(key)) = (usize::try_from(other), key) {
+                written.push((other, key.clone()));
+            }
+        }
+        if cmd.name == "swapdb" {
+            let dbs = [argv.get(1), argv.get(2)];
+            for d in dbs.into_iter().flatten().filter_map(|b| num::parse_i64(b)) {
+                if let Ok(d) = usize::try_from(d) {
+                    for key in self.state.blocked.keys_in_db(d) {
+                        written.push((d, key));
+                    }
+                }
+            }
+        }
+        for (d, key) in written {
+            self.state.watched.touch(d, &key);
+            if self.state.blocked.has_key(d, &key) {
+                self.ready.push_back((d, key));
+            }
+        }
+    }
+
+    /// Serves blocked clients whose keys were written, in the order they blocked. Serving
+    /// one may write another key (BLMOVE's destination), which queues its waiters in turn.
+    fn serve_blocked(&mut self) {
+        while let Some((db, key)) = self.ready.pop_front() {
+            for id in self.state.blocked.queue(db, &key) {
+                let now = unix_ms();
+                if self
+                    .state
+                    .dbs
+                    .get(db)
+                    .is_none_or(|d| d.peek(&key, now).is_none())
+                {
+                    break;
+                }
+                let Some(w) = self.state.blocked.get(id) else {
+                    continue;
+                };
+                let (client, cmd, argv) = (w.client, w.cmd, w.argv.clone());
+                let Some(handler) = handlers().get(cmd.name) else {
+                    continue;
+                };
+                let before = self.state.dirty;
+                let reply = self.run(*handler, client, &argv);
+                // Nothing for it (or the key now has another type): it keeps waiting, as in
+                // Redis 7.0.
+                if blocking::is_unserved(&reply) || reply.is_error() {
+                    continue;
+                }
+                if let Some(w) = self.state.blocked.remove(id) {
+                    // A client that left meanwhile loses the reply, as it would with Redis.
+                    let _ = w.reply_to.send(reply);
+                }
+                if self.state.dirty != before {
+                    self.after_write(client.db, cmd, &argv);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        if !self.ready.is_empty() {
+            self.serve_blocked();
+        }
+        let expired = std::mem::take(&mut self.state.pending_expired);
+        self.engine.count(self.hits, self.misses, expired);
     }
 }
 

@@ -1,0 +1,84 @@
+//! Blocking list commands and WATCH across two real client connections to respgate.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::resp::{Conn, Value};
+use common::respgate::Respgate;
+
+fn bulk(s: &str) -> Value {
+    Value::Bulk(s.as_bytes().to_vec())
+}
+
+#[test]
+fn blpop_is_woken_by_a_push_from_another_client_in_arrival_order() {
+    let gate = Respgate::start();
+    let addr = gate.addr.clone();
+    let mut first = Conn::connect(&addr);
+    let mut second = Conn::connect(&addr);
+    let mut pusher = Conn::connect(&addr);
+    first.send(&[b"BLPOP", b"q", b"0"]);
+    std::thread::sleep(Duration::from_millis(100));
+    second.send(&[b"BLPOP", b"q", b"0"]);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(pusher.cmd_str("RPUSH q a b"), Value::Int(2));
+    assert_eq!(first.read(), Value::Array(vec![bulk("q"), bulk("a")]));
+    assert_eq!(second.read(), Value::Array(vec![bulk("q"), bulk("b")]));
+    assert_eq!(pusher.cmd_str("EXISTS q"), Value::Int(0));
+}
+
+#[test]
+fn blpop_times_out_with_null_and_push_inside_exec_wakes() {
+    let gate = Respgate::start();
+    let addr = gate.addr.clone();
+    let mut waiter = Conn::connect(&addr);
+    let started = Instant::now();
+    assert_eq!(waiter.cmd_str("BLPOP nothing 0.2"), Value::NullArray);
+    assert!(started.elapsed() >= Duration::from_millis(190));
+
+    waiter.send(&[b"BRPOPLPUSH", b"src", b"dst", b"0"]);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut other = Conn::connect(&addr);
+    other.cmd_str("MULTI");
+    other.cmd_str("LPUSH src x");
+    assert_eq!(other.cmd_str("EXEC"), Value::Array(vec![Value::Int(1)]));
+    assert_eq!(waiter.read(), bulk("x"));
+    assert_eq!(
+        other.cmd_str("LRANGE dst 0 -1"),
+        Value::Array(vec![bulk("x")])
+    );
+}
+
+#[test]
+fn client_unblock_and_watch_touched_by_another_client() {
+    let gate = Respgate::start();
+    let addr = gate.addr.clone();
+    let mut waiter = Conn::connect(&addr);
+    let id = match waiter.cmd_str("CLIENT ID") {
+        Value::Int(i) => i,
+        other => panic!("CLIENT ID: {other:?}"),
+    };
+    waiter.send(&[b"BLPOP", b"q", b"0"]);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut admin = Conn::connect(&addr);
+    assert_eq!(
+        admin.cmd_str(&format!("CLIENT UNBLOCK {id} ERROR")),
+        Value::Int(1)
+    );
+    assert_eq!(
+        waiter.read(),
+        Value::Error("UNBLOCKED client unblocked via CLIENT UNBLOCK".into())
+    );
+    assert_eq!(
+        admin.cmd_str(&format!("CLIENT UNBLOCK {id}")),
+        Value::Int(0)
+    );
+
+    waiter.cmd_str("WATCH w");
+    admin.cmd_str("SET w changed");
+    waiter.cmd_str("MULTI");
+    waiter.cmd_str("SET w mine");
+    assert_eq!(waiter.cmd_str("EXEC"), Value::NullArray);
+    assert_eq!(admin.cmd_str("GET w"), bulk("changed"));
+}
