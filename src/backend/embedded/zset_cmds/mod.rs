@@ -8,17 +8,30 @@ use std::collections::{BTreeMap, HashMap};
 use bytes::Bytes;
 
 use super::db::key_hash;
+use super::keyspace_cmds::parse_cursor;
+use super::list_cmds::parse_timeout_ms;
 use super::num::{parse_f64, parse_i64};
+use super::set_cmds::SetValue;
 use super::value::Value;
 use super::{Ctx, Handler};
+use crate::protocol::reply::format_double;
 use crate::protocol::{Protocol, Reply, errors};
 use order_tree::OrderTree;
 
 const MIN_MAX_NOT_FLOAT: &str = "ERR min or max is not a float";
 const NOT_STRING_RANGE: &str = "ERR min or max not valid string range item";
+const MUST_BE_POSITIVE: &str = "ERR value is out of range, must be positive";
 const SCORE_NAN: &str = "ERR resulting score is not a number (NaN)";
-const TIMEOUT_NOT_FLOAT: &str = "ERR timeout is not a float or out of range";
-const TIMEOUT_NEGATIVE: &str = "ERR timeout is negative";
+const NUMKEYS_POSITIVE: &str = "ERR numkeys should be greater than 0";
+const COUNT_POSITIVE: &str = "ERR count should be greater than 0";
+const WEIGHT_NOT_FLOAT: &str = "ERR weight value is not a float";
+const LIMIT_NEGATIVE: &str = "ERR LIMIT can't be negative";
+const OUT_OF_RANGE: &str = "ERR value is out of range";
+const RANDMEMBER_RANGE: &str =
+    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807";
+/// ZRANDMEMBER with a negative count streams |count| picks in Redis; we build replies in
+/// memory, so refuse counts that could not be held (a documented difference).
+const RANDOM_REPLY_CAP: u64 = 1 << 24;
 
 /// Estimated heap bytes per element beyond the member itself: tree node, map bucket entry.
 const PER_ELEMENT_BYTES: usize = 96;
@@ -46,7 +59,11 @@ impl ZSetValue {
 
     /// OBJECT ENCODING's answer, as Redis 7.0 would pick it for the same data.
     pub fn encoding_name(&self) -> &'static str {
-        if self.skiplist { "skiplist" } else { "listpack" }
+        if self.skiplist {
+            "skiplist"
+        } else {
+            "listpack"
+        }
     }
 
     /// Approximate bytes held; O(1).
@@ -72,6 +89,13 @@ impl ZSetValue {
 
     /// Inserts or updates a member's score; returns whether the member is new.
     pub(crate) fn insert(&mut self, member: &[u8], score: f64) -> bool {
+        // A listpack keeps scores as text, and "-0" is stored as the integer 0: Redis only
+        // keeps a negative zero in a skiplist.
+        let score = if !self.skiplist && score == 0.0 {
+            0.0
+        } else {
+            score
+        };
         let bucket = self.scores.entry(key_hash(member)).or_default();
         if let Some(slot) = bucket.iter_mut().find(|(m, _)| m.as_ref() == member) {
             let old = slot.1;
@@ -133,6 +157,31 @@ impl ZSetValue {
         self.tree.iter_from(rank)
     }
 
+    /// The pair at `rank` (0-based, ascending).
+    pub(crate) fn get_by_rank(&self, rank: usize) -> Option<(&Bytes, f64)> {
+        self.tree.get_by_rank(rank)
+    }
+
+    /// ZSCAN's step: the members of up to `buckets` hash buckets from `cursor` (a hash) on,
+    /// and the cursor to continue from (0 when done). Members present for the whole scan
+    /// are returned exactly once because buckets are visited in hash order.
+    pub(crate) fn scan_from(&self, cursor: u64, buckets: usize) -> (u64, Vec<(Bytes, f64)>) {
+        let mut out = Vec::new();
+        let mut it = self.scores.range(cursor..);
+        for _ in 0..buckets {
+            match it.next() {
+                Some((_, bucket)) => out.extend(bucket.iter().cloned()),
+                None => return (0, out),
+            }
+        }
+        (it.next().map_or(0, |(h, _)| *h), out)
+    }
+
+    /// Is it reported as `skiplist` (Redis scans those incrementally, listpacks at once)?
+    pub(crate) fn is_skiplist(&self) -> bool {
+        self.skiplist
+    }
+
     /// All pairs in ascending order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&Bytes, f64)> {
         self.tree.iter_from(0)
@@ -153,27 +202,27 @@ impl ZSetValue {
         (start, end)
     }
 
-    /// Converts to skiplist once a threshold is crossed (never back, like Redis).
-    fn check_encoding(&mut self, t: &super::Tunables, added_len: usize) {
+    /// Converts to skiplist before adding a member that would cross a threshold (never
+    /// back, like Redis, which converts first and then inserts into the skiplist).
+    fn convert_before_add(&mut self, t: &super::Tunables, member_len: usize) {
         if !self.skiplist
-            && (self.len() > t.zset_max_listpack_entries || added_len > t.zset_max_listpack_value)
+            && (self.len() + 1 > t.zset_max_listpack_entries
+                || member_len > t.zset_max_listpack_value)
         {
             self.skiplist = true;
         }
     }
 
-    /// A new set holding `pairs`, encoded as Redis encodes a freshly stored result.
-    pub(crate) fn from_pairs(
-        pairs: impl IntoIterator<Item = (Bytes, f64)>,
-        t: &super::Tunables,
-    ) -> ZSetValue {
-        let mut z = ZSetValue::new(false);
-        let mut max_len = 0;
+    /// A new set holding `pairs`, encoded as Redis encodes a freshly stored result
+    /// (listpack when small enough, decided before any pair goes in).
+    pub(crate) fn from_pairs(pairs: Vec<(Bytes, f64)>, t: &super::Tunables) -> ZSetValue {
+        let max_len = pairs.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
+        let skiplist =
+            pairs.len() > t.zset_max_listpack_entries || max_len > t.zset_max_listpack_value;
+        let mut z = ZSetValue::new(skiplist);
         for (m, s) in pairs {
-            max_len = max_len.max(m.len());
             z.insert(&m, s);
         }
-        z.skiplist = z.len() > t.zset_max_listpack_entries || max_len > t.zset_max_listpack_value;
         z
     }
 }
@@ -189,10 +238,18 @@ pub(crate) struct ScoreRange {
 
 impl ScoreRange {
     fn gte_min(&self, s: f64) -> bool {
-        if self.minex { s > self.min } else { s >= self.min }
+        if self.minex {
+            s > self.min
+        } else {
+            s >= self.min
+        }
     }
     fn lte_max(&self, s: f64) -> bool {
-        if self.maxex { s < self.max } else { s <= self.max }
+        if self.maxex {
+            s < self.max
+        } else {
+            s <= self.max
+        }
     }
     fn parse(min: &[u8], max: &[u8]) -> Result<ScoreRange, Reply> {
         let one = |b: &[u8]| -> Option<(f64, bool)> {
@@ -213,10 +270,38 @@ impl ScoreRange {
     }
 }
 
-/// strtod for range bounds: like a score, but an empty string reads as 0? No: Redis
-/// rejects when nothing was parsed, which `parse_f64` does too.
+/// A range bound read the way zslParseRange reads it: bare strtod, so leading whitespace is
+/// skipped, an empty string is 0, overflow gives an infinity; only NaN and trailing
+/// garbage are refused.
 fn parse_score_strtod(b: &[u8]) -> Option<f64> {
-    parse_f64(b)
+    if b.is_empty() {
+        return Some(0.0);
+    }
+    let start = b
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))?;
+    parse_f64(&b[start..])
+}
+
+/// A score or weight read like getDoubleFromObject: the whole string must be a float and
+/// strtod's ERANGE (an overflow to infinity, an underflow to zero) is refused.
+pub(crate) fn parse_score(b: &[u8]) -> Option<f64> {
+    let v = parse_f64(b)?;
+    let lower = b.to_ascii_lowercase();
+    let body = lower
+        .strip_prefix(b"-")
+        .or_else(|| lower.strip_prefix(b"+"));
+    let body = body.unwrap_or(&lower);
+    if v.is_infinite() && !body.starts_with(b"inf") {
+        return None;
+    }
+    if v == 0.0 && !body.starts_with(b"0x") {
+        let mantissa = body.split(|&c| c == b'e').next().unwrap_or(&[]);
+        if mantissa.iter().any(|c| (b'1'..=b'9').contains(c)) {
+            return None;
+        }
+    }
+    Some(v)
 }
 
 /// Lex interval (zlexrangespec).
@@ -290,6 +375,17 @@ pub(super) fn register(t: &mut HashMap<&'static str, Handler>) {
     t.insert("zpopmax", zpopmax);
     t.insert("bzpopmin", bzpopmin);
     t.insert("bzpopmax", bzpopmax);
+    t.insert("zmpop", zmpop);
+    t.insert("bzmpop", bzmpop);
+    t.insert("zrandmember", zrandmember);
+    t.insert("zscan", zscan);
+    t.insert("zunion", zunion);
+    t.insert("zinter", zinter);
+    t.insert("zdiff", zdiff);
+    t.insert("zunionstore", zunionstore);
+    t.insert("zinterstore", zinterstore);
+    t.insert("zdiffstore", zdiffstore);
+    t.insert("zintercard", zintercard);
     t.insert("zremrangebyscore", zremrangebyscore);
     t.insert("zremrangebyrank", zremrangebyrank);
     t.insert("zremrangebylex", zremrangebylex);
@@ -315,7 +411,7 @@ fn int_arg(b: &[u8]) -> Result<i64, Reply> {
 }
 
 fn float_arg(b: &[u8]) -> Result<f64, Reply> {
-    parse_f64(b).ok_or_else(|| Reply::err(errors::NOT_FLOAT))
+    parse_score(b).ok_or_else(|| Reply::err(errors::NOT_FLOAT))
 }
 
 /// Reads a zset: Ok(None) if absent, WRONGTYPE if another type.
@@ -341,7 +437,8 @@ fn write_zset<'c>(ctx: &'c mut Ctx, key: &Bytes) -> Result<Option<&'c mut ZSetVa
 
 /// Deletes the key if the set became empty (Redis never keeps empty collections).
 fn delete_if_empty(ctx: &mut Ctx, key: &Bytes) {
-    let empty = matches!(ctx.lookup(key), Some(e) if matches!(&e.value, Value::ZSet(z) if z.is_empty()));
+    let empty =
+        matches!(ctx.lookup(key), Some(e) if matches!(&e.value, Value::ZSet(z) if z.is_empty()));
     if empty {
         ctx.db().remove(key);
     }
@@ -415,7 +512,7 @@ fn zadd_generic(ctx: &mut Ctx, argv: &[Bytes], mut flags: u8) -> Result<Reply, R
     }
     let has = |f: u8| flags & f != 0;
     let rest = &argv[idx..];
-    if rest.is_empty() || rest.len() % 2 != 0 {
+    if rest.is_empty() || !rest.len().is_multiple_of(2) {
         return Err(Reply::err(errors::SYNTAX));
     }
     if has(ZADD_NX) && has(ZADD_XX) {
@@ -446,17 +543,17 @@ fn zadd_generic(ctx: &mut Ctx, argv: &[Bytes], mut flags: u8) -> Result<Reply, R
     let exists = write_zset(ctx, key)?.is_some();
     if !exists {
         if has(ZADD_XX) {
-            return Ok(if incr {
-                Reply::Null
-            } else {
-                Reply::Integer(0)
-            });
+            return Ok(if incr { Reply::Null } else { Reply::Integer(0) });
         }
         let skiplist = tunables.zset_max_listpack_entries == 0
             || tunables.zset_max_listpack_value < rest[1].len();
         let now = ctx.now_ms;
-        ctx.db()
-            .set(key, Value::ZSet(Box::new(ZSetValue::new(skiplist))), None, now);
+        ctx.db().set(
+            key,
+            Value::ZSet(Box::new(ZSetValue::new(skiplist))),
+            None,
+            now,
+        );
     }
     let Some(z) = write_zset(ctx, key)? else {
         return Err(Reply::err(errors::WRONGTYPE));
@@ -495,8 +592,8 @@ fn zadd_generic(ctx: &mut Ctx, argv: &[Bytes], mut flags: u8) -> Result<Reply, R
                 if has(ZADD_XX) {
                     continue;
                 }
+                z.convert_before_add(&tunables, member.len());
                 z.insert(member, score);
-                z.check_encoding(&tunables, member.len());
                 added += 1;
                 processed += 1;
                 if incr {
@@ -720,14 +817,20 @@ fn select_range(z: &ZSetValue, req: &RangeReq) -> Result<Vec<(Bytes, f64)>, Repl
     Ok(out)
 }
 
-/// Parses ZRANGE's options after `min max` (from argv index `from`).
+/// Parses ZRANGE's options after `min max` (from argv index `from`), as zrangeGenericCommand
+/// does for every member of the family: the legacy commands fix the kind and direction, so
+/// BYSCORE/BYLEX/REV are syntax errors there; WITHSCORES and LIMIT are accepted everywhere
+/// and rejected afterwards with Redis's specific texts.
 fn parse_zrange_opts(
     argv: &[Bytes],
     from: usize,
     mut req: RangeReq,
+    fixed_kind: bool,
+    fixed_dir: bool,
     store: bool,
 ) -> Result<RangeReq, Reply> {
-    let mut limit_given = false;
+    let mut kind_set = fixed_kind;
+    let mut dir_set = fixed_dir;
     let mut j = from;
     while j < argv.len() {
         let a = &argv[j];
@@ -737,20 +840,23 @@ fn parse_zrange_opts(
         } else if opt_is(a, "limit") && left >= 2 {
             req.offset = int_arg(&argv[j + 1])?;
             req.limit = int_arg(&argv[j + 2])?;
-            limit_given = true;
             j += 2;
-        } else if opt_is(a, "byscore") && req.kind == RangeKind::Rank {
-            req.kind = RangeKind::Score;
-        } else if opt_is(a, "bylex") && req.kind == RangeKind::Rank {
-            req.kind = RangeKind::Lex;
-        } else if opt_is(a, "rev") {
+        } else if !dir_set && opt_is(a, "rev") {
             req.rev = true;
+            dir_set = true;
+        } else if !kind_set && opt_is(a, "bylex") {
+            req.kind = RangeKind::Lex;
+            kind_set = true;
+        } else if !kind_set && opt_is(a, "byscore") {
+            req.kind = RangeKind::Score;
+            kind_set = true;
         } else {
             return Err(Reply::err(errors::SYNTAX));
         }
         j += 1;
     }
-    if limit_given && req.kind == RangeKind::Rank {
+    // Redis tests the LIMIT count against its "not given" value, so LIMIT x -1 passes.
+    if req.limit != -1 && req.kind == RangeKind::Rank {
         return Err(Reply::err(
             "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
         ));
@@ -792,10 +898,24 @@ fn prevalidate(req: &RangeReq) -> Result<(), Reply> {
     Ok(())
 }
 
-fn run_range(ctx: &mut Ctx, key: &Bytes, req: RangeReq) -> Reply {
+/// Every non-storing member of the ZRANGE family: `kind`/`rev` None means the option
+/// words choose them (ZRANGE), Some means the command fixes them (legacy commands).
+fn range_command(
+    ctx: &mut Ctx,
+    argv: &[Bytes],
+    kind: Option<RangeKind>,
+    rev: Option<bool>,
+) -> Reply {
     done((|| {
+        let base = base_req(
+            argv,
+            2,
+            kind.unwrap_or(RangeKind::Rank),
+            rev.unwrap_or(false),
+        );
+        let req = parse_zrange_opts(argv, 4, base, kind.is_some(), rev.is_some(), false)?;
         prevalidate(&req)?;
-        let items = match read_zset(ctx, key)? {
+        let items = match read_zset(ctx, &argv[1])? {
             None => Vec::new(),
             Some(z) => select_range(z, &req)?,
         };
@@ -804,61 +924,27 @@ fn run_range(ctx: &mut Ctx, key: &Bytes, req: RangeReq) -> Reply {
 }
 
 fn zrange(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
-    match parse_zrange_opts(argv, 4, base_req(argv, 2, RangeKind::Rank, false), false) {
-        Ok(req) => run_range(ctx, &argv[1], req),
-        Err(e) => e,
-    }
+    range_command(ctx, argv, None, None)
 }
 
 fn zrevrange(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
-    let mut req = base_req(argv, 2, RangeKind::Rank, true);
-    match argv.len() {
-        4 => {}
-        5 if opt_is(&argv[4], "withscores") => req.withscores = true,
-        _ => return Reply::err(errors::SYNTAX),
-    }
-    run_range(ctx, &argv[1], req)
-}
-
-/// ZRANGEBYSCORE/ZREVRANGEBYSCORE/ZRANGEBYLEX/ZREVRANGEBYLEX: WITHSCORES and LIMIT only.
-fn by_generic(ctx: &mut Ctx, argv: &[Bytes], kind: RangeKind, rev: bool) -> Reply {
-    let mut req = base_req(argv, 2, kind, rev);
-    let mut j = 4;
-    while j < argv.len() {
-        let left = argv.len() - j - 1;
-        if kind == RangeKind::Score && opt_is(&argv[j], "withscores") {
-            req.withscores = true;
-        } else if opt_is(&argv[j], "limit") && left >= 2 {
-            match (int_arg(&argv[j + 1]), int_arg(&argv[j + 2])) {
-                (Ok(o), Ok(l)) => {
-                    req.offset = o;
-                    req.limit = l;
-                }
-                (Err(e), _) | (_, Err(e)) => return e,
-            }
-            j += 2;
-        } else {
-            return Reply::err(errors::SYNTAX);
-        }
-        j += 1;
-    }
-    run_range(ctx, &argv[1], req)
+    range_command(ctx, argv, Some(RangeKind::Rank), Some(true))
 }
 
 fn zrangebyscore(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
-    by_generic(ctx, argv, RangeKind::Score, false)
+    range_command(ctx, argv, Some(RangeKind::Score), Some(false))
 }
 
 fn zrevrangebyscore(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
-    by_generic(ctx, argv, RangeKind::Score, true)
+    range_command(ctx, argv, Some(RangeKind::Score), Some(true))
 }
 
 fn zrangebylex(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
-    by_generic(ctx, argv, RangeKind::Lex, false)
+    range_command(ctx, argv, Some(RangeKind::Lex), Some(false))
 }
 
 fn zrevrangebylex(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
-    by_generic(ctx, argv, RangeKind::Lex, true)
+    range_command(ctx, argv, Some(RangeKind::Lex), Some(true))
 }
 
 /// Stores `items` at `dst` as a fresh zset (deleting `dst` when empty); returns the count.
@@ -881,7 +967,8 @@ fn store_result(ctx: &mut Ctx, dst: &Bytes, items: Vec<(Bytes, f64)>) -> i64 {
 
 fn zrangestore(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     done((|| {
-        let req = parse_zrange_opts(argv, 5, base_req(argv, 3, RangeKind::Rank, false), true)?;
+        let base = base_req(argv, 3, RangeKind::Rank, false);
+        let req = parse_zrange_opts(argv, 5, base, false, false, true)?;
         prevalidate(&req)?;
         let items = match read_zset(ctx, &argv[2])? {
             None => Vec::new(),
@@ -903,12 +990,10 @@ fn remrange(ctx: &mut Ctx, argv: &[Bytes], kind: RangeKind) -> Reply {
             return Ok(Reply::Integer(0));
         };
         let (a, b) = match kind {
-            RangeKind::Rank => {
-                match rank_bounds(int_arg(&req.min)?, int_arg(&req.max)?, z.len()) {
-                    Some(ab) => ab,
-                    None => return Ok(Reply::Integer(0)),
-                }
-            }
+            RangeKind::Rank => match rank_bounds(int_arg(&req.min)?, int_arg(&req.max)?, z.len()) {
+                Some(ab) => ab,
+                None => return Ok(Reply::Integer(0)),
+            },
             RangeKind::Score => z.score_range(&ScoreRange::parse(&req.min, &req.max)?),
             RangeKind::Lex => z.lex_range(&LexRange::parse(&req.min, &req.max)?),
         };
@@ -937,7 +1022,12 @@ fn zremrangebylex(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 // Pops
 
 /// Pops up to `count` from the min or max end; deletes the key when emptied.
-fn pop_items(ctx: &mut Ctx, key: &Bytes, count: usize, max: bool) -> Result<Vec<(Bytes, f64)>, Reply> {
+fn pop_items(
+    ctx: &mut Ctx,
+    key: &Bytes,
+    count: usize,
+    max: bool,
+) -> Result<Vec<(Bytes, f64)>, Reply> {
     let Some(z) = write_zset(ctx, key)? else {
         return Ok(Vec::new());
     };
@@ -964,13 +1054,11 @@ fn pop_generic(ctx: &mut Ctx, argv: &[Bytes], max: bool) -> Reply {
         }
         let count = match argv.get(2) {
             Some(c) => {
-                let c = int_arg(c)?;
-                if c < 0 {
-                    return Err(Reply::err(
-                        "ERR value is out of range, must be positive",
-                    ));
-                }
-                Some(c as usize)
+                // getPositiveLongFromObjectOrReply: one text for bad and negative counts.
+                let c = parse_i64(c)
+                    .and_then(|c| usize::try_from(c).ok())
+                    .ok_or_else(|| Reply::err(MUST_BE_POSITIVE))?;
+                Some(c)
             }
             None => None,
         };
@@ -997,17 +1085,6 @@ fn zpopmax(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     pop_generic(ctx, argv, true)
 }
 
-/// Redis's getTimeoutFromObjectOrReply for seconds given as a float.
-fn parse_timeout(b: &[u8]) -> Result<f64, Reply> {
-    let t = parse_f64(b)
-        .filter(|t| t.is_finite())
-        .ok_or_else(|| Reply::err(TIMEOUT_NOT_FLOAT))?;
-    if t < 0.0 {
-        return Err(Reply::err(TIMEOUT_NEGATIVE));
-    }
-    Ok(t)
-}
-
 /// BZPOPMIN/BZPOPMAX key... timeout, as the non-blocking attempt: serve the first
 /// non-empty key or reply the timeout's null array.
 fn bpop_generic(ctx: &mut Ctx, argv: &[Bytes], max: bool) -> Reply {
@@ -1015,7 +1092,7 @@ fn bpop_generic(ctx: &mut Ctx, argv: &[Bytes], max: bool) -> Reply {
         let Some((timeout, keys)) = argv[1..].split_last() else {
             return Err(Reply::err(errors::SYNTAX));
         };
-        parse_timeout(timeout)?;
+        parse_timeout_ms(timeout)?;
         for key in keys {
             let items = pop_items(ctx, key, 1, max)?;
             if let Some((m, s)) = items.into_iter().next() {
@@ -1036,4 +1113,505 @@ fn bzpopmin(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 
 fn bzpopmax(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     bpop_generic(ctx, argv, true)
+}
+
+/// ZMPOP numkeys key... MIN|MAX [COUNT n]; BZMPOP has the timeout before numkeys, checked
+/// after everything else (zmpopGenericCommand's order).
+fn zmpop_generic(ctx: &mut Ctx, argv: &[Bytes], numkeys_idx: usize) -> Reply {
+    done((|| {
+        let numkeys = argv
+            .get(numkeys_idx)
+            .and_then(|n| parse_i64(n))
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| Reply::err(NUMKEYS_POSITIVE))?;
+        let where_idx = (numkeys_idx as u128) + (numkeys as u128) + 1;
+        if where_idx >= argv.len() as u128 {
+            return Err(Reply::err(errors::SYNTAX));
+        }
+        let where_idx = where_idx as usize;
+        let max = if opt_is(&argv[where_idx], "min") {
+            false
+        } else if opt_is(&argv[where_idx], "max") {
+            true
+        } else {
+            return Err(Reply::err(errors::SYNTAX));
+        };
+        let mut count: Option<usize> = None;
+        let mut j = where_idx + 1;
+        while j < argv.len() {
+            match argv.get(j + 1) {
+                Some(v) if count.is_none() && opt_is(&argv[j], "count") => {
+                    let c = parse_i64(v)
+                        .filter(|c| *c >= 1)
+                        .ok_or_else(|| Reply::err(COUNT_POSITIVE))?;
+                    count = Some(usize::try_from(c).unwrap_or(usize::MAX));
+                }
+                _ => return Err(Reply::err(errors::SYNTAX)),
+            }
+            j += 2;
+        }
+        if numkeys_idx == 2 {
+            parse_timeout_ms(&argv[1])?;
+        }
+        for key in &argv[numkeys_idx + 1..where_idx] {
+            let items = pop_items(ctx, key, count.unwrap_or(1), max)?;
+            if items.is_empty() {
+                continue;
+            }
+            // Nested [member, score] pairs in both protocols, unlike ZPOPMIN.
+            let pairs = items
+                .into_iter()
+                .map(|(m, s)| Reply::Array(vec![Reply::Bulk(m), score_reply(s)]))
+                .collect();
+            return Ok(Reply::Array(vec![
+                Reply::Bulk(key.clone()),
+                Reply::Array(pairs),
+            ]));
+        }
+        Ok(Reply::NullArray)
+    })())
+}
+
+fn zmpop(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
+    zmpop_generic(ctx, argv, 1)
+}
+
+fn bzmpop(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
+    zmpop_generic(ctx, argv, 2)
+}
+
+// ---------------------------------------------------------------------------------------
+// ZRANDMEMBER
+
+fn zrandmember(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
+    done((|| {
+        let Some(count) = argv.get(2) else {
+            return Ok(match read_zset(ctx, &argv[1])? {
+                None => Reply::Null,
+                Some(z) => {
+                    let rank = rand::random_range(0..z.len().max(1));
+                    match z.get_by_rank(rank) {
+                        Some((m, _)) => Reply::Bulk(m.clone()),
+                        None => Reply::Null,
+                    }
+                }
+            });
+        };
+        let l = int_arg(count)?;
+        if l == i64::MIN {
+            return Err(Reply::err(RANDMEMBER_RANGE));
+        }
+        let withscores = match argv.get(3) {
+            None => false,
+            Some(w) if argv.len() == 4 && opt_is(w, "withscores") => true,
+            Some(_) => return Err(Reply::err(errors::SYNTAX)),
+        };
+        if withscores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&l) {
+            return Err(Reply::err(OUT_OF_RANGE));
+        }
+        let Some(z) = read_zset(ctx, &argv[1])? else {
+            return Ok(Reply::Array(Vec::new()));
+        };
+        let items = random_members(z, l)?;
+        Ok(pairs_reply(ctx, items, withscores))
+    })())
+}
+
+/// ZRANDMEMBER's picks: a negative count may repeat members, a positive one returns
+/// distinct members (the whole set, in order, when it asks for at least that many).
+fn random_members(z: &ZSetValue, l: i64) -> Result<Vec<(Bytes, f64)>, Reply> {
+    let size = z.len();
+    let count = l.unsigned_abs();
+    let pick = |rank: usize| z.get_by_rank(rank).map(|(m, s)| (m.clone(), s));
+    if count == 0 || size == 0 {
+        return Ok(Vec::new());
+    }
+    if l < 0 || count == 1 {
+        if count > RANDOM_REPLY_CAP {
+            return Err(Reply::err(OUT_OF_RANGE));
+        }
+        return Ok((0..count)
+            .filter_map(|_| pick(rand::random_range(0..size)))
+            .collect());
+    }
+    if count >= size as u64 {
+        // Redis answers with the whole set as a reverse score range (highest first).
+        let mut all: Vec<_> = z.iter().map(|(m, s)| (m.clone(), s)).collect();
+        all.reverse();
+        return Ok(all);
+    }
+    let count = count as usize;
+    let mut ranks: Vec<usize> = if count.saturating_mul(3) > size {
+        // Many picks: a partial Fisher-Yates shuffle of all ranks.
+        let mut all: Vec<usize> = (0..size).collect();
+        for i in 0..count {
+            let j = rand::random_range(i..size);
+            all.swap(i, j);
+        }
+        all.truncate(count);
+        all
+    } else {
+        let mut seen = std::collections::HashSet::with_capacity(count);
+        let mut v = Vec::with_capacity(count);
+        while v.len() < count {
+            let r = rand::random_range(0..size);
+            if seen.insert(r) {
+                v.push(r);
+            }
+        }
+        v
+    };
+    ranks.truncate(count);
+    Ok(ranks.into_iter().filter_map(pick).collect())
+}
+
+// ---------------------------------------------------------------------------------------
+// ZSCAN
+
+fn zscan(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
+    done((|| {
+        let cursor = parse_cursor(&argv[2]).ok_or_else(|| Reply::err("ERR invalid cursor"))?;
+        let Some(z) = read_zset(ctx, &argv[1])? else {
+            return Ok(Reply::Array(vec![
+                Reply::Bulk(Bytes::from_static(b"0")),
+                Reply::Array(Vec::new()),
+            ]));
+        };
+        let mut count: i64 = 10;
+        let mut pattern: Option<&Bytes> = None;
+        let mut i = 3;
+        while i < argv.len() {
+            let more = argv.len() - i;
+            if opt_is(&argv[i], "count") && more >= 2 {
+                count = int_arg(&argv[i + 1])?;
+                if count < 1 {
+                    return Err(Reply::err(errors::SYNTAX));
+                }
+            } else if opt_is(&argv[i], "match") && more >= 2 {
+                let p = &argv[i + 1];
+                pattern = (p.as_ref() != b"*").then_some(p);
+            } else {
+                return Err(Reply::err(errors::SYNTAX));
+            }
+            i += 2;
+        }
+        // A listpack is returned whole in one call (Redis ignores COUNT for it).
+        let (next, items) = if z.is_skiplist() {
+            z.scan_from(cursor, usize::try_from(count).unwrap_or(usize::MAX))
+        } else {
+            (0, z.iter().map(|(m, s)| (m.clone(), s)).collect())
+        };
+        let mut flat = Vec::new();
+        for (m, s) in items {
+            if pattern.is_some_and(|p| !crate::glob::glob_match(p, &m, false)) {
+                continue;
+            }
+            flat.push(Reply::Bulk(m));
+            flat.push(Reply::Bulk(Bytes::from(format_double(s))));
+        }
+        Ok(Reply::Array(vec![
+            Reply::Bulk(Bytes::from(next.to_string())),
+            Reply::Array(flat),
+        ]))
+    })())
+}
+
+// ---------------------------------------------------------------------------------------
+// ZUNION / ZINTER / ZDIFF, their STORE forms, ZINTERCARD
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SetOp {
+    Union,
+    Inter,
+    Diff,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Aggregate {
+    Sum,
+    Min,
+    Max,
+}
+
+/// One input of a set operation: a zset, or a plain set whose members all score 1.
+enum Input<'a> {
+    Missing,
+    ZSet(&'a ZSetValue),
+    Set(&'a SetValue),
+}
+
+impl Input<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Input::Missing => 0,
+            Input::ZSet(z) => z.len(),
+            Input::Set(s) => set_members(s).len(),
+        }
+    }
+
+    fn score(&self, member: &[u8]) -> Option<f64> {
+        match self {
+            Input::Missing => None,
+            Input::ZSet(z) => z.score(member),
+            Input::Set(s) => set_members(s)
+                .iter()
+                .any(|m| m.as_ref() == member)
+                .then_some(1.0),
+        }
+    }
+
+    fn pairs(&self) -> Vec<(Bytes, f64)> {
+        match self {
+            Input::Missing => Vec::new(),
+            Input::ZSet(z) => z.iter().map(|(m, s)| (m.clone(), s)).collect(),
+            Input::Set(s) => set_members(s).into_iter().map(|m| (m, 1.0)).collect(),
+        }
+    }
+}
+
+/// The members of a plain set. The set type lives on another branch and exposes no members
+/// here yet, so a set reads as empty until it does (no command on this branch creates one).
+fn set_members(_s: &SetValue) -> Vec<Bytes> {
+    Vec::new()
+}
+
+/// zunionInterAggregate: SUM of +inf and -inf is 0 by Redis's convention, not NaN.
+fn aggregate(target: &mut f64, v: f64, agg: Aggregate) {
+    match agg {
+        Aggregate::Sum => {
+            *target += v;
+            if target.is_nan() {
+                *target = 0.0;
+            }
+        }
+        Aggregate::Min => {
+            if v < *target {
+                *target = v;
+            }
+        }
+        Aggregate::Max => {
+            if v > *target {
+                *target = v;
+            }
+        }
+    }
+}
+
+/// A weighted score; 0 * inf is 0 in Redis, not NaN.
+fn weighted(s: f64, w: f64) -> f64 {
+    let v = s * w;
+    if v.is_nan() { 0.0 } else { v }
+}
+
+struct SetOpReq {
+    op: SetOp,
+    numkeys_idx: usize,
+    store: bool,
+    card_only: bool,
+}
+
+fn setop_command(ctx: &mut Ctx, argv: &[Bytes], req: SetOpReq) -> Reply {
+    done((|| {
+        let setnum = int_arg(&argv[req.numkeys_idx])?;
+        if setnum < 1 {
+            let name = String::from_utf8_lossy(&argv[0]).to_lowercase();
+            return Err(Reply::err(format!(
+                "ERR at least 1 input key is needed for '{name}' command"
+            )));
+        }
+        let first = req.numkeys_idx + 1;
+        if setnum as u64 > (argv.len() - first) as u64 {
+            return Err(Reply::err(errors::SYNTAX));
+        }
+        let setnum = setnum as usize;
+        let keys = &argv[first..first + setnum];
+        // Types are checked before the options are parsed, as Redis does.
+        for key in keys {
+            let entry = if req.store {
+                ctx.lookup(key)
+            } else {
+                ctx.lookup_read(key)
+            };
+            if entry.is_some_and(|e| !matches!(e.value, Value::ZSet(_) | Value::Set(_))) {
+                return Err(wrongtype());
+            }
+        }
+        let mut weights = vec![1.0f64; setnum];
+        let mut agg = Aggregate::Sum;
+        let mut withscores = false;
+        let mut limit: u64 = 0;
+        let scoring = req.op != SetOp::Diff && !req.card_only;
+        let mut j = first + setnum;
+        while j < argv.len() {
+            let remaining = argv.len() - j;
+            let a = &argv[j];
+            if scoring && remaining > setnum && opt_is(a, "weights") {
+                for (w, arg) in weights.iter_mut().zip(&argv[j + 1..]) {
+                    *w = parse_score(arg).ok_or_else(|| Reply::err(WEIGHT_NOT_FLOAT))?;
+                }
+                j += 1 + setnum;
+            } else if scoring && remaining >= 2 && opt_is(a, "aggregate") {
+                let v = &argv[j + 1];
+                agg = if opt_is(v, "sum") {
+                    Aggregate::Sum
+                } else if opt_is(v, "min") {
+                    Aggregate::Min
+                } else if opt_is(v, "max") {
+                    Aggregate::Max
+                } else {
+                    return Err(Reply::err(errors::SYNTAX));
+                };
+                j += 2;
+            } else if !req.store && !req.card_only && opt_is(a, "withscores") {
+                withscores = true;
+                j += 1;
+            } else if req.card_only && remaining >= 2 && opt_is(a, "limit") {
+                limit = parse_i64(&argv[j + 1])
+                    .and_then(|l| u64::try_from(l).ok())
+                    .ok_or_else(|| Reply::err(LIMIT_NEGATIVE))?;
+                j += 2;
+            } else {
+                return Err(Reply::err(errors::SYNTAX));
+            }
+        }
+        let now = ctx.now_ms;
+        let db = &ctx.state.dbs[ctx.client.db];
+        let inputs: Vec<Input> = keys
+            .iter()
+            .map(|k| match db.peek(k, now).map(|e| &e.value) {
+                Some(Value::ZSet(z)) => Input::ZSet(z),
+                Some(Value::Set(s)) => Input::Set(s),
+                _ => Input::Missing,
+            })
+            .collect();
+        if req.card_only {
+            return Ok(Reply::Integer(inter_card(&inputs, limit) as i64));
+        }
+        let mut items = match req.op {
+            SetOp::Union => union(&inputs, &weights, agg),
+            SetOp::Inter => inter(&inputs, &weights, agg),
+            SetOp::Diff => diff(&inputs),
+        };
+        if req.store {
+            return Ok(Reply::Integer(store_result(ctx, &argv[1], items)));
+        }
+        items.sort_by(|a, b| order_tree::cmp_key(a.1, &a.0, b.1, &b.0));
+        Ok(pairs_reply(ctx, items, withscores))
+    })())
+}
+
+/// Input indexes from the smallest to the largest (Redis's processing order, which decides
+/// the order floating-point sums are taken in).
+fn by_cardinality(inputs: &[Input]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..inputs.len()).collect();
+    order.sort_by_key(|&i| inputs[i].len());
+    order
+}
+
+fn union(inputs: &[Input], weights: &[f64], agg: Aggregate) -> Vec<(Bytes, f64)> {
+    let mut acc: HashMap<Bytes, f64> = HashMap::new();
+    for i in by_cardinality(inputs) {
+        for (m, s) in inputs[i].pairs() {
+            let v = weighted(s, weights[i]);
+            match acc.entry(m) {
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    aggregate(e.get_mut(), v, agg)
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(v);
+                }
+            }
+        }
+    }
+    acc.into_iter().collect()
+}
+
+fn inter(inputs: &[Input], weights: &[f64], agg: Aggregate) -> Vec<(Bytes, f64)> {
+    let order = by_cardinality(inputs);
+    let Some((&smallest, rest)) = order.split_first() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    'members: for (m, s) in inputs[smallest].pairs() {
+        let mut score = weighted(s, weights[smallest]);
+        for &i in rest {
+            match inputs[i].score(&m) {
+                Some(other) => aggregate(&mut score, weighted(other, weights[i]), agg),
+                None => continue 'members,
+            }
+        }
+        out.push((m, score));
+    }
+    out
+}
+
+/// ZINTERCARD: how many members all inputs share, stopping at `limit` (0 = no limit).
+fn inter_card(inputs: &[Input], limit: u64) -> u64 {
+    let order = by_cardinality(inputs);
+    let Some((&smallest, rest)) = order.split_first() else {
+        return 0;
+    };
+    let mut count = 0u64;
+    for (m, _) in inputs[smallest].pairs() {
+        if rest.iter().all(|&i| inputs[i].score(&m).is_some()) {
+            count += 1;
+            if count == limit {
+                break;
+            }
+        }
+    }
+    count
+}
+
+/// Members of the first input found in no other, with their first-input scores.
+fn diff(inputs: &[Input]) -> Vec<(Bytes, f64)> {
+    let Some((first, rest)) = inputs.split_first() else {
+        return Vec::new();
+    };
+    first
+        .pairs()
+        .into_iter()
+        .filter(|(m, _)| rest.iter().all(|i| i.score(m).is_none()))
+        .collect()
+}
+
+fn setop(op: SetOp, numkeys_idx: usize, store: bool) -> SetOpReq {
+    SetOpReq {
+        op,
+        numkeys_idx,
+        store,
+        card_only: false,
+    }
+}
+
+fn zunion(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
+    setop_command(ctx, argv, setop(SetOp::Union, 1, false))
+}
+
+fn zinter(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
+    setop_command(ctx, argv, setop(SetOp::Inter, 1, false))
+}
+
+fn zdiff(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
+    setop_command(ctx, argv, setop(SetOp::Diff, 1, false))
+}
+
+fn zunionstore(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
+    setop_command(ctx, argv, setop(SetOp::Union, 2, true))
+}
+
+fn zinterstore(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
+    setop_command(ctx, argv, setop(SetOp::Inter, 2, true))
+}
+
+fn zdiffstore(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
+    setop_command(ctx, argv, setop(SetOp::Diff, 2, true))
+}
+
+fn zintercard(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
+    let req = SetOpReq {
+        card_only: true,
+        ..setop(SetOp::Inter, 1, false)
+    };
+    setop_command(ctx, argv, req)
 }
