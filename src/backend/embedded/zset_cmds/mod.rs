@@ -1615,3 +1615,229 @@ fn zintercard(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     };
     setop_command(ctx, argv, req)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::embedded::{ClientView, Engine};
+    use crate::config::EmbeddedConfig;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn run(e: &Engine, args: &[&str]) -> Reply {
+        run_proto(e, Protocol::Resp2, args)
+    }
+
+    fn run_proto(e: &Engine, proto: Protocol, args: &[&str]) -> Reply {
+        let argv: Vec<Bytes> = args.iter().map(|a| b(a)).collect();
+        let spec = crate::command::table::lookup(args[0].as_bytes()).expect("command");
+        e.execute(ClientView { db: 0, proto }, spec, &argv)
+    }
+
+    fn dirty(e: &Engine) -> u64 {
+        e.with_state(|s| s.dirty)
+    }
+
+    fn bulks(items: &[&str]) -> Reply {
+        Reply::Array(items.iter().map(|s| Reply::Bulk(b(s))).collect())
+    }
+
+    #[test]
+    fn value_matches_a_model_under_random_updates() {
+        let mut rng: u64 = 0x1234_5678;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut z = ZSetValue::new(true);
+        let mut model: std::collections::BTreeMap<Vec<u8>, f64> = Default::default();
+        for step in 0..5000 {
+            let member = format!("k{}", next() % 200).into_bytes();
+            let score = (next() % 20) as f64 / 2.0 - 5.0;
+            if next() % 3 == 0 {
+                assert_eq!(z.remove(&member), model.remove(&member).is_some());
+            } else {
+                let new = z.insert(&member, score);
+                assert_eq!(new, model.insert(member.clone(), score).is_none());
+            }
+            assert_eq!(z.len(), model.len());
+            assert_eq!(z.member_bytes, model.keys().map(|k| k.len()).sum::<usize>());
+            if step % 101 == 0 {
+                let mut sorted: Vec<(f64, Vec<u8>)> =
+                    model.iter().map(|(m, s)| (*s, m.clone())).collect();
+                sorted.sort_by(|a, b| order_tree::cmp_key(a.0, &a.1, b.0, &b.1));
+                let got: Vec<(f64, Vec<u8>)> = z.iter().map(|(m, s)| (s, m.to_vec())).collect();
+                assert_eq!(got, sorted);
+                for (rank, (s, m)) in sorted.iter().enumerate() {
+                    assert_eq!(z.rank(m), Some(rank));
+                    assert_eq!(z.score(m), Some(*s));
+                }
+                let range = ScoreRange::parse(b"(-1", b"2").expect("range");
+                let (lo, hi) = z.score_range(&range);
+                let want = sorted
+                    .iter()
+                    .filter(|(s, _)| *s > -1.0 && *s <= 2.0)
+                    .count();
+                assert_eq!(hi - lo, want);
+                // A full scan in small steps returns every member exactly once.
+                let mut seen = Vec::new();
+                let mut cursor = 0;
+                loop {
+                    let (next_cursor, items) = z.scan_from(cursor, 3);
+                    seen.extend(items.into_iter().map(|(m, _)| m.to_vec()));
+                    if next_cursor == 0 {
+                        break;
+                    }
+                    cursor = next_cursor;
+                }
+                seen.sort();
+                assert_eq!(seen, model.keys().cloned().collect::<Vec<_>>());
+            }
+        }
+        let before = z.mem_size();
+        let n = z.len();
+        assert_eq!(z.remove_rank_range(0, n).len(), n);
+        assert!(z.is_empty() && z.mem_size() < before && z.member_bytes == 0);
+    }
+
+    #[test]
+    fn listpack_turns_negative_zero_into_zero_but_skiplist_keeps_it() {
+        let mut lp = ZSetValue::new(false);
+        lp.insert(b"a", -0.0);
+        assert!(lp.score(b"a").is_some_and(|s| s.is_sign_positive()));
+        let mut sl = ZSetValue::new(true);
+        sl.insert(b"a", -0.0);
+        assert!(sl.score(b"a").is_some_and(|s| s.is_sign_negative()));
+    }
+
+    #[test]
+    fn scores_and_bounds_parse_like_redis() {
+        assert_eq!(parse_score(b"1.5"), Some(1.5));
+        assert_eq!(parse_score(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_score(b"+Infinity"), Some(f64::INFINITY));
+        assert_eq!(parse_score(b"0e10"), Some(0.0));
+        assert!(parse_score(b"1e-310").is_some_and(|v| v > 0.0));
+        for bad in ["1e400", "-1e400", "1e-400", "nan", "", " 1", "1 ", "1x"] {
+            assert_eq!(parse_score(bad.as_bytes()), None, "{bad}");
+        }
+        assert_eq!(parse_score_strtod(b""), Some(0.0));
+        assert_eq!(parse_score_strtod(b"  2"), Some(2.0));
+        assert_eq!(parse_score_strtod(b"1e400"), Some(f64::INFINITY));
+        assert_eq!(parse_score_strtod(b"  "), None);
+        assert_eq!(parse_score_strtod(b"nan"), None);
+        assert!(ScoreRange::parse(b"(", b"(1").is_ok());
+        assert!(LexRange::parse(&b("+x"), &b("+")).is_err());
+    }
+
+    #[test]
+    fn writes_count_dirty_and_empty_sets_are_deleted() {
+        let e = Engine::new(&EmbeddedConfig::default());
+        assert_eq!(
+            run(&e, &["zadd", "z", "1", "a", "2", "b"]),
+            Reply::Integer(2)
+        );
+        assert_eq!(dirty(&e), 2);
+        run(&e, &["zadd", "z", "1", "a"]);
+        run(&e, &["zadd", "z", "nx", "5", "a"]);
+        run(&e, &["zrem", "z", "nosuch"]);
+        run(&e, &["zremrangebyscore", "z", "10", "20"]);
+        run(&e, &["zpopmin", "z", "0"]);
+        assert_eq!(dirty(&e), 2);
+        run(&e, &["zincrby", "z", "1", "a"]);
+        assert_eq!(dirty(&e), 3);
+        let popped = Reply::Array(vec![
+            Reply::Bulk(b("b")),
+            Reply::Double(2.0),
+            Reply::Bulk(b("a")),
+            Reply::Double(2.0),
+        ]);
+        assert_eq!(run(&e, &["zpopmax", "z", "5"]), popped);
+        assert_eq!(run(&e, &["exists", "z"]), Reply::Integer(0));
+        assert!(dirty(&e) > 3);
+        let d = dirty(&e);
+        assert_eq!(
+            run(&e, &["zunionstore", "out", "1", "nokey"]),
+            Reply::Integer(0)
+        );
+        assert_eq!(dirty(&e), d);
+    }
+
+    #[test]
+    fn huge_counts_and_ranges_do_not_allocate_unboundedly() {
+        let e = Engine::new(&EmbeddedConfig::default());
+        run(&e, &["zadd", "z", "1", "a", "2", "b"]);
+        let all = bulks(&["a", "b"]);
+        let (min, max) = ("-9223372036854775808", "9223372036854775807");
+        assert_eq!(run(&e, &["zrange", "z", min, max]), all);
+        assert_eq!(
+            run(
+                &e,
+                &["zrange", "z", "-inf", "+inf", "byscore", "limit", "0", max]
+            ),
+            all
+        );
+        assert_eq!(run(&e, &["zrandmember", "z", max]), bulks(&["b", "a"]));
+        assert_eq!(
+            run(&e, &["zrandmember", "z", "-9223372036854775807"]),
+            Reply::err(OUT_OF_RANGE)
+        );
+        let scanned = Reply::Array(vec![
+            Reply::Bulk(b("0")),
+            Reply::Array(vec![
+                Reply::Bulk(b("a")),
+                Reply::Bulk(b("1")),
+                Reply::Bulk(b("b")),
+                Reply::Bulk(b("2")),
+            ]),
+        ]);
+        assert_eq!(run(&e, &["zscan", "z", "0", "count", max]), scanned);
+        assert_eq!(
+            run(&e, &["zmpop", max, "z", "min"]),
+            Reply::err(errors::SYNTAX)
+        );
+        let popped = run(&e, &["zpopmin", "z", max]);
+        assert!(matches!(popped, Reply::Array(v) if v.len() == 4));
+    }
+
+    #[test]
+    fn blocking_pops_are_a_pure_non_blocking_attempt() {
+        let e = Engine::new(&EmbeddedConfig::default());
+        assert_eq!(run(&e, &["bzpopmin", "a", "b", "0"]), Reply::NullArray);
+        assert_eq!(
+            run(&e, &["bzmpop", "0", "2", "a", "b", "max"]),
+            Reply::NullArray
+        );
+        assert_eq!(
+            run(&e, &["bzpopmin", "a", "-1"]),
+            Reply::err("ERR timeout is negative")
+        );
+        run(&e, &["zadd", "b", "1", "x", "2", "y"]);
+        assert_eq!(
+            run(&e, &["bzpopmax", "a", "b", "0"]),
+            Reply::Array(vec![
+                Reply::Bulk(b("b")),
+                Reply::Bulk(b("y")),
+                Reply::Double(2.0)
+            ])
+        );
+        assert_eq!(
+            run_proto(
+                &e,
+                Protocol::Resp3,
+                &["bzmpop", "1", "1", "b", "min", "count", "9"]
+            ),
+            Reply::Array(vec![
+                Reply::Bulk(b("b")),
+                Reply::Array(vec![Reply::Array(vec![
+                    Reply::Bulk(b("x")),
+                    Reply::Double(1.0)
+                ])])
+            ])
+        );
+        assert_eq!(run(&e, &["exists", "b"]), Reply::Integer(0));
+    }
+}
