@@ -1,5 +1,10 @@
 //! Sorted sets: the zset value type (member -> score map plus an order-statistic tree over
 //! (score, member), see [`order_tree`]) and the Z* commands with t_zset.c's semantics.
+//!
+//! For other modules (SORT, GEO, DUMP/RESTORE, AOF rewrite) the value offers, as
+//! `pub(crate)`: [`ZSetValue::new`] / [`ZSetValue::from_pairs`], [`ZSetValue::insert`],
+//! [`ZSetValue::iter`] (ascending), [`ZSetValue::iter_score_range`] with
+//! [`ScoreRange::new`], [`ZSetValue::iter_rank_range`], `score`, `rank` and `remove`.
 
 mod order_tree;
 
@@ -194,6 +199,26 @@ impl ZSetValue {
         (start, end)
     }
 
+    /// The pairs inside a score range, ascending.
+    #[allow(dead_code)] // API for GEO's radius searches; the Z* commands work on ranks.
+    pub(crate) fn iter_score_range(
+        &self,
+        r: &ScoreRange,
+    ) -> impl Iterator<Item = (&Bytes, f64)> + '_ {
+        let (start, end) = self.score_range(r);
+        self.iter_from(start).take(end - start)
+    }
+
+    /// The pairs of ranks `[start, end)` (clamped), ascending.
+    pub(crate) fn iter_rank_range(
+        &self,
+        start: usize,
+        end: usize,
+    ) -> impl Iterator<Item = (&Bytes, f64)> + '_ {
+        let end = end.min(self.len());
+        self.iter_from(start).take(end.saturating_sub(start))
+    }
+
     /// Ranks `[start, end)` of the elements inside a lex range (meaningful when all scores
     /// are equal, as in Redis).
     pub(crate) fn lex_range(&self, r: &LexRange) -> (usize, usize) {
@@ -237,6 +262,17 @@ pub(crate) struct ScoreRange {
 }
 
 impl ScoreRange {
+    /// A score interval; `*ex` makes that end exclusive (GEO radius searches build these).
+    #[allow(dead_code)] // API for GEO; the Z* commands parse theirs.
+    pub(crate) fn new(min: f64, minex: bool, max: f64, maxex: bool) -> ScoreRange {
+        ScoreRange {
+            min,
+            max,
+            minex,
+            maxex,
+        }
+    }
+
     fn gte_min(&self, s: f64) -> bool {
         if self.minex {
             s > self.min
@@ -802,15 +838,13 @@ fn select_range(z: &ZSetValue, req: &RangeReq) -> Result<Vec<(Bytes, f64)>, Repl
     let out: Vec<(Bytes, f64)> = if req.rev {
         let first = hi - skip - count;
         let mut v: Vec<_> = z
-            .iter_from(first)
-            .take(count)
+            .iter_rank_range(first, first + count)
             .map(|(m, s)| (m.clone(), s))
             .collect();
         v.reverse();
         v
     } else {
-        z.iter_from(lo + skip)
-            .take(count)
+        z.iter_rank_range(lo + skip, lo + skip + count)
             .map(|(m, s)| (m.clone(), s))
             .collect()
     };
@@ -1702,6 +1736,21 @@ mod tests {
         let n = z.len();
         assert_eq!(z.remove_rank_range(0, n).len(), n);
         assert!(z.is_empty() && z.mem_size() < before && z.member_bytes == 0);
+    }
+
+    #[test]
+    fn exported_range_iterators() {
+        let pairs = (0..10).map(|i| (b(&format!("m{i}")), i as f64)).collect();
+        let z = ZSetValue::from_pairs(pairs, &Default::default());
+        let names = |it: &mut dyn Iterator<Item = (&Bytes, f64)>| -> Vec<String> {
+            it.map(|(m, _)| String::from_utf8_lossy(m).into_owned())
+                .collect()
+        };
+        let r = ScoreRange::new(2.0, true, 5.0, false);
+        assert_eq!(names(&mut z.iter_score_range(&r)), ["m3", "m4", "m5"]);
+        assert_eq!(names(&mut z.iter_rank_range(8, 100)), ["m8", "m9"]);
+        assert!(z.iter_rank_range(20, 30).next().is_none());
+        assert_eq!(z.encoding_name(), "listpack");
     }
 
     #[test]
