@@ -38,8 +38,10 @@ const RANDMEMBER_RANGE: &str =
 /// memory, so refuse counts that could not be held (a documented difference).
 const RANDOM_REPLY_CAP: u64 = 1 << 24;
 
-/// Estimated heap bytes per element beyond the member itself: tree node, map bucket entry.
-const PER_ELEMENT_BYTES: usize = 96;
+/// Estimated heap bytes per element beyond the member's own bytes: the tree node (56, in
+/// an arena kept at most half free), the B-tree map entry with its node overhead (~50) and
+/// the one-slot collision bucket it points to (40).
+const PER_ELEMENT_BYTES: usize = 144;
 
 /// A sorted set: member -> score, ordered by (score, member).
 #[derive(Clone, Debug, Default)]
@@ -101,7 +103,11 @@ impl ZSetValue {
         } else {
             score
         };
-        let bucket = self.scores.entry(key_hash(member)).or_default();
+        // Collisions are rare: a one-slot bucket instead of Vec's default of four.
+        let bucket = self
+            .scores
+            .entry(key_hash(member))
+            .or_insert_with(|| Vec::with_capacity(1));
         if let Some(slot) = bucket.iter_mut().find(|(m, _)| m.as_ref() == member) {
             let old = slot.1;
             slot.1 = score;

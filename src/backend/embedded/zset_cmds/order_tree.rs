@@ -179,12 +179,37 @@ impl OrderTree {
             self.merge(mid, rest)
         };
         self.root = self.merge(l, rest);
+        if found {
+            self.compact_if_sparse();
+        }
         found
     }
 
     fn release(&mut self, n: u32) {
         self.nodes[n as usize].member = Bytes::new();
         self.free.push(n);
+    }
+
+    /// Rebuilds the arena when most of it is free slots, so a set that shrank gives its
+    /// memory back (amortized O(log n) per removal: at least half the slots were freed
+    /// since the last rebuild).
+    fn compact_if_sparse(&mut self) {
+        if self.free.len() < 64 || self.free.len() * 2 < self.nodes.len() {
+            return;
+        }
+        let live: Vec<(f64, Bytes)> = self.iter_from(0).map(|(m, s)| (s, m.clone())).collect();
+        self.nodes = Vec::with_capacity(live.len());
+        self.free = Vec::new();
+        self.root = NIL;
+        for (s, m) in live {
+            self.insert(s, m);
+        }
+    }
+
+    /// Slots held by the arena, live or free (for tests of memory give-back).
+    #[cfg(test)]
+    pub(crate) fn arena_slots(&self) -> usize {
+        self.nodes.capacity()
     }
 
     /// Removes ranks `start..end` (clamped) and returns them in order.
@@ -198,11 +223,10 @@ impl OrderTree {
         let (l, r) = self.split_rank(root, start as u32);
         let (mid, rest) = self.split_rank(r, (end - start) as u32);
         let mut out = Vec::with_capacity(end - start);
-        let mut stack = vec![mid];
         // Collect in order with an explicit stack, then free the slots.
-        let mut ordered = Vec::new();
+        let mut stack = Vec::new();
+        let mut ordered = Vec::with_capacity(end - start);
         let mut cur = mid;
-        stack.clear();
         while cur != NIL || !stack.is_empty() {
             while cur != NIL {
                 stack.push(cur);
@@ -219,6 +243,7 @@ impl OrderTree {
             self.release(n);
         }
         self.root = self.merge(l, rest);
+        self.compact_if_sparse();
         out
     }
 
@@ -372,6 +397,23 @@ mod tests {
                 assert_eq!(tree.count_while(|s, _| s < bound), want);
             }
         }
+    }
+
+    #[test]
+    fn arena_shrinks_after_mass_removal() {
+        let mut t = OrderTree::default();
+        for i in 0..10_000 {
+            t.insert(i as f64, Bytes::from(format!("m{i}")));
+        }
+        let full = t.arena_slots();
+        t.remove_rank_range(0, 9_990);
+        for i in 9_990..9_995 {
+            assert!(t.remove(i as f64, format!("m{i}").as_bytes()));
+        }
+        assert!(t.arena_slots() < full / 10);
+        let rest: Vec<_> = t.iter_from(0).map(|(m, _)| m.clone()).collect();
+        assert_eq!(rest, ["m9995", "m9996", "m9997", "m9998", "m9999"]);
+        assert_eq!(t.rank(9997.0, b"m9997"), 2);
     }
 
     #[test]
