@@ -1385,7 +1385,7 @@ impl Input<'_> {
         match self {
             Input::Missing => 0,
             Input::ZSet(z) => z.len(),
-            Input::Set(s) => set_members(s).len(),
+            Input::Set(s) => set_hooks::len(s),
         }
     }
 
@@ -1393,10 +1393,7 @@ impl Input<'_> {
         match self {
             Input::Missing => None,
             Input::ZSet(z) => z.score(member),
-            Input::Set(s) => set_members(s)
-                .iter()
-                .any(|m| m.as_ref() == member)
-                .then_some(1.0),
+            Input::Set(s) => set_hooks::contains(s, member).then_some(1.0),
         }
     }
 
@@ -1404,15 +1401,32 @@ impl Input<'_> {
         match self {
             Input::Missing => Vec::new(),
             Input::ZSet(z) => z.iter().map(|(m, s)| (m.clone(), s)).collect(),
-            Input::Set(s) => set_members(s).into_iter().map(|m| (m, 1.0)).collect(),
+            Input::Set(s) => set_hooks::members(s)
+                .into_iter()
+                .map(|m| (m, 1.0))
+                .collect(),
         }
     }
 }
 
-/// The members of a plain set. The set type lives on another branch and exposes no members
-/// here yet, so a set reads as empty until it does (no command on this branch creates one).
-fn set_members(_s: &SetValue) -> Vec<Bytes> {
-    Vec::new()
+/// What the set operations need from a plain set. The set type is built on another branch
+/// and exposes nothing on this one, so a set reads as empty here (no command on this branch
+/// can create one); once merged these become `s.len()`, `s.contains(m)`, `s.members()`.
+mod set_hooks {
+    use super::SetValue;
+    use bytes::Bytes;
+
+    pub(super) fn len(_s: &SetValue) -> usize {
+        0
+    }
+
+    pub(super) fn contains(_s: &SetValue, _member: &[u8]) -> bool {
+        false
+    }
+
+    pub(super) fn members(_s: &SetValue) -> Vec<Bytes> {
+        Vec::new()
+    }
 }
 
 /// zunionInterAggregate: SUM of +inf and -inf is 0 by Redis's convention, not NaN.
