@@ -600,7 +600,7 @@ fn zadd_generic(ctx: &mut Ctx, argv: &[Bytes], mut flags: u8) -> Result<Reply, R
     let Some(z) = write_zset(ctx, key)? else {
         return Err(Reply::err(errors::WRONGTYPE));
     };
-    let (mut added, mut updated, mut processed) = (0i64, 0i64, 0i64);
+    let (mut added, mut updated) = (0i64, 0i64);
     let mut incr_result: Option<f64> = None;
     let mut nan = false;
     for (pair, &score) in rest.chunks(2).zip(scores.iter()) {
@@ -624,7 +624,6 @@ fn zadd_generic(ctx: &mut Ctx, argv: &[Bytes], mut flags: u8) -> Result<Reply, R
                 if incr {
                     incr_result = Some(new);
                 }
-                processed += 1;
                 if new != cur {
                     z.insert(member, new);
                     updated += 1;
@@ -637,7 +636,6 @@ fn zadd_generic(ctx: &mut Ctx, argv: &[Bytes], mut flags: u8) -> Result<Reply, R
                 z.convert_before_add(&tunables, member.len());
                 z.insert(member, score);
                 added += 1;
-                processed += 1;
                 if incr {
                     incr_result = Some(score);
                 }
@@ -652,7 +650,6 @@ fn zadd_generic(ctx: &mut Ctx, argv: &[Bytes], mut flags: u8) -> Result<Reply, R
     if nan {
         return Err(Reply::err(SCORE_NAN));
     }
-    let _ = processed;
     Ok(if incr {
         match incr_result {
             Some(s) => score_reply(s),
