@@ -1870,6 +1870,30 @@ mod tests {
     }
 
     #[test]
+    fn random_members_have_the_asked_lengths_and_distinctness() {
+        let pairs: Vec<(Bytes, f64)> = (0..50).map(|i| (b(&format!("m{i}")), i as f64)).collect();
+        let z = ZSetValue::from_pairs(pairs, &Default::default());
+        for _ in 0..50 {
+            let repeated = random_members(&z, -200).expect("picks");
+            assert_eq!(repeated.len(), 200);
+            assert!(repeated.iter().all(|(m, s)| z.score(m) == Some(*s)));
+            for count in [1, 2, 10, 20, 49] {
+                let mut distinct: Vec<Bytes> = random_members(&z, count)
+                    .expect("picks")
+                    .into_iter()
+                    .map(|(m, _)| m)
+                    .collect();
+                assert_eq!(distinct.len(), count as usize);
+                distinct.sort();
+                distinct.dedup();
+                assert_eq!(distinct.len(), count as usize);
+            }
+        }
+        assert_eq!(random_members(&z, 50).expect("all").len(), 50);
+        assert!(random_members(&z, 0).expect("none").is_empty());
+    }
+
+    #[test]
     fn blocking_pops_are_a_pure_non_blocking_attempt() {
         let e = Engine::new(&EmbeddedConfig::default());
         assert_eq!(run(&e, &["bzpopmin", "a", "b", "0"]), Reply::NullArray);
