@@ -1406,23 +1406,21 @@ impl Input<'_> {
     }
 }
 
-/// What the set operations need from a plain set. The set type is built on another branch
-/// and exposes nothing on this one, so a set reads as empty here (no command on this branch
-/// can create one); once merged these become `s.len()`, `s.contains(m)`, `s.members()`.
+/// What the set operations need from a plain set (members count with score 1).
 mod set_hooks {
     use super::SetValue;
     use bytes::Bytes;
 
-    pub(super) fn len(_s: &SetValue) -> usize {
-        0
+    pub(super) fn len(s: &SetValue) -> usize {
+        s.len()
     }
 
-    pub(super) fn contains(_s: &SetValue, _member: &[u8]) -> bool {
-        false
+    pub(super) fn contains(s: &SetValue, member: &[u8]) -> bool {
+        s.contains(member)
     }
 
-    pub(super) fn members(_s: &SetValue) -> Vec<Bytes> {
-        Vec::new()
+    pub(super) fn members(s: &SetValue) -> Vec<Bytes> {
+        s.members().collect()
     }
 }
 
