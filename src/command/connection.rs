@@ -21,6 +21,8 @@ pub fn run_local(s: &mut Session, name: &str, argv: &[Bytes]) -> Option<Reply> {
     Some(match name {
         "ping" => super::pubsub::subscribed_ping(s, argv).unwrap_or_else(|| ping(argv)),
         "publish" => super::pubsub::publish(s, argv),
+        "spublish" => super::pubsub::spublish(s, argv),
+        "pubsub" => super::pubsub::pubsub(s, argv),
         "echo" => Reply::Bulk(argv[1].clone()),
         "auth" => auth(s, argv),
         "hello" => hello(s, argv),

@@ -26,6 +26,10 @@ pub struct ClientInfo {
     pub created: Instant,
     pub last_interaction: Instant,
     pub qbuf: usize,
+    /// Subscribed channels, patterns and shard channels.
+    pub sub: usize,
+    pub psub: usize,
+    pub ssub: usize,
 }
 
 impl ClientInfo {
@@ -33,14 +37,22 @@ impl ClientInfo {
     pub fn render(&self) -> String {
         let now = Instant::now();
         format!(
-            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
             self.name,
             now.duration_since(self.created).as_secs(),
             now.duration_since(self.last_interaction).as_secs(),
+            if self.sub + self.psub + self.ssub > 0 {
+                "P"
+            } else {
+                "N"
+            },
             self.db,
+            self.sub,
+            self.psub,
+            self.ssub,
             self.qbuf,
             self.last_cmd,
             self.user,
@@ -117,6 +129,9 @@ impl ClientRegistry {
                 created: now,
                 last_interaction: now,
                 qbuf: 0,
+                sub: 0,
+                psub: 0,
+                ssub: 0,
             }),
             killed: AtomicBool::new(false),
             kill_notify: Notify::new(),

@@ -53,7 +53,11 @@ pub async fn serve(
                     if let Some(mut pending) = session.handle(argv, &mut out) {
                         // Blocked: send what is ready, then hold the rest of the pipeline
                         // until the command is served, times out, or the client leaves.
-                        if !out.is_empty() && write_out(&shared, &mut wr, &mut out).await.is_err() {
+                        if !out.is_empty()
+                            && write_out(&shared, &handle, &mut wr, &mut out)
+                                .await
+                                .is_err()
+                        {
                             session.finish_block(pending, None, None);
                             break 'conn;
                         }
@@ -80,7 +84,10 @@ pub async fn serve(
                     if session.closing {
                         break;
                     }
-                    if out.len() >= FLUSH_AT && write_out(&shared, &mut wr, &mut out).await.is_err()
+                    if out.len() >= FLUSH_AT
+                        && write_out(&shared, &handle, &mut wr, &mut out)
+                            .await
+                            .is_err()
                     {
                         break 'conn;
                     }
@@ -93,12 +100,16 @@ pub async fn serve(
                     out.extend_from_slice(b"-");
                     out.extend_from_slice(e.to_string().as_bytes());
                     out.extend_from_slice(b"\r\n");
-                    let _ = write_out(&shared, &mut wr, &mut out).await;
+                    let _ = write_out(&shared, &handle, &mut wr, &mut out).await;
                     break 'conn;
                 }
             }
         }
-        if !out.is_empty() && write_out(&shared, &mut wr, &mut out).await.is_err() {
+        if !out.is_empty()
+            && write_out(&shared, &handle, &mut wr, &mut out)
+                .await
+                .is_err()
+        {
             break;
         }
         if session.closing || *shutdown.borrow() || handle.is_killed() {
@@ -114,13 +125,13 @@ pub async fn serve(
                 debug!(client = %peer, "idle timeout, closing");
                 break;
             }
-            Some(msg) = recv_push(&mut session.push_rx) => {
+            Some(msg) = recv_push(&mut session.inbox) => {
                 session.deliver(msg, &mut out);
                 // Deliver whatever else is queued in the same write.
-                while let Some(rx) = session.push_rx.as_mut() {
-                    match rx.try_recv() {
-                        Ok(m) => session.deliver(m, &mut out),
-                        Err(_) => break,
+                while let Some(inbox) = session.inbox.as_mut() {
+                    match inbox.try_recv() {
+                        Some(m) => session.deliver(m, &mut out),
+                        None => break,
                     }
                     if out.len() >= FLUSH_AT { break; }
                 }
@@ -187,11 +198,9 @@ async fn wait_while_blocked(
     }
 }
 
-async fn recv_push(
-    rx: &mut Option<tokio::sync::mpsc::Receiver<crate::protocol::Reply>>,
-) -> Option<crate::protocol::Reply> {
-    match rx {
-        Some(rx) => rx.recv().await,
+async fn recv_push(inbox: &mut Option<super::pubsub::Inbox>) -> Option<crate::protocol::Reply> {
+    match inbox {
+        Some(inbox) => inbox.recv().await,
         None => std::future::pending().await,
     }
 }
@@ -203,12 +212,18 @@ async fn sleep_or_forever(d: Option<std::time::Duration>) {
     }
 }
 
+/// Writes the pending replies. A client that does not read blocks this write; it ends
+/// when the client is killed meanwhile (e.g. over its pub/sub output limit).
 async fn write_out(
     shared: &Shared,
+    handle: &super::clients::ClientHandle,
     wr: &mut tokio::net::tcp::OwnedWriteHalf,
     out: &mut BytesMut,
 ) -> std::io::Result<()> {
-    let r = wr.write_all(out).await;
+    let r = tokio::select! {
+        r = wr.write_all(out) => r,
+        _ = handle.killed() => Err(std::io::Error::other("client killed")),
+    };
     shared
         .stats
         .net_output_bytes

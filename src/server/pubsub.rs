@@ -1,91 +1,261 @@
-//! Channel subscriptions shared by all connections: SUBSCRIBE/UNSUBSCRIBE/PUBLISH.
+//! The pub/sub registry shared by all connections: channel, pattern and shard-channel
+//! subscriptions, message fan-out (PUBLISH, SPUBLISH, keyspace notifications) and the
+//! per-subscriber output limit.
 //!
-//! A first slice of pub/sub (enough for clients that subscribe on connect, such as
-//! StackExchange.Redis); patterns, shard channels and PUBSUB introspection come with the
-//! engine's pub/sub issue. Each subscriber has a bounded queue: a subscriber that stops
-//! reading is disconnected when it fills, instead of growing our memory without bound.
+//! Messages are queued per subscriber and written by its connection task. The bytes queued
+//! are counted: a subscriber that stops reading is disconnected once its queue passes the
+//! `client-output-buffer-limit pubsub` hard limit, instead of growing our memory without
+//! bound (as Redis disconnects it).
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
+use crate::glob::glob_match;
 use crate::protocol::Reply;
 use crate::server::clients::ClientHandle;
 
-/// Messages queued for one subscriber before it counts as not reading.
-pub const SUBSCRIBER_QUEUE: usize = 4096;
+/// Which registry a subscription belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Channel,
+    Pattern,
+    Shard,
+}
 
-struct Subscriber {
-    tx: mpsc::Sender<Reply>,
+/// One subscriber's delivery end: messages plus the count of their bytes not yet written.
+#[derive(Clone)]
+pub struct Outbox {
+    tx: mpsc::UnboundedSender<Reply>,
+    queued: Arc<AtomicUsize>,
     client: Arc<ClientHandle>,
 }
 
+/// The connection's receiving end of its [`Outbox`].
+pub struct Inbox {
+    rx: mpsc::UnboundedReceiver<Reply>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Inbox {
+    pub async fn recv(&mut self) -> Option<Reply> {
+        let msg = self.rx.recv().await?;
+        self.delivered(&msg);
+        Some(msg)
+    }
+
+    pub fn try_recv(&mut self) -> Option<Reply> {
+        let msg = self.rx.try_recv().ok()?;
+        self.delivered(&msg);
+        Some(msg)
+    }
+
+    fn delivered(&self, msg: &Reply) {
+        let n = message_size(msg);
+        let _ = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                Some(q.saturating_sub(n))
+            });
+    }
+}
+
+/// A subscriber's message channel.
+pub fn outbox(client: &Arc<ClientHandle>) -> (Outbox, Inbox) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    (
+        Outbox {
+            tx,
+            queued: queued.clone(),
+            client: client.clone(),
+        },
+        Inbox { rx, queued },
+    )
+}
+
+/// Bytes a message occupies while queued (its payloads plus framing).
+fn message_size(msg: &Reply) -> usize {
+    match msg {
+        Reply::Push(items) | Reply::Array(items) => {
+            items.iter().map(message_size).sum::<usize>() + 16
+        }
+        Reply::Bulk(b) => b.len() + 16,
+        _ => 16,
+    }
+}
+
 #[derive(Default)]
+struct Registry {
+    channels: HashMap<Bytes, HashMap<u64, Outbox>>,
+    patterns: HashMap<Bytes, HashMap<u64, Outbox>>,
+    shards: HashMap<Bytes, HashMap<u64, Outbox>>,
+}
+
+impl Registry {
+    fn map(&mut self, kind: Kind) -> &mut HashMap<Bytes, HashMap<u64, Outbox>> {
+        match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shards,
+        }
+    }
+}
+
 pub struct PubSub {
-    channels: Mutex<HashMap<Bytes, HashMap<u64, Subscriber>>>,
+    registry: Mutex<Registry>,
+    /// client-output-buffer-limit pubsub hard limit in bytes (0 = none).
+    hard_limit: AtomicUsize,
+}
+
+impl Default for PubSub {
+    fn default() -> PubSub {
+        PubSub {
+            registry: Mutex::default(),
+            hard_limit: AtomicUsize::new(32 * 1024 * 1024),
+        }
+    }
 }
 
 impl PubSub {
     /// Adds a subscription; returns false if it already existed.
-    pub fn subscribe(
-        &self,
-        channel: &Bytes,
-        id: u64,
-        tx: &mpsc::Sender<Reply>,
-        client: &Arc<ClientHandle>,
-    ) -> bool {
-        let mut ch = self.channels.lock();
-        let subs = ch.entry(Bytes::copy_from_slice(channel)).or_default();
+    pub fn subscribe(&self, kind: Kind, name: &Bytes, id: u64, outbox: &Outbox) -> bool {
+        let mut reg = self.registry.lock();
+        let subs = reg.map(kind).entry(name.clone()).or_default();
         if subs.contains_key(&id) {
             return false;
         }
-        subs.insert(
-            id,
-            Subscriber {
-                tx: tx.clone(),
-                client: client.clone(),
-            },
-        );
+        subs.insert(id, outbox.clone());
         true
     }
 
-    pub fn unsubscribe(&self, channel: &Bytes, id: u64) {
-        let mut ch = self.channels.lock();
-        if let Some(subs) = ch.get_mut(channel) {
+    pub fn unsubscribe(&self, kind: Kind, name: &Bytes, id: u64) {
+        let mut reg = self.registry.lock();
+        let map = reg.map(kind);
+        if let Some(subs) = map.get_mut(name) {
             subs.remove(&id);
             if subs.is_empty() {
-                ch.remove(channel);
+                map.remove(name);
             }
         }
     }
 
-    /// Delivers to every subscriber; returns how many received it. A subscriber whose
-    /// queue is full is killed (Redis's client-output-buffer-limit pubsub behaviour).
+    /// CONFIG SET client-output-buffer-limit: takes the pubsub class's hard limit.
+    pub fn set_output_limit(&self, config: &str) {
+        let words: Vec<&str> = config.split_whitespace().collect();
+        for class in words.chunks(4) {
+            if let [name, hard, ..] = class
+                && name.eq_ignore_ascii_case("pubsub")
+                && let Some(bytes) = crate::config::parse_size(hard).ok()
+            {
+                self.hard_limit.store(bytes as usize, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn deliver(&self, to: &Outbox, msg: Reply) -> bool {
+        let size = message_size(&msg);
+        let limit = self.hard_limit.load(Ordering::Relaxed);
+        let queued = to.queued.fetch_add(size, Ordering::AcqRel) + size;
+        if limit > 0 && queued > limit {
+            tracing::warn!(
+                client = to.client.info.lock().id,
+                queued,
+                "pub/sub client over its output buffer limit, disconnecting"
+            );
+            to.client.kill();
+            return false;
+        }
+        to.tx.send(msg).is_ok()
+    }
+
+    /// PUBLISH: to the channel's subscribers, then to every matching pattern's; returns
+    /// how many deliveries were made, as Redis counts them.
     pub fn publish(&self, channel: &Bytes, message: &Bytes) -> i64 {
-        let ch = self.channels.lock();
-        let Some(subs) = ch.get(channel) else {
-            return 0;
-        };
+        let reg = self.registry.lock();
         let mut n = 0;
-        for sub in subs.values() {
-            let msg = Reply::Push(vec![
-                Reply::bulk_str("message"),
-                Reply::Bulk(channel.clone()),
-                Reply::Bulk(message.clone()),
-            ]);
-            match sub.tx.try_send(msg) {
-                Ok(()) => n += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => sub.client.kill(),
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+        if let Some(subs) = reg.channels.get(channel) {
+            for sub in subs.values() {
+                let msg = Reply::Push(vec![
+                    Reply::bulk_str("message"),
+                    Reply::Bulk(channel.clone()),
+                    Reply::Bulk(message.clone()),
+                ]);
+                if self.deliver(sub, msg) {
+                    n += 1;
+                }
+            }
+        }
+        for (pattern, subs) in &reg.patterns {
+            if !glob_match(pattern, channel, false) {
+                continue;
+            }
+            for sub in subs.values() {
+                let msg = Reply::Push(vec![
+                    Reply::bulk_str("pmessage"),
+                    Reply::Bulk(pattern.clone()),
+                    Reply::Bulk(channel.clone()),
+                    Reply::Bulk(message.clone()),
+                ]);
+                if self.deliver(sub, msg) {
+                    n += 1;
+                }
             }
         }
         n
     }
 
+    /// SPUBLISH: shard-channel subscribers only.
+    pub fn spublish(&self, channel: &Bytes, message: &Bytes) -> i64 {
+        let reg = self.registry.lock();
+        let mut n = 0;
+        if let Some(subs) = reg.shards.get(channel) {
+            for sub in subs.values() {
+                let msg = Reply::Push(vec![
+                    Reply::bulk_str("smessage"),
+                    Reply::Bulk(channel.clone()),
+                    Reply::Bulk(message.clone()),
+                ]);
+                if self.deliver(sub, msg) {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// Is anyone subscribed at all (keyspace notifications skip building messages if not)?
+    pub fn has_subscribers(&self) -> bool {
+        let reg = self.registry.lock();
+        !reg.channels.is_empty() || !reg.patterns.is_empty()
+    }
+
+    /// PUBSUB CHANNELS / SHARDCHANNELS: active names matching the optional pattern.
+    pub fn names(&self, kind: Kind, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        let mut reg = self.registry.lock();
+        reg.map(kind)
+            .keys()
+            .filter(|name| pattern.is_none_or(|p| glob_match(p, name, false)))
+            .cloned()
+            .collect()
+    }
+
+    /// PUBSUB NUMSUB / SHARDNUMSUB: subscribers of one name.
+    pub fn count(&self, kind: Kind, name: &Bytes) -> usize {
+        let mut reg = self.registry.lock();
+        reg.map(kind).get(name).map_or(0, |s| s.len())
+    }
+
+    /// PUBSUB NUMPAT: distinct patterns subscribed.
+    pub fn pattern_count(&self) -> usize {
+        self.registry.lock().patterns.len()
+    }
+
     pub fn channel_count(&self) -> usize {
-        self.channels.lock().len()
+        self.registry.lock().channels.len()
     }
 }

@@ -9,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::Shared;
 use super::clients::ClientHandle;
+use super::pubsub::{Inbox, Kind, Outbox};
 use crate::backend::embedded::{Batch, Blocking, ClientView, blocking, in_place, scripting};
 use crate::command::transaction::{self, Multi};
 use crate::command::{self, CommandSpec, table};
@@ -22,11 +23,13 @@ pub struct Session {
     pub authenticated: bool,
     /// Set by QUIT or CLIENT KILL of ourselves: flush the replies, then close.
     pub closing: bool,
-    /// Channels this client is subscribed to, in subscription order.
+    /// Channels, patterns and shard channels this client is subscribed to, in order.
     pub subscriptions: Vec<Bytes>,
+    pub patterns: Vec<Bytes>,
+    pub shard_channels: Vec<Bytes>,
     /// Where published messages for this client are queued (created on first SUBSCRIBE).
-    pub push_tx: Option<tokio::sync::mpsc::Sender<Reply>>,
-    pub push_rx: Option<tokio::sync::mpsc::Receiver<Reply>>,
+    pub outbox: Option<Outbox>,
+    pub inbox: Option<Inbox>,
     /// The transaction being queued, between MULTI and EXEC/DISCARD.
     pub multi: Option<Multi>,
     /// This client has WATCHed keys in the engine.
@@ -56,8 +59,10 @@ impl Session {
             authenticated,
             closing: false,
             subscriptions: Vec::new(),
-            push_tx: None,
-            push_rx: None,
+            patterns: Vec::new(),
+            shard_channels: Vec::new(),
+            outbox: None,
+            inbox: None,
             multi: None,
             watching: false,
             id,
@@ -71,26 +76,22 @@ impl Session {
     /// Runs one command and appends its encoded reply to `out`, or returns the wait of a
     /// command that blocked (its reply is written by [`Session::finish_block`]).
     pub fn handle(&mut self, argv: Vec<Bytes>, out: &mut BytesMut) -> Option<PendingBlock> {
-        // (UN)SUBSCRIBE answer with one reply per channel.
+        // (UN)SUBSCRIBE & co. answer with one reply per channel.
         if let Some(name) = argv.first()
             && self.multi.is_none()
+            && let Some((kind, subscribe)) = command::pubsub::kind_of(name)
+            && self.may_run("subscribe")
+            && (!subscribe || argv.len() > 1)
         {
-            let multi = if name.eq_ignore_ascii_case(b"subscribe")
-                && argv.len() > 1
-                && self.may_run("subscribe")
-            {
-                Some(command::pubsub::subscribe(self, &argv))
-            } else if name.eq_ignore_ascii_case(b"unsubscribe") && self.may_run("unsubscribe") {
-                Some(command::pubsub::unsubscribe(self, &argv))
+            let replies = if subscribe {
+                command::pubsub::subscribe(self, kind, &argv)
             } else {
-                None
+                command::pubsub::unsubscribe(self, kind, &argv)
             };
-            if let Some(replies) = multi {
-                for r in replies {
-                    r.encode(self.proto, out);
-                }
-                return None;
+            for r in replies {
+                r.encode(self.proto, out);
             }
+            return None;
         }
         match self.dispatch(&argv) {
             Blocking::Done(reply) => {
@@ -172,7 +173,7 @@ impl Session {
             return self.reject(name, Reply::err(errors::NOAUTH));
         }
         if self.proto == Protocol::Resp2
-            && !self.subscriptions.is_empty()
+            && self.in_subscriber_mode()
             && !command::pubsub::allowed_in_subscriber_mode(spec.name)
         {
             return self.reject(name, command::pubsub::subscriber_mode_error(spec.name));
@@ -278,13 +279,36 @@ impl Session {
         command::connection::run_local(self, spec.name, argv)
     }
 
+    /// Subscribed to anything (RESP2's subscriber mode)?
+    pub fn in_subscriber_mode(&self) -> bool {
+        !self.subscriptions.is_empty()
+            || !self.patterns.is_empty()
+            || !self.shard_channels.is_empty()
+    }
+
+    /// CLIENT LIST's sub/psub/ssub fields.
+    pub fn sync_subscription_counts(&self) {
+        let mut info = self.client.info.lock();
+        info.sub = self.subscriptions.len();
+        info.psub = self.patterns.len();
+        info.ssub = self.shard_channels.len();
+    }
+
     fn unsubscribe_all(&mut self) {
-        let id = self.client.info.lock().id;
+        let id = self.id;
+        let pubsub = &self.shared.pubsub;
         for ch in self.subscriptions.drain(..) {
-            self.shared.pubsub.unsubscribe(&ch, id);
+            pubsub.unsubscribe(Kind::Channel, &ch, id);
         }
-        self.push_tx = None;
-        self.push_rx = None;
+        for p in self.patterns.drain(..) {
+            pubsub.unsubscribe(Kind::Pattern, &p, id);
+        }
+        for ch in self.shard_channels.drain(..) {
+            pubsub.unsubscribe(Kind::Shard, &ch, id);
+        }
+        self.outbox = None;
+        self.inbox = None;
+        self.sync_subscription_counts();
     }
 
     /// RESET: back to a fresh connection's state (RESP2, db 0, no name, unauthenticated

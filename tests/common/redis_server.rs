@@ -4,7 +4,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::resp::{Conn, Value};
+use super::resp::Conn;
 
 pub struct RedisServer {
     pub port: u16,
@@ -74,10 +74,14 @@ fn wait_ready(child: &mut Child, port: u16) -> bool {
         }
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
             let mut c = Conn::connect(&format!("127.0.0.1:{port}"));
-            c.send(&[b"PING"]);
-            if c.try_read()
-                .is_ok_and(|v| v == Value::Simple("PONG".into()))
-            {
+            // It must be our server answering, not another test's that holds the port (then
+            // ours fails to bind and exits).
+            c.send(&[b"INFO", b"server"]);
+            let ours = format!("process_id:{}\r\n", child.id());
+            if c.try_read().is_ok_and(|v| {
+                v.as_bytes()
+                    .is_some_and(|b| String::from_utf8_lossy(b).contains(&ours))
+            }) {
                 return true;
             }
         }

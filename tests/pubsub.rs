@@ -1,0 +1,148 @@
+//! Pub/sub across connections, compared with a real redis-server: channel, pattern and shard
+//! subscriptions, message order, PUBSUB introspection, RESP3 pushes; and the output limit
+//! that disconnects a subscriber who stops reading.
+
+mod common;
+
+use std::io::Read;
+use std::time::Duration;
+
+use common::redis_server::RedisServer;
+use common::resp::{Conn, Value};
+use common::respgate::Respgate;
+
+/// The same conversation on any server; returns every reply in order.
+fn scenario(addr: &str) -> Vec<Value> {
+    let mut got = Vec::new();
+    let mut sub = Conn::connect(addr);
+    let mut psub = Conn::connect(addr);
+    let mut shard = Conn::connect(addr);
+    let mut resp3 = Conn::connect(addr);
+    let mut publisher = Conn::connect(addr);
+
+    sub.send(&[b"SUBSCRIBE", b"events", b"other"]);
+    got.push(sub.read());
+    got.push(sub.read());
+    psub.send(&[b"PSUBSCRIBE", b"ev*", b"x?z"]);
+    got.push(psub.read());
+    got.push(psub.read());
+    shard.send(&[b"SSUBSCRIBE", b"shardch"]);
+    got.push(shard.read());
+    let _ = resp3.cmd_str("HELLO 3");
+    resp3.send(&[b"SUBSCRIBE", b"events"]);
+    got.push(resp3.read());
+
+    // Subscriber-mode rules in RESP2 and RESP3.
+    got.push(sub.cmd_str("GET k"));
+    got.push(sub.cmd_str("PING"));
+    got.push(resp3.cmd_str("PING"));
+
+    for i in 0..5 {
+        let payload = format!("step-{i}");
+        got.push(publisher.cmd(&[b"PUBLISH", b"events", payload.as_bytes()]));
+    }
+    for _ in 0..5 {
+        got.push(sub.read());
+        got.push(psub.read());
+        got.push(resp3.read());
+    }
+    got.push(publisher.cmd_str("PUBLISH xyz hi"));
+    got.push(psub.read());
+    got.push(publisher.cmd_str("PUBLISH shardch not-for-shard"));
+    got.push(publisher.cmd_str("SPUBLISH shardch for-shard"));
+    got.push(shard.read());
+    got.push(publisher.cmd_str("SPUBLISH nobody x"));
+
+    got.push(publisher.cmd_str("PUBSUB CHANNELS").sorted());
+    got.push(publisher.cmd_str("PUBSUB CHANNELS ev*"));
+    got.push(publisher.cmd_str("PUBSUB NUMSUB events other nothing"));
+    got.push(publisher.cmd_str("PUBSUB NUMSUB"));
+    got.push(publisher.cmd_str("PUBSUB NUMPAT"));
+    got.push(publisher.cmd_str("PUBSUB SHARDCHANNELS"));
+    got.push(publisher.cmd_str("PUBSUB SHARDNUMSUB shardch nothing"));
+    got.push(publisher.cmd_str("PUBSUB CHANNELS a b"));
+    got.push(publisher.cmd_str("PUBSUB NOSUCH"));
+
+    sub.send(&[b"UNSUBSCRIBE", b"other"]);
+    got.push(sub.read());
+    psub.send(&[b"PUNSUBSCRIBE"]);
+    got.push(psub.read());
+    got.push(psub.read());
+    psub.send(&[b"PUNSUBSCRIBE"]);
+    got.push(psub.read());
+    shard.send(&[b"SUNSUBSCRIBE", b"shardch", b"never"]);
+    got.push(shard.read());
+    got.push(shard.read());
+    got.push(psub.cmd_str("GET k"));
+    got.push(publisher.cmd_str("PUBSUB NUMPAT"));
+    got.push(publisher.cmd_str("PUBLISH events last"));
+    got.push(sub.read());
+    got.push(resp3.read());
+    got
+}
+
+#[test]
+fn pubsub_conversation_matches_real_redis() {
+    let redis = RedisServer::start();
+    let gate = Respgate::start();
+    let expected = scenario(&redis.addr());
+    let actual = scenario(&gate.addr);
+    assert_eq!(expected.len(), actual.len());
+    for (i, (e, a)) in expected.iter().zip(&actual).enumerate() {
+        assert_eq!(e, a, "reply {i} differs");
+    }
+}
+
+#[test]
+fn a_subscriber_that_stops_reading_is_disconnected_at_the_output_limit() {
+    let gate = Respgate::start();
+    let mut admin = Conn::connect(&gate.addr);
+    assert_eq!(
+        admin.cmd(&[
+            b"CONFIG",
+            b"SET",
+            b"client-output-buffer-limit",
+            b"pubsub 1mb 0 0"
+        ]),
+        Value::Simple("OK".into())
+    );
+    let mut lazy = std::net::TcpStream::connect(&gate.addr).expect("connect");
+    use std::io::Write;
+    lazy.write_all(b"SUBSCRIBE flood\r\n").expect("subscribe");
+    std::thread::sleep(Duration::from_millis(100));
+    let payload = vec![b'x'; 64 * 1024];
+    let mut delivered = 0;
+    // 64 MiB offered; the lazy subscriber reads nothing.
+    for _ in 0..1024 {
+        match admin.cmd(&[b"PUBLISH", b"flood", &payload]) {
+            Value::Int(n) => delivered += n,
+            other => panic!("PUBLISH answered {other:?}"),
+        }
+        if delivered > 0 && admin.cmd_str("PUBSUB NUMSUB flood") == numsub_zero() {
+            break;
+        }
+    }
+    assert_eq!(admin.cmd_str("PUBSUB NUMSUB flood"), numsub_zero());
+    // The server closed the lazy connection (after what the socket buffers held).
+    lazy.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut buf = vec![0u8; 1 << 20];
+    let mut closed = false;
+    for _ in 0..10_000 {
+        match lazy.read(&mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(_) => continue,
+            Err(_) => break,
+        }
+    }
+    assert!(closed, "the lazy subscriber was not disconnected");
+    // Everyone else is still served.
+    assert_eq!(admin.cmd_str("PING"), Value::Simple("PONG".into()));
+}
+
+fn numsub_zero() -> Value {
+    Value::Array(vec![Value::Bulk(b"flood".to_vec()), Value::Int(0)])
+}
