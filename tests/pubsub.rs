@@ -146,3 +146,67 @@ fn a_subscriber_that_stops_reading_is_disconnected_at_the_output_limit() {
 fn numsub_zero() -> Value {
     Value::Array(vec![Value::Bulk(b"flood".to_vec()), Value::Int(0)])
 }
+
+/// Keyspace notifications for a mix of writes and an expiry, in order.
+fn notifications(addr: &str) -> Vec<Value> {
+    let mut admin = Conn::connect(addr);
+    assert_eq!(
+        admin.cmd_str("CONFIG SET notify-keyspace-events KEA"),
+        Value::Simple("OK".into())
+    );
+    let mut listener = Conn::connect(addr);
+    listener.send(&[b"PSUBSCRIBE", b"__key*__:*"]);
+    let mut got = vec![listener.read()];
+    let writes = [
+        "SET k v",
+        "SET k v2 EX 100",
+        "EXPIRE k 200",
+        "PERSIST k",
+        "INCR n",
+        "INCRBY n 5",
+        "APPEND k x",
+        "LPUSH l a b",
+        "RPOP l",
+        "RPOP l",
+        "HSET h f v",
+        "HDEL h f",
+        "SADD s m",
+        "SREM s m",
+        "ZADD z 1 m",
+        "ZINCRBY z 2 m",
+        "DEL k nothing n",
+        "SET short v PX 50",
+    ];
+    let mut expected_events = 0;
+    for w in writes {
+        admin.cmd_str(w);
+        expected_events += 1;
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    // Touching the key expires it if active expiry has not yet.
+    admin.cmd_str("GET short");
+    // Read until the "expired" keyevent arrives.
+    for _ in 0..(expected_events * 6) {
+        let v = listener.read();
+        let done = matches!(&v, Value::Array(items)
+            if items.get(2) == Some(&Value::Bulk(b"__keyevent@0__:expired".to_vec())));
+        got.push(v);
+        if done {
+            break;
+        }
+    }
+    admin.cmd(&[b"CONFIG", b"SET", b"notify-keyspace-events", b""]);
+    got
+}
+
+#[test]
+fn keyspace_notifications_match_real_redis() {
+    let redis = RedisServer::start();
+    let gate = Respgate::start();
+    let expected = notifications(&redis.addr());
+    let actual = notifications(&gate.addr);
+    for (i, (e, a)) in expected.iter().zip(&actual).enumerate() {
+        assert_eq!(e, a, "notification {i} differs");
+    }
+    assert_eq!(expected.len(), actual.len());
+}

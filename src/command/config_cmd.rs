@@ -47,6 +47,18 @@ pub fn config(s: &mut Session, argv: &[Bytes]) -> Reply {
                 if name == "client-output-buffer-limit" {
                     s.shared.pubsub.set_output_limit(&value);
                 }
+                if name == "appendonly" {
+                    let cfg = &s.shared.config.embedded;
+                    let fsync = crate::backend::embedded::aof::Fsync::parse(&cfg.appendfsync);
+                    if let Err(e) =
+                        s.shared
+                            .engine
+                            .set_appendonly(value == "yes", &cfg.aof_path(), fsync)
+                    {
+                        tracing::error!(error = %e, "CONFIG SET appendonly failed");
+                        return Reply::err(format!("ERR Background AOF rewrite failed: {e}"));
+                    }
+                }
                 params.apply(name, value);
             }
             Reply::ok()

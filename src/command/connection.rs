@@ -22,6 +22,13 @@ pub fn run_local(s: &mut Session, name: &str, argv: &[Bytes]) -> Option<Reply> {
         "ping" => super::pubsub::subscribed_ping(s, argv).unwrap_or_else(|| ping(argv)),
         "publish" => super::pubsub::publish(s, argv),
         "spublish" => super::pubsub::spublish(s, argv),
+        "bgrewriteaof" => match s.shared.engine.rewrite_aof() {
+            Ok(()) => Reply::Status("Background append only file rewriting started".into()),
+            Err(_) if !s.shared.engine.aof_enabled() => {
+                Reply::Status("Background append only file rewriting started".into())
+            }
+            Err(e) => Reply::err(format!("ERR {e}")),
+        },
         "pubsub" => super::pubsub::pubsub(s, argv),
         "echo" => Reply::Bulk(argv[1].clone()),
         "auth" => auth(s, argv),

@@ -123,7 +123,7 @@ fn section(s: &Session, name: &str, out: &mut String) {
                 "rdb_last_save_time",
                 &sh.engine.last_save.load(Ordering::Relaxed),
             );
-            line("aof_enabled", &0);
+            line("aof_enabled", &(sh.engine.aof_enabled() as u8));
             line("aof_rewrite_in_progress", &0);
         }
         "stats" => {

@@ -88,6 +88,33 @@ pub struct EmbeddedConfig {
     /// Active expiry cycles per second (Redis's `hz`).
     #[serde(default = "default_hz")]
     pub hz: u32,
+    /// Persistence: log every write to `dir/appendfilename` and replay it at start.
+    #[serde(default)]
+    pub appendonly: bool,
+    /// always | everysec | no, as Redis's appendfsync.
+    #[serde(default = "default_appendfsync")]
+    pub appendfsync: String,
+    #[serde(default = "default_dir")]
+    pub dir: String,
+    #[serde(default = "default_appendfilename")]
+    pub appendfilename: String,
+}
+
+impl EmbeddedConfig {
+    /// Where the AOF lives.
+    pub fn aof_path(&self) -> std::path::PathBuf {
+        std::path::Path::new(&self.dir).join(&self.appendfilename)
+    }
+}
+
+fn default_appendfsync() -> String {
+    "everysec".into()
+}
+fn default_dir() -> String {
+    ".".into()
+}
+fn default_appendfilename() -> String {
+    "appendonly.aof".into()
 }
 
 impl Default for EmbeddedConfig {
@@ -97,6 +124,10 @@ impl Default for EmbeddedConfig {
             maxmemory_policy: default_policy(),
             databases: default_databases(),
             hz: default_hz(),
+            appendonly: false,
+            appendfsync: default_appendfsync(),
+            dir: default_dir(),
+            appendfilename: default_appendfilename(),
         }
     }
 }

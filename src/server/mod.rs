@@ -32,6 +32,8 @@ pub enum ServerError {
     },
     #[error("cannot install metrics: {0}")]
     Metrics(String),
+    #[error("cannot load the append-only file: {0}")]
+    Aof(crate::backend::embedded::aof::AofError),
 }
 
 /// State every connection task shares.
@@ -121,7 +123,14 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         tokio::spawn(crate::metrics::serve(m, handle));
     }
     let engine = Arc::new(Engine::new(&config.embedded));
+    if config.embedded.appendonly {
+        let path = config.embedded.aof_path();
+        let fsync = crate::backend::embedded::aof::Fsync::parse(&config.embedded.appendfsync);
+        let applied = engine.start_aof(&path, fsync).map_err(ServerError::Aof)?;
+        info!(path = %path.display(), commands = applied, "AOF loaded");
+    }
     let expiry = engine.spawn_expiry();
+    let _fsync = engine.spawn_aof_fsync();
     let params = stats::Params::from_config(&config);
     let shared = Arc::new(Shared {
         limits: config.parser_limits(),
@@ -140,6 +149,15 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         run_id: random_run_id(),
         config,
     });
+
+    // Keyspace notifications go to the pub/sub registry (which never takes the engine
+    // lock, so publishing under it cannot deadlock).
+    let weak = Arc::downgrade(&shared);
+    shared.engine.set_notifier(Box::new(move |channel, msg| {
+        if let Some(shared) = weak.upgrade() {
+            shared.pubsub.publish(channel, msg);
+        }
+    }));
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();

@@ -14,6 +14,11 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts redis-server on a free port and waits until it answers PING.
     pub fn start() -> RedisServer {
+        Self::start_with(&[])
+    }
+
+    /// Like [`RedisServer::start`], with extra arguments (later ones override defaults).
+    pub fn start_with(extra: &[&str]) -> RedisServer {
         // Another process may grab the port between our probe and redis-server's bind,
         // so a server that exits early is retried on a new port.
         for _ in 0..10 {
@@ -29,6 +34,7 @@ impl RedisServer {
                     "--appendonly",
                     "no",
                 ])
+                .args(extra)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()

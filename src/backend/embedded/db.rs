@@ -75,6 +75,27 @@ pub struct Db {
 }
 
 /// What one active-expiry pass did.
+/// Keys deleted by expiry during one command or cycle: counted for INFO, and named (with
+/// their database) when the AOF or keyspace notifications need them.
+#[derive(Debug, Default)]
+pub struct Expired {
+    pub count: u64,
+    pub keys: Vec<(usize, Bytes)>,
+    /// Keep the names (set while an AOF or notifications are on).
+    pub keep_names: bool,
+    /// The database the next deletions happen in (set by whoever passes the sink on).
+    pub db: usize,
+}
+
+impl Expired {
+    pub fn record(&mut self, key: &Bytes) {
+        self.count += 1;
+        if self.keep_names {
+            self.keys.push((self.db, key.clone()));
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ExpireCycle {
     pub sampled: usize,
@@ -96,12 +117,12 @@ impl Db {
 
     /// Looks a key up, deleting it first if its TTL has passed (lazy expiry).
     /// Returns whether the key expired in `expired` so stats can count it.
-    pub fn get(&mut self, key: &Bytes, now_ms: u64, expired: &mut u64) -> Option<&mut Entry> {
+    pub fn get(&mut self, key: &Bytes, now_ms: u64, expired: &mut Expired) -> Option<&mut Entry> {
         let hk = HKey::lookup(key);
         self.get_hk(&hk, now_ms, expired)
     }
 
-    fn get_hk(&mut self, hk: &HKey, now_ms: u64, expired: &mut u64) -> Option<&mut Entry> {
+    fn get_hk(&mut self, hk: &HKey, now_ms: u64, expired: &mut Expired) -> Option<&mut Entry> {
         let is_expired = match self.map.get(hk) {
             None => return None,
             Some(e) => e.expire_at.is_some_and(|t| t <= now_ms),
@@ -109,7 +130,7 @@ impl Db {
         if is_expired {
             self.map.remove(hk);
             self.volatile.remove(hk);
-            *expired += 1;
+            expired.record(&hk.key);
             return None;
         }
         self.map.get_mut(hk)
@@ -220,7 +241,7 @@ impl Db {
         cursor: u64,
         budget: usize,
         now_ms: u64,
-        expired: &mut u64,
+        expired: &mut Expired,
         mut visit: impl FnMut(&HKey, &mut Entry),
     ) -> u64 {
         let mut last_hash = None;
@@ -248,7 +269,7 @@ impl Db {
         for hk in dead {
             self.map.remove(&hk);
             self.volatile.remove(&hk);
-            *expired += 1;
+            expired.record(&hk.key);
         }
         next
     }
@@ -264,7 +285,7 @@ impl Db {
 
     /// A random live key, or None if the db is empty (expired keys met on the way are deleted,
     /// as Redis's RANDOMKEY does).
-    pub fn random_key(&mut self, now_ms: u64, expired: &mut u64) -> Option<Bytes> {
+    pub fn random_key(&mut self, now_ms: u64, expired: &mut Expired) -> Option<Bytes> {
         // Bounded attempts: a db full of expired keys must not make us loop for long.
         for _ in 0..100 {
             let hk = self.random_entry_key()?;
@@ -293,7 +314,12 @@ impl Db {
     /// One pass of active expiry: sample up to `samples` keys with TTLs from random
     /// positions and delete the expired ones. Callers repeat while more than a quarter of a
     /// sample was expired (Redis's ACTIVE_EXPIRE_CYCLE_ACCEPTABLE_STALE idea).
-    pub fn active_expire(&mut self, now_ms: u64, samples: usize) -> ExpireCycle {
+    pub fn active_expire(
+        &mut self,
+        now_ms: u64,
+        samples: usize,
+        sink: &mut Expired,
+    ) -> ExpireCycle {
         let mut cycle = ExpireCycle::default();
         if self.volatile.is_empty() {
             return cycle;
@@ -318,6 +344,7 @@ impl Db {
             if expired {
                 self.map.remove(&hk);
                 self.volatile.remove(&hk);
+                sink.record(&hk.key);
                 cycle.expired += 1;
             }
         }

@@ -55,6 +55,7 @@ fn entry_in<'c>(ctx: &'c mut Ctx<'_>, db: usize, key: &Bytes) -> Option<&'c mut 
         pending_expired,
         ..
     } = &mut *ctx.state;
+    pending_expired.db = db;
     dbs.get_mut(db)?.get(key, now, pending_expired)
 }
 
@@ -76,6 +77,7 @@ fn lookup_notouch<'c>(ctx: &'c mut Ctx<'_>, key: &Bytes) -> Option<&'c mut Entry
         pending_expired,
         ..
     } = &mut *ctx.state;
+    pending_expired.db = db;
     match dbs
         .get_mut(db)
         .and_then(|d| d.get(key, now, pending_expired))
@@ -440,6 +442,7 @@ fn randomkey(ctx: &mut Ctx, _argv: &[Bytes]) -> Reply {
         pending_expired,
         ..
     } = &mut *ctx.state;
+    pending_expired.db = db;
     match dbs
         .get_mut(db)
         .and_then(|d| d.random_key(now, pending_expired))
@@ -537,6 +540,7 @@ fn scan(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let Some(d) = dbs.get_mut(db) else {
         return Reply::err(errors::DB_INDEX);
     };
+    pending_expired.db = db;
     let next = d.scan_expiring(cursor, budget, now, pending_expired, |hk, e| {
         if let Some(p) = pattern
             && !crate::glob::glob_match(p, &hk.key, false)

@@ -6,11 +6,13 @@
 //! need no lock ordering. Command handlers are plain functions from (context, argv) to a
 //! [`Reply`], registered by name in one dispatch table.
 
+pub mod aof;
 pub mod blocking;
 pub mod db;
 pub mod hash_cmds;
 mod keyspace_cmds;
 pub mod list_cmds;
+pub mod notify;
 pub mod num;
 pub mod scripting;
 mod server_cmds;
@@ -50,7 +52,7 @@ pub struct State {
     pub dirty: u64,
     /// Expired keys removed lazily or actively during the current command/cycle, folded into
     /// [`Stats`] after the lock is released.
-    pending_expired: u64,
+    pending_expired: db::Expired,
     /// Redis's maxmemory-policy name (OBJECT FREQ/IDLETIME depend on whether it is LFU).
     pub maxmemory_policy: String,
     /// Encoding thresholds (CONFIG hash-max-listpack-entries ...), read by the collection
@@ -60,6 +62,10 @@ pub struct State {
     pub blocked: blocking::Blocked,
     /// WATCHed keys per client.
     watched: watch::Watches,
+    /// The command clock while replaying the AOF (stopped, so nothing expires mid-replay).
+    clock_override: Option<u64>,
+    /// notify-keyspace-events, parsed.
+    pub notify_flags: u32,
 }
 
 /// Redis's encoding tunables, with Redis 7.0's defaults. They change no behaviour here, only
@@ -111,7 +117,16 @@ pub struct Engine {
     scripting: Mutex<Option<scripting::Scripting>>,
     /// The running script, visible to other clients while it holds the state lock.
     pub script_run: std::sync::Arc<scripting::ScriptRun>,
+    /// The append-only file, when persistence is on. Taken only under the state lock.
+    aof: Mutex<Option<aof::Aof>>,
+    /// auto-aof-rewrite-min-size.
+    aof_rewrite_min: AtomicU64,
+    /// Publishes keyspace notifications (set by the server to its pub/sub registry).
+    notifier: OnceLock<Notifier>,
 }
+
+/// Where keyspace notifications go: (channel, message).
+pub type Notifier = Box<dyn Fn(&Bytes, &Bytes) + Send + Sync>;
 
 /// Per-connection state the engine needs: the selected database and protocol.
 #[derive(Debug, Clone, Copy)]
@@ -144,6 +159,7 @@ impl Ctx<'_> {
             pending_expired,
             ..
         } = &mut *self.state;
+        pending_expired.db = db;
         dbs[db].get(key, now, pending_expired)
     }
 
@@ -157,6 +173,7 @@ impl Ctx<'_> {
             pending_expired,
             ..
         } = &mut *self.state;
+        pending_expired.db = db;
         match dbs[db].get(key, now, pending_expired) {
             Some(e) => {
                 self.hits += 1;
@@ -217,11 +234,13 @@ impl Engine {
             state: Mutex::new(State {
                 dbs: (0..config.databases).map(|_| Db::default()).collect(),
                 dirty: 0,
-                pending_expired: 0,
+                pending_expired: db::Expired::default(),
                 maxmemory_policy: config.maxmemory_policy.clone(),
                 tunables: Tunables::default(),
                 blocked: blocking::Blocked::default(),
                 watched: watch::Watches::default(),
+                clock_override: None,
+                notify_flags: 0,
             }),
             stats: Stats::default(),
             last_save: AtomicU64::new(unix_ms() / 1000),
@@ -229,6 +248,9 @@ impl Engine {
             databases: config.databases,
             scripting: Mutex::new(None),
             script_run: Default::default(),
+            aof: Mutex::new(None),
+            aof_rewrite_min: AtomicU64::new(64 * 1024 * 1024),
+            notifier: OnceLock::new(),
         }
     }
 
@@ -261,6 +283,17 @@ impl Engine {
             }
             "list-max-listpack-size" | "list-max-ziplist-size" => t.list_max_listpack_size = num(),
             "list-compress-depth" => t.list_compress_depth = size(),
+            "notify-keyspace-events" => {
+                state.notify_flags = notify::parse_flags(value).unwrap_or(0);
+            }
+            "appendfsync" => {
+                if let Some(aof) = self.aof.lock().as_mut() {
+                    aof.fsync = aof::Fsync::parse(value);
+                }
+            }
+            "auto-aof-rewrite-min-size" => self
+                .aof_rewrite_min
+                .store(num().max(0) as u64, Ordering::Relaxed),
             "busy-reply-threshold" | "lua-time-limit" => self
                 .script_run
                 .threshold_ms
@@ -283,6 +316,120 @@ impl Engine {
         self.batch().execute(client, cmd, argv)
     }
 
+    fn publish(&self, messages: Vec<(Bytes, Bytes)>) {
+        if let Some(notifier) = self.notifier.get() {
+            for (channel, msg) in messages {
+                notifier(&channel, &msg);
+            }
+        }
+    }
+
+    /// Writes the batch's AOF commands (and fsyncs with `always`) before anyone is answered;
+    /// rewrites the file when it has doubled.
+    fn flush_aof(&self, state: &State) {
+        let mut slot = self.aof.lock();
+        let Some(aof) = slot.as_mut() else {
+            return;
+        };
+        if let Err(e) = aof.flush() {
+            tracing::error!(error = %e, path = %aof.path().display(), "writing the AOF failed");
+        }
+        if aof.wants_rewrite(self.aof_rewrite_min.load(Ordering::Relaxed)) {
+            let path = aof.path().to_path_buf();
+            let fsync = aof.fsync;
+            match aof::rewrite_commands(state, unix_ms()) {
+                Ok(contents) => match aof::replace_file(&path, &contents) {
+                    Ok(()) => match aof::Aof::open(&path, fsync) {
+                        Ok(fresh) => *slot = Some(fresh),
+                        Err(e) => tracing::error!(error = %e, "reopening the rewritten AOF failed"),
+                    },
+                    Err(e) => tracing::error!(error = %e, "AOF rewrite failed"),
+                },
+                Err(e) => tracing::warn!(why = %e, "AOF rewrite skipped"),
+            }
+        }
+    }
+
+    /// Sets where keyspace notifications are published (once, at server start).
+    pub fn set_notifier(&self, notifier: Notifier) {
+        let _ = self.notifier.set(notifier);
+    }
+
+    pub fn aof_enabled(&self) -> bool {
+        self.aof.lock().is_some()
+    }
+
+    /// Persistence on at start: replays the AOF at `path` (if any), then appends to it.
+    pub fn start_aof(
+        &self,
+        path: &std::path::Path,
+        fsync: aof::Fsync,
+    ) -> Result<usize, aof::AofError> {
+        let applied = aof::replay(self, path)?;
+        *self.aof.lock() = Some(aof::Aof::open(path, fsync)?);
+        Ok(applied)
+    }
+
+    /// CONFIG SET appendonly yes at run time: writes the current data as a fresh AOF, then
+    /// appends to it. `no` stops appending (the file stays).
+    pub fn set_appendonly(
+        &self,
+        on: bool,
+        path: &std::path::Path,
+        fsync: aof::Fsync,
+    ) -> Result<(), String> {
+        if !on {
+            *self.aof.lock() = None;
+            return Ok(());
+        }
+        if self.aof_enabled() {
+            return Ok(());
+        }
+        let state = self.lock_state();
+        let contents = aof::rewrite_commands(&state, unix_ms())?;
+        aof::replace_file(path, &contents).map_err(|e| format!("{}: {e}", path.display()))?;
+        let opened = aof::Aof::open(path, fsync).map_err(|e| e.to_string())?;
+        *self.aof.lock() = Some(opened);
+        drop(state);
+        Ok(())
+    }
+
+    /// BGREWRITEAOF (done in the foreground, under the lock): the file becomes the
+    /// shortest commands that rebuild the current data.
+    pub fn rewrite_aof(&self) -> Result<(), String> {
+        let state = self.lock_state();
+        let mut slot = self.aof.lock();
+        let Some(current) = slot.as_mut() else {
+            return Err("no AOF".into());
+        };
+        let _ = current.flush();
+        let path = current.path().to_path_buf();
+        let fsync = current.fsync;
+        let contents = aof::rewrite_commands(&state, unix_ms())?;
+        aof::replace_file(&path, &contents).map_err(|e| format!("{}: {e}", path.display()))?;
+        *slot = Some(aof::Aof::open(&path, fsync).map_err(|e| e.to_string())?);
+        tracing::info!(path = %path.display(), bytes = contents.len(), "AOF rewritten");
+        Ok(())
+    }
+
+    /// The AOF's everysec fsync, off the engine lock.
+    pub fn spawn_aof_fsync(self: &std::sync::Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let engine = std::sync::Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let Some(engine) = engine.upgrade() else {
+                    break;
+                };
+                let file = engine.aof.lock().as_mut().and_then(|a| a.take_unsynced());
+                if let Some(file) = file {
+                    let _ = tokio::task::spawn_blocking(move || file.sync_data()).await;
+                }
+            }
+        })
+    }
+
     /// The engine lock. A script may hold it for long: meanwhile the waiting thread hands
     /// its tokio worker's other connections to another thread, so they still get BUSY and
     /// SCRIPT KILL still gets in.
@@ -296,9 +443,12 @@ impl Engine {
 
     /// Takes the engine lock for one or more commands (EXEC runs its whole queue in one).
     pub fn batch(&self) -> Batch<'_> {
+        let mut state = self.lock_state();
+        state.pending_expired.keep_names =
+            self.aof_enabled() || state.notify_flags & notify::EXPIRED != 0;
         Batch {
             engine: self,
-            state: self.lock_state(),
+            state,
             hits: 0,
             misses: 0,
             ready: VecDeque::new(),
@@ -385,14 +535,42 @@ impl Engine {
             None => self.state.lock(),
         };
         let now = unix_ms();
-        for db in state.dbs.iter_mut() {
+        let keep_names = self.aof_enabled() || state.notify_flags & notify::EXPIRED != 0;
+        let State {
+            dbs,
+            pending_expired,
+            ..
+        } = &mut *state;
+        pending_expired.keep_names = keep_names;
+        for (index, db) in dbs.iter_mut().enumerate() {
+            pending_expired.db = index;
             loop {
-                let c = db.active_expire(now, SAMPLES);
+                let c = db.active_expire(now, SAMPLES, pending_expired);
                 total += c.expired;
                 if c.sampled == 0 || c.expired * 4 <= c.sampled || start.elapsed() > budget {
                     break;
                 }
             }
+        }
+        let keys = std::mem::take(&mut state.pending_expired.keys);
+        state.pending_expired.count = 0;
+        if !keys.is_empty() {
+            let flags = state.notify_flags;
+            if let Some(aof) = self.aof.lock().as_mut() {
+                for (db, key) in &keys {
+                    aof.append(*db, &[Bytes::from_static(b"DEL"), key.clone()]);
+                }
+            }
+            for (db, key) in &keys {
+                self.publish(notify::messages(
+                    flags,
+                    notify::EXPIRED,
+                    "expired",
+                    *db,
+                    key,
+                ));
+            }
+            self.flush_aof(&state);
         }
         drop(state);
         self.count(0, 0, total as u64);
@@ -458,10 +636,16 @@ impl Batch<'_> {
         };
         let before = self.state.dirty;
         let flushed_watchers = self.watchers_of_flush(client.db, cmd.name, argv);
+        let existed = self.existence_for_notify(client.db, cmd, argv);
         let reply = self.run(*handler, client, argv);
+        self.settle_expired();
         if self.state.dirty != before {
             if !reply.is_error() {
                 self.state.watched.mark(&flushed_watchers);
+            }
+            self.propagate(client.db, cmd, argv, &reply);
+            if let Some(existed) = existed {
+                self.notify_write(client.db, cmd, argv, existed);
             }
             self.after_write(client.db, cmd, argv);
         }
@@ -525,10 +709,11 @@ impl Batch<'_> {
     }
 
     fn run(&mut self, handler: Handler, client: ClientView, argv: &[Bytes]) -> Reply {
+        let now_ms = self.state.clock_override.unwrap_or_else(unix_ms);
         let mut ctx = Ctx {
             state: &mut self.state,
             client,
-            now_ms: unix_ms(),
+            now_ms,
             hits: 0,
             misses: 0,
         };
@@ -536,6 +721,157 @@ impl Batch<'_> {
         self.hits += ctx.hits;
         self.misses += ctx.misses;
         reply
+    }
+
+    /// Keys that expired during the last command: DEL in the AOF (before the command that
+    /// met them), "expired" notifications.
+    fn settle_expired(&mut self) {
+        if self.state.pending_expired.keys.is_empty() {
+            return;
+        }
+        let keys = std::mem::take(&mut self.state.pending_expired.keys);
+        let flags = self.state.notify_flags;
+        let mut aof = self.engine.aof.lock();
+        for (db, key) in keys {
+            if let Some(aof) = aof.as_mut() {
+                aof.append(db, &[Bytes::from_static(b"DEL"), key.clone()]);
+            }
+            self.engine.publish(notify::messages(
+                flags,
+                notify::EXPIRED,
+                "expired",
+                db,
+                &key,
+            ));
+        }
+    }
+
+    /// Appends a write to the AOF as Redis would propagate it.
+    fn propagate(&mut self, db: usize, cmd: &CommandSpec, argv: &[Bytes], reply: &Reply) {
+        let mut slot = self.engine.aof.lock();
+        let Some(aof) = slot.as_mut() else {
+            return;
+        };
+        if cmd.name == "spop" {
+            // Random: log which members went.
+            let members: Vec<Bytes> = match reply {
+                Reply::Bulk(m) => vec![m.clone()],
+                Reply::Array(items) | Reply::Set(items) => items
+                    .iter()
+                    .filter_map(|r| match r {
+                        Reply::Bulk(m) => Some(m.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            if !members.is_empty() {
+                let mut srem = vec![Bytes::from_static(b"SREM"), argv[1].clone()];
+                srem.extend(members);
+                aof.append(db, &srem);
+            }
+            return;
+        }
+        aof.append(db, argv);
+        // Relative TTLs would restart at replay: pin the absolute time.
+        let sets_ttl = matches!(
+            cmd.name,
+            "set"
+                | "setex"
+                | "psetex"
+                | "getex"
+                | "expire"
+                | "pexpire"
+                | "expireat"
+                | "pexpireat"
+                | "restore"
+        );
+        if sets_ttl
+            && let Some(key) = argv.get(1)
+            && let Some(at) = self
+                .state
+                .dbs
+                .get(db)
+                .and_then(|d| d.peek(key, 0))
+                .and_then(|e| e.expire_at)
+        {
+            aof.append(
+                db,
+                &[
+                    Bytes::from_static(b"PEXPIREAT"),
+                    key.clone(),
+                    Bytes::from(at.to_string()),
+                ],
+            );
+        }
+    }
+
+    /// Before a write, when notifications are on: which of its keys exist (to tell "del").
+    fn existence_for_notify(
+        &self,
+        db: usize,
+        cmd: &CommandSpec,
+        argv: &[Bytes],
+    ) -> Option<Vec<(Bytes, bool)>> {
+        let flags = self.state.notify_flags;
+        if !notify::active(flags) || !cmd.has(crate::command::table::flags::WRITE) {
+            return None;
+        }
+        let now = unix_ms();
+        let d = self.state.dbs.get(db)?;
+        let refs = keys::keys_and_flags(cmd, argv).ok()?;
+        Some(
+            refs.iter()
+                .filter(|k| !k.flags.iter().any(|f| f.eq_ignore_ascii_case("RO")))
+                .filter_map(|k| argv.get(k.pos))
+                .map(|key| (key.clone(), d.peek(key, now).is_some()))
+                .collect(),
+        )
+    }
+
+    /// Keyspace notifications for a write: its event on the keys it wrote, "del" for keys
+    /// it emptied.
+    fn notify_write(
+        &mut self,
+        db: usize,
+        cmd: &CommandSpec,
+        argv: &[Bytes],
+        existed: Vec<(Bytes, bool)>,
+    ) {
+        let flags = self.state.notify_flags;
+        let (class, event) = notify::event_of(cmd);
+        let now = unix_ms();
+        for (key, was) in existed {
+            let is = self
+                .state
+                .dbs
+                .get(db)
+                .is_some_and(|d| d.peek(&key, now).is_some());
+            if event == "del" {
+                if was && !is {
+                    self.engine
+                        .publish(notify::messages(flags, notify::GENERIC, "del", db, &key));
+                }
+                continue;
+            }
+            if is || was {
+                self.engine
+                    .publish(notify::messages(flags, class, event, db, &key));
+                if is && notify::sets_ttl_too(cmd.name, argv) {
+                    self.engine.publish(notify::messages(
+                        flags,
+                        notify::GENERIC,
+                        "expire",
+                        db,
+                        &key,
+                    ));
+                }
+            }
+            if was && !is {
+                self.engine
+                    .publish(notify::messages(flags, notify::GENERIC, "del", db, &key));
+            }
+        }
     }
 
     /// FLUSHDB, FLUSHALL and SWAPDB touch every watched key that exists in a database they
@@ -646,6 +982,10 @@ impl Batch<'_> {
                 if blocking::is_unserved(&reply) || reply.is_error() {
                     continue;
                 }
+                self.settle_expired();
+                if self.state.dirty != before {
+                    self.propagate(client.db, cmd, &argv, &reply);
+                }
                 if let Some(w) = self.state.blocked.remove(id) {
                     // A client that left meanwhile loses the reply, as it would with Redis.
                     let _ = w.reply_to.send(reply);
@@ -663,8 +1003,10 @@ impl Drop for Batch<'_> {
         if !self.ready.is_empty() {
             self.serve_blocked();
         }
-        let expired = std::mem::take(&mut self.state.pending_expired);
+        self.settle_expired();
+        let expired = std::mem::take(&mut self.state.pending_expired.count);
         self.engine.count(self.hits, self.misses, expired);
+        self.engine.flush_aof(&self.state);
     }
 }
 
