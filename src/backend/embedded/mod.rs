@@ -6,6 +6,7 @@
 //! need no lock ordering. Command handlers are plain functions from (context, argv) to a
 //! [`Reply`], registered by name in one dispatch table.
 
+mod bit_cmds;
 pub mod blocking;
 pub mod db;
 pub mod hash_cmds;
@@ -189,6 +190,7 @@ fn handlers() -> &'static HashMap<&'static str, Handler> {
         list_cmds::register(&mut t);
         set_cmds::register(&mut t);
         zset_cmds::register(&mut t);
+        bit_cmds::register(&mut t);
         t
     })
 }
