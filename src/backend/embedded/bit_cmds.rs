@@ -221,6 +221,11 @@ fn count_bits(data: &[u8], first: u64, last: u64) -> u64 {
 /// BITCOUNT key [start end [BYTE|BIT]]
 fn bitcount(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     done((|| {
+        // Redis 7.0 looks the key up before parsing the range: a missing key is 0 even
+        // with a malformed range.
+        let Some(data) = read_string(ctx, &argv[1])? else {
+            return Ok(Reply::Integer(0));
+        };
         let range = match argv.len() {
             2 => None,
             4 | 5 => {
@@ -229,9 +234,6 @@ fn bitcount(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
                 Some((s, e, parse_unit(argv.get(4))?))
             }
             _ => return Err(Reply::err(errors::SYNTAX)),
-        };
-        let Some(data) = read_string(ctx, &argv[1])? else {
-            return Ok(Reply::Integer(0));
         };
         let bits = match range {
             None if data.is_empty() => None,
