@@ -10,6 +10,7 @@ mod bit_cmds;
 pub mod blocking;
 pub mod db;
 pub mod hash_cmds;
+mod hll_cmds;
 mod keyspace_cmds;
 pub mod list_cmds;
 pub mod num;
@@ -191,6 +192,7 @@ fn handlers() -> &'static HashMap<&'static str, Handler> {
         set_cmds::register(&mut t);
         zset_cmds::register(&mut t);
         bit_cmds::register(&mut t);
+        hll_cmds::register(&mut t);
         t
     })
 }
