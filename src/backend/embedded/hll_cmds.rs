@@ -356,7 +356,13 @@ fn hll_for_write(ctx: &mut Ctx, key: &Bytes) -> Result<Option<Vec<u8>>, Reply> {
             if !is_valid(s) {
                 return Err(Reply::err(INVALID_HLL));
             }
-            Ok(Some(s.to_vec()))
+            let data = s.to_vec();
+            // dbUnshareStringValue: Redis makes the value `raw` before looking at it, even
+            // when nothing changes (an HLL written with SET is `embstr`).
+            if e.value.encoding_name() != "raw" {
+                e.value = Value::raw_string(Bytes::copy_from_slice(&data));
+            }
+            Ok(Some(data))
         }
     }
 }
