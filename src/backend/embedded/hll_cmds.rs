@@ -344,7 +344,10 @@ fn estimate(regs: &[u8]) -> u64 {
     (ALPHA_INF * m * m / z).round() as u64
 }
 
-/// The HLL at `key` for writing: Ok(None) if absent.
+/// Takes the HLL at `key` out for writing (Ok(None) if absent); the caller must put it
+/// back with [`store`]. Taking it avoids copying 12 KiB per PFADD when the keyspace holds
+/// the only reference to the buffer. The value goes back `raw`, as Redis's
+/// dbUnshareStringValue leaves it even when nothing changes.
 fn hll_for_write(ctx: &mut Ctx, key: &Bytes) -> Result<Option<Vec<u8>>, Reply> {
     match ctx.lookup(key) {
         None => Ok(None),
@@ -356,13 +359,9 @@ fn hll_for_write(ctx: &mut Ctx, key: &Bytes) -> Result<Option<Vec<u8>>, Reply> {
             if !is_valid(s) {
                 return Err(Reply::err(INVALID_HLL));
             }
-            let data = s.to_vec();
-            // dbUnshareStringValue: Redis makes the value `raw` before looking at it, even
-            // when nothing changes (an HLL written with SET is `embstr`).
-            if e.value.encoding_name() != "raw" {
-                e.value = Value::raw_string(Bytes::copy_from_slice(&data));
-            }
-            Ok(Some(data))
+            let data = s.clone();
+            e.value = Value::raw_string(Bytes::new());
+            Ok(Some(Vec::from(data)))
         }
     }
 }
@@ -392,14 +391,18 @@ fn pfadd(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         match hll_set(&mut data, index, count) {
             Ok(true) => updated += 1,
             Ok(false) => {}
-            Err(()) => return Reply::err(CORRUPTED_HLL),
+            Err(()) => {
+                // Like Redis, which edits in place: earlier elements stay applied.
+                store(ctx, key, data);
+                return Reply::err(CORRUPTED_HLL);
+            }
         }
     }
     if updated > 0 {
         invalidate_cache(&mut data);
-        store(ctx, key, data);
         ctx.dirty(updated);
     }
+    store(ctx, key, data);
     Reply::Integer((updated > 0) as i64)
 }
 
@@ -438,9 +441,11 @@ fn pfcount(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     if cache_valid(&data) {
         let mut card = [0u8; 8];
         card.copy_from_slice(&data[8..16]);
+        store(ctx, key, data);
         return Reply::Integer(u64::from_le_bytes(card) as i64);
     }
     let Some(regs) = registers(&data) else {
+        store(ctx, key, data);
         return Reply::err(CORRUPTED_HLL);
     };
     let card = estimate(&regs);
@@ -484,11 +489,15 @@ fn pfmerge(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     if use_dense && data[4] == ENC_SPARSE {
         match to_dense(&data) {
             Some(d) => data = d,
-            None => return Reply::err(CORRUPTED_HLL),
+            None => {
+                store(ctx, dest, data);
+                return Reply::err(CORRUPTED_HLL);
+            }
         }
     }
     for (i, &m) in max.iter().enumerate() {
         if m > 0 && hll_set(&mut data, i, m).is_err() {
+            store(ctx, dest, data);
             return Reply::err(CORRUPTED_HLL);
         }
     }
