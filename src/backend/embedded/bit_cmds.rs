@@ -103,6 +103,16 @@ fn edit_string<R>(
                 Err(b) => BytesMut::from(&b[..]),
             };
             if m.len() < min_len {
+                // sdsMakeRoomFor-like spare room, so SETBITs walking forward through a
+                // growing bitmap do not reallocate every time.
+                if m.capacity() < min_len {
+                    let room = if min_len < 1024 * 1024 {
+                        min_len
+                    } else {
+                        1024 * 1024
+                    };
+                    m.reserve(min_len + room - m.len());
+                }
                 m.resize(min_len, 0);
             }
             let r = edit(&mut m);
