@@ -36,6 +36,7 @@ pub(super) fn register(t: &mut HashMap<&'static str, Handler>) {
     t.insert("pfadd", pfadd);
     t.insert("pfcount", pfcount);
     t.insert("pfmerge", pfmerge);
+    t.insert("pfdebug", pfdebug);
 }
 
 /// MurmurHash64A, little-endian block reads (what Redis computes on x86/ARM).
@@ -505,6 +506,74 @@ fn pfmerge(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     store(ctx, dest, data);
     ctx.dirty(1);
     Reply::Status("OK".into())
+}
+
+/// PFDEBUG GETREG|DECODE|ENCODING|TODENSE key (GETREG and TODENSE make the key dense).
+fn pfdebug(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
+    let (Some(sub), Some(key)) = (argv.get(1), argv.get(2)) else {
+        return Reply::err(errors::wrong_arity("pfdebug"));
+    };
+    let sub_name = String::from_utf8_lossy(sub).into_owned();
+    if argv.len() != 3 {
+        return Reply::err(format!(
+            "ERR Wrong number of arguments for the '{sub_name}' subcommand"
+        ));
+    }
+    let mut data = match hll_for_write(ctx, key) {
+        Err(e) => return e,
+        Ok(None) => return Reply::err("ERR The specified key does not exist"),
+        Ok(Some(d)) => d,
+    };
+    let is = |name: &str| sub.eq_ignore_ascii_case(name.as_bytes());
+    let sparse = data[4] == ENC_SPARSE;
+    let reply = if is("getreg") || is("todense") {
+        let converted = if sparse {
+            match to_dense(&data) {
+                Some(d) => {
+                    data = d;
+                    ctx.dirty(1);
+                    true
+                }
+                None => {
+                    store(ctx, key, data);
+                    return Reply::err(CORRUPTED_HLL);
+                }
+            }
+        } else {
+            false
+        };
+        if is("todense") {
+            Reply::Integer(converted as i64)
+        } else {
+            Reply::Array(
+                (0..HLL_REGISTERS)
+                    .map(|i| Reply::Integer(dense_get(&data[HDR..], i) as i64))
+                    .collect(),
+            )
+        }
+    } else if is("decode") {
+        if !sparse {
+            store(ctx, key, data);
+            return Reply::err("ERR HLL encoding is not sparse");
+        }
+        let mut out: Vec<String> = Vec::new();
+        let mut p = HDR;
+        while let Some((val, run, len)) = sparse_op(&data, p) {
+            out.push(match (val, len) {
+                (0, 1) => format!("z:{run}"),
+                (0, _) => format!("Z:{run}"),
+                _ => format!("v:{val},{run}"),
+            });
+            p += len;
+        }
+        Reply::Bulk(Bytes::from(out.join(" ")))
+    } else if is("encoding") {
+        Reply::Status(if sparse { "sparse" } else { "dense" }.into())
+    } else {
+        Reply::err(format!("ERR Unknown PFDEBUG subcommand '{sub_name}'"))
+    };
+    store(ctx, key, data);
+    reply
 }
 
 #[cfg(test)]
