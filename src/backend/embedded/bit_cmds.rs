@@ -80,19 +80,20 @@ fn read_string(ctx: &mut Ctx, key: &Bytes) -> Result<Option<Bytes>, Reply> {
 /// lookupStringForBitCommand + an in-place edit: the string at `key` (created if absent),
 /// zero-padded to at least `min_len` bytes, is handed to `edit`; the result is stored
 /// `raw` keeping the TTL. The buffer is reused when the keyspace holds its only reference.
+/// Also returns whether the key was created or grown.
 fn edit_string<R>(
     ctx: &mut Ctx,
     key: &Bytes,
     min_len: usize,
     edit: impl FnOnce(&mut BytesMut) -> R,
-) -> Result<R, Reply> {
+) -> Result<(R, bool), Reply> {
     let now = ctx.now_ms;
     match ctx.lookup(key) {
         None => {
             let mut m = BytesMut::zeroed(min_len);
             let r = edit(&mut m);
             ctx.db().set(key, Value::raw_string(m.freeze()), None, now);
-            Ok(r)
+            Ok((r, true))
         }
         Some(e) => {
             let data = e.value.as_str().ok_or_else(wrongtype)?.clone();
@@ -102,7 +103,8 @@ fn edit_string<R>(
                 Ok(m) => m,
                 Err(b) => BytesMut::from(&b[..]),
             };
-            if m.len() < min_len {
+            let grown = m.len() < min_len;
+            if grown {
                 // sdsMakeRoomFor-like spare room, so SETBITs walking forward through a
                 // growing bitmap do not reallocate every time.
                 if m.capacity() < min_len {
@@ -118,7 +120,7 @@ fn edit_string<R>(
             let r = edit(&mut m);
             e.value = Value::raw_string(m.freeze());
             e.last_access = now / 1000;
-            Ok(r)
+            Ok((r, grown))
         }
     }
 }
@@ -151,12 +153,16 @@ fn setbit(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
             Some(1) => true,
             _ => return Err(Reply::err(BIT_VALUE_ERR)),
         };
-        let old = edit_string(ctx, &argv[1], (offset >> 3) as usize + 1, |m| {
+        let (old, grown) = edit_string(ctx, &argv[1], (offset >> 3) as usize + 1, |m| {
             let old = get_bit(m, offset);
             put_bit(m, offset, on);
             old
         })?;
-        ctx.dirty(1);
+        // Redis 7.0 signals a modification only if the string was created, grew or the
+        // bit flipped (WATCH sees nothing otherwise).
+        if grown || old != on {
+            ctx.dirty(1);
+        }
         Ok(Reply::Integer(old as i64))
     })())
 }
@@ -557,41 +563,44 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[Bytes], ro_command: bool) -> Result<R
     if ro_command {
         return Err(Reply::err(BITFIELD_RO_ERR));
     }
-    let (replies, changes) = edit_string(ctx, &argv[1], (highest >> 3) as usize + 1, |m| {
-        let mut changes = 0u64;
-        let replies: Vec<Reply> = fields
-            .iter()
-            .map(|f| {
-                let (incr, base, is_set) = match f.op {
-                    FieldOp::Get => return Reply::Integer(field_value(m, f)),
-                    FieldOp::Set(v) => {
-                        let value = if f.signed {
-                            v as i128
-                        } else {
-                            v as u64 as i128
-                        };
-                        (0, value, true)
-                    }
-                    FieldOp::IncrBy(v) => (v, field_value(m, f) as i128, false),
-                };
-                changes += 1;
-                let old = field_value(m, f);
-                match field_add(base, incr, f.signed, f.bits, f.overflow) {
-                    None => Reply::Null,
-                    Some(new) => {
-                        write_field(m, f.offset, f.bits, new);
-                        if is_set {
-                            Reply::Integer(old)
-                        } else {
-                            Reply::Integer(field_value(m, f))
+    let ((replies, changes), grown) =
+        edit_string(ctx, &argv[1], (highest >> 3) as usize + 1, |m| {
+            let mut changes = 0u64;
+            let replies: Vec<Reply> = fields
+                .iter()
+                .map(|f| {
+                    let (incr, base, is_set) = match f.op {
+                        FieldOp::Get => return Reply::Integer(field_value(m, f)),
+                        FieldOp::Set(v) => {
+                            let value = if f.signed {
+                                v as i128
+                            } else {
+                                v as u64 as i128
+                            };
+                            (0, value, true)
+                        }
+                        FieldOp::IncrBy(v) => (v, field_value(m, f) as i128, false),
+                    };
+                    let old = field_value(m, f);
+                    match field_add(base, incr, f.signed, f.bits, f.overflow) {
+                        None => Reply::Null,
+                        Some(new) => {
+                            // Only performed writes count (an OVERFLOW FAIL one does not).
+                            changes += 1;
+                            write_field(m, f.offset, f.bits, new);
+                            if is_set {
+                                Reply::Integer(old)
+                            } else {
+                                Reply::Integer(field_value(m, f))
+                            }
                         }
                     }
-                }
-            })
-            .collect();
-        (replies, changes)
-    })?;
-    ctx.dirty(changes);
+                })
+                .collect();
+            (replies, changes)
+        })?;
+    // Creating or growing the key is a keyspace change too, even if every write failed.
+    ctx.dirty(changes.max(grown as u64));
     Ok(Reply::Array(replies))
 }
 

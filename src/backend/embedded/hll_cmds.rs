@@ -530,8 +530,9 @@ fn pfdebug(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         let converted = if sparse {
             match to_dense(&data) {
                 Some(d) => {
+                    // Redis bumps server.dirty here but signals no key modification, so
+                    // WATCH is not affected; our dirty counter would touch watchers.
                     data = d;
-                    ctx.dirty(1);
                     true
                 }
                 None => {
