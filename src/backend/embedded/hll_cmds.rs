@@ -37,6 +37,7 @@ pub(super) fn register(t: &mut HashMap<&'static str, Handler>) {
     t.insert("pfcount", pfcount);
     t.insert("pfmerge", pfmerge);
     t.insert("pfdebug", pfdebug);
+    t.insert("pfselftest", pfselftest);
 }
 
 /// MurmurHash64A, little-endian block reads (what Redis computes on x86/ARM).
@@ -577,6 +578,58 @@ fn pfdebug(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     reply
 }
 
+/// PFSELFTEST: checks the dense register packing, that sparse and dense forms agree, and
+/// the estimator's error bound (a smaller run than Redis's, same checks in spirit).
+fn pfselftest(_ctx: &mut Ctx, _argv: &[Bytes]) -> Reply {
+    match self_test() {
+        Ok(()) => Reply::Status("OK".into()),
+        Err(msg) => Reply::err(format!("TESTFAILED {msg}")),
+    }
+}
+
+fn self_test() -> Result<(), String> {
+    // xorshift: deterministic values for the register test.
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut regs = vec![0u8; DENSE_SIZE - HDR];
+    let mut expect = vec![0u8; HLL_REGISTERS];
+    for _ in 0..1000 {
+        for (i, e) in expect.iter_mut().enumerate() {
+            *e = (next() & 63) as u8;
+            dense_put(&mut regs, i, *e);
+        }
+        if let Some(i) = (0..HLL_REGISTERS).find(|&i| dense_get(&regs, i) != expect[i]) {
+            return Err(format!("Register error at {i}"));
+        }
+    }
+    let mut sparse = new_sparse();
+    let mut dense = to_dense(&sparse).ok_or("sparse to dense conversion failed")?;
+    let mut checkpoint = 1;
+    for n in 1..=100_000u64 {
+        let (index, count) = pat_len(&next().to_le_bytes());
+        let a = hll_set(&mut sparse, index, count);
+        let b = hll_set(&mut dense, index, count);
+        if a.is_err() || a != b {
+            return Err(format!("sparse and dense disagree after {n} elements"));
+        }
+        if n == checkpoint {
+            checkpoint *= 10;
+            let est = registers(&dense).map(|r| estimate(&r)).unwrap_or(0) as f64;
+            let rel = (est - n as f64).abs() / n as f64;
+            // 5 standard errors (1.04/sqrt(m)), plus slack for tiny cardinalities.
+            if rel > 5.0 * 1.04 / (HLL_REGISTERS as f64).sqrt() && (est - n as f64).abs() > 1.0 {
+                return Err(format!("Approximation error at {n}: {est}"));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -626,6 +679,11 @@ mod tests {
         }
         let est = registers(&h).map(|r| estimate(&r)).unwrap_or(0);
         assert!((9500..10500).contains(&est), "{est}");
+    }
+
+    #[test]
+    fn self_test_passes() {
+        assert_eq!(self_test(), Ok(()));
     }
 
     #[test]
