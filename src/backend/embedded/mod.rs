@@ -7,9 +7,11 @@
 //! [`Reply`], registered by name in one dispatch table.
 
 pub mod aof;
+mod bit_cmds;
 pub mod blocking;
 pub mod db;
 pub mod hash_cmds;
+mod hll_cmds;
 mod keyspace_cmds;
 pub mod list_cmds;
 pub mod notify;
@@ -206,6 +208,8 @@ fn handlers() -> &'static HashMap<&'static str, Handler> {
         list_cmds::register(&mut t);
         set_cmds::register(&mut t);
         zset_cmds::register(&mut t);
+        bit_cmds::register(&mut t);
+        hll_cmds::register(&mut t);
         t
     })
 }
