@@ -17,6 +17,9 @@ pub const CONNECTIONS_REJECTED: &str = "respgate_connections_rejected_total";
 pub const CONNECTED_CLIENTS: &str = "respgate_connected_clients";
 pub const PROTOCOL_ERRORS: &str = "respgate_protocol_errors_total";
 pub const COMMANDS: &str = "respgate_commands_total";
+pub const EMBEDDED_EVICTED: &str = "respgate_embedded_evicted_keys_total";
+pub const EMBEDDED_EXPIRED: &str = "respgate_embedded_expired_keys_total";
+pub const EMBEDDED_USED_MEMORY: &str = "respgate_embedded_used_memory_bytes";
 
 /// Process-wide metric handles.
 pub struct Handles {
@@ -24,6 +27,9 @@ pub struct Handles {
     pub connections_rejected: Counter,
     pub connected_clients: Gauge,
     pub protocol_errors: Counter,
+    pub evicted_keys: Counter,
+    pub expired_keys: Counter,
+    pub used_memory: Gauge,
 }
 
 /// The handles, created on first use (after [`install`] so they reach the exporter).
@@ -34,6 +40,9 @@ pub fn handles() -> &'static Handles {
         connections_rejected: counter!(CONNECTIONS_REJECTED),
         connected_clients: gauge!(CONNECTED_CLIENTS),
         protocol_errors: counter!(PROTOCOL_ERRORS),
+        evicted_keys: counter!(EMBEDDED_EVICTED),
+        expired_keys: counter!(EMBEDDED_EXPIRED),
+        used_memory: gauge!(EMBEDDED_USED_MEMORY),
     })
 }
 
@@ -72,6 +81,15 @@ pub fn install() -> Result<PrometheusHandle, String> {
         "Clients disconnected for breaking the protocol or its limits"
     );
     metrics::describe_counter!(COMMANDS, "Commands executed, by command and result");
+    metrics::describe_counter!(
+        EMBEDDED_EVICTED,
+        "Keys the embedded engine evicted to stay under maxmemory"
+    );
+    metrics::describe_counter!(EMBEDDED_EXPIRED, "Keys the embedded engine expired");
+    metrics::describe_gauge!(
+        EMBEDDED_USED_MEMORY,
+        "Bytes the embedded engine's keys and values use (INFO used_memory)"
+    );
     Ok(handle)
 }
 

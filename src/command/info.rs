@@ -150,7 +150,7 @@ fn section(s: &Session, name: &str, out: &mut String) {
                 &st.rejected_connections.load(Ordering::Relaxed),
             );
             line("expired_keys", &es.expired_keys.load(Ordering::Relaxed));
-            line("evicted_keys", &0);
+            line("evicted_keys", &es.evicted_keys.load(Ordering::Relaxed));
             line("keyspace_hits", &es.keyspace_hits.load(Ordering::Relaxed));
             line(
                 "keyspace_misses",

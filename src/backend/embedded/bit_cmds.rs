@@ -119,7 +119,7 @@ fn edit_string<R>(
             }
             let r = edit(&mut m);
             e.value = Value::raw_string(m.freeze());
-            e.last_access = now / 1000;
+            e.last_access = now;
             Ok((r, grown))
         }
     }

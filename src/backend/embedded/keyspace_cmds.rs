@@ -63,7 +63,7 @@ fn entry_in<'c>(ctx: &'c mut Ctx<'_>, db: usize, key: &Bytes) -> Option<&'c mut 
 fn lookup_write<'c>(ctx: &'c mut Ctx<'_>, db: usize, key: &Bytes) -> Option<&'c mut Entry> {
     let now = ctx.now_ms;
     let e = entry_in(ctx, db, key)?;
-    e.last_access = now / 1000;
+    e.last_access = now;
     Some(e)
 }
 
@@ -388,8 +388,9 @@ fn copy(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         Entry {
             value,
             expire_at,
-            last_access: now / 1000,
+            last_access: now,
             private_copy,
+            accounted: 0,
         },
     );
     ctx.dirty(1);
@@ -610,7 +611,7 @@ fn object(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let Some(e) = lookup_notouch(ctx, &argv[2]) else {
         return Reply::Null;
     };
-    let idle = now_s.saturating_sub(e.last_access);
+    let idle = now_s.saturating_sub(e.last_access / 1000);
     match sub.as_slice() {
         b"encoding" => Reply::bulk_str(e.value.encoding_name()),
         b"refcount" => Reply::Integer(

@@ -42,6 +42,7 @@ use db::{Db, Entry};
 #[derive(Debug, Default)]
 pub struct Stats {
     pub expired_keys: AtomicU64,
+    pub evicted_keys: AtomicU64,
     pub keyspace_hits: AtomicU64,
     pub keyspace_misses: AtomicU64,
 }
@@ -68,6 +69,9 @@ pub struct State {
     clock_override: Option<u64>,
     /// notify-keyspace-events, parsed.
     pub notify_flags: u32,
+    /// Eviction candidates kept between evictions (Redis's eviction pool): (score, db, key),
+    /// best (highest score) first.
+    evict_pool: Vec<(u64, usize, Bytes)>,
 }
 
 /// Redis's encoding tunables, with Redis 7.0's defaults. They change no behaviour here, only
@@ -123,6 +127,9 @@ pub struct Engine {
     aof: Mutex<Option<aof::Aof>>,
     /// auto-aof-rewrite-min-size.
     aof_rewrite_min: AtomicU64,
+    /// maxmemory in bytes (0 = no limit) and maxmemory-samples.
+    maxmemory: AtomicU64,
+    maxmemory_samples: AtomicU64,
     /// Publishes keyspace notifications (set by the server to its pub/sub registry).
     notifier: OnceLock<Notifier>,
 }
@@ -179,7 +186,7 @@ impl Ctx<'_> {
         match dbs[db].get(key, now, pending_expired) {
             Some(e) => {
                 self.hits += 1;
-                e.last_access = now / 1000;
+                e.last_access = now;
                 Some(e)
             }
             None => {
@@ -245,6 +252,7 @@ impl Engine {
                 watched: watch::Watches::default(),
                 clock_override: None,
                 notify_flags: 0,
+                evict_pool: Vec::new(),
             }),
             stats: Stats::default(),
             last_save: AtomicU64::new(unix_ms() / 1000),
@@ -254,6 +262,8 @@ impl Engine {
             script_run: Default::default(),
             aof: Mutex::new(None),
             aof_rewrite_min: AtomicU64::new(64 * 1024 * 1024),
+            maxmemory: AtomicU64::new(crate::config::parse_size(&config.maxmemory).unwrap_or(0)),
+            maxmemory_samples: AtomicU64::new(5),
             notifier: OnceLock::new(),
         }
     }
@@ -287,6 +297,10 @@ impl Engine {
             }
             "list-max-listpack-size" | "list-max-ziplist-size" => t.list_max_listpack_size = num(),
             "list-compress-depth" => t.list_compress_depth = size(),
+            "maxmemory" => self.maxmemory.store(num().max(0) as u64, Ordering::Relaxed),
+            "maxmemory-samples" => self
+                .maxmemory_samples
+                .store(num().clamp(1, 64) as u64, Ordering::Relaxed),
             "notify-keyspace-events" => {
                 state.notify_flags = notify::parse_flags(value).unwrap_or(0);
             }
@@ -452,6 +466,7 @@ impl Engine {
             self.aof_enabled() || state.notify_flags & notify::EXPIRED != 0;
         Batch {
             engine: self,
+            dirty_at_start: state.dirty,
             state,
             hits: 0,
             misses: 0,
@@ -516,6 +531,7 @@ impl Engine {
             self.stats
                 .expired_keys
                 .fetch_add(expired, Ordering::Relaxed);
+            crate::metrics::handles().expired_keys.increment(expired);
         }
     }
 
@@ -598,6 +614,12 @@ impl Engine {
     }
 }
 
+/// Redis's reply to a command that could grow memory while over maxmemory.
+const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+
+/// Candidates kept between evictions, as Redis's EVPOOL_SIZE.
+const EVICTION_POOL: usize = 16;
+
 /// CLIENT UNBLOCK ... ERROR's reply to the unblocked client, as Redis words it.
 const UNBLOCKED: &str = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
 
@@ -623,6 +645,7 @@ pub struct Batch<'a> {
     misses: u64,
     /// Written keys someone is blocked on, to re-try when the batch ends.
     ready: VecDeque<(usize, Bytes)>,
+    dirty_at_start: u64,
 }
 
 impl Batch<'_> {
@@ -638,12 +661,16 @@ impl Batch<'_> {
         let Some(handler) = handlers().get(cmd.name) else {
             return Reply::err(crate::protocol::errors::unknown_command(argv));
         };
+        if let Some(oom) = self.make_room(cmd) {
+            return oom;
+        }
         let before = self.state.dirty;
         let flushed_watchers = self.watchers_of_flush(client.db, cmd.name, argv);
         let existed = self.existence_for_notify(client.db, cmd, argv);
         let reply = self.run(*handler, client, argv);
         self.settle_expired();
         if self.state.dirty != before {
+            self.remeasure(client.db, cmd, argv);
             if !reply.is_error() {
                 self.state.watched.mark(&flushed_watchers);
             }
@@ -725,6 +752,140 @@ impl Batch<'_> {
         self.hits += ctx.hits;
         self.misses += ctx.misses;
         reply
+    }
+
+    /// A write changed its keys' values in place: re-count their bytes.
+    fn remeasure(&mut self, db: usize, cmd: &CommandSpec, argv: &[Bytes]) {
+        let Ok(refs) = keys::keys_and_flags(cmd, argv) else {
+            return;
+        };
+        let Some(d) = self.state.dbs.get_mut(db) else {
+            return;
+        };
+        for k in refs
+            .iter()
+            .filter(|k| !k.flags.iter().any(|f| f.eq_ignore_ascii_case("RO")))
+        {
+            if let Some(key) = argv.get(k.pos) {
+                d.remeasure(key);
+            }
+        }
+    }
+
+    fn used_memory(&self) -> u64 {
+        self.state.dbs.iter().map(|d| d.used_memory() as u64).sum()
+    }
+
+    /// maxmemory: evicts keys by the policy until under the limit; a command that may grow
+    /// memory (denyoom) is refused with Redis's OOM error when that is not possible.
+    fn make_room(&mut self, cmd: &CommandSpec) -> Option<Reply> {
+        let max = self.engine.maxmemory.load(Ordering::Relaxed);
+        if max == 0 || self.used_memory() <= max {
+            return None;
+        }
+        let policy = self.state.maxmemory_policy.clone();
+        if policy != "noeviction" {
+            // Bounded: a policy that finds nothing to evict (volatile-* without TTLs) stops.
+            for _ in 0..10_000 {
+                if self.used_memory() <= max {
+                    break;
+                }
+                let Some((db, key)) = self.pick_victim(&policy) else {
+                    break;
+                };
+                self.evict(db, key);
+            }
+        }
+        if self.used_memory() > max && cmd.has(crate::command::table::flags::DENYOOM) {
+            return Some(Reply::err(OOM));
+        }
+        None
+    }
+
+    /// The next key to evict (Redis's approximated LRU/TTL with a candidate pool, or random).
+    fn pick_victim(&mut self, policy: &str) -> Option<(usize, Bytes)> {
+        let volatile = policy.starts_with("volatile-");
+        let samples = self.engine.maxmemory_samples.load(Ordering::Relaxed) as usize;
+        if policy.ends_with("-random") {
+            let dbs: Vec<usize> = (0..self.state.dbs.len())
+                .filter(|&i| {
+                    let d = &self.state.dbs[i];
+                    if volatile {
+                        d.expires_count() > 0
+                    } else {
+                        !d.is_empty()
+                    }
+                })
+                .collect();
+            let db = *dbs.get(rand::random_range(0..dbs.len().max(1)))?;
+            return self.state.dbs[db]
+                .sample(1, volatile)
+                .into_iter()
+                .next()
+                .map(|(k, _, _)| (db, k));
+        }
+        let by_ttl = policy.ends_with("-ttl");
+        let score = |last_access: u64, expire_at: Option<u64>| {
+            if by_ttl {
+                u64::MAX - expire_at.unwrap_or(u64::MAX)
+            } else {
+                // Older access = higher score. LFU policies use recency too (no
+                // access-frequency counter yet).
+                u64::MAX - last_access
+            }
+        };
+        let State {
+            dbs, evict_pool, ..
+        } = &mut *self.state;
+        for (db, d) in dbs.iter().enumerate() {
+            for (key, last_access, expire_at) in d.sample(samples, volatile) {
+                let s = score(last_access, expire_at);
+                if !evict_pool
+                    .iter()
+                    .any(|(_, pdb, pk)| *pdb == db && *pk == key)
+                {
+                    evict_pool.push((s, db, key));
+                }
+            }
+        }
+        self.state
+            .evict_pool
+            .sort_by_key(|c| std::cmp::Reverse(c.0));
+        self.state.evict_pool.truncate(EVICTION_POOL);
+        while !self.state.evict_pool.is_empty() {
+            let (s, db, key) = self.state.evict_pool.remove(0);
+            // Still there, and not touched since it was sampled?
+            let current = self.state.dbs[db]
+                .peek(&key, 0)
+                .map(|e| score(e.last_access, e.expire_at));
+            if current == Some(s) {
+                return Some((db, key));
+            }
+        }
+        None
+    }
+
+    fn evict(&mut self, db: usize, key: Bytes) {
+        if self.state.dbs[db].remove(&key).is_none() {
+            return;
+        }
+        self.engine
+            .stats
+            .evicted_keys
+            .fetch_add(1, Ordering::Relaxed);
+        crate::metrics::handles().evicted_keys.increment(1);
+        self.state.watched.touch(db, &key);
+        if let Some(aof) = self.engine.aof.lock().as_mut() {
+            aof.append(db, &[Bytes::from_static(b"DEL"), key.clone()]);
+        }
+        let flags = self.state.notify_flags;
+        self.engine.publish(notify::messages(
+            flags,
+            notify::EVICTED,
+            "evicted",
+            db,
+            &key,
+        ));
     }
 
     /// Keys that expired during the last command: DEL in the AOF (before the command that
@@ -988,6 +1149,7 @@ impl Batch<'_> {
                 }
                 self.settle_expired();
                 if self.state.dirty != before {
+                    self.remeasure(client.db, cmd, &argv);
                     self.propagate(client.db, cmd, &argv, &reply);
                 }
                 if let Some(w) = self.state.blocked.remove(id) {
@@ -1010,6 +1172,11 @@ impl Drop for Batch<'_> {
         self.settle_expired();
         let expired = std::mem::take(&mut self.state.pending_expired.count);
         self.engine.count(self.hits, self.misses, expired);
+        if self.state.dirty != self.dirty_at_start {
+            crate::metrics::handles()
+                .used_memory
+                .set(self.used_memory() as f64);
+        }
         self.engine.flush_aof(&self.state);
     }
 }

@@ -157,7 +157,7 @@ fn overwrite_or_add(ctx: &mut Ctx, key: &Bytes, value: Value) {
     match ctx.lookup(key) {
         Some(e) => {
             e.value = value;
-            e.last_access = now / 1000;
+            e.last_access = now;
         }
         None => ctx.db().set(key, value, None, now),
     }
@@ -505,7 +505,7 @@ fn append(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         let mut m = writable(data, total);
         m.extend_from_slice(add);
         e.value = Value::raw_string(m.freeze());
-        e.last_access = now / 1000;
+        e.last_access = now;
         ctx.dirty(1);
         Ok(Reply::Integer(total as i64))
     })())
@@ -593,7 +593,7 @@ fn setrange(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         m[offset as usize..end].copy_from_slice(value);
         let new_len = m.len();
         e.value = Value::raw_string(m.freeze());
-        e.last_access = now / 1000;
+        e.last_access = now;
         ctx.dirty(1);
         Ok(Reply::Integer(new_len as i64))
     })())
