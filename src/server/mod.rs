@@ -188,6 +188,9 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         }
     }
     info!("shutting down: no new connections, finishing in-flight commands");
+    // A runaway script would hold the engine forever; stop it as SCRIPT KILL would (a script
+    // that already wrote is left to finish, like Redis's UNKILLABLE).
+    let _ = shared.engine.script_run.kill();
     drop(listener);
     let _ = shutdown_tx.send(true);
     let drain = async { while tasks.join_next().await.is_some() {} };
