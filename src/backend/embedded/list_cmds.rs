@@ -853,13 +853,9 @@ fn blmpop(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::embedded::{ClientView, Engine};
+    use crate::backend::embedded::Engine;
+    use crate::backend::embedded::test_support::{b, dirty, run};
     use crate::config::EmbeddedConfig;
-    use crate::protocol::Protocol;
-
-    fn b(s: &str) -> Bytes {
-        Bytes::copy_from_slice(s.as_bytes())
-    }
 
     fn list(items: &[&str]) -> ListValue {
         ListValue::from_elements(items.iter().map(|s| b(s)))
@@ -869,20 +865,6 @@ mod tests {
         l.iter()
             .map(|x| String::from_utf8_lossy(x).into_owned())
             .collect()
-    }
-
-    fn run(e: &Engine, args: &[&str]) -> Reply {
-        let argv: Vec<Bytes> = args.iter().map(|a| b(a)).collect();
-        let spec = crate::command::table::lookup(args[0].as_bytes()).expect("command");
-        let client = ClientView {
-            db: 0,
-            proto: Protocol::Resp2,
-        };
-        e.execute(client, spec, &argv)
-    }
-
-    fn dirty(e: &Engine) -> u64 {
-        e.with_state(|s| s.dirty)
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub mod scripting;
 mod server_cmds;
 pub mod set_cmds;
 mod string_cmds;
+#[cfg(test)]
+mod test_support;
 pub mod value;
 mod watch;
 pub mod zset_cmds;

@@ -791,28 +791,10 @@ fn sscan(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::embedded::test_support::{b, dirty, run};
 
-    use crate::backend::embedded::{ClientView, Engine};
+    use crate::backend::embedded::Engine;
     use crate::config::EmbeddedConfig;
-    use crate::protocol::Protocol;
-
-    fn run(e: &Engine, args: &[&str]) -> Reply {
-        let argv: Vec<Bytes> = args.iter().map(|a| b(a)).collect();
-        let spec = crate::command::table::lookup(args[0].as_bytes()).expect("command");
-        let client = ClientView {
-            db: 0,
-            proto: Protocol::Resp2,
-        };
-        e.execute(client, spec, &argv)
-    }
-
-    fn dirty(e: &Engine) -> u64 {
-        e.with_state(|s| s.dirty)
-    }
-
-    fn b(s: &str) -> Bytes {
-        Bytes::copy_from_slice(s.as_bytes())
-    }
 
     fn members(s: &SetValue) -> Vec<Bytes> {
         s.members().collect()

@@ -1668,25 +1668,14 @@ fn zintercard(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::embedded::test_support::{b, dirty, run};
     use crate::backend::embedded::{ClientView, Engine};
     use crate::config::EmbeddedConfig;
-
-    fn b(s: &str) -> Bytes {
-        Bytes::copy_from_slice(s.as_bytes())
-    }
-
-    fn run(e: &Engine, args: &[&str]) -> Reply {
-        run_proto(e, Protocol::Resp2, args)
-    }
 
     fn run_proto(e: &Engine, proto: Protocol, args: &[&str]) -> Reply {
         let argv: Vec<Bytes> = args.iter().map(|a| b(a)).collect();
         let spec = crate::command::table::lookup(args[0].as_bytes()).expect("command");
         e.execute(ClientView { db: 0, proto }, spec, &argv)
-    }
-
-    fn dirty(e: &Engine) -> u64 {
-        e.with_state(|s| s.dirty)
     }
 
     fn bulks(items: &[&str]) -> Reply {
