@@ -12,6 +12,7 @@ pub mod hash_cmds;
 mod keyspace_cmds;
 pub mod list_cmds;
 pub mod num;
+pub mod rdb;
 pub mod scripting;
 mod server_cmds;
 pub mod set_cmds;
