@@ -8,6 +8,7 @@
 
 pub mod blocking;
 pub mod db;
+pub mod dump_cmds;
 pub mod hash_cmds;
 mod keyspace_cmds;
 pub mod list_cmds;
@@ -190,6 +191,7 @@ fn handlers() -> &'static HashMap<&'static str, Handler> {
         list_cmds::register(&mut t);
         set_cmds::register(&mut t);
         zset_cmds::register(&mut t);
+        dump_cmds::register(&mut t);
         t
     })
 }
