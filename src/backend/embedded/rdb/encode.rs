@@ -155,30 +155,20 @@ const NODE_SIZE_LIMITS: [usize; 5] = [4096, 8192, 16384, 32768, 65536];
 /// Above this a node only grows if its entry-count limit (positive fill) allows.
 const SIZE_SAFETY_LIMIT: usize = 8192;
 
+/// Redis overestimates what one more entry costs a listpack node by this much.
+const SIZE_ESTIMATE_OVERHEAD: usize = 8;
+
 /// Would Redis 7.0's quicklist append an element of `len` bytes to a node of
-/// `node_bytes`/`node_count` (`_quicklistNodeAllowInsert`)?
+/// `node_bytes`/`node_count` (`_quicklistNodeAllowInsert`)? Negative fills limit the node's
+/// bytes; positive ones its entries (and bytes to the safety limit).
 fn node_allows(node_bytes: usize, node_count: usize, len: usize, fill: i64) -> bool {
-    let mut overhead = if len < 254 { 1 } else { 5 };
-    overhead += if len < 64 {
-        1
-    } else if len < 16384 {
-        2
-    } else {
-        5
-    };
-    let new_size = node_bytes + len + overhead;
+    let new_size = node_bytes + len + SIZE_ESTIMATE_OVERHEAD;
     if fill < 0 {
-        let level = usize::try_from(-fill - 1).unwrap_or(usize::MAX);
-        if let Some(&limit) = NODE_SIZE_LIMITS.get(level)
-            && new_size <= limit
-        {
-            return true;
-        }
+        let level = usize::try_from(-(fill + 1)).unwrap_or(usize::MAX);
+        let limit = NODE_SIZE_LIMITS[level.min(NODE_SIZE_LIMITS.len() - 1)];
+        return new_size <= limit;
     }
-    if new_size > SIZE_SAFETY_LIMIT {
-        return false;
-    }
-    i64::try_from(node_count).is_ok_and(|c| c < fill)
+    new_size <= SIZE_SAFETY_LIMIT && i64::try_from(node_count + 1).is_ok_and(|c| c <= fill)
 }
 
 /// A list as QUICKLIST_2: the nodes Redis builds appending the elements one by one
@@ -276,9 +266,10 @@ mod tests {
 
     #[test]
     fn quicklist_nodes_split_at_the_size_limit() {
-        // fill -2: 8 KiB nodes; 100-byte elements cost 103 bytes each.
-        assert!(node_allows(7, 0, 100, -2));
-        assert!(!node_allows(8150, 79, 100, -2));
+        // fill -2: 8 KiB nodes; Redis 7.0 puts 681 ten-byte elements (8179 bytes) in one.
+        assert!(node_allows(8167, 680, 10, -2));
+        assert!(!node_allows(8179, 681, 10, -2));
+        assert!(node_allows(60000, 1, 10, -9));
         // Positive fill: entry counts.
         assert!(node_allows(100, 4, 1, 5));
         assert!(!node_allows(100, 5, 1, 5));
