@@ -7,6 +7,7 @@ use common::redis_server::RedisServer;
 use common::resp::{Conn, Value};
 use common::respgate::Respgate;
 use respgate::backend::embedded::Tunables;
+use respgate::backend::embedded::db::Db;
 use respgate::backend::embedded::rdb;
 
 fn run(conn: &mut Conn, args: &[String]) -> Value {
@@ -287,4 +288,55 @@ fn snapshot_saved_by_redis_is_read_back() {
             "{key}"
         );
     }
+}
+
+#[test]
+fn snapshot_written_by_us_is_loaded_by_redis() {
+    let base = std::env::temp_dir().join(format!("respgate-rdb-out-{}", std::process::id()));
+    let (src_dir, dst_dir) = (base.join("src"), base.join("dst"));
+    std::fs::create_dir_all(&src_dir).expect("temp dir");
+    std::fs::create_dir_all(&dst_dir).expect("temp dir");
+    let source = SavingRedis::start(&src_dir);
+    let mut r = Conn::connect(&source.addr);
+    let t = Tunables::default();
+    let mut dbs: Vec<Db> = (0..3).map(|_| Db::default()).collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    for (i, (name, mut setup)) in cases().into_iter().enumerate() {
+        let key = format!("key{i}");
+        setup[1] = key.clone();
+        cmd(&mut r, &["SELECT", &(i % 3).to_string()]);
+        assert!(!run(&mut r, &setup).is_error(), "{name}");
+        let Value::Bulk(payload) = cmd(&mut r, &["DUMP", &key]) else {
+            panic!("{name}: DUMP")
+        };
+        let value = rdb::parse_dump_payload(&payload, &t).expect("payload parses");
+        let expire = i.is_multiple_of(2).then_some(now + 100_000_000);
+        if expire.is_some() {
+            cmd(
+                &mut r,
+                &["PEXPIREAT", &key, &(now + 100_000_000).to_string()],
+            );
+        }
+        dbs[i % 3].set(key.as_bytes(), value, expire, now);
+    }
+    std::fs::write(dst_dir.join("snap.rdb"), rdb::write_snapshot_dbs(&dbs, &t)).expect("write");
+    let loaded = SavingRedis::start(&dst_dir);
+    let mut l = Conn::connect(&loaded.addr);
+    let _ = std::fs::remove_dir_all(&base);
+    for (i, _) in cases().iter().enumerate() {
+        let key = format!("key{i}");
+        for conn in [&mut r, &mut l] {
+            cmd(conn, &["SELECT", &(i % 3).to_string()]);
+        }
+        assert_eq!(contents(&mut l, &key), contents(&mut r, &key), "{key}");
+        assert_eq!(
+            cmd(&mut l, &["PEXPIRETIME", &key]),
+            cmd(&mut r, &["PEXPIRETIME", &key]),
+            "{key}"
+        );
+    }
+    assert_eq!(cmd(&mut l, &["DBSIZE"]), cmd(&mut r, &["DBSIZE"]));
 }

@@ -117,10 +117,11 @@ fn write_aux(buf: &mut Vec<u8>, key: &str, value: &[u8]) {
 
 /// A complete RDB file of every live key, as Redis 7.0's SAVE writes it.
 pub fn write_snapshot(state: &State) -> Vec<u8> {
-    write_snapshot_of(&state.dbs, &state.tunables)
+    write_snapshot_dbs(&state.dbs, &state.tunables)
 }
 
-fn write_snapshot_of(dbs: &[Db], tunables: &Tunables) -> Vec<u8> {
+/// [`write_snapshot`] over given databases (tests and tools build these without a `State`).
+pub fn write_snapshot_dbs(dbs: &[Db], tunables: &Tunables) -> Vec<u8> {
     let now = super::unix_ms();
     let mut buf = Vec::from(&b"REDIS0010"[..]);
     write_aux(&mut buf, "redis-ver", b"7.0.15");
@@ -424,7 +425,7 @@ mod tests {
             let expire = (i.is_multiple_of(2)).then_some(now + 100_000);
             state_dbs[i % 2].set(format!("k{i}").as_bytes(), v, expire, now);
         }
-        let bytes = write_snapshot_of(&state_dbs, &t);
+        let bytes = write_snapshot_dbs(&state_dbs, &t);
         assert_eq!(&bytes[..9], b"REDIS0010");
         let loaded = read_snapshot(&bytes, &t).expect("valid");
         assert_eq!(loaded.len(), samples(&t).len());
