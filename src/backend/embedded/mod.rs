@@ -10,12 +10,14 @@ pub mod aof;
 mod bit_cmds;
 pub mod blocking;
 pub mod db;
+pub mod dump_cmds;
 pub mod hash_cmds;
 mod hll_cmds;
 mod keyspace_cmds;
 pub mod list_cmds;
 pub mod notify;
 pub mod num;
+pub mod rdb;
 pub mod scripting;
 mod server_cmds;
 pub mod set_cmds;
@@ -219,6 +221,7 @@ fn handlers() -> &'static HashMap<&'static str, Handler> {
         zset_cmds::register(&mut t);
         bit_cmds::register(&mut t);
         hll_cmds::register(&mut t);
+        dump_cmds::register(&mut t);
         t
     })
 }
