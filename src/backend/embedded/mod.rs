@@ -8,6 +8,7 @@
 
 pub mod blocking;
 pub mod db;
+mod geo;
 pub mod hash_cmds;
 mod keyspace_cmds;
 pub mod list_cmds;
@@ -189,6 +190,7 @@ fn handlers() -> &'static HashMap<&'static str, Handler> {
         list_cmds::register(&mut t);
         set_cmds::register(&mut t);
         zset_cmds::register(&mut t);
+        geo::register(&mut t);
         t
     })
 }
