@@ -11,6 +11,7 @@ mod bit_cmds;
 pub mod blocking;
 pub mod db;
 pub mod dump_cmds;
+mod geo;
 pub mod hash_cmds;
 mod hll_cmds;
 mod keyspace_cmds;
@@ -222,6 +223,7 @@ fn handlers() -> &'static HashMap<&'static str, Handler> {
         bit_cmds::register(&mut t);
         hll_cmds::register(&mut t);
         dump_cmds::register(&mut t);
+        geo::register(&mut t);
         t
     })
 }
