@@ -1,6 +1,6 @@
 //! A throwaway redis-server for tests: free port, no persistence, killed (by pid) on drop.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -78,8 +78,8 @@ fn wait_ready(child: &mut Child, port: u16) -> bool {
         if let Ok(Some(_)) = child.try_wait() {
             return false;
         }
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            let mut c = Conn::connect(&format!("127.0.0.1:{port}"));
+        // Never panic here: the child is not yet owned by a RedisServer that would stop it.
+        if let Some(mut c) = Conn::try_connect(&format!("127.0.0.1:{port}")) {
             // It must be our server answering, not another test's that holds the port (then
             // ours fails to bind and exits).
             c.send(&[b"INFO", b"server"]);

@@ -69,6 +69,16 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// Like [`Conn::connect`], but None instead of a panic when nobody listens.
+    pub fn try_connect(addr: &str) -> Option<Conn> {
+        let s = TcpStream::connect(addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
+        Some(Conn {
+            writer: s.try_clone().ok()?,
+            reader: BufReader::new(s),
+        })
+    }
+
     pub fn connect(addr: &str) -> Conn {
         let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
