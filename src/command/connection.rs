@@ -17,6 +17,18 @@ pub const REDIS_VERSION: &str = "7.0.15";
 const CLUSTER_DISABLED: &str = "ERR This instance has cluster support disabled";
 
 /// Answers `name` if it is a command respgate handles itself; None sends it to the backend.
+/// TIME's reply: unix seconds and microseconds, as bulk strings.
+pub fn time_reply() -> Reply {
+    let us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
+    Reply::Array(vec![
+        Reply::bulk_int((us / 1_000_000) as i64),
+        Reply::bulk_int((us % 1_000_000) as i64),
+    ])
+}
+
 pub fn run_local(s: &mut Session, name: &str, argv: &[Bytes]) -> Option<Reply> {
     Some(match name {
         "ping" => super::pubsub::subscribed_ping(s, argv).unwrap_or_else(|| ping(argv)),
@@ -42,16 +54,7 @@ pub fn run_local(s: &mut Session, name: &str, argv: &[Bytes]) -> Option<Reply> {
             s.reset();
             Reply::Simple("RESET")
         }
-        "time" => {
-            let us = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_micros() as u64)
-                .unwrap_or(0);
-            Reply::Array(vec![
-                Reply::bulk_int((us / 1_000_000) as i64),
-                Reply::bulk_int((us % 1_000_000) as i64),
-            ])
-        }
+        "time" => time_reply(),
         "lastsave" => Reply::Integer(s.shared.engine.last_save.load(Ordering::Relaxed) as i64),
         "cluster" | "readonly" | "readwrite" | "asking" => Reply::err(CLUSTER_DISABLED),
         "multi" => super::transaction::multi(s),

@@ -677,7 +677,9 @@ impl Batch<'_> {
         let reply = self.run(*handler, client, argv);
         self.settle_expired();
         if self.state.dirty != before {
-            self.remeasure(client.db, cmd, argv);
+            // One key-spec walk serves the memory count, watches and blocked clients.
+            let written = written_keys(cmd, argv);
+            self.remeasure(client.db, &written);
             if !reply.is_error() {
                 self.state.watched.mark(&flushed_watchers);
             }
@@ -685,7 +687,7 @@ impl Batch<'_> {
             if let Some(existed) = existed {
                 self.notify_write(client.db, cmd, argv, existed);
             }
-            self.after_write(client.db, cmd, argv);
+            self.after_write(client.db, cmd, argv, &written);
         }
         reply
     }
@@ -762,20 +764,12 @@ impl Batch<'_> {
     }
 
     /// A write changed its keys' values in place: re-count their bytes.
-    fn remeasure(&mut self, db: usize, cmd: &CommandSpec, argv: &[Bytes]) {
-        let Ok(refs) = keys::keys_and_flags(cmd, argv) else {
-            return;
-        };
+    fn remeasure(&mut self, db: usize, written: &[&Bytes]) {
         let Some(d) = self.state.dbs.get_mut(db) else {
             return;
         };
-        for k in refs
-            .iter()
-            .filter(|k| !k.flags.iter().any(|f| f.eq_ignore_ascii_case("RO")))
-        {
-            if let Some(key) = argv.get(k.pos) {
-                d.remeasure(key);
-            }
+        for key in written {
+            d.remeasure(key);
         }
     }
 
@@ -991,11 +985,9 @@ impl Batch<'_> {
         }
         let now = unix_ms();
         let d = self.state.dbs.get(db)?;
-        let refs = keys::keys_and_flags(cmd, argv).ok()?;
         Some(
-            refs.iter()
-                .filter(|k| !k.flags.iter().any(|f| f.eq_ignore_ascii_case("RO")))
-                .filter_map(|k| argv.get(k.pos))
+            written_keys(cmd, argv)
+                .into_iter()
                 .map(|key| (key.clone(), d.peek(key, now).is_some()))
                 .collect(),
         )
@@ -1077,18 +1069,11 @@ impl Batch<'_> {
 
     /// A command changed the keyspace: its written keys touch their watchers and wake
     /// clients blocked on them.
-    fn after_write(&mut self, db: usize, cmd: &CommandSpec, argv: &[Bytes]) {
+    fn after_write(&mut self, db: usize, cmd: &CommandSpec, argv: &[Bytes], keys: &[&Bytes]) {
         if self.state.watched.is_empty() && self.state.blocked.is_empty() {
             return;
         }
-        let mut written: Vec<(usize, Bytes)> = match keys::keys_and_flags(cmd, argv) {
-            Ok(refs) => refs
-                .iter()
-                .filter(|k| !k.flags.iter().any(|f| f.eq_ignore_ascii_case("RO")))
-                .filter_map(|k| argv.get(k.pos).map(|key| (db, key.clone())))
-                .collect(),
-            Err(_) => Vec::new(),
-        };
+        let mut written: Vec<(usize, Bytes)> = keys.iter().map(|k| (db, (*k).clone())).collect();
         // MOVE and COPY ... DB n write the key into another database.
         let target_db = match cmd.name {
             "move" => argv.get(2),
@@ -1155,16 +1140,22 @@ impl Batch<'_> {
                     continue;
                 }
                 self.settle_expired();
-                if self.state.dirty != before {
-                    self.remeasure(client.db, cmd, &argv);
+                let wrote = self.state.dirty != before;
+                let written = if wrote {
+                    written_keys(cmd, &argv)
+                } else {
+                    Vec::new()
+                };
+                if wrote {
+                    self.remeasure(client.db, &written);
                     self.propagate(client.db, cmd, &argv, &reply);
                 }
                 if let Some(w) = self.state.blocked.remove(id) {
                     // A client that left meanwhile loses the reply, as it would with Redis.
                     let _ = w.reply_to.send(reply);
                 }
-                if self.state.dirty != before {
-                    self.after_write(client.db, cmd, &argv);
+                if wrote {
+                    self.after_write(client.db, cmd, &argv, &written);
                 }
             }
         }
@@ -1185,6 +1176,18 @@ impl Drop for Batch<'_> {
                 .set(self.used_memory() as f64);
         }
         self.engine.flush_aof(&self.state);
+    }
+}
+
+/// The keys a command may write: its key-spec keys not flagged RO.
+fn written_keys<'a>(cmd: &CommandSpec, argv: &'a [Bytes]) -> Vec<&'a Bytes> {
+    match keys::keys_and_flags(cmd, argv) {
+        Ok(refs) => refs
+            .iter()
+            .filter(|k| !k.flags.iter().any(|f| f.eq_ignore_ascii_case("RO")))
+            .filter_map(|k| argv.get(k.pos))
+            .collect(),
+        Err(_) => Vec::new(),
     }
 }
 

@@ -584,16 +584,7 @@ impl CallState<'_, '_> {
                 };
             }
             "echo" => return Reply::Bulk(argv[1].clone()),
-            "time" => {
-                let us = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_micros() as u64)
-                    .unwrap_or(0);
-                return Reply::Array(vec![
-                    Reply::bulk_int((us / 1_000_000) as i64),
-                    Reply::bulk_int((us % 1_000_000) as i64),
-                ]);
-            }
+            "time" => return crate::command::connection::time_reply(),
             _ => {}
         }
         if !handlers().contains_key(spec.name) {
