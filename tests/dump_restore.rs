@@ -134,51 +134,10 @@ const PINNED_TUNABLES: [(&str, &str); 4] = [
 
 /// A redis-server saving into `dir` (dir is a protected config in 7.0: CONFIG SET refuses
 /// it, so it is given on the command line).
-struct SavingRedis {
-    child: std::process::Child,
-    addr: String,
-}
-
-impl SavingRedis {
-    fn start(dir: &std::path::Path) -> SavingRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let mut child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no", "--dbfilename", "snap.rdb"])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server");
-        let addr = format!("127.0.0.1:{port}");
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(&addr).is_ok() {
-                return SavingRedis { child, addr };
-            }
-            std::thread::sleep(std::time::Duration::from_millis(25));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("redis-server did not start");
-    }
-}
-
-impl Drop for SavingRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A real redis-server whose SAVE writes `snap.rdb` into `dir`.
+fn saving_redis(dir: &std::path::Path) -> RedisServer {
+    let dir = dir.to_str().expect("utf8 temp dir");
+    RedisServer::start_with(&["--dbfilename", "snap.rdb", "--dir", dir])
 }
 
 fn restore(conn: &mut Conn, key: &str, payload: &[u8]) -> Value {
@@ -240,8 +199,8 @@ fn payloads_move_both_ways_with_contents_and_encodings() {
 fn snapshot_saved_by_redis_is_read_back() {
     let dir = std::env::temp_dir().join(format!("respgate-rdb-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let redis = SavingRedis::start(&dir);
-    let mut r = Conn::connect(&redis.addr);
+    let redis = saving_redis(&dir);
+    let mut r = Conn::connect(&redis.addr());
     for (name, v) in PINNED_TUNABLES {
         assert_eq!(
             cmd(&mut r, &["CONFIG", "SET", name, v]),
@@ -296,8 +255,8 @@ fn snapshot_written_by_us_is_loaded_by_redis() {
     let (src_dir, dst_dir) = (base.join("src"), base.join("dst"));
     std::fs::create_dir_all(&src_dir).expect("temp dir");
     std::fs::create_dir_all(&dst_dir).expect("temp dir");
-    let source = SavingRedis::start(&src_dir);
-    let mut r = Conn::connect(&source.addr);
+    let source = saving_redis(&src_dir);
+    let mut r = Conn::connect(&source.addr());
     let t = Tunables::default();
     let mut dbs: Vec<Db> = (0..3).map(|_| Db::default()).collect();
     let now = std::time::SystemTime::now()
@@ -323,8 +282,8 @@ fn snapshot_written_by_us_is_loaded_by_redis() {
         dbs[i % 3].set(key.as_bytes(), value, expire, now);
     }
     std::fs::write(dst_dir.join("snap.rdb"), rdb::write_snapshot_dbs(&dbs, &t)).expect("write");
-    let loaded = SavingRedis::start(&dst_dir);
-    let mut l = Conn::connect(&loaded.addr);
+    let loaded = saving_redis(&dst_dir);
+    let mut l = Conn::connect(&loaded.addr());
     let _ = std::fs::remove_dir_all(&base);
     for (i, _) in cases().iter().enumerate() {
         let key = format!("key{i}");

@@ -2,27 +2,18 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
+use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use respgate::glob::glob_match;
 
+mod common;
+
+use common::redis_server::RedisServer;
+
 const ALPHABET: &[u8] = b"abc*?[]^-\\/";
-
-/// Kills the redis-server child (by pid, via `Child::kill`) when dropped.
-struct RedisGuard {
-    child: Child,
-}
-
-impl Drop for RedisGuard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[derive(Debug)]
 #[allow(dead_code)] // payloads are only read through Debug in panic messages
@@ -144,45 +135,10 @@ impl Conn {
     }
 }
 
-fn start_redis() -> (RedisGuard, Conn) {
-    let port = {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener.local_addr().expect("local_addr").port()
-    };
-    let child = match Command::new("redis-server")
-        .args(["--port", &port.to_string()])
-        .args(["--bind", "127.0.0.1"])
-        .args(["--save", ""])
-        .args(["--appendonly", "no"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            panic!("redis-server not found: run scripts/test.sh, which installs redis-server")
-        }
-        Err(e) => panic!("failed to spawn redis-server: {e}"),
-    };
-    let mut guard = RedisGuard { child };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Ok(Some(status)) = guard.child.try_wait() {
-            panic!("redis-server exited early with {status} (port {port})");
-        }
-        if let Ok(mut conn) = Conn::connect(port)
-            && let Ok(Reply::Simple(s)) = conn.cmd(&[b"PING"])
-            && s == b"PONG"
-        {
-            return (guard, conn);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "redis-server on port {port} did not answer PING"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn start_redis() -> (RedisServer, Conn) {
+    let redis = RedisServer::start();
+    let conn = Conn::connect(redis.port).expect("connect to redis-server");
+    (redis, conn)
 }
 
 fn random_string(rng: &mut StdRng, max_len: usize, star_bias: bool) -> Vec<u8> {
