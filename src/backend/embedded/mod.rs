@@ -15,6 +15,7 @@ pub mod num;
 pub mod scripting;
 mod server_cmds;
 pub mod set_cmds;
+pub mod stream_cmds;
 mod string_cmds;
 pub mod value;
 mod watch;
@@ -189,6 +190,7 @@ fn handlers() -> &'static HashMap<&'static str, Handler> {
         list_cmds::register(&mut t);
         set_cmds::register(&mut t);
         zset_cmds::register(&mut t);
+        stream_cmds::register(&mut t);
         t
     })
 }
