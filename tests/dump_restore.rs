@@ -233,7 +233,7 @@ fn snapshot_saved_by_redis_is_read_back() {
         // Check the loaded value by sending it back to Redis and comparing with the original.
         cmd(&mut r, &["SELECT", &db.to_string()]);
         let copy = format!("copy{i}");
-        let payload = rdb::dump_payload(&value, &t);
+        let payload = rdb::dump_payload(&value, &t).expect("serializable type");
         assert_eq!(
             restore(&mut r, &copy, &payload),
             Value::Simple("OK".into()),

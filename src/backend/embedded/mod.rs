@@ -22,6 +22,7 @@ pub mod rdb;
 pub mod scripting;
 mod server_cmds;
 pub mod set_cmds;
+pub mod stream_cmds;
 mod string_cmds;
 #[cfg(test)]
 mod test_support;
@@ -224,6 +225,7 @@ fn handlers() -> &'static HashMap<&'static str, Handler> {
         hll_cmds::register(&mut t);
         dump_cmds::register(&mut t);
         geo::register(&mut t);
+        stream_cmds::register(&mut t);
         t
     })
 }

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use super::hash_cmds::HashValue;
 use super::list_cmds::ListValue;
 use super::set_cmds::SetValue;
+use super::stream_cmds::stream::StreamValue;
 use super::zset_cmds::ZSetValue;
 
 /// How a string is held, reported by OBJECT ENCODING as Redis would report it.
@@ -27,6 +28,7 @@ pub enum Value {
     List(Box<ListValue>),
     Set(Box<SetValue>),
     ZSet(Box<ZSetValue>),
+    Stream(Box<StreamValue>),
 }
 
 impl Value {
@@ -60,6 +62,7 @@ impl Value {
             Value::List(_) => "list",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -74,6 +77,7 @@ impl Value {
             Value::List(l) => l.encoding_name(),
             Value::Set(v) => v.encoding_name(),
             Value::ZSet(z) => z.encoding_name(),
+            Value::Stream(x) => x.encoding_name(),
         }
     }
 
@@ -117,6 +121,7 @@ impl Value {
             Value::List(l) => l.mem_size(),
             Value::Set(v) => v.mem_size(),
             Value::ZSet(z) => z.mem_size(),
+            Value::Stream(x) => x.mem_size(),
         }
     }
 

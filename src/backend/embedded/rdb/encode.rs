@@ -63,8 +63,10 @@ pub fn write_string(buf: &mut Vec<u8>, s: &[u8]) {
 }
 
 /// Appends the object type byte and the object, as rdbSaveObjectType + rdbSaveObject.
-pub fn write_typed_value(buf: &mut Vec<u8>, value: &Value, t: &Tunables) {
+/// Returns false, having written nothing, for a type this encoder cannot write yet (streams).
+pub fn write_typed_value(buf: &mut Vec<u8>, value: &Value, t: &Tunables) -> bool {
     match value {
+        Value::Stream(_) => return false,
         Value::Str { data, .. } => {
             buf.push(types::STRING);
             write_string(buf, data);
@@ -127,6 +129,7 @@ pub fn write_typed_value(buf: &mut Vec<u8>, value: &Value, t: &Tunables) {
             }
         }
     }
+    true
 }
 
 /// A score as a listpack sorted set holds it (Redis's d2string): integers within ±2^52 in
