@@ -100,7 +100,8 @@ fn main() -> ExitCode {
             .metrics_addr()
             .map(|a| format!("http://{a}/metrics"))
             .unwrap_or_else(|| "disabled".into());
-        tracing::info!("respgate listening on {addr} (embedded engine), metrics {metrics}");
+        let mode = bound.backend_description();
+        tracing::info!("respgate listening on {addr} ({mode}), metrics {metrics}");
         match respgate::server::serve(bound).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -2,3 +2,4 @@
 //! adds remote standalone/sentinel/cluster backends behind the same boundary.
 
 pub mod embedded;
+pub mod remote;

@@ -31,6 +31,16 @@ impl Multi {
     pub fn abort(&mut self) {
         self.aborted = true;
     }
+
+    /// Names of the queued commands.
+    pub fn queued_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.queue.iter().map(|(spec, _)| spec.name)
+    }
+
+    /// The queued commands, and whether queuing failed (EXEC must answer EXECABORT).
+    pub fn into_parts(self) -> (Vec<(&'static CommandSpec, Vec<Bytes>)>, bool) {
+        (self.queue, self.aborted)
+    }
 }
 
 /// Commands that run at once even inside MULTI (Redis's list in processCommand).

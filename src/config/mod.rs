@@ -67,11 +67,56 @@ pub enum BackendMode {
     Cluster,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
     #[serde(default)]
     pub mode: BackendMode,
+    /// standalone: the Redis server's host:port.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Redis 6 ACL user respgate logs in as (AUTH username password); without it, the
+    /// password alone is sent as `AUTH password`.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// How long a backend connection may take to establish (TCP + AUTH/HELLO).
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: String,
+    /// How long a forwarded command may wait for its reply before the client gets an error and
+    /// the backend connection is replaced ("0" = no limit). Blocking commands wait their own
+    /// timeout plus this.
+    #[serde(default = "default_command_timeout")]
+    pub command_timeout: String,
+    /// Shared (multiplexed) backend connections per protocol version; each client is served
+    /// by one of them, so its pipeline stays in order.
+    #[serde(default = "default_backend_connections")]
+    pub connections: usize,
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig {
+            mode: BackendMode::Embedded,
+            address: None,
+            username: None,
+            password: None,
+            connect_timeout: default_connect_timeout(),
+            command_timeout: default_command_timeout(),
+            connections: default_backend_connections(),
+        }
+    }
+}
+
+fn default_connect_timeout() -> String {
+    "2s".into()
+}
+fn default_command_timeout() -> String {
+    "10s".into()
+}
+fn default_backend_connections() -> usize {
+    2
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -284,11 +329,36 @@ impl Config {
         if self.limits.max_args == 0 {
             return Err(invalid("limits.max_args", "must be at least 1".into()));
         }
-        if self.backend.mode != BackendMode::Embedded {
-            return Err(invalid(
-                "backend.mode",
-                "only \"embedded\" is implemented in this version".into(),
-            ));
+        match self.backend.mode {
+            BackendMode::Embedded => {}
+            BackendMode::Standalone => {
+                let addr = self.backend.address.as_deref().unwrap_or("");
+                if addr.is_empty() {
+                    return Err(invalid(
+                        "backend.address",
+                        "required when mode = \"standalone\" (host:port)".into(),
+                    ));
+                }
+                if !addr.contains(':') {
+                    return Err(invalid(
+                        "backend.address",
+                        format!("{addr:?}: want host:port"),
+                    ));
+                }
+            }
+            BackendMode::Sentinel | BackendMode::Cluster => {
+                return Err(invalid(
+                    "backend.mode",
+                    "only \"embedded\" and \"standalone\" are implemented in this version".into(),
+                ));
+            }
+        }
+        parse_duration(&self.backend.connect_timeout)
+            .map_err(|e| invalid("backend.connect_timeout", e))?;
+        parse_duration(&self.backend.command_timeout)
+            .map_err(|e| invalid("backend.command_timeout", e))?;
+        if self.backend.connections == 0 || self.backend.connections > 256 {
+            return Err(invalid("backend.connections", "must be 1..=256".into()));
         }
         Ok(())
     }

@@ -43,3 +43,26 @@ fn units() {
     assert_eq!(parse_duration("500ms").unwrap().as_millis(), 500);
     assert!(parse_duration("3y").is_err());
 }
+
+#[test]
+fn standalone_needs_an_address_and_the_example_validates() {
+    let err = Config::parse("[backend]\nmode = \"standalone\"\n", "t")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("backend.address"), "{err}");
+    let err = Config::parse("[backend]\nmode = \"cluster\"\n", "t")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("backend.mode"), "{err}");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/standalone.toml");
+    let c = Config::load(std::path::Path::new(example)).unwrap();
+    assert_eq!(c.backend.mode, BackendMode::Standalone);
+    assert_eq!(c.backend.address.as_deref(), Some("127.0.0.1:6380"));
+    let err = Config::parse(
+        "[backend]\nmode = \"standalone\"\naddress = \"h:1\"\ncommand_timeout = \"x\"\n",
+        "t",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("backend.command_timeout"), "{err}");
+}

@@ -3,6 +3,7 @@
 pub mod errors;
 pub mod parser;
 pub mod reply;
+pub mod reply_scan;
 
 pub use parser::{ParseError, ParserLimits, RequestParser};
 pub use reply::{Protocol, Reply};

@@ -12,12 +12,15 @@ use tokio::sync::watch;
 use tracing::debug;
 
 use super::Shared;
-use super::session::{PendingBlock, Session};
+use super::forward::Slot;
+use super::session::{Handled, PendingBlock, Session};
 use crate::protocol::RequestParser;
 
 /// Flush replies early when a pipeline's output grows past this, so a long pipeline of big
 /// replies is streamed instead of buffered whole.
 const FLUSH_AT: usize = 64 * 1024;
+/// Forwarding: wait for owed replies once this many are queued, bounding a pipeline's memory.
+const MAX_PENDING: usize = 4096;
 /// Give back buffer memory after a burst.
 const KEEP_CAPACITY: usize = 1024 * 1024;
 
@@ -50,7 +53,26 @@ pub async fn serve(
         loop {
             match parser.next_command() {
                 Ok(Some(argv)) => {
-                    if let Some(mut pending) = session.handle(argv, &mut out) {
+                    let mut handled = session.handle(argv, &mut out);
+                    while let Handled::RetryAfterDrain(argv) = handled {
+                        // It goes to another backend connection: its predecessors' replies
+                        // must be in first, so the backend runs them in the client's order.
+                        if drain(
+                            &shared,
+                            &handle,
+                            &mut session,
+                            &mut rd,
+                            &mut parser,
+                            &mut out,
+                        )
+                        .await
+                        .is_err()
+                        {
+                            break 'conn;
+                        }
+                        handled = session.handle(argv, &mut out);
+                    }
+                    if let Handled::Blocked(mut pending) = handled {
                         // Blocked: send what is ready, then hold the rest of the pipeline
                         // until the command is served, times out, or the client leaves.
                         if !out.is_empty()
@@ -84,7 +106,22 @@ pub async fn serve(
                     if session.closing {
                         break;
                     }
+                    if session.pending.len() >= MAX_PENDING
+                        && drain(
+                            &shared,
+                            &handle,
+                            &mut session,
+                            &mut rd,
+                            &mut parser,
+                            &mut out,
+                        )
+                        .await
+                        .is_err()
+                    {
+                        break 'conn;
+                    }
                     if out.len() >= FLUSH_AT
+                        && session.pending.is_empty()
                         && write_out(&shared, &handle, &mut wr, &mut out)
                             .await
                             .is_err()
@@ -97,6 +134,19 @@ pub async fn serve(
                     // Redis replies with the error, then closes the connection.
                     shared.stats.protocol_error();
                     debug!(client = %peer, error = %e, "protocol error, closing");
+                    if drain(
+                        &shared,
+                        &handle,
+                        &mut session,
+                        &mut rd,
+                        &mut parser,
+                        &mut out,
+                    )
+                    .await
+                    .is_err()
+                    {
+                        break 'conn;
+                    }
                     out.extend_from_slice(b"-");
                     out.extend_from_slice(e.to_string().as_bytes());
                     out.extend_from_slice(b"\r\n");
@@ -104,6 +154,20 @@ pub async fn serve(
                     break 'conn;
                 }
             }
+        }
+        if !session.pending.is_empty()
+            && drain(
+                &shared,
+                &handle,
+                &mut session,
+                &mut rd,
+                &mut parser,
+                &mut out,
+            )
+            .await
+            .is_err()
+        {
+            break;
         }
         if !out.is_empty()
             && write_out(&shared, &handle, &mut wr, &mut out)
@@ -146,6 +210,73 @@ pub async fn serve(
     }
     let _ = wr.shutdown().await;
     crate::metrics::handles().connected_clients.decrement(1.0);
+}
+
+/// The client went away (or was killed) while replies were owed to it.
+struct ClientGone;
+
+/// Forwarding mode: waits for every owed reply, in order, appending them to `out`. Meanwhile
+/// the client's input is buffered (not run) and its disconnect noticed; a reply overdue by
+/// its deadline gives up on that backend connection (everything owed on it is answered with
+/// a timeout error and the next command gets a fresh one).
+async fn drain(
+    shared: &Shared,
+    handle: &crate::server::clients::ClientHandle,
+    session: &mut Session,
+    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    parser: &mut RequestParser,
+    out: &mut BytesMut,
+) -> Result<(), ClientGone> {
+    let proto = session.proto;
+    while let Some(slot) = session.pending.pop_front() {
+        let (conn, deadline) = match slot {
+            Slot::Local(bytes) => {
+                out.extend_from_slice(&bytes);
+                continue;
+            }
+            Slot::Remote { conn, deadline } => (conn, deadline),
+        };
+        let Some(st) = session.remote.as_mut() else {
+            return Err(ClientGone);
+        };
+        let overdue = sleep_or_forever(deadline);
+        tokio::pin!(overdue);
+        let reply = loop {
+            tokio::select! {
+                r = st.replies.recv() => break r,
+                _ = &mut overdue, if !conn.is_dead() => {
+                    let ms = deadline.map_or(0, |d| d.as_millis());
+                    conn.kill(crate::backend::remote::BackendError::Timeout(ms));
+                    // The kill answers this slot (and the rest owed on that connection).
+                }
+                _ = handle.killed() => return Err(ClientGone),
+                read = rd.read_buf(parser.buffer_mut()) => match read {
+                    Ok(0) | Err(_) => return Err(ClientGone),
+                    Ok(n) => {
+                        shared.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                        if parser.buffered() > shared.limits.max_query_buffer {
+                            return Err(ClientGone);
+                        }
+                    }
+                },
+            }
+        };
+        st.settled();
+        match reply {
+            Some(Ok(frame)) => out.extend_from_slice(&frame),
+            Some(Err(e)) => {
+                let address = shared
+                    .remote
+                    .as_ref()
+                    .map(|r| r.target.address.as_str())
+                    .unwrap_or("");
+                crate::protocol::Reply::err(e.client_error(address)).encode(proto, out);
+            }
+            // Our own sink is alive while the session is: cannot happen.
+            None => return Err(ClientGone),
+        }
+    }
+    Ok(())
 }
 
 /// How a blocked command's wait ended.

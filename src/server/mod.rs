@@ -2,6 +2,7 @@
 
 pub mod clients;
 mod connection;
+pub mod forward;
 mod params_data;
 pub mod pubsub;
 pub mod session;
@@ -41,7 +42,9 @@ pub struct Shared {
     pub config: Config,
     pub engine: Arc<Engine>,
     pub clients: Arc<ClientRegistry>,
-    pub pubsub: pubsub::PubSub,
+    pub pubsub: Arc<pubsub::PubSub>,
+    /// The Redis backend in forwarding modes; None: the embedded engine answers.
+    pub remote: Option<Arc<crate::backend::remote::Remote>>,
     pub stats: ServerStats,
     pub cmdstats: CommandStats,
     pub limits: ParserLimits,
@@ -72,6 +75,19 @@ pub struct Bound {
 impl Bound {
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.listener.local_addr().ok()
+    }
+
+    /// What answers the commands, for the startup line.
+    pub fn backend_description(&self) -> String {
+        match self.config.backend.mode {
+            crate::config::BackendMode::Embedded => "embedded engine".to_string(),
+            crate::config::BackendMode::Standalone => format!(
+                "forwarding to redis {}",
+                self.config.backend.address.as_deref().unwrap_or("")
+            ),
+            crate::config::BackendMode::Sentinel => "sentinel".to_string(),
+            crate::config::BackendMode::Cluster => "cluster".to_string(),
+        }
     }
 
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
@@ -132,11 +148,18 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
     let expiry = engine.spawn_expiry();
     let _fsync = engine.spawn_aof_fsync();
     let params = stats::Params::from_config(&config);
+    let remote = match config.backend.mode {
+        crate::config::BackendMode::Standalone => Some(Arc::new(
+            crate::backend::remote::Remote::new(&config.backend),
+        )),
+        _ => None,
+    };
     let shared = Arc::new(Shared {
         limits: config.parser_limits(),
         engine,
         clients: Arc::new(ClientRegistry::default()),
-        pubsub: pubsub::PubSub::default(),
+        pubsub: Arc::new(pubsub::PubSub::default()),
+        remote: remote.clone(),
         stats: ServerStats::default(),
         cmdstats: CommandStats::new(),
         params: RwLock::new(params),
@@ -158,6 +181,11 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
             shared.pubsub.publish(channel, msg);
         }
     }));
+
+    if let Some(remote) = &remote {
+        crate::backend::remote::bridge::spawn(remote.target.clone(), shared.pubsub.clone());
+        remote.log_reachability().await;
+    }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();

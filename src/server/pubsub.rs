@@ -110,6 +110,16 @@ pub struct PubSub {
     registry: Mutex<Registry>,
     /// client-output-buffer-limit pubsub hard limit in bytes (0 = none).
     hard_limit: AtomicUsize,
+    /// Forwarding mode: told when a name gets its first subscriber or loses its last, so the
+    /// backend subscription follows (see backend::remote::bridge).
+    upstream: std::sync::OnceLock<mpsc::UnboundedSender<Upstream>>,
+}
+
+/// A change the backend subscription must follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstream {
+    Subscribe(Kind, Bytes),
+    Unsubscribe(Kind, Bytes),
 }
 
 impl Default for PubSub {
@@ -117,6 +127,7 @@ impl Default for PubSub {
         PubSub {
             registry: Mutex::default(),
             hard_limit: AtomicUsize::new(32 * 1024 * 1024),
+            upstream: std::sync::OnceLock::new(),
         }
     }
 }
@@ -129,8 +140,55 @@ impl PubSub {
         if subs.contains_key(&id) {
             return false;
         }
+        if subs.is_empty()
+            && let Some(up) = self.upstream.get()
+        {
+            // Sent under the registry lock, so the backend sees changes in their order.
+            let _ = up.send(Upstream::Subscribe(kind, name.clone()));
+        }
         subs.insert(id, outbox.clone());
         true
+    }
+
+    /// Forwarding mode: subscription changes go to `tx` from now on.
+    pub fn set_upstream(&self, tx: mpsc::UnboundedSender<Upstream>) {
+        let _ = self.upstream.set(tx);
+    }
+
+    /// A message the backend delivered for one subscription: to that name's subscribers
+    /// only (the backend sends a pattern's matches separately, as `pmessage`).
+    pub fn deliver_from_upstream(
+        &self,
+        kind: Kind,
+        name: &Bytes,
+        channel: &Bytes,
+        message: &Bytes,
+    ) {
+        let mut reg = self.registry.lock();
+        let Some(subs) = reg.map(kind).get(name) else {
+            return;
+        };
+        for sub in subs.values() {
+            let msg = match kind {
+                Kind::Channel => Reply::Push(vec![
+                    Reply::bulk_str("message"),
+                    Reply::Bulk(channel.clone()),
+                    Reply::Bulk(message.clone()),
+                ]),
+                Kind::Pattern => Reply::Push(vec![
+                    Reply::bulk_str("pmessage"),
+                    Reply::Bulk(name.clone()),
+                    Reply::Bulk(channel.clone()),
+                    Reply::Bulk(message.clone()),
+                ]),
+                Kind::Shard => Reply::Push(vec![
+                    Reply::bulk_str("smessage"),
+                    Reply::Bulk(channel.clone()),
+                    Reply::Bulk(message.clone()),
+                ]),
+            };
+            self.deliver(sub, msg);
+        }
     }
 
     pub fn unsubscribe(&self, kind: Kind, name: &Bytes, id: u64) {
@@ -140,6 +198,9 @@ impl PubSub {
             subs.remove(&id);
             if subs.is_empty() {
                 map.remove(name);
+                if let Some(up) = self.upstream.get() {
+                    let _ = up.send(Upstream::Unsubscribe(kind, name.clone()));
+                }
             }
         }
     }
@@ -248,6 +309,12 @@ impl PubSub {
     pub fn count(&self, kind: Kind, name: &Bytes) -> usize {
         let mut reg = self.registry.lock();
         reg.map(kind).get(name).map_or(0, |s| s.len())
+    }
+
+    /// Does any client hold any subscription (channel, pattern or shard)?
+    pub fn has_any_subscription(&self) -> bool {
+        let reg = self.registry.lock();
+        !reg.channels.is_empty() || !reg.patterns.is_empty() || !reg.shards.is_empty()
     }
 
     /// PUBSUB NUMPAT: distinct patterns subscribed.

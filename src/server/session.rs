@@ -2,6 +2,7 @@
 //! dispatch of each parsed command — table lookup, arity, auth — to the connection commands
 //! answered here or to the backend.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -9,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::Shared;
 use super::clients::ClientHandle;
+use super::forward::{RemoteState, Slot};
 use super::pubsub::{Inbox, Kind, Outbox};
 use crate::backend::embedded::{Batch, Blocking, ClientView, blocking, in_place, scripting};
 use crate::command::transaction::{self, Multi};
@@ -36,6 +38,31 @@ pub struct Session {
     pub watching: bool,
     /// Cached client id (the registry's, fixed for the connection).
     id: u64,
+    /// Forwarding mode: replies still owed to the client, in order (empty in embedded mode).
+    pub pending: VecDeque<Slot>,
+    /// Forwarding mode: this client's backend-side state.
+    pub remote: Option<RemoteState>,
+}
+
+/// What became of one command.
+pub enum Outcome {
+    /// Answered now.
+    Reply(Reply),
+    /// Waits in the embedded engine (BLPOP & co.).
+    Wait(Blocking),
+    /// Sent to the backend; its reply slot is queued in `pending`.
+    Forwarded,
+    /// Must wait until the replies already owed have arrived (it goes to another backend
+    /// connection than they did); the caller drains, then runs it again.
+    DrainFirst,
+}
+
+/// What the connection task does after [`Session::handle`].
+pub enum Handled {
+    Done,
+    Blocked(PendingBlock),
+    /// Drain the owed replies, then hand this command back.
+    RetryAfterDrain(Vec<Bytes>),
 }
 
 /// A command that is waiting for data (BLPOP & co.): the connection task waits for its
@@ -50,6 +77,7 @@ pub struct PendingBlock {
 impl Session {
     pub fn new(shared: Arc<Shared>, client: Arc<ClientHandle>) -> Session {
         let authenticated = shared.config.server.requirepass.is_none();
+        let shared_remote = shared.remote.is_some();
         let id = client.info.lock().id;
         Session {
             shared,
@@ -66,6 +94,8 @@ impl Session {
             multi: None,
             watching: false,
             id,
+            pending: VecDeque::new(),
+            remote: shared_remote.then(RemoteState::new),
         }
     }
 
@@ -73,9 +103,22 @@ impl Session {
         self.id
     }
 
-    /// Runs one command and appends its encoded reply to `out`, or returns the wait of a
-    /// command that blocked (its reply is written by [`Session::finish_block`]).
-    pub fn handle(&mut self, argv: Vec<Bytes>, out: &mut BytesMut) -> Option<PendingBlock> {
+    /// Runs one command and appends its encoded reply to `out` (or, while forwarded replies
+    /// are still owed, to a slot behind them), or returns the wait of a command that blocked
+    /// (its reply is written by [`Session::finish_block`]).
+    pub fn handle(&mut self, argv: Vec<Bytes>, out: &mut BytesMut) -> Handled {
+        if self.pending.is_empty() {
+            return self.handle_into(argv, out);
+        }
+        let mut local = BytesMut::new();
+        let handled = self.handle_into(argv, &mut local);
+        if !local.is_empty() {
+            self.pending.push_back(Slot::Local(local));
+        }
+        handled
+    }
+
+    fn handle_into(&mut self, argv: Vec<Bytes>, out: &mut BytesMut) -> Handled {
         // (UN)SUBSCRIBE & co. answer with one reply per channel.
         if let Some(name) = argv.first()
             && self.multi.is_none()
@@ -91,18 +134,24 @@ impl Session {
             for r in replies {
                 r.encode(self.proto, out);
             }
-            return None;
+            return Handled::Done;
         }
         match self.dispatch(&argv) {
-            Blocking::Done(reply) => {
+            Outcome::Reply(reply) => {
                 reply.encode(self.proto, out);
-                None
+                Handled::Done
             }
-            Blocking::Wait {
+            Outcome::Forwarded => Handled::Done,
+            Outcome::DrainFirst => Handled::RetryAfterDrain(argv),
+            Outcome::Wait(Blocking::Done(reply)) => {
+                reply.encode(self.proto, out);
+                Handled::Done
+            }
+            Outcome::Wait(Blocking::Wait {
                 reply,
                 timeout_reply,
                 timeout,
-            } => Some(PendingBlock {
+            }) => Handled::Blocked(PendingBlock {
                 reply,
                 timeout_reply,
                 deadline: timeout.map(|d| Instant::now() + d),
@@ -146,19 +195,19 @@ impl Session {
 
     /// Rejects a command before it runs, as Redis's rejectCommand: inside MULTI the
     /// transaction is flagged to fail; a rejected EXEC itself ends the transaction.
-    fn reject(&mut self, name: &[u8], reply: Reply) -> Blocking {
+    fn reject(&mut self, name: &[u8], reply: Reply) -> Outcome {
         if name.eq_ignore_ascii_case(b"exec") {
-            return Blocking::Done(transaction::rejected_exec(self, &reply));
+            return Outcome::Reply(transaction::rejected_exec(self, &reply));
         }
         if let Some(m) = self.multi.as_mut() {
             m.abort();
         }
-        Blocking::Done(reply)
+        Outcome::Reply(reply)
     }
 
-    fn dispatch(&mut self, argv: &[Bytes]) -> Blocking {
+    fn dispatch(&mut self, argv: &[Bytes]) -> Outcome {
         let Some(name) = argv.first() else {
-            return Blocking::Done(Reply::err(errors::SYNTAX));
+            return Outcome::Reply(Reply::err(errors::SYNTAX));
         };
         let Some(spec) = table::lookup(name) else {
             return self.reject(name, Reply::err(errors::unknown_command(argv)));
@@ -186,21 +235,33 @@ impl Session {
         {
             if effective.has(table::flags::NO_MULTI) {
                 m.abort();
-                return Blocking::Done(Reply::err(transaction::NOT_IN_MULTI));
+                return Outcome::Reply(Reply::err(transaction::NOT_IN_MULTI));
+            }
+            if self.remote.is_some()
+                && let Some(e) = super::forward::refused_in_multi(spec.name)
+            {
+                m.abort();
+                return Outcome::Reply(Reply::err(e));
             }
             m.queue(spec, argv);
-            return Blocking::Done(Reply::Simple("QUEUED"));
+            return Outcome::Reply(Reply::Simple("QUEUED"));
         }
         let started = Instant::now();
-        let outcome = self.execute(spec, argv);
-        let reply = match &outcome {
-            Blocking::Done(r) => r,
-            Blocking::Wait { timeout_reply, .. } => timeout_reply,
+        let outcome = if self.remote.is_some() {
+            self.forward(spec, argv)
+        } else {
+            Outcome::Wait(self.execute(spec, argv))
+        };
+        let failed = match &outcome {
+            Outcome::Reply(r) | Outcome::Wait(Blocking::Done(r)) => r.is_error(),
+            Outcome::Wait(Blocking::Wait { timeout_reply, .. }) => timeout_reply.is_error(),
+            // Counted when it runs again.
+            Outcome::DrainFirst => return outcome,
+            // The backend's verdict is not known yet.
+            Outcome::Forwarded => false,
         };
         let usec = started.elapsed().as_micros() as u64;
-        self.shared
-            .cmdstats
-            .record(effective.name, usec, reply.is_error());
+        self.shared.cmdstats.record(effective.name, usec, failed);
         self.shared
             .stats
             .total_commands

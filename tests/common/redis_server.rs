@@ -22,7 +22,16 @@ impl RedisServer {
         // Another process may grab the port between our probe and redis-server's bind,
         // so a server that exits early is retried on a new port.
         for _ in 0..10 {
-            let port = free_port();
+            if let Some(server) = Self::try_start_on(free_port(), extra) {
+                return server;
+            }
+        }
+        panic!("could not start redis-server");
+    }
+
+    /// A server on `port` (e.g. restarting one a test stopped); None if it cannot bind.
+    pub fn try_start_on(port: u16, extra: &[&str]) -> Option<RedisServer> {
+        {
             let mut child = match Command::new("redis-server")
                 .args([
                     "--port",
@@ -46,12 +55,16 @@ impl RedisServer {
                 Err(e) => panic!("spawning redis-server: {e}"),
             };
             if wait_ready(&mut child, port) {
-                return RedisServer { port, child };
+                return Some(RedisServer { port, child });
             }
             let _ = child.kill();
             let _ = child.wait();
         }
-        panic!("could not start redis-server");
+        None
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn addr(&self) -> String {

@@ -77,6 +77,15 @@ impl Respgate {
         }
     }
 
+    /// respgate forwarding to the Redis server at `backend` (standalone mode), with extra
+    /// `[backend]` keys in `backend_toml`.
+    pub fn standalone(backend: &str, backend_toml: &str) -> Respgate {
+        let path = temp_config(&format!(
+            "[backend]\nmode = \"standalone\"\naddress = \"{backend}\"\n{backend_toml}\n"
+        ));
+        Self::start_with(&["--config", &path])
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -102,4 +111,17 @@ impl Drop for Respgate {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Writes a config file for one test (unique name, in the temp dir) and returns its path.
+pub fn temp_config(text: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "respgate-test-{}-{}.toml",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&path, text).expect("writing a test config");
+    path.to_string_lossy().into_owned()
 }

@@ -1,0 +1,138 @@
+//! The pub/sub bridge: one backend connection in subscriber mode carries every channel,
+//! pattern and shard channel that some client of respgate is subscribed to, and hands the
+//! backend's messages to the local registry, which fans them out to the subscribers.
+//!
+//! Clients' SUBSCRIBE/UNSUBSCRIBE are answered by respgate (subscriber-mode rules, output
+//! limits and RESP3 push frames all stay in one place); the backend subscription follows the
+//! registry: first subscriber of a name subscribes upstream, last one leaving unsubscribes.
+//! After a reconnect the bridge resubscribes to everything the registry holds. Messages
+//! published while the bridge is down are lost, as they would be for a Redis client.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::Target;
+use super::conn::{Init, RECONNECT_PAUSE, connect, encode_command};
+use crate::protocol::reply_scan::{Frame, ReplyScanner, decode};
+use crate::server::pubsub::{Kind, PubSub, Upstream};
+
+/// Starts the bridge for `pubsub`; it runs until the process exits.
+pub fn spawn(target: Arc<Target>, pubsub: Arc<PubSub>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    pubsub.set_upstream(tx);
+    tokio::spawn(run(target, pubsub, rx));
+}
+
+fn verb(kind: Kind, subscribe: bool) -> &'static [u8] {
+    match (kind, subscribe) {
+        (Kind::Channel, true) => b"SUBSCRIBE",
+        (Kind::Channel, false) => b"UNSUBSCRIBE",
+        (Kind::Pattern, true) => b"PSUBSCRIBE",
+        (Kind::Pattern, false) => b"PUNSUBSCRIBE",
+        (Kind::Shard, true) => b"SSUBSCRIBE",
+        (Kind::Shard, false) => b"SUNSUBSCRIBE",
+    }
+}
+
+async fn run(target: Arc<Target>, pubsub: Arc<PubSub>, mut rx: mpsc::UnboundedReceiver<Upstream>) {
+    let mut pause = RECONNECT_PAUSE;
+    loop {
+        // Nothing to carry: wait for a first subscription before connecting.
+        if !pubsub.has_any_subscription() {
+            match rx.recv().await {
+                Some(_) => {}
+                None => return,
+            }
+        }
+        let mut stream = match connect(
+            &target,
+            Init {
+                resp3: false,
+                db: 0,
+            },
+        )
+        .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(backend = %target.address, error = %e, "pub/sub bridge cannot connect; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        pause = RECONNECT_PAUSE;
+        // Everything queued so far is covered by subscribing to what the registry holds now.
+        while rx.try_recv().is_ok() {}
+        let mut out = BytesMut::new();
+        for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
+            for name in pubsub.names(kind, None) {
+                encode_command(&mut out, &[verb(kind, true), &name]);
+            }
+        }
+        info!(backend = %target.address, "pub/sub bridge connected");
+        let (mut rd, mut wr) = stream.split();
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        let mut scanner = ReplyScanner::new();
+        let failure: String = 'conn: loop {
+            if !out.is_empty() {
+                if let Err(e) = wr.write_all(&out).await {
+                    break 'conn e.to_string();
+                }
+                out.clear();
+            }
+            tokio::select! {
+                change = rx.recv() => match change {
+                    Some(Upstream::Subscribe(kind, name)) => encode_command(&mut out, &[verb(kind, true), &name]),
+                    Some(Upstream::Unsubscribe(kind, name)) => encode_command(&mut out, &[verb(kind, false), &name]),
+                    None => return,
+                },
+                read = rd.read_buf(&mut buf) => match read {
+                    Ok(0) => break 'conn "closed by the backend".to_string(),
+                    Err(e) => break 'conn e.to_string(),
+                    Ok(_) => loop {
+                        match scanner.scan(&buf) {
+                            Ok(Some(n)) => {
+                                let frame = buf.split_to(n).freeze();
+                                dispatch(&pubsub, &frame);
+                            }
+                            Ok(None) => break,
+                            Err(e) => break 'conn e.to_string(),
+                        }
+                    },
+                },
+            }
+        };
+        warn!(backend = %target.address, error = %failure, "pub/sub bridge lost its connection; reconnecting");
+        tokio::time::sleep(RECONNECT_PAUSE).await;
+    }
+}
+
+/// Hands one frame from the subscriber connection to the registry.
+fn dispatch(pubsub: &PubSub, frame: &Bytes) {
+    let Frame::Array(items) = decode(frame) else {
+        if let Frame::Error(e) = decode(frame) {
+            warn!(error = %String::from_utf8_lossy(&e), "backend refused a bridge subscription");
+        }
+        return;
+    };
+    let text: Vec<Option<&Bytes>> = items.iter().map(Frame::as_bytes).collect();
+    match text.as_slice() {
+        [Some(verb), Some(channel), Some(msg)] if verb.as_ref() == b"message" => {
+            pubsub.deliver_from_upstream(Kind::Channel, channel, channel, msg)
+        }
+        [Some(verb), Some(pattern), Some(channel), Some(msg)] if verb.as_ref() == b"pmessage" => {
+            pubsub.deliver_from_upstream(Kind::Pattern, pattern, channel, msg)
+        }
+        [Some(verb), Some(channel), Some(msg)] if verb.as_ref() == b"smessage" => {
+            pubsub.deliver_from_upstream(Kind::Shard, channel, channel, msg)
+        }
+        // Subscribe/unsubscribe confirmations.
+        _ => {}
+    }
+}

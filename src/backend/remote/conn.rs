@@ -1,0 +1,346 @@
+//! One connection to a Redis server: a writer task and a reader task around a FIFO of the
+//! replies still owed, so many clients' commands can be pipelined onto one socket and every
+//! reply still finds its client.
+//!
+//! The invariant everything relies on: every batch the connection accepts gets exactly one
+//! answer per owed reply — the backend's reply, or an error when the connection dies. A
+//! client therefore never waits for a reply that cannot come, and never gets another
+//! client's reply.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use super::{BackendError, Target};
+use crate::protocol::reply_scan::{Frame, ReplyScanner, decode};
+
+/// Where a client's forwarded replies arrive, in the order it sent the commands.
+pub type ReplySink = mpsc::UnboundedSender<Result<Bytes, BackendError>>;
+
+/// Write at most this much before letting the socket drain.
+const WRITE_BATCH: usize = 256 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
+
+/// A reply the backend owes: to a client, or to nobody (MULTI's `+OK`, the `QUEUED`s of a
+/// forwarded transaction, whose answers the client already had from respgate).
+pub type Owed = Option<ReplySink>;
+
+/// Commands (already RESP-encoded, possibly several) and the replies they will produce.
+pub struct Batch {
+    pub bytes: Bytes,
+    pub owed: Vec<Owed>,
+}
+
+/// How a fresh connection is prepared before it carries clients' commands.
+#[derive(Debug, Clone, Copy)]
+pub struct Init {
+    /// HELLO 3: replies arrive in RESP3, for RESP3 clients.
+    pub resp3: bool,
+    pub db: usize,
+}
+
+struct ConnState {
+    dead: AtomicBool,
+    /// Tells both tasks to stop (set once, by whoever notices the failure first).
+    stop: watch::Sender<bool>,
+    why: Mutex<Option<BackendError>>,
+    inflight: Mutex<VecDeque<Owed>>,
+}
+
+impl ConnState {
+    fn fail(&self, why: BackendError) {
+        {
+            let mut slot = self.why.lock();
+            if slot.is_none() {
+                *slot = Some(why);
+            }
+        }
+        self.dead.store(true, Ordering::Release);
+        let _ = self.stop.send(true);
+        self.answer_inflight();
+    }
+
+    fn error(&self) -> BackendError {
+        self.why.lock().clone().unwrap_or(BackendError::Closed)
+    }
+
+    /// Answers every owed reply with the connection's error.
+    fn answer_inflight(&self) {
+        let owed: Vec<Owed> = self.inflight.lock().drain(..).collect();
+        let err = self.error();
+        for sink in owed.into_iter().flatten() {
+            let _ = sink.send(Err(err.clone()));
+        }
+    }
+}
+
+/// A handle to one backend connection; cheap to clone. The connection closes when the last
+/// handle is dropped (its queued commands are still answered).
+#[derive(Clone)]
+pub struct BackendConn {
+    pub id: u64,
+    tx: mpsc::UnboundedSender<Batch>,
+    state: Arc<ConnState>,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl BackendConn {
+    /// Starts connecting in the background; commands sent meanwhile wait for the handshake.
+    pub fn spawn(target: Arc<Target>, init: Init) -> BackendConn {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (stop, _) = watch::channel(false);
+        let state = Arc::new(ConnState {
+            dead: AtomicBool::new(false),
+            stop,
+            why: Mutex::new(None),
+            inflight: Mutex::new(VecDeque::new()),
+        });
+        tokio::spawn(run(target, init, rx, state.clone()));
+        BackendConn {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            tx,
+            state,
+        }
+    }
+
+    pub fn is_dead(&self) -> bool {
+        self.state.dead.load(Ordering::Acquire)
+    }
+
+    /// Queues a batch. On a dead connection it is refused and handed back with the reason.
+    pub fn send(&self, batch: Batch) -> Result<(), (Batch, BackendError)> {
+        if self.is_dead() {
+            return Err((batch, self.state.error()));
+        }
+        self.tx.send(batch).map_err(|e| (e.0, self.state.error()))
+    }
+
+    /// Gives up on the connection (a reply took too long): everything owed is answered with
+    /// `why`, and the next user gets a fresh connection.
+    pub fn kill(&self, why: BackendError) {
+        self.state.fail(why);
+    }
+}
+
+async fn run(
+    target: Arc<Target>,
+    init: Init,
+    mut rx: mpsc::UnboundedReceiver<Batch>,
+    state: Arc<ConnState>,
+) {
+    let mut stopped = state.stop.subscribe();
+    let connected = tokio::select! {
+        c = connect(&target, init) => c,
+        _ = stopped.wait_for(|s| *s) => Err(state.error()),
+    };
+    match connected {
+        Ok(stream) => {
+            let (rd, wr) = stream.into_split();
+            let reader = tokio::spawn(read_replies(rd, state.clone()));
+            write_batches(wr, &mut rx, &state).await;
+            // The writer is done (all handles dropped, or the connection failed): stop the
+            // reader too, closing the socket; with our handles gone nobody waits for more.
+            if !state.dead.load(Ordering::Acquire) {
+                state.fail(BackendError::Closed);
+            }
+            let _ = reader.await;
+        }
+        Err(e) => state.fail(e),
+    }
+    // Answer whatever is still queued or owed: nothing accepted goes unanswered.
+    rx.close();
+    while let Ok(batch) = rx.try_recv() {
+        let err = state.error();
+        for sink in batch.owed.into_iter().flatten() {
+            let _ = sink.send(Err(err.clone()));
+        }
+    }
+    state.answer_inflight();
+}
+
+async fn write_batches(
+    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    rx: &mut mpsc::UnboundedReceiver<Batch>,
+    state: &ConnState,
+) {
+    let mut stopped = state.stop.subscribe();
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    loop {
+        let first = tokio::select! {
+            b = rx.recv() => b,
+            _ = stopped.wait_for(|s| *s) => return,
+        };
+        let Some(first) = first else { return };
+        // Owed replies are recorded before the bytes leave, so the reader always finds them.
+        let take = |batch: Batch, buf: &mut BytesMut| {
+            buf.extend_from_slice(&batch.bytes);
+            state.inflight.lock().extend(batch.owed);
+        };
+        take(first, &mut buf);
+        while buf.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(b) => take(b, &mut buf),
+                Err(_) => break,
+            }
+        }
+        if state.dead.load(Ordering::Acquire) {
+            // Failed meanwhile: what we just recorded is answered by the final sweep.
+            return;
+        }
+        let written = tokio::select! {
+            r = wr.write_all(&buf) => r,
+            _ = stopped.wait_for(|s| *s) => return,
+        };
+        if let Err(e) = written {
+            state.fail(BackendError::Io(e.to_string()));
+            return;
+        }
+        buf.clear();
+        if buf.capacity() > 4 * WRITE_BATCH {
+            buf = BytesMut::with_capacity(16 * 1024);
+        }
+    }
+}
+
+async fn read_replies(mut rd: tokio::net::tcp::OwnedReadHalf, state: Arc<ConnState>) {
+    let mut stopped = state.stop.subscribe();
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut scanner = ReplyScanner::new();
+    loop {
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        let read = tokio::select! {
+            r = rd.read_buf(&mut buf) => r,
+            _ = stopped.wait_for(|s| *s) => return,
+        };
+        match read {
+            Ok(0) => return state.fail(BackendError::Closed),
+            Err(e) => return state.fail(BackendError::Io(e.to_string())),
+            Ok(_) => {}
+        }
+        loop {
+            let n = match scanner.scan(&buf) {
+                Ok(Some(n)) => n,
+                Ok(None) => break,
+                Err(e) => return state.fail(BackendError::Protocol(e.to_string())),
+            };
+            let frame = buf.split_to(n).freeze();
+            if frame.first() == Some(&b'>') {
+                // Out-of-band RESP3 push (e.g. a tracking invalidation): not a reply.
+                tracing::debug!("dropping an unsolicited push frame from the backend");
+                continue;
+            }
+            let owed = state.inflight.lock().pop_front();
+            match owed {
+                Some(Some(sink)) => {
+                    let _ = sink.send(Ok(frame));
+                }
+                Some(None) => {}
+                None => {
+                    return state.fail(BackendError::Protocol(
+                        "a reply nobody asked for".to_string(),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Opens a connection and runs the handshake (AUTH / HELLO 3 / SELECT).
+pub async fn connect(target: &Target, init: Init) -> Result<TcpStream, BackendError> {
+    let fut = async {
+        let mut stream = TcpStream::connect(&target.address)
+            .await
+            .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let mut hello = Vec::new();
+        if init.resp3 {
+            let mut args: Vec<&[u8]> = vec![b"HELLO", b"3"];
+            if let Some(pass) = &target.password {
+                let user = target.username.as_deref().unwrap_or("default");
+                args.extend([b"AUTH".as_slice(), user.as_bytes(), pass.as_bytes()]);
+            }
+            hello.push(args);
+        } else if let Some(pass) = &target.password {
+            match &target.username {
+                Some(user) => {
+                    hello.push(vec![b"AUTH".as_slice(), user.as_bytes(), pass.as_bytes()])
+                }
+                None => hello.push(vec![b"AUTH".as_slice(), pass.as_bytes()]),
+            }
+        }
+        let db = init.db.to_string();
+        if init.db != 0 {
+            hello.push(vec![b"SELECT".as_slice(), db.as_bytes()]);
+        }
+        for args in &hello {
+            let reply = round_trip(&mut stream, args).await?;
+            if let Frame::Error(e) = decode(&reply) {
+                return Err(BackendError::Refused(
+                    String::from_utf8_lossy(&e).into_owned(),
+                ));
+            }
+        }
+        Ok(stream)
+    };
+    match tokio::time::timeout(target.connect_timeout, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(BackendError::Unavailable(format!(
+            "no connection within {} ms",
+            target.connect_timeout.as_millis()
+        ))),
+    }
+}
+
+/// Sends one command and reads its one reply (handshakes only).
+pub async fn round_trip(stream: &mut TcpStream, args: &[&[u8]]) -> Result<Bytes, BackendError> {
+    let mut out = BytesMut::new();
+    encode_command(&mut out, args);
+    stream
+        .write_all(&out)
+        .await
+        .map_err(|e| BackendError::Io(e.to_string()))?;
+    let mut buf = BytesMut::with_capacity(1024);
+    let mut scanner = ReplyScanner::new();
+    loop {
+        if let Some(n) = scanner
+            .scan(&buf)
+            .map_err(|e| BackendError::Protocol(e.to_string()))?
+        {
+            return Ok(buf.split_to(n).freeze());
+        }
+        match stream.read_buf(&mut buf).await {
+            Ok(0) => return Err(BackendError::Closed),
+            Ok(_) => {}
+            Err(e) => return Err(BackendError::Io(e.to_string())),
+        }
+    }
+}
+
+/// RESP multibulk encoding of one command.
+pub fn encode_command<A: AsRef<[u8]>>(out: &mut BytesMut, args: &[A]) {
+    let mut num = itoa::Buffer::new();
+    out.extend_from_slice(b"*");
+    out.extend_from_slice(num.format(args.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for a in args {
+        let a = a.as_ref();
+        out.extend_from_slice(b"$");
+        out.extend_from_slice(num.format(a.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// How long to wait before reconnecting after a failure, so a down backend is not hammered.
+pub const RECONNECT_PAUSE: Duration = Duration::from_millis(100);

@@ -1,0 +1,265 @@
+//! Cutting a backend's reply stream into whole RESP2/RESP3 frames without decoding them, so
+//! replies can be passed to clients byte for byte; plus a small decoder for the few frames
+//! respgate itself must read (pub/sub messages, handshake replies).
+//!
+//! The scanner is resumable: it remembers how far into the current frame it got and how many
+//! elements each open aggregate still owes, so a reply arriving in many reads costs
+//! O(bytes), and nesting lives on a heap stack (no recursion) bounded by `MAX_DEPTH`.
+
+use bytes::Bytes;
+
+/// Deepest nesting accepted from a backend (Redis itself caps Lua replies far lower).
+const MAX_DEPTH: usize = 4096;
+/// Longest header or simple line accepted from a backend.
+const MAX_LINE: usize = 64 * 1024 * 1024;
+
+/// A backend sent something that is not RESP: the connection cannot be trusted any more.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScanError {
+    #[error("backend protocol error: unexpected type byte {0:#04x}")]
+    BadType(u8),
+    #[error("backend protocol error: invalid length {0:?}")]
+    BadLength(String),
+    #[error("backend protocol error: nesting deeper than {MAX_DEPTH}")]
+    TooDeep,
+    #[error("backend protocol error: line longer than {MAX_LINE} bytes")]
+    LineTooLong,
+}
+
+/// Finds where complete frames end in a growing buffer whose start is a frame's start.
+#[derive(Debug, Default)]
+pub struct ReplyScanner {
+    /// Bytes of the current frame already walked.
+    pos: usize,
+    /// Elements still owed by each open aggregate, innermost last.
+    owed: Vec<usize>,
+}
+
+impl ReplyScanner {
+    pub fn new() -> ReplyScanner {
+        ReplyScanner::default()
+    }
+
+    /// Length of the first complete frame in `buf`, or None if more bytes are needed. After
+    /// `Some(n)` the caller removes those n bytes, and the next call starts a new frame.
+    pub fn scan(&mut self, buf: &[u8]) -> Result<Option<usize>, ScanError> {
+        loop {
+            let Some(&kind) = buf.get(self.pos) else {
+                return Ok(None);
+            };
+            let Some(line_end) = find_crlf(buf, self.pos + 1)? else {
+                return Ok(None);
+            };
+            let line = &buf[self.pos + 1..line_end];
+            let after_line = line_end + 2;
+            match kind {
+                b'+' | b'-' | b':' | b'_' | b'#' | b',' | b'(' => {
+                    self.pos = after_line;
+                }
+                b'$' | b'!' | b'=' => {
+                    let len = parse_len(line)?;
+                    if len < 0 {
+                        self.pos = after_line;
+                    } else {
+                        let end = after_line + len as usize + 2;
+                        if buf.len() < end {
+                            return Ok(None);
+                        }
+                        self.pos = end;
+                    }
+                }
+                b'*' | b'~' | b'>' | b'%' | b'|' => {
+                    let n = parse_len(line)?;
+                    self.pos = after_line;
+                    if n > 0 {
+                        let n = n as usize;
+                        let owed = match kind {
+                            b'%' => n.saturating_mul(2),
+                            // An attribute's pairs, then the frame it annotates.
+                            b'|' => n.saturating_mul(2).saturating_add(1),
+                            _ => n,
+                        };
+                        if self.owed.len() >= MAX_DEPTH {
+                            return Err(ScanError::TooDeep);
+                        }
+                        self.owed.push(owed);
+                        continue;
+                    }
+                }
+                other => return Err(ScanError::BadType(other)),
+            }
+            // One element is complete: settle it with the aggregates above it.
+            loop {
+                match self.owed.last_mut() {
+                    None => {
+                        let n = self.pos;
+                        self.pos = 0;
+                        return Ok(Some(n));
+                    }
+                    Some(left) => {
+                        *left -= 1;
+                        if *left > 0 {
+                            break;
+                        }
+                        self.owed.pop();
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn find_crlf(buf: &[u8], from: usize) -> Result<Option<usize>, ScanError> {
+    let hay = buf.get(from..).unwrap_or_default();
+    let limit = hay.len().min(MAX_LINE + 1);
+    match hay[..limit].windows(2).position(|w| w == b"\r\n") {
+        Some(i) => Ok(Some(from + i)),
+        None if hay.len() > MAX_LINE => Err(ScanError::LineTooLong),
+        None => Ok(None),
+    }
+}
+
+fn parse_len(line: &[u8]) -> Result<i64, ScanError> {
+    let bad = || ScanError::BadLength(String::from_utf8_lossy(line).into_owned());
+    let text = std::str::from_utf8(line).map_err(|_| bad())?;
+    let n: i64 = text.parse().map_err(|_| bad())?;
+    if n < -1 {
+        return Err(bad());
+    }
+    Ok(n)
+}
+
+/// A decoded frame, for the few replies respgate reads itself. Kinds it never needs to look
+/// into are kept as `Other`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    Simple(Bytes),
+    Error(Bytes),
+    Integer(i64),
+    Bulk(Bytes),
+    Null,
+    /// Arrays, sets and push frames alike.
+    Array(Vec<Frame>),
+    Other,
+}
+
+impl Frame {
+    pub fn as_bytes(&self) -> Option<&Bytes> {
+        match self {
+            Frame::Simple(b) | Frame::Bulk(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+/// Decodes one complete frame (as cut by [`ReplyScanner`]). Nesting deeper than a few levels
+/// is not needed by any caller and decodes as `Other`.
+pub fn decode(frame: &Bytes) -> Frame {
+    let mut pos = 0;
+    decode_at(frame, &mut pos, 0).unwrap_or(Frame::Other)
+}
+
+fn decode_at(buf: &Bytes, pos: &mut usize, depth: usize) -> Option<Frame> {
+    let kind = *buf.get(*pos)?;
+    let end = find_crlf(buf, *pos + 1).ok()??;
+    let line = buf.slice(*pos + 1..end);
+    *pos = end + 2;
+    Some(match kind {
+        b'+' => Frame::Simple(line),
+        b'-' => Frame::Error(line),
+        b':' => Frame::Integer(std::str::from_utf8(&line).ok()?.parse().ok()?),
+        b'_' => Frame::Null,
+        b'$' | b'!' | b'=' => {
+            let n = parse_len(&line).ok()?;
+            if n < 0 {
+                return Some(Frame::Null);
+            }
+            let start = *pos;
+            let stop = start + n as usize;
+            *pos = stop + 2;
+            let body = buf.get(start..stop).map(|_| buf.slice(start..stop))?;
+            if kind == b'!' {
+                Frame::Error(body)
+            } else {
+                Frame::Bulk(body)
+            }
+        }
+        b'*' | b'~' | b'>' => {
+            let n = parse_len(&line).ok()?;
+            if n < 0 {
+                return Some(Frame::Null);
+            }
+            if depth > 8 {
+                return None;
+            }
+            let mut items = Vec::with_capacity((n as usize).min(64));
+            for _ in 0..n {
+                items.push(decode_at(buf, pos, depth + 1)?);
+            }
+            Frame::Array(items)
+        }
+        _ => Frame::Other,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(input: &[u8], chunk: usize) -> Vec<Vec<u8>> {
+        let mut scanner = ReplyScanner::new();
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        for piece in input.chunks(chunk) {
+            buf.extend_from_slice(piece);
+            while let Some(n) = scanner.scan(&buf).expect("valid input") {
+                out.push(buf.drain(..n).collect());
+            }
+        }
+        assert!(buf.is_empty(), "leftover bytes");
+        out
+    }
+
+    const STREAM: &[u8] = b"+OK\r\n-ERR x\r\n:12\r\n$3\r\nabc\r\n$-1\r\n*-1\r\n*0\r\n\
+*2\r\n$1\r\na\r\n*2\r\n:1\r\n:2\r\n%1\r\n+k\r\n*1\r\n_\r\n~2\r\n#t\r\n,1.5\r\n\
+>3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$0\r\n\r\n=8\r\ntxt:abcd\r\n|1\r\n+a\r\n+b\r\n:7\r\n(123\r\n!3\r\nbad\r\n";
+
+    #[test]
+    fn cuts_every_kind_of_frame_whatever_the_read_size() {
+        let whole = frames(STREAM, STREAM.len());
+        assert_eq!(whole.len(), 16);
+        assert_eq!(whole[7], b"*2\r\n$1\r\na\r\n*2\r\n:1\r\n:2\r\n".to_vec());
+        assert_eq!(whole[13], b"|1\r\n+a\r\n+b\r\n:7\r\n".to_vec());
+        for chunk in [1, 2, 3, 7, 13] {
+            assert_eq!(frames(STREAM, chunk), whole, "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn rejects_garbage_and_excess_nesting() {
+        let mut s = ReplyScanner::new();
+        assert_eq!(s.scan(b"?x\r\n"), Err(ScanError::BadType(b'?')));
+        let mut s = ReplyScanner::new();
+        assert!(matches!(s.scan(b"$-5\r\n"), Err(ScanError::BadLength(_))));
+        let deep = b"*1\r\n".repeat(MAX_DEPTH + 1);
+        let mut s = ReplyScanner::new();
+        assert_eq!(s.scan(&deep), Err(ScanError::TooDeep));
+    }
+
+    #[test]
+    fn decodes_pubsub_messages() {
+        let f = Bytes::from_static(b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n");
+        assert_eq!(
+            decode(&f),
+            Frame::Array(vec![
+                Frame::Bulk(Bytes::from_static(b"message")),
+                Frame::Bulk(Bytes::from_static(b"ch")),
+                Frame::Bulk(Bytes::from_static(b"hi")),
+            ])
+        );
+        assert_eq!(
+            decode(&Bytes::from_static(b"-ERR no\r\n")),
+            Frame::Error("ERR no".into())
+        );
+    }
+}

@@ -1,0 +1,349 @@
+//! Standalone forwarding through real sockets: respgate in front of a real redis-server, with
+//! the connection-affinity, pub/sub, failure and timeout cases a differential script cannot
+//! express. (tests/differential.rs runs every diff script through this mode too.)
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::redis_server::RedisServer;
+use common::resp::{Conn, Value};
+use common::respgate::Respgate;
+
+fn bulk(s: &str) -> Value {
+    Value::Bulk(s.as_bytes().to_vec())
+}
+
+fn int(v: &Value) -> i64 {
+    match v {
+        Value::Int(i) => *i,
+        other => panic!("not an integer: {other:?}"),
+    }
+}
+
+fn error_text(v: &Value) -> String {
+    match v {
+        Value::Error(e) => e.clone(),
+        other => panic!("not an error: {other:?}"),
+    }
+}
+
+#[test]
+fn pipelined_clients_each_get_their_own_replies_in_order() {
+    let backend = RedisServer::start();
+    let gate = Respgate::standalone(&backend.addr(), "connections = 2");
+    let threads: Vec<_> = (0..8)
+        .map(|c| {
+            let addr = gate.addr.clone();
+            std::thread::spawn(move || {
+                let mut conn = Conn::connect(&addr);
+                let key = format!("counter:{c}");
+                for round in 0..20 {
+                    // 50 commands in one write; every reply must be this client's, in order.
+                    let mut batch = Vec::new();
+                    for _ in 0..50 {
+                        batch.extend(Conn::encode(&[b"INCR", key.as_bytes()]));
+                    }
+                    batch.extend(Conn::encode(&[b"GET", key.as_bytes()]));
+                    conn.send_raw(&batch).unwrap();
+                    for i in 1..=50 {
+                        assert_eq!(conn.read(), Value::Int(round * 50 + i));
+                    }
+                    assert_eq!(
+                        conn.read(),
+                        Value::Bulk(((round + 1) * 50).to_string().into_bytes())
+                    );
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+    let mut direct = Conn::connect(&backend.addr());
+    assert_eq!(direct.cmd_str("GET counter:7"), bulk("1000"));
+}
+
+#[test]
+fn resp3_clients_get_resp3_replies_and_resp2_clients_resp2() {
+    let backend = RedisServer::start();
+    let gate = Respgate::standalone(&backend.addr(), "");
+    let mut c2 = Conn::connect(&gate.addr);
+    c2.cmd_str("HSET h f v");
+    assert_eq!(
+        c2.cmd_str("HGETALL h"),
+        Value::Array(vec![bulk("f"), bulk("v")])
+    );
+    let mut c3 = Conn::connect(&gate.addr);
+    assert!(matches!(c3.cmd_str("HELLO 3"), Value::Map(_)));
+    assert_eq!(
+        c3.cmd_str("HGETALL h"),
+        Value::Map(vec![(bulk("f"), bulk("v"))])
+    );
+    assert_eq!(c3.cmd_str("GET missing"), Value::Null);
+    assert!(matches!(c3.cmd_str("ZSCORE nokey m"), Value::Null));
+    // Back to RESP2 on the same connection.
+    c3.cmd_str("HELLO 2");
+    assert_eq!(c3.cmd_str("GET missing"), Value::NullBulk);
+}
+
+#[test]
+fn a_blocked_client_does_not_delay_others_and_its_disconnect_unblocks_the_backend() {
+    let backend = RedisServer::start();
+    let gate = Respgate::standalone(&backend.addr(), "connections = 1");
+    let mut waiter = Conn::connect(&gate.addr);
+    waiter.send(&[b"BLPOP", b"q", b"5"]);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut other = Conn::connect(&gate.addr);
+    other.cmd_str("SET k v");
+    let mut worst = Duration::ZERO;
+    for _ in 0..50 {
+        let t = Instant::now();
+        assert_eq!(other.cmd_str("GET k"), bulk("v"));
+        worst = worst.max(t.elapsed());
+    }
+    assert!(
+        worst < Duration::from_millis(100),
+        "GET took {worst:?} while another client blocked"
+    );
+
+    // Served by a push from another client.
+    assert_eq!(other.cmd_str("RPUSH q x"), Value::Int(1));
+    assert_eq!(waiter.read(), Value::Array(vec![bulk("q"), bulk("x")]));
+
+    // Blocked again, then gone: the backend stops holding a blocked client for it.
+    let mut direct = Conn::connect(&backend.addr());
+    waiter.send(&[b"BLPOP", b"q", b"0"]);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(blocked_clients(&mut direct), 1);
+    drop(waiter);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while blocked_clients(&mut direct) != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "backend still has a blocked client"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn blocked_clients(direct: &mut Conn) -> i64 {
+    let info = direct.cmd_str("INFO clients");
+    let text = String::from_utf8_lossy(info.as_bytes().unwrap_or_default()).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix("blocked_clients:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(-1)
+}
+
+#[test]
+fn watch_multi_exec_and_select_keep_redis_semantics() {
+    let backend = RedisServer::start();
+    let gate = Respgate::standalone(&backend.addr(), "");
+    let mut a = Conn::connect(&gate.addr);
+    let mut b = Conn::connect(&gate.addr);
+    a.cmd_str("SET x 1");
+    assert_eq!(a.cmd_str("WATCH x"), Value::Simple("OK".into()));
+    b.cmd_str("SET x 2");
+    a.cmd_str("MULTI");
+    assert_eq!(a.cmd_str("INCR x"), Value::Simple("QUEUED".into()));
+    assert_eq!(a.cmd_str("EXEC"), Value::NullArray);
+    // Unwatched now: the next transaction runs.
+    a.cmd_str("MULTI");
+    a.cmd_str("INCR x");
+    assert_eq!(a.cmd_str("EXEC"), Value::Array(vec![Value::Int(3)]));
+
+    // Another client's transaction on the same shared connection is never interleaved.
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let addr = gate.addr.clone();
+            std::thread::spawn(move || {
+                let mut c = Conn::connect(&addr);
+                for _ in 0..50 {
+                    c.cmd_str("MULTI");
+                    c.cmd_str("INCR t");
+                    c.cmd_str("INCR t");
+                    match c.cmd_str("EXEC") {
+                        Value::Array(v) => assert_eq!(int(&v[1]) - int(&v[0]), 1),
+                        other => panic!("EXEC: {other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("transaction thread");
+    }
+
+    // SELECT moves this client (only) to another db.
+    a.cmd_str("SELECT 3");
+    a.cmd_str("SET only3 yes");
+    assert_eq!(b.cmd_str("EXISTS only3"), Value::Int(0));
+    let mut direct = Conn::connect(&backend.addr());
+    direct.cmd_str("SELECT 3");
+    assert_eq!(direct.cmd_str("GET only3"), bulk("yes"));
+}
+
+#[test]
+fn pubsub_through_one_backend_subscription() {
+    let backend = RedisServer::start();
+    let gate = Respgate::standalone(&backend.addr(), "");
+    let mut s1 = Conn::connect(&gate.addr);
+    let mut s2 = Conn::connect(&gate.addr);
+    s1.cmd_str("SUBSCRIBE events");
+    s2.cmd_str("PSUBSCRIBE ev*");
+    let mut s3 = Conn::connect(&gate.addr);
+    s3.cmd_str("HELLO 3");
+    s3.cmd_str("SUBSCRIBE events");
+    let mut direct = Conn::connect(&backend.addr());
+    // The bridge subscribes asynchronously: wait until the backend sees both subscriptions.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let numsub = direct.cmd_str("PUBSUB NUMSUB events");
+        let numpat = direct.cmd_str("PUBSUB NUMPAT");
+        if numsub == Value::Array(vec![bulk("events"), Value::Int(1)]) && numpat == Value::Int(1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bridge did not subscribe: {numsub:?} {numpat:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Published directly on the backend, in order.
+    for i in 0..20 {
+        direct.cmd(&[b"PUBLISH", b"events", format!("m{i}").as_bytes()]);
+    }
+    for i in 0..20 {
+        let m = format!("m{i}");
+        assert_eq!(
+            s1.read(),
+            Value::Array(vec![bulk("message"), bulk("events"), bulk(&m)])
+        );
+        assert_eq!(
+            s2.read(),
+            Value::Array(vec![
+                bulk("pmessage"),
+                bulk("ev*"),
+                bulk("events"),
+                bulk(&m)
+            ])
+        );
+        assert_eq!(
+            s3.read(),
+            Value::Push(vec![bulk("message"), bulk("events"), bulk(&m)])
+        );
+    }
+    // A client publishing through respgate reaches subscribers too.
+    let mut publisher = Conn::connect(&gate.addr);
+    assert_eq!(publisher.cmd_str("PUBLISH events last"), Value::Int(2));
+    assert_eq!(
+        s1.read(),
+        Value::Array(vec![bulk("message"), bulk("events"), bulk("last")])
+    );
+    // Last local subscriber gone: the backend subscription goes too.
+    s1.cmd_str("UNSUBSCRIBE events");
+    drop(s3);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while direct.cmd_str("PUBSUB NUMSUB events")
+        != Value::Array(vec![bulk("events"), Value::Int(0)])
+    {
+        assert!(Instant::now() < deadline, "bridge kept its subscription");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn backend_down_gives_a_quick_error_and_respgate_reconnects() {
+    let backend = RedisServer::start();
+    let port = backend.port;
+    let gate = Respgate::standalone(&backend.addr(), "connect_timeout = \"500ms\"");
+    let mut c = Conn::connect(&gate.addr);
+    assert_eq!(c.cmd_str("SET k v"), Value::Simple("OK".into()));
+    drop(backend);
+    let t = Instant::now();
+    let mut saw_error = false;
+    for _ in 0..3 {
+        let reply = c.cmd_str("GET k");
+        if reply.is_error() {
+            assert!(
+                error_text(&reply).starts_with("ERR respgate: backend"),
+                "{reply:?}"
+            );
+            saw_error = true;
+        }
+    }
+    assert!(saw_error);
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "errors took {:?}",
+        t.elapsed()
+    );
+    // The same client keeps working once a server is back on that port.
+    let Some(_back) = RedisServer::try_start_on(port, &[]) else {
+        // Someone else took the port meanwhile: nothing more to check here.
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if c.cmd_str("SET k again") == Value::Simple("OK".into()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "respgate did not reconnect");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(c.cmd_str("GET k"), bulk("again"));
+}
+
+#[test]
+fn a_backend_that_stops_answering_times_out_commands_and_recovers() {
+    let backend = RedisServer::start_with(&["--enable-debug-command", "yes"]);
+    let gate = Respgate::standalone(
+        &backend.addr(),
+        "command_timeout = \"300ms\"\nconnections = 1",
+    );
+    let mut sleeper = Conn::connect(&backend.addr());
+    let mut c = Conn::connect(&gate.addr);
+    c.cmd_str("SET k v");
+    sleeper.send(&[b"DEBUG", b"SLEEP", b"1"]);
+    std::thread::sleep(Duration::from_millis(50));
+    let t = Instant::now();
+    let reply = c.cmd_str("GET k");
+    assert!(
+        error_text(&reply).contains("did not answer within 300 ms"),
+        "{reply:?}"
+    );
+    assert!(t.elapsed() < Duration::from_millis(900));
+    sleeper.read();
+    // A fresh connection serves the client afterwards, with no stale reply mixed in.
+    assert_eq!(c.cmd_str("GET k"), bulk("v"));
+    assert_eq!(c.cmd_str("ECHO hello"), bulk("hello"));
+}
+
+#[test]
+fn backend_acl_user_and_password() {
+    let backend =
+        RedisServer::start_with(&["--user", "proxy", "on", ">s3cret", "~*", "&*", "+@all"]);
+    let good = Respgate::standalone(
+        &backend.addr(),
+        "username = \"proxy\"\npassword = \"s3cret\"",
+    );
+    let mut c = Conn::connect(&good.addr);
+    assert_eq!(c.cmd_str("SET k v"), Value::Simple("OK".into()));
+    c.cmd_str("HELLO 3");
+    assert_eq!(c.cmd_str("GET k"), bulk("v"));
+    let mut direct = Conn::connect(&backend.addr());
+    let list = direct.cmd_str("CLIENT LIST");
+    assert!(String::from_utf8_lossy(list.as_bytes().unwrap_or_default()).contains("user=proxy"));
+
+    let bad = Respgate::standalone(
+        &backend.addr(),
+        "username = \"proxy\"\npassword = \"wrong\"",
+    );
+    let mut c = Conn::connect(&bad.addr);
+    let reply = c.cmd_str("GET k");
+    assert!(
+        error_text(&reply).contains("refused respgate's login: WRONGPASS"),
+        "{reply:?}"
+    );
+}
