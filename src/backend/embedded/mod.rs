@@ -18,6 +18,7 @@ mod keyspace_cmds;
 pub mod list_cmds;
 pub mod notify;
 pub mod num;
+mod pqsort;
 pub mod rdb;
 pub mod scripting;
 mod server_cmds;

@@ -6,7 +6,7 @@
 //! The order of ties is part of what clients see, so the sort algorithms are Redis's own:
 //! a full sort is glibc's `qsort`, a merge sort and therefore stable (Rust's stable
 //! `sort_by` gives the same order), and a BY sort with LIMIT is Redis's partial quicksort
-//! (`pqsort.c`), reimplemented step for step in [`partial_sort`]. ALPHA compares with
+//! (see [`super::pqsort`]). ALPHA compares with
 //! `strcoll` unless the result is stored; we implement the C locale's (`strcmp`: bytes up to
 //! the first NUL), which is what redis-server uses under C or C.UTF-8.
 
@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::list_cmds::ListValue;
+use super::pqsort::partial_sort;
 use super::value::Value;
 use super::{Ctx, Handler};
 use crate::protocol::{Reply, errors};
@@ -350,139 +351,6 @@ fn compare(a: &Item, b: &Item, alpha: bool, by: bool, store: bool) -> Ordering {
     }
 }
 
-/// Redis's pqsort: Bentley & McIlroy's quicksort (NetBSD's qsort) that only recurses into
-/// partitions overlapping the index range `[lrange, rrange]`. Elements outside the range
-/// end up in no particular order; the ones inside are those a full sort puts there, with
-/// ties ordered exactly as Redis orders them.
-fn partial_sort<T>(v: &mut [T], cmp: &impl Fn(&T, &T) -> Ordering, lrange: i64, rrange: i64) {
-    pqsort_part(v, 0, v.len(), cmp, lrange, rrange);
-}
-
-/// Does the partition `[lo, lo + n)` hold any index of `[lrange, rrange]`?
-fn overlaps(lo: usize, n: usize, lrange: i64, rrange: i64) -> bool {
-    let (l, r) = (lo as i64, (lo + n) as i64 - 1);
-    !((lrange < l && rrange < l) || (lrange > r && rrange > r))
-}
-
-fn med3<T>(v: &[T], a: usize, b: usize, c: usize, cmp: &impl Fn(&T, &T) -> Ordering) -> usize {
-    if cmp(&v[a], &v[b]).is_lt() {
-        if cmp(&v[b], &v[c]).is_lt() {
-            b
-        } else if cmp(&v[a], &v[c]).is_lt() {
-            c
-        } else {
-            a
-        }
-    } else if cmp(&v[b], &v[c]).is_gt() {
-        b
-    } else if cmp(&v[a], &v[c]).is_lt() {
-        a
-    } else {
-        c
-    }
-}
-
-fn insertion_sort<T>(v: &mut [T], lo: usize, n: usize, cmp: &impl Fn(&T, &T) -> Ordering) {
-    for m in lo + 1..lo + n {
-        let mut l = m;
-        while l > lo && cmp(&v[l - 1], &v[l]).is_gt() {
-            v.swap(l, l - 1);
-            l -= 1;
-        }
-    }
-}
-
-fn vec_swap<T>(v: &mut [T], a: usize, b: usize, n: usize) {
-    for i in 0..n {
-        v.swap(a + i, b + i);
-    }
-}
-
-fn pqsort_part<T>(
-    v: &mut [T],
-    mut lo: usize,
-    mut n: usize,
-    cmp: &impl Fn(&T, &T) -> Ordering,
-    lrange: i64,
-    rrange: i64,
-) {
-    loop {
-        if n < 7 {
-            insertion_sort(v, lo, n, cmp);
-            return;
-        }
-        let mut pm = lo + n / 2;
-        if n > 7 {
-            let mut pl = lo;
-            let mut pn = lo + n - 1;
-            if n > 40 {
-                let d = n / 8;
-                pl = med3(v, pl, pl + d, pl + 2 * d, cmp);
-                pm = med3(v, pm - d, pm, pm + d, cmp);
-                pn = med3(v, pn - 2 * d, pn - d, pn, cmp);
-            }
-            pm = med3(v, pl, pm, pn, cmp);
-        }
-        v.swap(lo, pm);
-        let (mut pa, mut pb) = (lo + 1, lo + 1);
-        let (mut pc, mut pd) = (lo + n - 1, lo + n - 1);
-        let mut swapped = false;
-        loop {
-            while pb <= pc {
-                let r = cmp(&v[pb], &v[lo]);
-                if r.is_gt() {
-                    break;
-                }
-                if r.is_eq() {
-                    swapped = true;
-                    v.swap(pa, pb);
-                    pa += 1;
-                }
-                pb += 1;
-            }
-            while pb <= pc {
-                let r = cmp(&v[pc], &v[lo]);
-                if r.is_lt() {
-                    break;
-                }
-                if r.is_eq() {
-                    swapped = true;
-                    v.swap(pc, pd);
-                    pd -= 1;
-                }
-                pc -= 1;
-            }
-            if pb > pc {
-                break;
-            }
-            v.swap(pb, pc);
-            swapped = true;
-            pb += 1;
-            pc -= 1;
-        }
-        if !swapped {
-            insertion_sort(v, lo, n, cmp);
-            return;
-        }
-        let pn = lo + n;
-        let r = (pa - lo).min(pb - pa);
-        vec_swap(v, lo, pb - r, r);
-        let r = (pd - pc).min(pn - pd - 1);
-        vec_swap(v, pb, pn - r, r);
-        let r = pb - pa;
-        if r > 1 && overlaps(lo, r, lrange, rrange) {
-            pqsort_part(v, lo, r, cmp, lrange, rrange);
-        }
-        let r = pd - pc;
-        if r > 1 && overlaps(pn - r, r, lrange, rrange) {
-            lo = pn - r;
-            n = r;
-            continue;
-        }
-        return;
-    }
-}
-
 /// The elements to sort, loaded as sort.c loads them. With `dontsort` a list or sorted set
 /// is read directly in its own order (reversed by DESC) and only the LIMIT range is taken;
 /// `start`/`end` are then rebased onto the loaded part.
@@ -735,24 +603,6 @@ mod tests {
         assert_eq!(output_range(5, 2, -7), (2, 4));
         assert_eq!(output_range(0, 0, -1), (-1, -2));
         assert_eq!(output_range(3, i64::MAX, i64::MAX), (2, 1));
-    }
-
-    #[test]
-    fn partial_sort_orders_the_requested_range() {
-        let cmp = |a: &u32, b: &u32| a.cmp(b);
-        for n in [0usize, 1, 6, 7, 8, 40, 41, 200] {
-            let data: Vec<u32> = (0..n as u32).map(|i| (i * 7919) % 97).collect();
-            let mut want = data.clone();
-            want.sort();
-            for (s, e) in [(0i64, 2i64), (3, 9), (n as i64 / 2, n as i64 - 1)] {
-                let (s, e) = (s.min(n as i64 - 1), e.min(n as i64 - 1));
-                let mut v = data.clone();
-                partial_sort(&mut v, &cmp, s, e);
-                if s >= 0 && e >= s {
-                    assert_eq!(v[s as usize..=e as usize], want[s as usize..=e as usize]);
-                }
-            }
-        }
     }
 
     #[test]
