@@ -185,6 +185,11 @@ fn notifications(addr: &str) -> Vec<Value> {
         "GEOADD g 13.361389 38.115556 p",
         "GEORADIUS g 15 37 200 km STORE gd",
         "GEORADIUS g 15 37 1 km STORE gd",
+        "SET bk a",
+        "BITOP OR bd bk bk",
+        "BITOP OR bd nothing",
+        "ZUNIONSTORE zd 1 z",
+        "ZUNIONSTORE zd 1 nothing",
         "DEL k nothing n",
         "SET short v PX 50",
     ];

@@ -87,6 +87,7 @@ pub fn event_of(cmd: &CommandSpec) -> (u32, &'static str) {
         "georadius" | "georadiusbymember" => "georadiusstore",
         // GEOADD is ZADD underneath, in Redis too.
         "geoadd" => "zadd",
+        "bitop" => "set",
         other => other,
     };
     let class = match name {
@@ -114,6 +115,7 @@ pub fn store_deletes_when_empty(name: &str) -> bool {
             | "georadius"
             | "georadiusbymember"
             | "geosearchstore"
+            | "bitop"
     )
 }
 

@@ -6,9 +6,13 @@
 //! The order of ties is part of what clients see, so the sort algorithms are Redis's own:
 //! a full sort is glibc's `qsort`, a merge sort and therefore stable (Rust's stable
 //! `sort_by` gives the same order), and a BY sort with LIMIT is Redis's partial quicksort
-//! (see [`super::pqsort`]). ALPHA compares with
-//! `strcoll` unless the result is stored; we implement the C locale's (`strcmp`: bytes up to
-//! the first NUL), which is what redis-server uses under C or C.UTF-8.
+//! (see [`super::pqsort`]). ALPHA compares with `strcoll` unless the result is stored; we
+//! implement the C locale's (`strcmp`: bytes up to the first NUL), which is what
+//! redis-server uses under C or C.UTF-8 (another locale would order differently there).
+//!
+//! Not reproduced: Redis 7.0 reads `errno` after strtod without clearing it, so after one
+//! weight overflows, later SORTs fail on non-integer weights until another command clears
+//! errno. Here each weight is judged on its own.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
