@@ -82,3 +82,28 @@ fn client_unblock_and_watch_touched_by_another_client() {
     assert_eq!(waiter.cmd_str("EXEC"), Value::NullArray);
     assert_eq!(admin.cmd_str("GET w"), bulk("changed"));
 }
+
+#[test]
+fn sort_store_wakes_blpop_and_fails_a_watching_exec() {
+    let gate = Respgate::start();
+    let addr = gate.addr.clone();
+    let mut waiter = Conn::connect(&addr);
+    let mut writer = Conn::connect(&addr);
+    let mut watcher = Conn::connect(&addr);
+    assert_eq!(writer.cmd_str("RPUSH src 3 1 2"), Value::Int(3));
+    waiter.send(&[b"BLPOP", b"dst", b"0"]);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(writer.cmd_str("SORT src STORE dst"), Value::Int(3));
+    assert_eq!(waiter.read(), Value::Array(vec![bulk("dst"), bulk("1")]));
+    assert_eq!(
+        writer.cmd_str("LRANGE dst 0 -1"),
+        Value::Array(vec![bulk("2"), bulk("3")])
+    );
+
+    watcher.cmd_str("WATCH dst");
+    // An empty result deletes the destination: a write to the watched key.
+    assert_eq!(writer.cmd_str("SORT nothing STORE dst"), Value::Int(0));
+    watcher.cmd_str("MULTI");
+    watcher.cmd_str("PING");
+    assert_eq!(watcher.cmd_str("EXEC"), Value::NullArray);
+}

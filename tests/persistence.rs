@@ -51,6 +51,12 @@ fn write_workload(c: &mut Conn) {
         Value::Int(2)
     );
     assert_eq!(c.cmd_str("SADD tags x y z"), Value::Int(3));
+    // SORT ... STORE is logged as is; replaying it rebuilds the same list (a set stored
+    // BY nosort is sorted ALPHA, so the order does not depend on the set's layout).
+    assert_eq!(
+        c.cmd_str("SORT tags BY nosort DESC STORE sorted-tags"),
+        Value::Int(3)
+    );
     assert_eq!(c.cmd_str("ZADD board 10 ann 20 bob"), Value::Int(2));
     for _ in 0..5 {
         c.cmd_str("INCR hits");
@@ -78,6 +84,10 @@ fn check_workload(c: &mut Conn) {
     );
     assert_eq!(c.cmd_str("HGET session:1 role"), bulk("admin"));
     assert_eq!(c.cmd_str("SCARD tags"), Value::Int(3));
+    assert_eq!(
+        c.cmd_str("LRANGE sorted-tags 0 -1"),
+        Value::Array(vec![bulk("z"), bulk("y"), bulk("x")])
+    );
     assert_eq!(c.cmd_str("ZSCORE board bob"), bulk("20"));
     assert_eq!(c.cmd_str("GET hits"), bulk("5"));
     assert_eq!(c.cmd_str("EXISTS short"), Value::Int(0));

@@ -174,6 +174,22 @@ fn notifications(addr: &str) -> Vec<Value> {
         "SREM s m",
         "ZADD z 1 m",
         "ZINCRBY z 2 m",
+        // SORT ... STORE announces "sortstore" (a list event); an empty result deletes the
+        // destination with only "del", like the other *STORE commands.
+        "RPUSH sl 2 1",
+        "SORT sl STORE sd",
+        "SORT nothing STORE sd",
+        "SADD s1 a",
+        "SINTERSTORE sd s1 s1",
+        "SINTERSTORE sd nothing",
+        "GEOADD g 13.361389 38.115556 p",
+        "GEORADIUS g 15 37 200 km STORE gd",
+        "GEORADIUS g 15 37 1 km STORE gd",
+        "SET bk a",
+        "BITOP OR bd bk bk",
+        "BITOP OR bd nothing",
+        "ZUNIONSTORE zd 1 z",
+        "ZUNIONSTORE zd 1 nothing",
         "DEL k nothing n",
         "SET short v PX 50",
     ];

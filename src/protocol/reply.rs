@@ -37,6 +37,9 @@ pub enum Reply {
     Set(Vec<Reply>),
     /// RESP3 double; RESP2 gets a bulk string formatted like Redis (`%.17g` style).
     Double(f64),
+    /// A double already formatted, for replies Redis prints another way than `%.17g`
+    /// (GEO coordinates use its "human" long-double format): RESP3 `,text`, RESP2 a bulk.
+    DoubleText(String),
     /// RESP3 boolean; RESP2 gets integer 1/0.
     Boolean(bool),
     /// RESP3 verbatim string (`=`) with a 3-letter format; RESP2 gets a bulk string.
@@ -138,6 +141,10 @@ impl Reply {
                     Protocol::Resp2 => bulk(out, text.as_bytes()),
                 }
             }
+            Reply::DoubleText(text) => match proto {
+                Protocol::Resp3 => simple_line(out, b',', text.as_bytes()),
+                Protocol::Resp2 => bulk(out, text.as_bytes()),
+            },
             Reply::Boolean(b) => match proto {
                 Protocol::Resp3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
                 Protocol::Resp2 => out.put_slice(if *b { b":1\r\n" } else { b":0\r\n" }),
@@ -256,6 +263,12 @@ mod tests {
         assert_eq!(enc(&Reply::Boolean(false), Protocol::Resp2), b":0\r\n");
         assert_eq!(enc(&Reply::Double(1.5), Protocol::Resp3), b",1.5\r\n");
         assert_eq!(enc(&Reply::Double(1.5), Protocol::Resp2), b"$3\r\n1.5\r\n");
+        let human = Reply::DoubleText("13.36138933897018433".into());
+        assert_eq!(enc(&human, Protocol::Resp3), b",13.36138933897018433\r\n");
+        assert_eq!(
+            enc(&human, Protocol::Resp2),
+            b"$20\r\n13.36138933897018433\r\n"
+        );
         assert_eq!(
             enc(
                 &Reply::Verbatim("txt", Bytes::from_static(b"hi")),

@@ -18,10 +18,12 @@ mod keyspace_cmds;
 pub mod list_cmds;
 pub mod notify;
 pub mod num;
+mod pqsort;
 pub mod rdb;
 pub mod scripting;
 mod server_cmds;
 pub mod set_cmds;
+mod sort_cmds;
 pub mod stream_cmds;
 mod string_cmds;
 #[cfg(test)]
@@ -78,6 +80,10 @@ pub struct State {
     /// Eviction candidates kept between evictions (Redis's eviction pool): (score, db, key),
     /// best (highest score) first.
     evict_pool: Vec<(u64, usize, Bytes)>,
+    /// Set while a Lua script's redis.call commands run (Redis's CLIENT_SCRIPT flag on the
+    /// script's client): SORT then orders a set even when told not to, as Redis does so
+    /// scripts see a deterministic result.
+    pub in_script: bool,
 }
 
 /// Redis's encoding tunables, with Redis 7.0's defaults. They change no behaviour here, only
@@ -226,6 +232,7 @@ fn handlers() -> &'static HashMap<&'static str, Handler> {
         dump_cmds::register(&mut t);
         geo::register(&mut t);
         stream_cmds::register(&mut t);
+        sort_cmds::register(&mut t);
         t
     })
 }
@@ -262,6 +269,7 @@ impl Engine {
                 clock_override: None,
                 notify_flags: 0,
                 evict_pool: Vec::new(),
+                in_script: false,
             }),
             stats: Stats::default(),
             last_save: AtomicU64::new(unix_ms() / 1000),
@@ -1013,7 +1021,7 @@ impl Batch<'_> {
                 .dbs
                 .get(db)
                 .is_some_and(|d| d.peek(&key, now).is_some());
-            if event == "del" {
+            if event == "del" || (was && !is && notify::store_deletes_when_empty(cmd.name)) {
                 if was && !is {
                     self.engine
                         .publish(notify::messages(flags, notify::GENERIC, "del", db, &key));

@@ -83,13 +83,40 @@ pub fn event_of(cmd: &CommandSpec) -> (u32, &'static str) {
         "brpop" => "rpop",
         "bzpopmin" => "zpopmin",
         "bzpopmax" => "zpopmax",
+        "sort" => "sortstore",
+        "georadius" | "georadiusbymember" => "georadiusstore",
+        // GEOADD is ZADD underneath, in Redis too.
+        "geoadd" => "zadd",
+        "bitop" => "set",
         other => other,
     };
     let class = match name {
         "del" | "expire" | "rename_to" | "copy_to" | "move_to" | "persist" => GENERIC,
+        // SORT's ACL categories start with @set, but what it stores is a list.
+        "sortstore" => LIST,
         _ => class,
     };
     (class, name)
+}
+
+/// Commands that replace a destination with a computed result and, when the result is
+/// empty, delete it instead: Redis then announces only "del", not the command's event.
+pub fn store_deletes_when_empty(name: &str) -> bool {
+    matches!(
+        name,
+        "sort"
+            | "sinterstore"
+            | "sunionstore"
+            | "sdiffstore"
+            | "zunionstore"
+            | "zinterstore"
+            | "zdiffstore"
+            | "zrangestore"
+            | "georadius"
+            | "georadiusbymember"
+            | "geosearchstore"
+            | "bitop"
+    )
 }
 
 /// SET with EX/PX/EXAT/PXAT, SETEX and PSETEX also announce "expire" after "set".

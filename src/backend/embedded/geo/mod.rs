@@ -4,15 +4,17 @@
 
 mod geohash;
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use bytes::Bytes;
 
 use super::num::parse_i64;
+use super::pqsort::partial_sort;
 use super::value::Value;
 use super::zset_cmds::{ScoreRange, ZSetValue, parse_score};
 use super::{Ctx, Handler};
-use crate::protocol::{Protocol, Reply, errors};
+use crate::protocol::{Reply, errors};
 use geohash::{Shape, ShapeKind};
 
 const UNSUPPORTED_UNIT: &str = "ERR unsupported unit provided. please use M, KM, FT, MI";
@@ -128,17 +130,14 @@ fn human_coord(v: f64) -> String {
     if s == "-0" { "0".into() } else { s }
 }
 
-fn coord_reply(ctx: &Ctx, v: f64) -> Reply {
-    match ctx.client.proto {
-        Protocol::Resp2 => Reply::bulk(human_coord(v)),
-        // RESP3 doubles are written with `%.17g` by the shared encoder, Redis uses the
-        // human format: same value, different digits (see the module report).
-        Protocol::Resp3 => Reply::Double(v),
-    }
+/// addReplyHumanLongDouble: a bulk string in RESP2, a RESP3 double in RESP3, both with the
+/// human digits (not the `%.17g` of other doubles).
+fn coord_reply(v: f64) -> Reply {
+    Reply::DoubleText(human_coord(v))
 }
 
-fn position_reply(ctx: &Ctx, xy: [f64; 2]) -> Reply {
-    Reply::Array(vec![coord_reply(ctx, xy[0]), coord_reply(ctx, xy[1])])
+fn position_reply(xy: [f64; 2]) -> Reply {
+    Reply::Array(vec![coord_reply(xy[0]), coord_reply(xy[1])])
 }
 
 // ---------------------------------------------------------------------------------------
@@ -192,7 +191,7 @@ fn geopos(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
             scores
                 .into_iter()
                 .map(|s| match s {
-                    Some(s) => position_reply(ctx, geohash::decode_score(s)),
+                    Some(s) => position_reply(geohash::decode_score(s)),
                     None => Reply::NullArray,
                 })
                 .collect(),
@@ -511,14 +510,27 @@ fn search_generic(
     if points.is_empty() && storekey.is_none() {
         return Ok(Reply::Array(Vec::new()));
     }
-    match order {
-        Order::Asc => points.sort_by(|a, b| a.dist.total_cmp(&b.dist)),
-        Order::Desc => points.sort_by(|a, b| b.dist.total_cmp(&a.dist)),
-        Order::None => {}
+    // How many are returned; Redis sorts only what it returns: all of them with qsort
+    // (glibc's is a stable merge sort, like sort_by), or the first `returned` with its
+    // partial quicksort, whose order of equal distances is its own (not stable).
+    let returned = match usize::try_from(count) {
+        Ok(c) if c > 0 && c < points.len() => c,
+        _ => points.len(),
+    };
+    if order != Order::None {
+        let desc = order == Order::Desc;
+        // sort_gp_asc/desc compare distances only (never NaN).
+        let cmp = |a: &GeoPoint, b: &GeoPoint| {
+            let c = a.dist.partial_cmp(&b.dist).unwrap_or(Ordering::Equal);
+            if desc { c.reverse() } else { c }
+        };
+        if returned == points.len() {
+            points.sort_by(cmp);
+        } else {
+            partial_sort(&mut points, &cmp, 0, returned as i64 - 1);
+        }
     }
-    if count > 0 {
-        points.truncate(usize::try_from(count).unwrap_or(usize::MAX));
-    }
+    points.truncate(returned);
     let Some(dst) = storekey else {
         let with = withdist || withhash || withcoord;
         let items = points
@@ -535,7 +547,7 @@ fn search_generic(
                     item.push(Reply::Integer(p.score as i64));
                 }
                 if withcoord {
-                    item.push(position_reply(ctx, p.xy));
+                    item.push(position_reply(p.xy));
                 }
                 Reply::Array(item)
             })

@@ -51,6 +51,13 @@ pub fn reply_to_lua(lua: &Lua, reply: &Reply, proto: Protocol) -> mlua::Result<V
         }
         Reply::Double(d) if resp3 => Value::Table(single(lua, "double", Value::Number(*d))?),
         Reply::Double(d) => Value::String(lua.create_string(format_double(*d))?),
+        // The text came from a finite double, so it parses back (0 is never needed).
+        Reply::DoubleText(t) if resp3 => Value::Table(single(
+            lua,
+            "double",
+            Value::Number(t.parse().unwrap_or(0.0)),
+        )?),
+        Reply::DoubleText(t) => Value::String(lua.create_string(t)?),
         Reply::Boolean(b) if resp3 => Value::Boolean(*b),
         Reply::Boolean(b) => Value::Number(if *b { 1.0 } else { 0.0 }),
         Reply::Verbatim(fmt, b) if resp3 => {

@@ -281,6 +281,7 @@ fn eval(
     if let Err(e) = vm.set_keys_and_args(keys, args) {
         return Reply::err(format!("ERR {e}"));
     }
+    batch.state.in_script = true;
     let state = RefCell::new(CallState {
         batch,
         client: ClientView {
@@ -293,7 +294,9 @@ fn eval(
     let outcome = vm.call(&func, &state, &engine.script_run);
     let killed = engine.script_run.kill.load(Ordering::Acquire);
     engine.script_run.stop();
-    let proto = state.into_inner().client.proto;
+    let finished = state.into_inner();
+    finished.batch.state.in_script = false;
+    let proto = finished.client.proto;
     match outcome {
         Ok((true, v)) => convert::lua_to_reply(&v, proto),
         Ok((false, v)) => failure_reply(&v, &sha, killed),

@@ -193,6 +193,11 @@ impl ZSetValue {
         self.skiplist
     }
 
+    /// SORT's zsetConvert to skiplist: Redis converts any sorted set it sorts (one way).
+    pub(crate) fn convert_to_skiplist(&mut self) {
+        self.skiplist = true;
+    }
+
     /// All pairs in ascending order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&Bytes, f64)> {
         self.tree.iter_from(0)
