@@ -1,42 +1,100 @@
 #!/usr/bin/env bash
-# Side-by-side throughput: redis-server direct vs respgate's embedded engine, same machine,
-# same run, alternating targets. Prints ops/s medians of 3 rounds and the ratio to Redis.
-# Usage: bench/compare.sh [requests=200000] [clients=50]
-# Needs redis-server and redis-benchmark (scripts/test.sh installs them).
+# Side-by-side throughput on one machine, in one run, alternating targets round by round:
+#   redis       redis-server, direct
+#   fwd         respgate forwarding to that redis-server (standalone mode)
+#   twemproxy   twemproxy (Debian's nutcracker) forwarding to the same redis-server
+#   embedded    respgate's embedded engine
+# redis-benchmark SET GET INCR LPUSH MSET, -c clients, -P 1 and -P 16; prints the median
+# ops/s of the rounds and each target's ratio to direct Redis.
+# Usage: bench/compare.sh [requests=200000] [clients=50] [rounds=3]
+# Needs redis-server, redis-benchmark and nutcracker (apt-get install redis-server
+# redis-tools nutcracker); twemproxy is skipped when nutcracker is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200000}
 C=${2:-50}
+ROUNDS=${3:-3}
 TESTS="set,get,incr,lpush,mset"
 cargo build --release -q
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-RP=$(free_port); GP=$(free_port)
+RP=$(free_port); FP=$(free_port); EP=$(free_port); TP=$(free_port)
+WORK=$(mktemp -d)
+PIDS=()
+trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
-RPID=$!
-target/release/respgate --listen "127.0.0.1:$GP" --metrics-listen "" --log-level warn &
-GPID=$!
-trap 'kill $RPID $GPID 2>/dev/null || true' EXIT
+PIDS+=($!)
+cat > "$WORK/fwd.toml" <<CONF
+[server]
+listen = "127.0.0.1:$FP"
+metrics_listen = ""
+[backend]
+mode = "standalone"
+address = "127.0.0.1:$RP"
+CONF
+target/release/respgate --config "$WORK/fwd.toml" --log-level warn &
+PIDS+=($!)
+target/release/respgate --listen "127.0.0.1:$EP" --metrics-listen "" --log-level warn &
+PIDS+=($!)
+TARGETS="redis:$RP fwd:$FP embedded:$EP"
+NUTCRACKER=$(command -v nutcracker || ls /usr/sbin/nutcracker 2>/dev/null || true)
+if [ -n "$NUTCRACKER" ]; then
+  cat > "$WORK/nutcracker.yml" <<CONF
+bench:
+  listen: 127.0.0.1:$TP
+  hash: fnv1a_64
+  distribution: ketama
+  redis: true
+  servers:
+   - 127.0.0.1:$RP:1
+CONF
+  "$NUTCRACKER" -c "$WORK/nutcracker.yml" -s "$(free_port)" -o "$WORK/nutcracker.log" &
+  PIDS+=($!)
+  TARGETS="redis:$RP fwd:$FP twemproxy:$TP embedded:$EP"
+fi
 sleep 1
 declare -A results
-for round in 1 2 3; do
+for round in $(seq "$ROUNDS"); do
   for P in 1 16; do
-    for target in redis:$RP respgate:$GP; do
+    for target in $TARGETS; do
       name=${target%%:*}; port=${target##*:}
-      while IFS=, read -r test rps _; do
-        test=${test//\"/}; rps=${rps//\"/}
+      while IFS=, read -r test rps _ _ p50 _ p99 _; do
+        test=${test//\"/}; rps=${rps//\"/}; p50=${p50//\"/}; p99=${p99//\"/}
         results["$name|$P|$test"]+="$rps "
-      done < <(redis-benchmark -p "$port" -n "$N" -c "$C" -P "$P" -t "$TESTS" --csv | tail -n +2)
+        results["$name|$P|$test|p50"]+="$p50 "
+        results["$name|$P|$test|p99"]+="$p99 "
+      done < <(redis-benchmark -p "$port" -n "$N" -c "$C" -P "$P" -t "$TESTS" --csv 2>/dev/null | tail -n +2)
     done
   done
 done
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-printf '%-8s %-4s %14s %14s %8s\n' test P redis_ops_s respgate_ops_s ratio
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+names=()
+for target in $TARGETS; do names+=("${target%%:*}"); done
+printf '%-6s %-3s' test P
+for n in "${names[@]}"; do printf ' %12s' "$n"; done
+for n in "${names[@]:1}"; do printf ' %10s' "$n/redis"; done
+printf ' %16s\n' "GET p50/p99 ms"
 for P in 1 16; do
   for t in SET GET INCR "LPUSH (needed to benchmark LPOP)" LPUSH "MSET (10 keys)"; do
-    r=${results["redis|$P|$t"]:-}; g=${results["respgate|$P|$t"]:-}
+    r=${results["redis|$P|$t"]:-}
     [ -z "$r" ] && continue
-    rm=$(echo "$r" | median); gm=$(echo "$g" | median)
-    ratio=$(awk -v a="$gm" -v b="$rm" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-    printf '%-8s %-4s %14s %14s %8s\n' "${t%% *}" "$P" "$rm" "$gm" "$ratio"
+    rm=$(echo "$r" | median)
+    printf '%-6s %-3s' "${t%% *}" "$P"
+    for n in "${names[@]}"; do
+      v=${results["$n|$P|$t"]:-}
+      printf ' %12s' "$( [ -n "$v" ] && echo "$v" | median || echo -)"
+    done
+    for n in "${names[@]:1}"; do
+      v=${results["$n|$P|$t"]:-}
+      gm=$( [ -n "$v" ] && echo "$v" | median || echo 0)
+      printf ' %10s' "$(awk -v a="$gm" -v b="$rm" 'BEGIN { if (b > 0 && a > 0) printf "%.2f", a / b; else print "-" }')"
+    done
+    if [ "${t%% *}" = GET ]; then
+      lat=""
+      for n in "${names[@]}"; do
+        lat+="$n $(echo "${results["$n|$P|$t|p50"]}" | median)/$(echo "${results["$n|$P|$t|p99"]}" | median) "
+      done
+      printf '  %s' "$lat"
+    fi
+    printf '\n'
   done
 done

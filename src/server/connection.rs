@@ -228,6 +228,7 @@ async fn drain(
     out: &mut BytesMut,
 ) -> Result<(), ClientGone> {
     let proto = session.proto;
+    session.flush_outgoing();
     while let Some(slot) = session.pending.pop_front() {
         let (conn, deadline) = match slot {
             Slot::Local(bytes) => {
@@ -239,41 +240,61 @@ async fn drain(
         let Some(st) = session.remote.as_mut() else {
             return Err(ClientGone);
         };
-        let overdue = sleep_or_forever(deadline);
-        tokio::pin!(overdue);
-        let reply = loop {
-            tokio::select! {
-                r = st.replies.recv() => break r,
-                _ = &mut overdue, if !conn.is_dead() => {
-                    let ms = deadline.map_or(0, |d| d.as_millis());
-                    conn.kill(crate::backend::remote::BackendError::Timeout(ms));
-                    // The kill answers this slot (and the rest owed on that connection).
-                }
-                _ = handle.killed() => return Err(ClientGone),
-                read = rd.read_buf(parser.buffer_mut()) => match read {
-                    Ok(0) | Err(_) => return Err(ClientGone),
-                    Ok(n) => {
-                        shared.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                        if parser.buffered() > shared.limits.max_query_buffer {
-                            return Err(ClientGone);
+        if !st.has_carry() {
+            // Most replies are already there (a pipeline's come together): no need to park.
+            let received = match st.replies.try_recv() {
+                Ok(r) => Some(r),
+                Err(_) => {
+                    let overdue = sleep_or_forever(deadline);
+                    tokio::pin!(overdue);
+                    loop {
+                        tokio::select! {
+                            r = st.replies.recv() => break r,
+                            _ = &mut overdue, if !conn.is_dead() => {
+                                let ms = deadline.map_or(0, |d| d.as_millis());
+                                conn.kill(crate::backend::remote::BackendError::Timeout(ms));
+                                // The kill answers this slot (and the rest owed on that connection).
+                            }
+                            _ = handle.killed() => return Err(ClientGone),
+                            read = rd.read_buf(parser.buffer_mut()) => match read {
+                                Ok(0) | Err(_) => return Err(ClientGone),
+                                Ok(n) => {
+                                    shared.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                                    if parser.buffered() > shared.limits.max_query_buffer {
+                                        return Err(ClientGone);
+                                    }
+                                }
+                            },
                         }
                     }
-                },
+                }
+            };
+            match received {
+                Some(Ok(chunk)) => st.set_carry(chunk),
+                Some(Err(e)) => {
+                    st.settled(1);
+                    let address = shared
+                        .remote
+                        .as_ref()
+                        .map(|r| r.target.address.as_str())
+                        .unwrap_or("");
+                    crate::protocol::Reply::err(e.client_error(address)).encode(proto, out);
+                    continue;
+                }
+                // Our own sink is alive while the session is: cannot happen.
+                None => return Err(ClientGone),
             }
-        };
-        st.settled();
-        match reply {
-            Some(Ok(frame)) => out.extend_from_slice(&frame),
-            Some(Err(e)) => {
-                let address = shared
-                    .remote
-                    .as_ref()
-                    .map(|r| r.target.address.as_str())
-                    .unwrap_or("");
-                crate::protocol::Reply::err(e.client_error(address)).encode(proto, out);
-            }
-            // Our own sink is alive while the session is: cannot happen.
-            None => return Err(ClientGone),
+        }
+        // This slot, and the remote slots right behind it, take replies from the chunk.
+        let following = session
+            .pending
+            .iter()
+            .take_while(|s| matches!(s, Slot::Remote { .. }))
+            .count();
+        let used = st.take_replies(1 + following, out);
+        st.settled(used);
+        for _ in 1..used {
+            session.pending.pop_front();
         }
     }
     Ok(())

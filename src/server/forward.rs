@@ -14,8 +14,9 @@ use tokio::sync::mpsc;
 use super::session::{Outcome, Session};
 use crate::backend::embedded::num::parse_i64;
 use crate::backend::remote::BackendError;
-use crate::backend::remote::conn::{BackendConn, Batch, ReplySink, encode_command};
+use crate::backend::remote::conn::{BackendConn, Batch, Chunk, Owed, ReplySink, encode_command};
 use crate::command::CommandSpec;
+use crate::protocol::reply_scan::ReplyScanner;
 use crate::protocol::{Protocol, Reply, errors};
 
 /// One reply owed to the client, in order.
@@ -32,7 +33,11 @@ pub enum Slot {
 /// A forwarding client's backend-side state.
 pub struct RemoteState {
     pub sink: ReplySink,
-    pub replies: mpsc::UnboundedReceiver<Result<Bytes, BackendError>>,
+    pub replies: mpsc::UnboundedReceiver<Result<Chunk, BackendError>>,
+    /// The shared connection serving this client, and its protocol version.
+    shared_conn: Option<(BackendConn, Protocol)>,
+    /// Replies received and not yet handed to their slots.
+    carry: Option<Chunk>,
     /// The client's own connection, once it needed one; kept until it leaves.
     pinned: Option<BackendConn>,
     /// The connection whose replies are outstanding (a client's commands go to one connection
@@ -41,7 +46,21 @@ pub struct RemoteState {
     pub outstanding: usize,
     /// WATCH was forwarded on the pinned connection and not yet cleared.
     watching: bool,
+    /// The pinned connection died while WATCHing: the next EXEC fails.
+    watch_lost: bool,
+    /// Commands collected for one connection, sent together.
+    outgoing: Option<Outgoing>,
 }
+
+/// A batch being collected for one backend connection.
+struct Outgoing {
+    conn: BackendConn,
+    bytes: BytesMut,
+    owed: Vec<Owed>,
+}
+
+/// Send a collected batch once it is this big, without waiting for the drain.
+const OUTGOING_FLUSH: usize = 64 * 1024;
 
 impl RemoteState {
     pub fn new() -> RemoteState {
@@ -53,15 +72,55 @@ impl RemoteState {
             inflight_conn: None,
             outstanding: 0,
             watching: false,
+            watch_lost: false,
+            outgoing: None,
+            carry: None,
+            shared_conn: None,
         }
     }
 
-    /// One outstanding reply arrived.
-    pub fn settled(&mut self) {
-        self.outstanding = self.outstanding.saturating_sub(1);
+    /// `n` outstanding replies were handed to the client.
+    pub fn settled(&mut self, n: usize) {
+        self.outstanding = self.outstanding.saturating_sub(n);
         if self.outstanding == 0 {
             self.inflight_conn = None;
         }
+    }
+
+    pub fn has_carry(&self) -> bool {
+        self.carry.is_some()
+    }
+
+    pub fn set_carry(&mut self, chunk: Chunk) {
+        self.carry = Some(chunk);
+    }
+
+    /// Appends up to `max` received replies to `out`; returns how many (at least one when a
+    /// chunk is carried). A chunk holding more than `max` is cut at a reply boundary.
+    pub fn take_replies(&mut self, max: usize, out: &mut BytesMut) -> usize {
+        let Some(chunk) = self.carry.take() else {
+            return 0;
+        };
+        let count = chunk.count as usize;
+        if count <= max {
+            out.extend_from_slice(&chunk.bytes);
+            return count;
+        }
+        let mut scanner = ReplyScanner::new();
+        let mut cut = 0;
+        for _ in 0..max {
+            match scanner.scan(&chunk.bytes[cut..]) {
+                Ok(Some(n)) => cut += n,
+                // The reader cut these replies already; they cannot be incomplete.
+                _ => break,
+            }
+        }
+        out.extend_from_slice(&chunk.bytes[..cut]);
+        self.carry = Some(Chunk {
+            bytes: chunk.bytes.slice(cut..),
+            count: (count - max) as u32,
+        });
+        max
     }
 }
 
@@ -220,9 +279,7 @@ impl Session {
             Some(None) => None,
             Some(Some(wait)) => Some(wait + timeout.unwrap_or(Duration::ZERO)),
         };
-        let mut bytes = BytesMut::new();
-        encode_command(&mut bytes, argv);
-        self.submit(conn, bytes.freeze(), 0, deadline)
+        self.submit(conn, |b| encode_command(b, argv), 0, deadline)
     }
 
     fn remote_target(&self) -> &crate::backend::remote::Remote {
@@ -251,8 +308,7 @@ impl Session {
         let db = self.db;
         let proto = self.proto;
         let id = self.client_id();
-        let shared = self.shared.clone();
-        let remote = shared.remote.as_deref()?;
+        let remote = self.shared.remote.as_deref()?;
         let st = self.remote.as_mut()?;
         if let Some(p) = &st.pinned {
             return Some(p.clone());
@@ -265,53 +321,112 @@ impl Session {
             st.pinned = Some(p.clone());
             return Some(p);
         }
-        Some(remote.shared_conn(proto, id))
+        // The pool's choice, remembered (no pool lock per command) until it dies.
+        if let Some((c, p)) = &st.shared_conn
+            && *p == proto
+            && !c.is_dead()
+        {
+            return Some(c.clone());
+        }
+        let c = remote.shared_conn(proto, id);
+        st.shared_conn = Some((c.clone(), proto));
+        Some(c)
     }
 
-    /// Sends encoded commands; the last of their replies goes to the client, the `skip`
-    /// before it are dropped.
+    /// Queues commands (encoded by `encode`) for `conn`; the last of their replies goes to the
+    /// client, the `skip` before it are dropped. Commands are collected per connection and
+    /// leave in one batch when the connection task drains (see [`Session::flush_outgoing`]).
     fn submit(
         &mut self,
         conn: BackendConn,
-        bytes: Bytes,
+        encode: impl FnOnce(&mut BytesMut),
         skip: usize,
         deadline: Option<Duration>,
     ) -> Outcome {
-        let address = self.remote_target().target.address.clone();
+        if conn.is_dead() {
+            let address = self.remote_target().target.address.clone();
+            let e = conn.error();
+            self.forget_conn(&conn);
+            return Outcome::Reply(Reply::err(e.client_error(&address)));
+        }
         let Some(st) = self.remote.as_mut() else {
             return Outcome::Reply(Reply::err(errors::not_implemented("forwarding")));
         };
+        let sink = st.sink.clone();
         let mut owed = vec![None; skip];
-        owed.push(Some(st.sink.clone()));
-        match conn.send(Batch { bytes, owed }) {
-            Ok(()) => {
-                st.outstanding += 1;
-                st.inflight_conn = Some(conn.id);
-                if st.pinned.as_ref().is_some_and(|p| p.id == conn.id) && conn.is_dead() {
-                    st.pinned = None;
-                }
-                self.pending.push_back(Slot::Remote { conn, deadline });
-                Outcome::Forwarded
+        owed.push(Some(sink));
+        st.outstanding += 1;
+        st.inflight_conn = Some(conn.id);
+        self.enqueue(&conn, encode, owed);
+        self.pending.push_back(Slot::Remote { conn, deadline });
+        Outcome::Forwarded
+    }
+
+    /// Adds commands to the batch being collected for `conn` (sending the batch of another
+    /// connection first, and a big batch at once).
+    fn enqueue(&mut self, conn: &BackendConn, encode: impl FnOnce(&mut BytesMut), owed: Vec<Owed>) {
+        if self
+            .remote
+            .as_ref()
+            .and_then(|st| st.outgoing.as_ref())
+            .is_some_and(|o| o.conn.id != conn.id)
+        {
+            self.flush_outgoing();
+        }
+        let Some(st) = self.remote.as_mut() else {
+            return;
+        };
+        let out = st.outgoing.get_or_insert_with(|| Outgoing {
+            conn: conn.clone(),
+            bytes: BytesMut::with_capacity(4096),
+            owed: Vec::new(),
+        });
+        encode(&mut out.bytes);
+        out.owed.extend(owed);
+        if out.bytes.len() >= OUTGOING_FLUSH {
+            self.flush_outgoing();
+        }
+    }
+
+    /// Sends the collected batch. If its connection died meanwhile, every reply it owes the
+    /// client is answered with the error through the client's own sink, so each reply slot
+    /// still gets exactly one answer.
+    pub fn flush_outgoing(&mut self) {
+        let Some(st) = self.remote.as_mut() else {
+            return;
+        };
+        let Some(out) = st.outgoing.take() else {
+            return;
+        };
+        let batch = Batch {
+            bytes: out.bytes.freeze(),
+            owed: out.owed,
+        };
+        if let Err((batch, e)) = out.conn.send(batch) {
+            for sink in batch.owed.into_iter().flatten() {
+                let _ = sink.send(Err(e.clone()));
             }
-            Err((_, e)) => {
-                // A dead pinned connection is replaced by the next command (its WATCHes are
-                // gone with it, so a later EXEC must fail: Redis would have lost them too).
-                if st.pinned.as_ref().is_some_and(|p| p.id == conn.id) {
-                    st.pinned = None;
-                }
-                Outcome::Reply(Reply::err(e.client_error(&address)))
+            self.forget_conn(&out.conn);
+        }
+    }
+
+    /// A dead pinned connection is replaced by the next command. Its WATCHes died with it,
+    /// so the next EXEC must fail as if a watched key changed.
+    fn forget_conn(&mut self, conn: &BackendConn) {
+        if let Some(st) = self.remote.as_mut()
+            && st.pinned.as_ref().is_some_and(|p| p.id == conn.id)
+        {
+            st.pinned = None;
+            if st.watching {
+                st.watching = false;
+                st.watch_lost = true;
             }
         }
     }
 
     /// Sends a command whose reply nobody reads (state kept in step on the pinned connection).
-    fn send_quietly(&self, conn: &BackendConn, argv: &[&[u8]]) {
-        let mut bytes = BytesMut::new();
-        encode_command(&mut bytes, argv);
-        let _ = conn.send(Batch {
-            bytes: bytes.freeze(),
-            owed: vec![None],
-        });
+    fn send_quietly(&mut self, conn: &BackendConn, argv: &[&[u8]]) {
+        self.enqueue(conn, |b| encode_command(b, argv), vec![None]);
     }
 
     fn pinned(&self) -> Option<&BackendConn> {
@@ -322,10 +437,10 @@ impl Session {
         let reply = crate::command::connection::run_local(self, "select", argv)
             .unwrap_or_else(|| Reply::err(errors::SYNTAX));
         if !reply.is_error()
-            && let Some(p) = self.pinned()
+            && let Some(p) = self.pinned().cloned()
         {
             let db = self.db.to_string();
-            self.send_quietly(p, &[b"SELECT", db.as_bytes()]);
+            self.send_quietly(&p, &[b"SELECT", db.as_bytes()]);
         }
         Outcome::Reply(reply)
     }
@@ -335,14 +450,14 @@ impl Session {
         let reply = crate::command::connection::run_local(self, "hello", argv)
             .unwrap_or_else(|| Reply::err(errors::SYNTAX));
         if self.proto != before
-            && let Some(p) = self.pinned()
+            && let Some(p) = self.pinned().cloned()
         {
             let v: &[u8] = if self.proto == Protocol::Resp3 {
                 b"3"
             } else {
                 b"2"
             };
-            self.send_quietly(p, &[b"HELLO", v]);
+            self.send_quietly(&p, &[b"HELLO", v]);
         }
         Outcome::Reply(reply)
     }
@@ -360,10 +475,8 @@ impl Session {
         if let Some(st) = self.remote.as_mut() {
             st.watching = true;
         }
-        let mut bytes = BytesMut::new();
-        encode_command(&mut bytes, argv);
         let deadline = self.remote_target().command_timeout;
-        self.submit(conn, bytes.freeze(), 0, deadline)
+        self.submit(conn, |b| encode_command(b, argv), 0, deadline)
     }
 
     fn forward_unwatch(&mut self, argv: &[Bytes]) -> Outcome {
@@ -376,10 +489,8 @@ impl Session {
                 if let Some(st) = self.remote.as_mut() {
                     st.watching = false;
                 }
-                let mut bytes = BytesMut::new();
-                encode_command(&mut bytes, argv);
                 let deadline = self.remote_target().command_timeout;
-                self.submit(conn, bytes.freeze(), 0, deadline)
+                self.submit(conn, |b| encode_command(b, argv), 0, deadline)
             }
             _ => Outcome::Reply(Reply::ok()),
         }
@@ -397,13 +508,12 @@ impl Session {
     /// DISCARD and EXECABORT forget the WATCHes, as Redis does.
     fn clear_watch(&mut self) {
         let pinned = self.pinned().cloned();
-        if let Some(st) = self.remote.as_mut()
-            && st.watching
-        {
-            st.watching = false;
-            if let Some(p) = pinned {
-                self.send_quietly(&p, &[b"UNWATCH"]);
-            }
+        let was_watching = self
+            .remote
+            .as_mut()
+            .is_some_and(|st| std::mem::take(&mut st.watching));
+        if was_watching && let Some(p) = pinned {
+            self.send_quietly(&p, &[b"UNWATCH"]);
         }
     }
 
@@ -449,14 +559,24 @@ impl Session {
             // EXEC clears the WATCHes on the backend whatever happens.
             st.watching = false;
         }
-        let mut bytes = BytesMut::new();
-        encode_command(&mut bytes, &[b"MULTI"]);
+        if self
+            .remote
+            .as_mut()
+            .is_some_and(|st| std::mem::take(&mut st.watch_lost))
+        {
+            // The connection holding the WATCHes is gone: fail as Redis fails a touched WATCH.
+            return Outcome::Reply(Reply::NullArray);
+        }
         // Blocking commands answer at once inside a transaction: the usual limit applies.
         let deadline = self.remote_target().command_timeout;
-        for (_, argv) in &queue {
-            encode_command(&mut bytes, argv);
-        }
-        encode_command(&mut bytes, &[b"EXEC"]);
-        self.submit(conn, bytes.freeze(), queue.len() + 1, deadline)
+        let skip = queue.len() + 1;
+        let encode = |b: &mut BytesMut| {
+            encode_command(b, &[b"MULTI"]);
+            for (_, argv) in &queue {
+                encode_command(b, argv);
+            }
+            encode_command(b, &[b"EXEC"]);
+        };
+        self.submit(conn, encode, skip, deadline)
     }
 }

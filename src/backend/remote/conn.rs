@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -22,7 +22,14 @@ use super::{BackendError, Target};
 use crate::protocol::reply_scan::{Frame, ReplyScanner, decode};
 
 /// Where a client's forwarded replies arrive, in the order it sent the commands.
-pub type ReplySink = mpsc::UnboundedSender<Result<Bytes, BackendError>>;
+pub type ReplySink = mpsc::UnboundedSender<Result<Chunk, BackendError>>;
+
+/// `count` consecutive whole replies, as the backend sent them.
+#[derive(Debug)]
+pub struct Chunk {
+    pub bytes: Bytes,
+    pub count: u32,
+}
 
 /// Write at most this much before letting the socket drain.
 const WRITE_BATCH: usize = 256 * 1024;
@@ -109,6 +116,11 @@ impl BackendConn {
             tx,
             state,
         }
+    }
+
+    /// Why the connection died (meaningful once it is dead).
+    pub fn error(&self) -> BackendError {
+        self.state.error()
     }
 
     pub fn is_dead(&self) -> bool {
@@ -227,32 +239,69 @@ async fn read_replies(mut rd: tokio::net::tcp::OwnedReadHalf, state: Arc<ConnSta
             Err(e) => return state.fail(BackendError::Io(e.to_string())),
             Ok(_) => {}
         }
-        loop {
-            let n = match scanner.scan(&buf) {
-                Ok(Some(n)) => n,
-                Ok(None) => break,
-                Err(e) => return state.fail(BackendError::Protocol(e.to_string())),
-            };
-            let frame = buf.split_to(n).freeze();
-            if frame.first() == Some(&b'>') {
-                // Out-of-band RESP3 push (e.g. a tracking invalidation): not a reply.
-                tracing::debug!("dropping an unsolicited push frame from the backend");
-                continue;
+        if let Err(e) = hand_out(&mut buf, &mut scanner, &state) {
+            return state.fail(e);
+        }
+    }
+}
+
+/// Cuts the complete replies at the front of `buf` and hands them to their clients.
+/// Consecutive replies for the same client leave as one chunk (no per-reply split, send or
+/// wake-up: a pipeline's replies usually arrive together).
+fn hand_out(
+    buf: &mut BytesMut,
+    scanner: &mut ReplyScanner,
+    state: &ConnState,
+) -> Result<(), BackendError> {
+    let mut inflight = state.inflight.lock();
+    // The run of replies at the front of `buf` (`run_len` bytes) owed to one client.
+    let mut run: Option<(ReplySink, u32)> = None;
+    let mut run_len = 0;
+    let emit = |buf: &mut BytesMut, run: &mut Option<(ReplySink, u32)>, run_len: &mut usize| {
+        if let Some((sink, count)) = run.take() {
+            let bytes = buf.split_to(*run_len).freeze();
+            let _ = sink.send(Ok(Chunk { bytes, count }));
+        }
+        *run_len = 0;
+    };
+    loop {
+        let n = match scanner.scan(&buf[run_len..]) {
+            Ok(Some(n)) => n,
+            Ok(None) => break,
+            Err(e) => return Err(BackendError::Protocol(e.to_string())),
+        };
+        if buf[run_len] == b'>' {
+            // Out-of-band RESP3 push (e.g. a tracking invalidation): not a reply.
+            tracing::debug!("dropping an unsolicited push frame from the backend");
+            emit(buf, &mut run, &mut run_len);
+            buf.advance(n);
+            continue;
+        }
+        match inflight.pop_front() {
+            Some(Some(sink)) => {
+                match run.as_mut() {
+                    Some((current, count)) if current.same_channel(&sink) => *count += 1,
+                    _ => {
+                        emit(buf, &mut run, &mut run_len);
+                        run = Some((sink, 1));
+                    }
+                }
+                run_len += n;
             }
-            let owed = state.inflight.lock().pop_front();
-            match owed {
-                Some(Some(sink)) => {
-                    let _ = sink.send(Ok(frame));
-                }
-                Some(None) => {}
-                None => {
-                    return state.fail(BackendError::Protocol(
-                        "a reply nobody asked for".to_string(),
-                    ));
-                }
+            Some(None) => {
+                emit(buf, &mut run, &mut run_len);
+                buf.advance(n);
+            }
+            None => {
+                emit(buf, &mut run, &mut run_len);
+                return Err(BackendError::Protocol(
+                    "a reply nobody asked for".to_string(),
+                ));
             }
         }
     }
+    emit(buf, &mut run, &mut run_len);
+    Ok(())
 }
 
 /// Opens a connection and runs the handshake (AUTH / HELLO 3 / SELECT).
