@@ -188,10 +188,11 @@ pub fn all() -> &'static [CommandSpec] {
 /// stack buffer keeps the per-command lookup allocation-free.
 const MAX_NAME: usize = 64;
 
-fn index() -> &'static std::collections::HashMap<&'static str, &'static CommandSpec> {
-    static INDEX: std::sync::OnceLock<
-        std::collections::HashMap<&'static str, &'static CommandSpec>,
-    > = std::sync::OnceLock::new();
+// FxHash: the keys are our own command names (no attacker picks them), and this lookup runs
+// once per command.
+fn index() -> &'static rustc_hash::FxHashMap<&'static str, &'static CommandSpec> {
+    static INDEX: std::sync::OnceLock<rustc_hash::FxHashMap<&'static str, &'static CommandSpec>> =
+        std::sync::OnceLock::new();
     INDEX.get_or_init(|| all().iter().map(|c| (c.name, c)).collect())
 }
 

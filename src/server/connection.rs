@@ -204,6 +204,9 @@ pub async fn serve(
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     shared.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    if session.remote.is_some() {
+                        session.last_read = std::time::Instant::now();
+                    }
                 }
             },
         }
@@ -230,12 +233,12 @@ async fn drain(
     let proto = session.proto;
     session.flush_outgoing();
     while let Some(slot) = session.pending.pop_front() {
-        let (conn, deadline) = match slot {
+        let deadline = match slot {
             Slot::Local(bytes) => {
                 out.extend_from_slice(&bytes);
                 continue;
             }
-            Slot::Remote { conn, deadline } => (conn, deadline),
+            Slot::Remote { deadline } => deadline,
         };
         let Some(st) = session.remote.as_mut() else {
             return Err(ClientGone);
@@ -247,12 +250,15 @@ async fn drain(
                 Err(_) => {
                     let overdue = sleep_or_forever(deadline);
                     tokio::pin!(overdue);
+                    let conn = st.inflight.clone();
                     loop {
                         tokio::select! {
                             r = st.replies.recv() => break r,
-                            _ = &mut overdue, if !conn.is_dead() => {
+                            _ = &mut overdue, if conn.as_ref().is_some_and(|c| !c.is_dead()) => {
                                 let ms = deadline.map_or(0, |d| d.as_millis());
-                                conn.kill(crate::backend::remote::BackendError::Timeout(ms));
+                                if let Some(c) = &conn {
+                                c.kill(crate::backend::remote::BackendError::Timeout(ms));
+                            }
                                 // The kill answers this slot (and the rest owed on that connection).
                             }
                             _ = handle.killed() => return Err(ClientGone),

@@ -23,11 +23,9 @@ use crate::protocol::{Protocol, Reply, errors};
 pub enum Slot {
     /// Already encoded (answered by respgate while earlier replies were still outstanding).
     Local(BytesMut),
-    /// Owed by `conn`; give up after `deadline` (None: wait as long as it takes).
-    Remote {
-        conn: BackendConn,
-        deadline: Option<Duration>,
-    },
+    /// Owed by the client's in-flight connection ([`RemoteState::inflight`]); give up after
+    /// `deadline` (None: wait as long as it takes).
+    Remote { deadline: Option<Duration> },
 }
 
 /// A forwarding client's backend-side state.
@@ -42,7 +40,7 @@ pub struct RemoteState {
     pinned: Option<BackendConn>,
     /// The connection whose replies are outstanding (a client's commands go to one connection
     /// at a time, so their order on the backend is the order it sent them).
-    inflight_conn: Option<u64>,
+    pub inflight: Option<BackendConn>,
     pub outstanding: usize,
     /// WATCH was forwarded on the pinned connection and not yet cleared.
     watching: bool,
@@ -69,7 +67,7 @@ impl RemoteState {
             sink,
             replies,
             pinned: None,
-            inflight_conn: None,
+            inflight: None,
             outstanding: 0,
             watching: false,
             watch_lost: false,
@@ -83,7 +81,7 @@ impl RemoteState {
     pub fn settled(&mut self, n: usize) {
         self.outstanding = self.outstanding.saturating_sub(n);
         if self.outstanding == 0 {
-            self.inflight_conn = None;
+            self.inflight = None;
         }
     }
 
@@ -292,9 +290,9 @@ impl Session {
 
     /// Outstanding replies must arrive before this client talks to another connection.
     fn needs_drain_for(&self, conn: &BackendConn) -> bool {
-        self.remote
-            .as_ref()
-            .is_some_and(|st| st.outstanding > 0 && st.inflight_conn != Some(conn.id))
+        self.remote.as_ref().is_some_and(|st| {
+            st.outstanding > 0 && st.inflight.as_ref().map(|c| c.id) != Some(conn.id)
+        })
     }
 
     fn needs_drain(&self) -> bool {
@@ -356,9 +354,13 @@ impl Session {
         let mut owed = vec![None; skip];
         owed.push(Some(sink));
         st.outstanding += 1;
-        st.inflight_conn = Some(conn.id);
         self.enqueue(&conn, encode, owed);
-        self.pending.push_back(Slot::Remote { conn, deadline });
+        if let Some(st) = self.remote.as_mut()
+            && st.inflight.as_ref().map(|c| c.id) != Some(conn.id)
+        {
+            st.inflight = Some(conn);
+        }
+        self.pending.push_back(Slot::Remote { deadline });
         Outcome::Forwarded
     }
 

@@ -42,6 +42,8 @@ pub struct Session {
     pub pending: VecDeque<Slot>,
     /// Forwarding mode: this client's backend-side state.
     pub remote: Option<RemoteState>,
+    /// When the connection task last received bytes.
+    pub last_read: Instant,
 }
 
 /// What became of one command.
@@ -96,6 +98,7 @@ impl Session {
             id,
             pending: VecDeque::new(),
             remote: shared_remote.then(RemoteState::new),
+            last_read: Instant::now(),
         }
     }
 
@@ -246,8 +249,15 @@ impl Session {
             m.queue(spec, argv);
             return Outcome::Reply(Reply::Simple("QUEUED"));
         }
-        let started = Instant::now();
-        let outcome = if self.remote.is_some() {
+        // Forwarded commands are timed by nobody here (their time is the backend's): they
+        // take the read's timestamp instead of two clock reads each.
+        let forwarding = self.remote.is_some();
+        let started = if forwarding {
+            self.last_read
+        } else {
+            Instant::now()
+        };
+        let outcome = if forwarding {
             self.forward(spec, argv)
         } else {
             Outcome::Wait(self.execute(spec, argv))
@@ -260,7 +270,11 @@ impl Session {
             // The backend's verdict is not known yet.
             Outcome::Forwarded => false,
         };
-        let usec = started.elapsed().as_micros() as u64;
+        let usec = if forwarding {
+            0
+        } else {
+            started.elapsed().as_micros() as u64
+        };
         self.shared.cmdstats.record(effective.name, usec, failed);
         self.shared
             .stats

@@ -1,6 +1,6 @@
 //! Server-wide counters (INFO stats, commandstats, /metrics) and the CONFIG GET/SET parameters.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::command::table;
@@ -38,7 +38,8 @@ impl ServerStats {
 /// (`get`, `client|list`). Built once from the command table, so recording is a lookup and
 /// three atomic adds — no allocation, no lock.
 pub struct CommandStats {
-    by_name: HashMap<&'static str, CommandStat>,
+    // FxHash: fixed keys from the command table, looked up once per command.
+    by_name: rustc_hash::FxHashMap<&'static str, CommandStat>,
 }
 
 #[derive(Default)]
@@ -58,7 +59,7 @@ impl Default for CommandStats {
 
 impl CommandStats {
     pub fn new() -> CommandStats {
-        let mut by_name = HashMap::new();
+        let mut by_name = rustc_hash::FxHashMap::default();
         for cmd in table::all() {
             by_name.insert(cmd.name, CommandStat::default());
             for sub in cmd.subcommands {

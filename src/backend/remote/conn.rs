@@ -93,6 +93,11 @@ impl ConnState {
 #[derive(Clone)]
 pub struct BackendConn {
     pub id: u64,
+    // One Arc, so a clone is one atomic increment (clients clone it per command).
+    inner: Arc<ConnHandle>,
+}
+
+struct ConnHandle {
     tx: mpsc::UnboundedSender<Batch>,
     state: Arc<ConnState>,
 }
@@ -113,32 +118,34 @@ impl BackendConn {
         tokio::spawn(run(target, init, rx, state.clone()));
         BackendConn {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            tx,
-            state,
+            inner: Arc::new(ConnHandle { tx, state }),
         }
     }
 
     /// Why the connection died (meaningful once it is dead).
     pub fn error(&self) -> BackendError {
-        self.state.error()
+        self.inner.state.error()
     }
 
     pub fn is_dead(&self) -> bool {
-        self.state.dead.load(Ordering::Acquire)
+        self.inner.state.dead.load(Ordering::Acquire)
     }
 
     /// Queues a batch. On a dead connection it is refused and handed back with the reason.
     pub fn send(&self, batch: Batch) -> Result<(), (Batch, BackendError)> {
         if self.is_dead() {
-            return Err((batch, self.state.error()));
+            return Err((batch, self.inner.state.error()));
         }
-        self.tx.send(batch).map_err(|e| (e.0, self.state.error()))
+        self.inner
+            .tx
+            .send(batch)
+            .map_err(|e| (e.0, self.inner.state.error()))
     }
 
     /// Gives up on the connection (a reply took too long): everything owed is answered with
     /// `why`, and the next user gets a fresh connection.
     pub fn kill(&self, why: BackendError) {
-        self.state.fail(why);
+        self.inner.state.fail(why);
     }
 }
 
