@@ -720,13 +720,21 @@ impl Batch<'_> {
         if wait_keys.is_empty() {
             return Blocking::Done(reply);
         }
+        // XREAD's `$` means "the last ID now": pin it, or a re-run after an XADD would read
+        // `$` as the new last ID and never serve anything.
+        let argv = if cmd.name == "xread" {
+            self.with_ctx(client, |ctx| stream_cmds::resolve_ids_for_block(ctx, argv))
+        } else {
+            argv.to_vec()
+        };
         let (tx, rx) = oneshot::channel();
+        let timeout = blocking::timeout(cmd, &argv);
         self.state.blocked.add(
             client_id,
             blocking::Waiter {
                 client,
                 cmd,
-                argv: argv.to_vec(),
+                argv,
                 keys: wait_keys,
                 reply_to: tx,
                 timeout_reply: reply.clone(),
@@ -735,7 +743,7 @@ impl Batch<'_> {
         Blocking::Wait {
             reply: rx,
             timeout_reply: reply,
-            timeout: blocking::timeout(cmd, argv),
+            timeout,
         }
     }
 
@@ -751,6 +759,11 @@ impl Batch<'_> {
     }
 
     fn run(&mut self, handler: Handler, client: ClientView, argv: &[Bytes]) -> Reply {
+        self.with_ctx(client, |ctx| handler(ctx, argv))
+    }
+
+    /// Runs `f` with a command context (the command clock, hit/miss counting).
+    fn with_ctx<T>(&mut self, client: ClientView, f: impl FnOnce(&mut Ctx) -> T) -> T {
         let now_ms = self.state.clock_override.unwrap_or_else(unix_ms);
         let mut ctx = Ctx {
             state: &mut self.state,
@@ -759,10 +772,10 @@ impl Batch<'_> {
             hits: 0,
             misses: 0,
         };
-        let reply = handler(&mut ctx, argv);
+        let out = f(&mut ctx);
         self.hits += ctx.hits;
         self.misses += ctx.misses;
-        reply
+        out
     }
 
     /// A write changed its keys' values in place: re-count their bytes.
@@ -901,6 +914,10 @@ impl Batch<'_> {
         let flags = self.state.notify_flags;
         let mut aof = self.engine.aof.lock();
         for (db, key) in keys {
+            // An expired stream ends its XREADGROUP waiters' wait (as a DEL would).
+            if self.state.blocked.has_key(db, &key) {
+                self.ready.push_back((db, key.clone()));
+            }
             if let Some(aof) = aof.as_mut() {
                 aof.append(db, &[Bytes::from_static(b"DEL"), key.clone()]);
             }
@@ -1095,6 +1112,17 @@ impl Batch<'_> {
                 written.push((other, key.clone()));
             }
         }
+        // FLUSHDB/FLUSHALL delete keys without naming them: their XREADGROUP waiters must
+        // hear that their stream is gone.
+        if matches!(cmd.name, "flushdb" | "flushall") {
+            for d in 0..self.state.dbs.len() {
+                if cmd.name == "flushall" || d == db {
+                    for key in self.state.blocked.keys_in_db(d) {
+                        written.push((d, key));
+                    }
+                }
+            }
+        }
         if cmd.name == "swapdb" {
             let dbs = [argv.get(1), argv.get(2)];
             for d in dbs.into_iter().flatten().filter_map(|b| num::parse_i64(b)) {
@@ -1119,18 +1147,28 @@ impl Batch<'_> {
         while let Some((db, key)) = self.ready.pop_front() {
             for id in self.state.blocked.queue(db, &key) {
                 let now = unix_ms();
-                if self
-                    .state
-                    .dbs
-                    .get(db)
-                    .is_none_or(|d| d.peek(&key, now).is_none())
-                {
-                    break;
-                }
                 let Some(w) = self.state.blocked.get(id) else {
                     continue;
                 };
                 let (client, cmd, argv) = (w.client, w.cmd, w.argv.clone());
+                let value = self
+                    .state
+                    .dbs
+                    .get(db)
+                    .and_then(|d| d.peek(&key, now))
+                    .map(|e| &e.value);
+                if cmd.name == "xreadgroup" {
+                    if let Some(err) = stream_cmds::blocked_group_gone(value, &argv) {
+                        if let Some(w) = self.state.blocked.remove(id) {
+                            let _ = w.reply_to.send(Reply::err(err));
+                        }
+                        continue;
+                    }
+                } else if value.is_none() {
+                    // Nothing to pop for this one; an XREADGROUP waiter further on may still
+                    // need its error.
+                    continue;
+                }
                 let Some(handler) = handlers().get(cmd.name) else {
                     continue;
                 };

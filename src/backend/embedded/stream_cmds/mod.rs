@@ -666,8 +666,6 @@ fn parse_read_args(argv: &[Bytes], xreadgroup: bool, now: u64) -> Result<ReadArg
     Ok(r)
 }
 
-// Used by the blocking layer (wired in separately).
-#[allow(dead_code)]
 /// The BLOCK argument of an XREAD/XREADGROUP, if present and valid (0 = forever).
 pub(crate) fn block_timeout_ms(argv: &[Bytes]) -> Option<u64> {
     let xreadgroup = argv.first().is_some_and(|n| eq(n, "xreadgroup"));
@@ -676,7 +674,6 @@ pub(crate) fn block_timeout_ms(argv: &[Bytes]) -> Option<u64> {
         .and_then(|r| r.block)
 }
 
-#[allow(dead_code)]
 /// The argv with each `$` ID replaced by its stream's current last ID (0-0 if missing), so
 /// re-running the command after later writes serves what Redis serves a blocked client.
 pub(crate) fn resolve_ids_for_block(ctx: &mut Ctx, argv: &[Bytes]) -> Vec<Bytes> {
@@ -698,6 +695,45 @@ pub(crate) fn resolve_ids_for_block(ctx: &mut Ctx, argv: &[Bytes]) -> Vec<Bytes>
         }
     }
     out
+}
+
+/// Redis refuses BLOCK in XREAD/XREADGROUP called from a script (rather than answering
+/// at once, as inside MULTI), when it meets the option: earlier bad options win.
+pub(crate) fn block_from_script_error(argv: &[Bytes]) -> Option<Reply> {
+    let mut i = 1;
+    while i < argv.len() {
+        let more = argv.len() - 1 - i;
+        let o = &argv[i];
+        if eq(o, "streams") {
+            return None;
+        } else if eq(o, "block") && more > 0 {
+            return Some(Reply::err(format!(
+                "ERR {} command is not allowed with BLOCK option from scripts",
+                lossy(&argv[0])
+            )));
+        } else if eq(o, "count") && more > 0 {
+            arg_i64(&argv[i + 1]).ok()?;
+            i += 2;
+        } else if eq(o, "group") && more >= 2 {
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+/// For an XREADGROUP waiter re-checked after a write to one of its keys: Redis's error if
+/// that key no longer holds a stream or its group is gone (the wait then ends), else None.
+pub(crate) fn blocked_group_gone(value: Option<&Value>, argv: &[Bytes]) -> Option<&'static str> {
+    let Some(Value::Stream(s)) = value else {
+        return Some(super::blocking::STREAM_KEY_GONE);
+    };
+    let r = parse_read_args(argv, true, 0).ok()?;
+    let (group, _) = r.group?;
+    s.group(&group)
+        .is_none()
+        .then_some(super::blocking::STREAM_GROUP_GONE)
 }
 
 /// What to read from one stream: entries after `after`, or the consumer's history
