@@ -147,6 +147,12 @@ fn transcript(addr: &str) -> Vec<Value> {
     out.push(admin.cmd_str("FLUSHALL"));
     out.push(a.read());
 
+    // ... as does the stream expiring (found by the active expiry cycle).
+    out.push(admin.cmd_str("XGROUP CREATE g1 grp $ MKSTREAM"));
+    out.push(admin.cmd_str("PEXPIRE g1 200"));
+    send(&mut a, "XREADGROUP GROUP grp alice BLOCK 0 STREAMS g1 >");
+    out.push(a.read());
+
     // A plain XREAD waiter just keeps waiting through such changes.
     send(&mut a, "XREAD BLOCK 0 STREAMS s3 $");
     settle();

@@ -471,8 +471,10 @@ impl Engine {
     /// Takes the engine lock for one or more commands (EXEC runs its whole queue in one).
     pub fn batch(&self) -> Batch<'_> {
         let mut state = self.lock_state();
-        state.pending_expired.keep_names =
-            self.aof_enabled() || state.notify_flags & notify::EXPIRED != 0;
+        // Expired keys' names feed the AOF, notifications and blocked XREADGROUP clients.
+        state.pending_expired.keep_names = self.aof_enabled()
+            || state.notify_flags & notify::EXPIRED != 0
+            || !state.blocked.is_empty();
         Batch {
             engine: self,
             dirty_at_start: state.dirty,
@@ -564,7 +566,9 @@ impl Engine {
             None => self.state.lock(),
         };
         let now = unix_ms();
-        let keep_names = self.aof_enabled() || state.notify_flags & notify::EXPIRED != 0;
+        let keep_names = self.aof_enabled()
+            || state.notify_flags & notify::EXPIRED != 0
+            || !state.blocked.is_empty();
         let State {
             dbs,
             pending_expired,
@@ -601,7 +605,16 @@ impl Engine {
             }
             self.flush_aof(&state);
         }
+        // Expired streams end their XREADGROUP waiters' wait: served through a batch, as
+        // after any write (re-checked there, so a write in between does no harm).
+        let woken: Vec<(usize, Bytes)> = keys
+            .into_iter()
+            .filter(|(db, key)| state.blocked.has_key(*db, key))
+            .collect();
         drop(state);
+        if !woken.is_empty() {
+            self.batch().ready.extend(woken);
+        }
         self.count(0, 0, total as u64);
     }
 
