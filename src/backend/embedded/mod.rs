@@ -73,6 +73,11 @@ pub struct State {
     watched: watch::Watches,
     /// The command clock while replaying the AOF (stopped, so nothing expires mid-replay).
     clock_override: Option<u64>,
+    /// What the running command propagates to the AOF instead of its own argv, when that
+    /// would not replay to the same state (stream commands: XADD's generated ID, `~`
+    /// trimming made exact, XREADGROUP's effects as XCLAIM / XGROUP SETID). `Some(vec![])`
+    /// propagates nothing. Cleared before every command.
+    pub(crate) propagate_as: Option<Vec<Vec<Bytes>>>,
     /// notify-keyspace-events, parsed.
     pub notify_flags: u32,
     /// Eviction candidates kept between evictions (Redis's eviction pool): (score, db, key),
@@ -109,6 +114,12 @@ impl Default for Tunables {
 }
 
 impl State {
+    /// Replaying the AOF (Redis's "loading"): commands come from our own log, so they are
+    /// trusted as Redis trusts its AOF client (no LIMIT check, given times kept).
+    pub fn loading(&self) -> bool {
+        self.clock_override.is_some()
+    }
+
     /// Is an LFU maxmemory policy selected (Redis's MAXMEMORY_FLAG_LFU)?
     pub fn lfu_policy(&self) -> bool {
         self.maxmemory_policy.ends_with("-lfu")
@@ -260,6 +271,7 @@ impl Engine {
                 blocked: blocking::Blocked::default(),
                 watched: watch::Watches::default(),
                 clock_override: None,
+                propagate_as: None,
                 notify_flags: 0,
                 evict_pool: Vec::new(),
             }),
@@ -772,6 +784,7 @@ impl Batch<'_> {
     }
 
     fn run(&mut self, handler: Handler, client: ClientView, argv: &[Bytes]) -> Reply {
+        self.state.propagate_as = None;
         self.with_ctx(client, |ctx| handler(ctx, argv))
     }
 
@@ -950,6 +963,21 @@ impl Batch<'_> {
         let Some(aof) = slot.as_mut() else {
             return;
         };
+        if let Some(cmds) = self.state.propagate_as.take() {
+            // Several effects of one command are wrapped as Redis wraps them, so a reader
+            // of the file sees them as one unit.
+            let wrap = cmds.len() > 1;
+            if wrap {
+                aof.append(db, &[Bytes::from_static(b"MULTI")]);
+            }
+            for c in &cmds {
+                aof.append(db, c);
+            }
+            if wrap {
+                aof.append(db, &[Bytes::from_static(b"EXEC")]);
+            }
+            return;
+        }
         if cmd.name == "spop" {
             // Random: log which members went.
             let members: Vec<Bytes> = match reply {

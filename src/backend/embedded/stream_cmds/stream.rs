@@ -273,7 +273,6 @@ impl StreamValue {
         if rev { Box::new(r.rev()) } else { Box::new(r) }
     }
 
-    #[allow(dead_code)]
     /// Every entry in ID order (DUMP, persistence).
     pub(crate) fn entries(&self) -> impl Iterator<Item = (&StreamId, &Vec<Bytes>)> {
         self.entries.iter()
