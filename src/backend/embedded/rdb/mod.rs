@@ -296,6 +296,25 @@ mod tests {
     }
 
     #[test]
+    fn mutated_stream_payloads_never_panic() {
+        let t = Tunables::default();
+        let p = dump_payload(&Value::Stream(Box::new(sample_stream())), &t);
+        let body_len = p.len() - 8;
+        for at in 1..body_len - 2 {
+            for v in [0u8, 1, 0x7f, 0x80, 0xff, p[at].wrapping_add(1)] {
+                let mut q = p[..body_len].to_vec();
+                q[at] = v;
+                let crc = crc64::crc64(0, &q);
+                q.extend_from_slice(&crc.to_le_bytes());
+                // Refused or accepted, but never a panic; what is accepted dumps again.
+                if let Ok(v) = parse_dump_payload(&q, &t) {
+                    let _ = dump_payload(&v, &t);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn redis_6_stream_payloads_load_with_derived_counters() {
         let t = Tunables::default();
         let mut body = vec![types::STREAM_LISTPACKS];

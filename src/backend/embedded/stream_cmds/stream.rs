@@ -252,8 +252,10 @@ impl StreamValue {
         let mut s = StreamValue::new();
         let mut prev: Option<StreamId> = None;
         for node in nodes {
+            // A node's span runs from its master ID to the next node's: masters must not
+            // reach back into the previous node's entries.
             let first = node.items.first()?.0;
-            if first < node.master {
+            if first < node.master || prev.is_some_and(|p| node.master <= p) {
                 return None;
             }
             let (mut live, mut total, mut last) = (0u64, 0u64, node.master);
