@@ -153,6 +153,17 @@ fn transcript(addr: &str) -> Vec<Value> {
     send(&mut a, "XREADGROUP GROUP grp alice BLOCK 0 STREAMS g1 >");
     out.push(a.read());
 
+    // XGROUP SETID moving the group back does not wake its waiter (the next XADD does,
+    // which then serves from the new position).
+    out.push(admin.cmd_str("XADD g1 1-0 a b"));
+    out.push(admin.cmd_str("XGROUP CREATE g1 grp $"));
+    send(&mut a, "XREADGROUP GROUP grp alice BLOCK 0 STREAMS g1 >");
+    settle();
+    out.push(admin.cmd_str("XGROUP SETID g1 grp 0"));
+    settle();
+    out.push(admin.cmd_str("XADD g1 2-0 c d"));
+    out.push(a.read());
+
     // A plain XREAD waiter just keeps waiting through such changes.
     send(&mut a, "XREAD BLOCK 0 STREAMS s3 $");
     settle();

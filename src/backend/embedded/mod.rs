@@ -1174,9 +1174,15 @@ impl Batch<'_> {
                 }
             }
         }
+        // Redis 7.0 does not signal a stream key as ready when XGROUP SETID moves a group
+        // back: its waiters keep waiting for the next XADD.
+        let signals = !(cmd.name.starts_with("xgroup")
+            && argv
+                .get(1)
+                .is_some_and(|s| s.eq_ignore_ascii_case(b"setid")));
         for (d, key) in written {
             self.state.watched.touch(d, &key);
-            if self.state.blocked.has_key(d, &key) {
+            if signals && self.state.blocked.has_key(d, &key) {
                 self.ready.push_back((d, key));
             }
         }
