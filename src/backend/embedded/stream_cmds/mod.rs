@@ -3,6 +3,10 @@
 //! XINFO. The value type lives in [`stream`]. XREAD/XREADGROUP ... BLOCK answer as Redis
 //! does when it cannot block (inside MULTI): serve what is there or reply a null array; the
 //! blocking layer re-runs them with [`resolve_ids_for_block`]'s argv.
+//!
+//! Writes whose argv would not replay to the same state set `State::propagate_as` to what
+//! Redis propagates instead (t_stream.c): XADD with its generated ID, `~` trims made exact,
+//! PEL changes as idempotent XCLAIMs, group positions as XGROUP SETID.
 
 pub mod stream;
 
