@@ -155,3 +155,171 @@ fn acknowledged_writes_survive_kill_9_and_the_aof_loads_in_redis() {
     drop(redis);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Streams with groups: generated IDs, `~` trimming, PEL changes by XREADGROUP (also a
+/// blocked one), NOACK, XCLAIM, XAUTOCLAIM over a deleted entry, XACK.
+fn stream_workload(addr: &str) {
+    let mut c = Conn::connect(addr);
+    c.cmd_str("XADD s * a 1");
+    c.cmd_str("XADD s MAXLEN ~ 1 * b 2");
+    for i in 1..=150 {
+        c.cmd_str(&format!("XADD t {i}-0 f v{i}"));
+    }
+    c.cmd_str("XADD t MAXLEN ~ 10 * c 3");
+    c.cmd_str("XTRIM t MINID 145");
+    c.cmd_str("XADD t MINID ~ 140 LIMIT 1000 * d 4");
+    assert_eq!(c.cmd_str("XGROUP CREATE t g 0"), Value::Simple("OK".into()));
+    c.cmd_str("XGROUP CREATE t other $");
+    c.cmd_str("XREADGROUP GROUP g alice COUNT 2 STREAMS t >");
+    c.cmd_str("XREADGROUP GROUP g bob NOACK COUNT 2 STREAMS t >");
+    c.cmd_str("XREADGROUP GROUP g alice STREAMS t 0");
+    c.cmd_str("XCLAIM t g carol 0 145-0");
+    c.cmd_str("XAUTOCLAIM t g dave 0 0 COUNT 1");
+    c.cmd_str("XDEL t 146-0");
+    c.cmd_str("XAUTOCLAIM t g dave 0 0");
+    c.cmd_str("XREADGROUP GROUP g erin COUNT 1 STREAMS t >");
+    c.cmd_str("XACK t g 149-0");
+    c.cmd_str("XGROUP CREATECONSUMER t g idle");
+    c.cmd_str("XGROUP CREATE empty g $ MKSTREAM");
+    // A blocked reader served by a later XADD.
+    let mut waiter = Conn::connect(addr);
+    waiter.send(&[
+        b"XREADGROUP",
+        b"GROUP",
+        b"g",
+        b"w",
+        b"BLOCK",
+        b"0",
+        b"STREAMS",
+        b"t",
+        b">",
+    ]);
+    std::thread::sleep(Duration::from_millis(100));
+    c.cmd_str("XADD t 9999999999999-0 late entry");
+    assert!(matches!(waiter.read(), Value::Array(_)));
+}
+
+/// What must survive a restart: entries, counters, groups, PEL owners and delivery counts
+/// (idle times are left out: they move with the clock).
+fn stream_state(addr: &str) -> Vec<Value> {
+    let mut c = Conn::connect(addr);
+    let without = |v: Value, names: &[&str]| match v {
+        Value::Array(items) => {
+            let mut out = Vec::new();
+            let mut it = items.into_iter();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                let skip = k
+                    .as_bytes()
+                    .is_some_and(|k| names.iter().any(|n| n.as_bytes() == k));
+                if !skip {
+                    out.push(k);
+                    out.push(v);
+                }
+            }
+            Value::Array(out)
+        }
+        other => other,
+    };
+    let mut out = vec![
+        c.cmd_str("XRANGE s - +"),
+        c.cmd_str("XRANGE t - +"),
+        without(
+            c.cmd_str("XINFO STREAM t"),
+            &["radix-tree-keys", "radix-tree-nodes"],
+        ),
+        without(
+            c.cmd_str("XINFO STREAM s"),
+            &["radix-tree-keys", "radix-tree-nodes"],
+        ),
+        without(
+            c.cmd_str("XINFO STREAM empty"),
+            &["radix-tree-keys", "radix-tree-nodes"],
+        ),
+        c.cmd_str("XINFO GROUPS t"),
+        c.cmd_str("XPENDING t g"),
+    ];
+    if let Value::Array(rows) = c.cmd_str("XPENDING t g - + 100") {
+        for row in rows {
+            if let Value::Array(mut f) = row {
+                f.remove(2);
+                out.push(Value::Array(f));
+            }
+        }
+    }
+    if let Value::Array(consumers) = c.cmd_str("XINFO CONSUMERS t g") {
+        for cons in consumers {
+            out.push(without(cons, &["idle", "inactive"]));
+        }
+    }
+    out
+}
+
+/// Element by element, so a failure names the reply that differs.
+fn assert_same_state(got: &[Value], want: &[Value], when: &str) {
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(g, w, "{when}: reply {i} differs");
+    }
+    assert_eq!(got.len(), want.len(), "{when}: number of replies");
+}
+
+#[test]
+fn streams_with_groups_survive_restart_rewrite_and_load_in_redis() {
+    let dir = temp_dir("aof-streams");
+    let cfg = config(&dir);
+    let cfg_arg = cfg.to_string_lossy().to_string();
+    let before = {
+        let gate = Respgate::start_with(&["--config", &cfg_arg]);
+        stream_workload(&gate.addr);
+        let state = stream_state(&gate.addr);
+        let status = Command::new("kill")
+            .args(["-9", &gate.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        std::thread::sleep(Duration::from_millis(200));
+        state
+    };
+    let aof = dir.join("appendonly.aof");
+    let check = Command::new("redis-check-aof")
+        .arg(&aof)
+        .output()
+        .expect("redis-check-aof (redis-tools)");
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(report.contains("is valid"), "redis-check-aof: {report}");
+
+    // A real redis-server rebuilds the same streams from our file.
+    let redis_dir = dir.join("redis");
+    std::fs::create_dir_all(&redis_dir).expect("redis dir");
+    std::fs::copy(&aof, redis_dir.join("appendonly.aof")).expect("copy aof");
+    {
+        let redis = common::redis_server::RedisServer::start_with(&[
+            "--dir",
+            &redis_dir.to_string_lossy(),
+            "--appendonly",
+            "yes",
+        ]);
+        assert_same_state(&stream_state(&redis.addr()), &before, "redis-server load");
+    }
+
+    {
+        let gate = Respgate::start_with(&["--config", &cfg_arg]);
+        assert_same_state(&stream_state(&gate.addr), &before, "after replay");
+        let mut c = Conn::connect(&gate.addr);
+        assert_eq!(
+            c.cmd_str("BGREWRITEAOF"),
+            Value::Simple("Background append only file rewriting started".into())
+        );
+        assert_same_state(&stream_state(&gate.addr), &before, "after rewrite");
+        gate.terminate();
+    }
+    {
+        let gate = Respgate::start_with(&["--config", &cfg_arg]);
+        assert_same_state(
+            &stream_state(&gate.addr),
+            &before,
+            "after replaying the rewrite",
+        );
+        gate.terminate();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

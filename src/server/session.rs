@@ -327,7 +327,7 @@ impl Session {
             db: self.db,
             proto: self.proto,
         };
-        if spec.has(table::flags::BLOCKING) && blocking::timeout_arg(spec, argv).is_some() {
+        if spec.has(table::flags::BLOCKING) && blocking::may_block(spec, argv) {
             return engine.batch().execute_blocking(view, self.id, spec, argv);
         }
         if scripting::handles(spec.name) {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::stream_cmds::stream::StreamValue;
 use super::value::Value;
 use super::{ClientView, Engine, State};
 use crate::command::table;
@@ -289,6 +290,7 @@ pub fn rewrite_commands(state: &State, now_ms: u64) -> Result<BytesMut, String> 
                         encode(&mut out, &argv);
                     }
                 }
+                Value::Stream(st) => rewrite_stream(&mut out, key, st),
                 #[allow(unreachable_patterns)]
                 other => {
                     failure = Some(format!("cannot rewrite a {} yet", other.type_name()));
@@ -304,6 +306,85 @@ pub fn rewrite_commands(state: &State, now_ms: u64) -> Result<BytesMut, String> 
         }
     }
     Ok(out)
+}
+
+/// A stream as Redis's rewriteStreamObject writes it: one XADD per entry (an empty stream
+/// by the `XADD MAXLEN 0` trick), XSETID for the counters XADD cannot set, then each group
+/// with its consumers: XCLAIMs rebuild the PEL, consumers with nothing pending are created
+/// explicitly.
+fn rewrite_stream(out: &mut BytesMut, key: &[u8], s: &StreamValue) {
+    if s.is_empty() {
+        encode(out, &[b"XADD", key, b"MAXLEN", b"0", b"0-1", b"x", b"y"]);
+    }
+    for (id, fields) in s.entries() {
+        let id = id.to_string();
+        let mut argv: Vec<&[u8]> = vec![b"XADD", key, id.as_bytes()];
+        argv.extend(fields.iter().map(|f| f.as_ref()));
+        encode(out, &argv);
+    }
+    let last = s.last_id.to_string();
+    let added = s.entries_added.to_string();
+    let max_deleted = s.max_deleted_id.to_string();
+    encode(
+        out,
+        &[
+            b"XSETID",
+            key,
+            last.as_bytes(),
+            b"ENTRIESADDED",
+            added.as_bytes(),
+            b"MAXDELETEDID",
+            max_deleted.as_bytes(),
+        ],
+    );
+    for (name, g) in s.groups() {
+        let last = g.last_id.to_string();
+        let read = g.entries_read.to_string();
+        encode(
+            out,
+            &[
+                b"XGROUP",
+                b"CREATE",
+                key,
+                name,
+                last.as_bytes(),
+                b"ENTRIESREAD",
+                read.as_bytes(),
+            ],
+        );
+        for (consumer, c) in &g.consumers {
+            if c.pel.is_empty() {
+                encode(out, &[b"XGROUP", b"CREATECONSUMER", key, name, consumer]);
+            }
+            for id in &c.pel {
+                let Some(nack) = g.pel.get(id) else {
+                    continue;
+                };
+                let (id, time, count) = (
+                    id.to_string(),
+                    nack.delivery_time.to_string(),
+                    nack.delivery_count.to_string(),
+                );
+                encode(
+                    out,
+                    &[
+                        b"XCLAIM",
+                        key,
+                        name,
+                        consumer,
+                        b"0",
+                        id.as_bytes(),
+                        b"TIME",
+                        time.as_bytes(),
+                        b"RETRYCOUNT",
+                        count.as_bytes(),
+                        b"JUSTID",
+                        b"FORCE",
+                    ],
+                );
+            }
+        }
+    }
 }
 
 /// Writes `contents` as the new AOF atomically (temp file, fsync, rename).

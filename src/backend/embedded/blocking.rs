@@ -120,17 +120,36 @@ pub fn timeout_arg<'a>(cmd: &CommandSpec, argv: &'a [Bytes]) -> Option<&'a Bytes
     match cmd.name {
         "blmpop" | "bzmpop" => argv.get(1),
         "blpop" | "brpop" | "brpoplpush" | "blmove" | "bzpopmin" | "bzpopmax" => argv.last(),
-        // XREAD/XREADGROUP BLOCK and WAIT block differently (not on "key has data").
+        // XREAD/XREADGROUP take BLOCK <ms> (see `may_block`); WAIT blocks on replicas.
         _ => None,
+    }
+}
+
+/// Does this command ask to block? The list and sorted-set pops always do; XREAD and
+/// XREADGROUP only with a valid BLOCK option (an invalid one is answered by the handler).
+pub fn may_block(cmd: &CommandSpec, argv: &[Bytes]) -> bool {
+    match cmd.name {
+        "xread" | "xreadgroup" => super::stream_cmds::block_timeout_ms(argv).is_some(),
+        _ => timeout_arg(cmd, argv).is_some(),
     }
 }
 
 /// A blocking command's timeout, parsed as Redis does (the handler has already rejected bad
 /// ones); None means wait forever (0).
 pub fn timeout(cmd: &CommandSpec, argv: &[Bytes]) -> Option<std::time::Duration> {
-    let ms = super::list_cmds::parse_timeout_ms(timeout_arg(cmd, argv)?).ok()?;
+    let ms = match cmd.name {
+        "xread" | "xreadgroup" => super::stream_cmds::block_timeout_ms(argv)?,
+        _ => super::list_cmds::parse_timeout_ms(timeout_arg(cmd, argv)?).ok()?,
+    };
     (ms > 0).then(|| std::time::Duration::from_millis(ms))
 }
+
+/// XREADGROUP waiters depend on the stream and its group still existing: Redis 7.0 ends
+/// their wait with an error when either goes (blocked.c's unblockDeletedStreamReadgroupClients
+/// and serveClientsBlockedOnStreamKey), where other waiters simply keep waiting.
+pub const STREAM_KEY_GONE: &str = "UNBLOCKED the stream key no longer exists";
+pub const STREAM_GROUP_GONE: &str =
+    "NOGROUP the consumer group this client was blocked on no longer exists";
 
 /// A reply that means "nothing to serve yet": the handler's timeout answer.
 pub fn is_unserved(reply: &Reply) -> bool {

@@ -16,8 +16,6 @@ pub const BUSYKEY: &str = "BUSYKEY Target key name already exists.";
 pub const INVALID_TTL: &str = "ERR Invalid TTL value, must be >= 0";
 pub const INVALID_IDLETIME: &str = "ERR Invalid IDLETIME value, must be >= 0";
 pub const INVALID_FREQ: &str = "ERR Invalid FREQ value, must be >= 0 and <= 255";
-/// DUMP's answer for a stream key until the RDB encoder writes streams.
-pub const STREAM_DUMP_UNSUPPORTED: &str = "ERR respgate cannot serialize streams yet";
 
 pub(super) fn register(t: &mut HashMap<&'static str, Handler>) {
     t.insert("dump", dump);
@@ -32,10 +30,7 @@ fn dump(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let tunables = ctx.state.tunables.clone();
     match ctx.lookup_read(key) {
         None => Reply::Null,
-        Some(entry) => match rdb::dump_payload(&entry.value, &tunables) {
-            Some(payload) => Reply::bulk(payload),
-            None => Reply::err(STREAM_DUMP_UNSUPPORTED),
-        },
+        Some(entry) => Reply::bulk(rdb::dump_payload(&entry.value, &tunables)),
     }
 }
 

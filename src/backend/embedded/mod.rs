@@ -75,6 +75,11 @@ pub struct State {
     watched: watch::Watches,
     /// The command clock while replaying the AOF (stopped, so nothing expires mid-replay).
     clock_override: Option<u64>,
+    /// What the running command propagates to the AOF instead of its own argv, when that
+    /// would not replay to the same state (stream commands: XADD's generated ID, `~`
+    /// trimming made exact, XREADGROUP's effects as XCLAIM / XGROUP SETID). `Some(vec![])`
+    /// propagates nothing. Cleared before every command.
+    pub(crate) propagate_as: Option<Vec<Vec<Bytes>>>,
     /// notify-keyspace-events, parsed.
     pub notify_flags: u32,
     /// Eviction candidates kept between evictions (Redis's eviction pool): (score, db, key),
@@ -115,6 +120,12 @@ impl Default for Tunables {
 }
 
 impl State {
+    /// Replaying the AOF (Redis's "loading"): commands come from our own log, so they are
+    /// trusted as Redis trusts its AOF client (no LIMIT check, given times kept).
+    pub fn loading(&self) -> bool {
+        self.clock_override.is_some()
+    }
+
     /// Is an LFU maxmemory policy selected (Redis's MAXMEMORY_FLAG_LFU)?
     pub fn lfu_policy(&self) -> bool {
         self.maxmemory_policy.ends_with("-lfu")
@@ -267,6 +278,7 @@ impl Engine {
                 blocked: blocking::Blocked::default(),
                 watched: watch::Watches::default(),
                 clock_override: None,
+                propagate_as: None,
                 notify_flags: 0,
                 evict_pool: Vec::new(),
                 in_script: false,
@@ -479,8 +491,10 @@ impl Engine {
     /// Takes the engine lock for one or more commands (EXEC runs its whole queue in one).
     pub fn batch(&self) -> Batch<'_> {
         let mut state = self.lock_state();
-        state.pending_expired.keep_names =
-            self.aof_enabled() || state.notify_flags & notify::EXPIRED != 0;
+        // Expired keys' names feed the AOF, notifications and blocked XREADGROUP clients.
+        state.pending_expired.keep_names = self.aof_enabled()
+            || state.notify_flags & notify::EXPIRED != 0
+            || !state.blocked.is_empty();
         Batch {
             engine: self,
             dirty_at_start: state.dirty,
@@ -572,7 +586,9 @@ impl Engine {
             None => self.state.lock(),
         };
         let now = unix_ms();
-        let keep_names = self.aof_enabled() || state.notify_flags & notify::EXPIRED != 0;
+        let keep_names = self.aof_enabled()
+            || state.notify_flags & notify::EXPIRED != 0
+            || !state.blocked.is_empty();
         let State {
             dbs,
             pending_expired,
@@ -609,7 +625,16 @@ impl Engine {
             }
             self.flush_aof(&state);
         }
+        // Expired streams end their XREADGROUP waiters' wait: served through a batch, as
+        // after any write (re-checked there, so a write in between does no harm).
+        let woken: Vec<(usize, Bytes)> = keys
+            .into_iter()
+            .filter(|(db, key)| state.blocked.has_key(*db, key))
+            .collect();
         drop(state);
+        if !woken.is_empty() {
+            self.batch().ready.extend(woken);
+        }
         self.count(0, 0, total as u64);
     }
 
@@ -728,13 +753,21 @@ impl Batch<'_> {
         if wait_keys.is_empty() {
             return Blocking::Done(reply);
         }
+        // XREAD's `$` means "the last ID now": pin it, or a re-run after an XADD would read
+        // `$` as the new last ID and never serve anything.
+        let argv = if cmd.name == "xread" {
+            self.with_ctx(client, |ctx| stream_cmds::resolve_ids_for_block(ctx, argv))
+        } else {
+            argv.to_vec()
+        };
         let (tx, rx) = oneshot::channel();
+        let timeout = blocking::timeout(cmd, &argv);
         self.state.blocked.add(
             client_id,
             blocking::Waiter {
                 client,
                 cmd,
-                argv: argv.to_vec(),
+                argv,
                 keys: wait_keys,
                 reply_to: tx,
                 timeout_reply: reply.clone(),
@@ -743,7 +776,7 @@ impl Batch<'_> {
         Blocking::Wait {
             reply: rx,
             timeout_reply: reply,
-            timeout: blocking::timeout(cmd, argv),
+            timeout,
         }
     }
 
@@ -759,6 +792,12 @@ impl Batch<'_> {
     }
 
     fn run(&mut self, handler: Handler, client: ClientView, argv: &[Bytes]) -> Reply {
+        self.state.propagate_as = None;
+        self.with_ctx(client, |ctx| handler(ctx, argv))
+    }
+
+    /// Runs `f` with a command context (the command clock, hit/miss counting).
+    fn with_ctx<T>(&mut self, client: ClientView, f: impl FnOnce(&mut Ctx) -> T) -> T {
         let now_ms = self.state.clock_override.unwrap_or_else(unix_ms);
         let mut ctx = Ctx {
             state: &mut self.state,
@@ -767,10 +806,10 @@ impl Batch<'_> {
             hits: 0,
             misses: 0,
         };
-        let reply = handler(&mut ctx, argv);
+        let out = f(&mut ctx);
         self.hits += ctx.hits;
         self.misses += ctx.misses;
-        reply
+        out
     }
 
     /// A write changed its keys' values in place: re-count their bytes.
@@ -909,6 +948,10 @@ impl Batch<'_> {
         let flags = self.state.notify_flags;
         let mut aof = self.engine.aof.lock();
         for (db, key) in keys {
+            // An expired stream ends its XREADGROUP waiters' wait (as a DEL would).
+            if self.state.blocked.has_key(db, &key) {
+                self.ready.push_back((db, key.clone()));
+            }
             if let Some(aof) = aof.as_mut() {
                 aof.append(db, &[Bytes::from_static(b"DEL"), key.clone()]);
             }
@@ -928,6 +971,21 @@ impl Batch<'_> {
         let Some(aof) = slot.as_mut() else {
             return;
         };
+        if let Some(cmds) = self.state.propagate_as.take() {
+            // Several effects of one command are wrapped as Redis wraps them, so a reader
+            // of the file sees them as one unit.
+            let wrap = cmds.len() > 1;
+            if wrap {
+                aof.append(db, &[Bytes::from_static(b"MULTI")]);
+            }
+            for c in &cmds {
+                aof.append(db, c);
+            }
+            if wrap {
+                aof.append(db, &[Bytes::from_static(b"EXEC")]);
+            }
+            return;
+        }
         if cmd.name == "spop" {
             // Random: log which members went.
             let members: Vec<Bytes> = match reply {
@@ -1103,6 +1161,17 @@ impl Batch<'_> {
                 written.push((other, key.clone()));
             }
         }
+        // FLUSHDB/FLUSHALL delete keys without naming them: their XREADGROUP waiters must
+        // hear that their stream is gone.
+        if matches!(cmd.name, "flushdb" | "flushall") {
+            for d in 0..self.state.dbs.len() {
+                if cmd.name == "flushall" || d == db {
+                    for key in self.state.blocked.keys_in_db(d) {
+                        written.push((d, key));
+                    }
+                }
+            }
+        }
         if cmd.name == "swapdb" {
             let dbs = [argv.get(1), argv.get(2)];
             for d in dbs.into_iter().flatten().filter_map(|b| num::parse_i64(b)) {
@@ -1113,9 +1182,15 @@ impl Batch<'_> {
                 }
             }
         }
+        // Redis 7.0 does not signal a stream key as ready when XGROUP SETID moves a group
+        // back: its waiters keep waiting for the next XADD.
+        let signals = !(cmd.name.starts_with("xgroup")
+            && argv
+                .get(1)
+                .is_some_and(|s| s.eq_ignore_ascii_case(b"setid")));
         for (d, key) in written {
             self.state.watched.touch(d, &key);
-            if self.state.blocked.has_key(d, &key) {
+            if signals && self.state.blocked.has_key(d, &key) {
                 self.ready.push_back((d, key));
             }
         }
@@ -1127,18 +1202,28 @@ impl Batch<'_> {
         while let Some((db, key)) = self.ready.pop_front() {
             for id in self.state.blocked.queue(db, &key) {
                 let now = unix_ms();
-                if self
-                    .state
-                    .dbs
-                    .get(db)
-                    .is_none_or(|d| d.peek(&key, now).is_none())
-                {
-                    break;
-                }
                 let Some(w) = self.state.blocked.get(id) else {
                     continue;
                 };
                 let (client, cmd, argv) = (w.client, w.cmd, w.argv.clone());
+                let value = self
+                    .state
+                    .dbs
+                    .get(db)
+                    .and_then(|d| d.peek(&key, now))
+                    .map(|e| &e.value);
+                if cmd.name == "xreadgroup" {
+                    if let Some(err) = stream_cmds::blocked_group_gone(value, &argv) {
+                        if let Some(w) = self.state.blocked.remove(id) {
+                            let _ = w.reply_to.send(Reply::err(err));
+                        }
+                        continue;
+                    }
+                } else if value.is_none() {
+                    // Nothing to pop for this one; an XREADGROUP waiter further on may still
+                    // need its error.
+                    continue;
+                }
                 let Some(handler) = handlers().get(cmd.name) else {
                     continue;
                 };

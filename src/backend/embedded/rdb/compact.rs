@@ -51,6 +51,15 @@ impl ListpackWriter {
         self.count += 1;
     }
 
+    /// Appends an integer (lpAppendInteger).
+    pub fn push_int(&mut self, v: i64) {
+        let start = self.buf.len();
+        encode_int(&mut self.buf, v);
+        let entry_len = self.buf.len() - start;
+        encode_backlen(&mut self.buf, entry_len);
+        self.count += 1;
+    }
+
     pub fn finish(mut self) -> Vec<u8> {
         self.buf.push(LP_EOF);
         let total = self.buf.len() as u32;

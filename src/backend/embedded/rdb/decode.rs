@@ -1,5 +1,6 @@
 //! Reading values in the RDB format, every object type Redis 7.0 can save or load except
-//! streams and modules (those answer [`RdbError::Unsupported`] until they exist here). Every
+//! modules (those answer [`RdbError::Unsupported`]); streams also from Redis 5/6 (type 15)
+//! and 7.2 (type 21) payloads. Every
 //! length is checked against the bytes that remain, so hostile input fails with an error
 //! and never allocates more than the input could describe.
 
@@ -12,6 +13,9 @@ use crate::backend::embedded::hash_cmds::HashValue;
 use crate::backend::embedded::list_cmds::ListValue;
 use crate::backend::embedded::num::parse_f64;
 use crate::backend::embedded::set_cmds::SetValue;
+use crate::backend::embedded::stream_cmds::stream::{
+    Consumer, Group, INVALID_ENTRIES_READ, LoadedMeta, LoadedNode, Nack, StreamId, StreamValue,
+};
 use crate::backend::embedded::value::Value;
 use crate::backend::embedded::zset_cmds::ZSetValue;
 
@@ -310,13 +314,229 @@ pub fn read_value(r: &mut Reader, kind: u8, t: &Tunables) -> Result<Value, RdbEr
             pairs_of(listpack_entries(&r.string()?).ok_or(RdbError::BadFormat)?)?,
             t,
         ),
-        // Streams (and modules, and Redis 7.2's set listpacks) have no representation here
-        // yet; a stream decoder slots in as one more arm.
-        types::STREAM_LISTPACKS
-        | types::STREAM_LISTPACKS_2
-        | types::STREAM_LISTPACKS_3
-        | types::MODULE_2
-        | types::SET_LISTPACK => Err(RdbError::Unsupported(kind)),
+        types::STREAM_LISTPACKS | types::STREAM_LISTPACKS_2 | types::STREAM_LISTPACKS_3 => {
+            read_stream(r, kind).map(|s| Value::Stream(Box::new(s)))
+        }
+        // Modules and Redis 7.2's set listpacks have no representation here.
+        types::MODULE_2 | types::SET_LISTPACK => Err(RdbError::Unsupported(kind)),
         _ => Err(RdbError::BadFormat),
     }
+}
+
+/// An ID stored raw (16 bytes, big-endian ms then seq), as rax keys and PELs hold it.
+fn raw_id(b: &[u8]) -> Result<StreamId, RdbError> {
+    if b.len() != 16 {
+        return Err(RdbError::BadFormat);
+    }
+    let (mut ms, mut seq) = ([0u8; 8], [0u8; 8]);
+    ms.copy_from_slice(&b[..8]);
+    seq.copy_from_slice(&b[8..]);
+    Ok(StreamId::new(
+        u64::from_be_bytes(ms),
+        u64::from_be_bytes(seq),
+    ))
+}
+
+fn id_pair(r: &mut Reader) -> Result<StreamId, RdbError> {
+    Ok(StreamId::new(r.length()?, r.length()?))
+}
+
+/// An integer element of a stream listpack.
+fn lp_int(items: &[Bytes], at: usize) -> Result<i64, RdbError> {
+    items
+        .get(at)
+        .and_then(|b| crate::backend::embedded::num::parse_i64(b))
+        .ok_or(RdbError::BadFormat)
+}
+
+/// A count element of a stream listpack (non-negative, within the listpack).
+fn lp_count(items: &[Bytes], at: usize) -> Result<usize, RdbError> {
+    usize::try_from(lp_int(items, at)?)
+        .ok()
+        .filter(|n| *n <= items.len())
+        .ok_or(RdbError::BadFormat)
+}
+
+/// One node's listpack (t_stream.c's layout: master entry, then flagged entries with ID
+/// deltas from `master`), every count and element checked.
+fn read_stream_node(master: StreamId, blob: &[u8]) -> Result<LoadedNode, RdbError> {
+    const DELETED: i64 = 1;
+    const SAMEFIELDS: i64 = 2;
+    let e = listpack_entries(blob).ok_or(RdbError::BadFormat)?;
+    let live = lp_count(&e, 0)?;
+    let dead = lp_count(&e, 1)?;
+    let nf = lp_count(&e, 2)?;
+    let master_fields: Vec<Bytes> = e.get(3..3 + nf).ok_or(RdbError::BadFormat)?.to_vec();
+    if lp_int(&e, 3 + nf)? != 0 {
+        return Err(RdbError::BadFormat);
+    }
+    let mut i = 4 + nf;
+    let mut items = Vec::new();
+    while i < e.len() {
+        let flags = lp_int(&e, i)?;
+        let ms = master.ms.wrapping_add(lp_int(&e, i + 1)? as u64);
+        let seq = master.seq.wrapping_add(lp_int(&e, i + 2)? as u64);
+        i += 3;
+        let (fields, elements) = if flags & SAMEFIELDS != 0 {
+            let values = e.get(i..i + nf).ok_or(RdbError::BadFormat)?;
+            i += nf;
+            let fields = master_fields
+                .iter()
+                .zip(values)
+                .flat_map(|(f, v)| [f.clone(), v.clone()])
+                .collect::<Vec<_>>();
+            (fields, nf + 3)
+        } else {
+            let n = lp_count(&e, i)?;
+            i += 1;
+            let fields = e.get(i..i + 2 * n).ok_or(RdbError::BadFormat)?.to_vec();
+            i += 2 * n;
+            (fields, 2 * n + 4)
+        };
+        if lp_count(&e, i)? != elements {
+            return Err(RdbError::BadFormat);
+        }
+        i += 1;
+        items.push((StreamId::new(ms, seq), fields, flags & DELETED != 0));
+    }
+    let dead_found = items.iter().filter(|x| x.2).count();
+    if dead_found != dead || items.len() - dead_found != live {
+        return Err(RdbError::BadFormat);
+    }
+    Ok(LoadedNode {
+        master,
+        master_fields,
+        items,
+        bytes: blob.len(),
+    })
+}
+
+/// A stream object: types 15 (Redis 5/6), 19 (7.0) and 21 (7.2, consumers also carry an
+/// active time, not kept here).
+fn read_stream(r: &mut Reader, kind: u8) -> Result<StreamValue, RdbError> {
+    let v2 = kind >= types::STREAM_LISTPACKS_2;
+    let v3 = kind >= types::STREAM_LISTPACKS_3;
+    let n_nodes = r.count(2)?;
+    let mut nodes = Vec::with_capacity(n_nodes);
+    for _ in 0..n_nodes {
+        let key = r.string()?;
+        if key.len() != 16 {
+            return Err(RdbError::BadFormat);
+        }
+        let blob = r.string()?;
+        nodes.push(read_stream_node(raw_id(&key)?, &blob)?);
+    }
+    let length = r.length()?;
+    let live: usize = nodes
+        .iter()
+        .map(|n| n.items.iter().filter(|x| !x.2).count())
+        .sum();
+    if live as u64 != length {
+        return Err(RdbError::BadFormat);
+    }
+    let last_id = id_pair(r)?;
+    let meta = if v2 {
+        let first_id = id_pair(r)?;
+        let max_deleted_id = id_pair(r)?;
+        LoadedMeta {
+            last_id,
+            first_id,
+            max_deleted_id,
+            entries_added: r.length()?,
+        }
+    } else {
+        // Older payloads lack these: Redis 7.0 derives them the same way on load.
+        let first_id = nodes
+            .iter()
+            .flat_map(|n| n.items.iter())
+            .find(|x| !x.2)
+            .map(|x| x.0)
+            .unwrap_or(StreamId::ZERO);
+        LoadedMeta {
+            last_id,
+            first_id,
+            max_deleted_id: StreamId::ZERO,
+            entries_added: length,
+        }
+    };
+    let n_groups = r.count(1)?;
+    let mut groups = Vec::with_capacity(n_groups);
+    for _ in 0..n_groups {
+        let name = r.string()?;
+        let last = id_pair(r)?;
+        let entries_read = if v2 {
+            r.length()? as i64
+        } else {
+            INVALID_ENTRIES_READ
+        };
+        // The group PEL holds delivery times and counts; consumers then claim its IDs.
+        let n_pel = r.count(16 + 8 + 1)?;
+        let mut unowned = std::collections::BTreeMap::new();
+        for _ in 0..n_pel {
+            let id = raw_id(r.take(16)?)?;
+            let time = r.u64_le()?;
+            let count = r.length()?;
+            if unowned.insert(id, (time, count)).is_some() {
+                return Err(RdbError::BadFormat);
+            }
+        }
+        let mut g = Group {
+            last_id: last,
+            entries_read,
+            pel: std::collections::BTreeMap::new(),
+            consumers: std::collections::BTreeMap::new(),
+        };
+        let n_consumers = r.count(1 + 8 + 1)?;
+        for _ in 0..n_consumers {
+            let cname = r.string()?;
+            let seen_time = r.u64_le()?;
+            if v3 {
+                r.u64_le()?;
+            }
+            let n_own = r.count(16)?;
+            let mut own = std::collections::BTreeSet::new();
+            for _ in 0..n_own {
+                let id = raw_id(r.take(16)?)?;
+                let (delivery_time, delivery_count) =
+                    unowned.remove(&id).ok_or(RdbError::BadFormat)?;
+                g.pel.insert(
+                    id,
+                    Nack {
+                        consumer: cname.clone(),
+                        delivery_time,
+                        delivery_count,
+                    },
+                );
+                own.insert(id);
+            }
+            let consumer = Consumer {
+                seen_time,
+                pel: own,
+            };
+            if g.consumers.insert(cname, consumer).is_some() {
+                return Err(RdbError::BadFormat);
+            }
+        }
+        // A pending entry nobody owns cannot be represented (Redis's deep check refuses it).
+        if !unowned.is_empty() {
+            return Err(RdbError::BadFormat);
+        }
+        if groups.iter().any(|(n, _): &(Bytes, Group)| *n == name) {
+            return Err(RdbError::BadFormat);
+        }
+        groups.push((name, g));
+    }
+    let mut s = StreamValue::from_rdb(nodes, meta, groups).ok_or(RdbError::BadFormat)?;
+    if !v2 {
+        // Redis 7.0 estimates a group's entries_read for payloads that predate it.
+        let names: Vec<Bytes> = s.groups().keys().cloned().collect();
+        for name in names {
+            let last = s.group(&name).map(|g| g.last_id).unwrap_or_default();
+            let estimate = s.estimate_distance(last);
+            if let Some(g) = s.group_mut(&name) {
+                g.entries_read = estimate;
+            }
+        }
+    }
+    Ok(s)
 }

@@ -7,6 +7,7 @@ use super::{lzf, types};
 use crate::backend::embedded::Tunables;
 use crate::backend::embedded::list_cmds::ListValue;
 use crate::backend::embedded::num::parse_i64;
+use crate::backend::embedded::stream_cmds::stream::{NodeDump, StreamId, StreamValue};
 use crate::backend::embedded::value::Value;
 use crate::protocol::reply::format_g17;
 
@@ -63,10 +64,12 @@ pub fn write_string(buf: &mut Vec<u8>, s: &[u8]) {
 }
 
 /// Appends the object type byte and the object, as rdbSaveObjectType + rdbSaveObject.
-/// Returns false, having written nothing, for a type this encoder cannot write yet (streams).
-pub fn write_typed_value(buf: &mut Vec<u8>, value: &Value, t: &Tunables) -> bool {
+pub fn write_typed_value(buf: &mut Vec<u8>, value: &Value, t: &Tunables) {
     match value {
-        Value::Stream(_) => return false,
+        Value::Stream(st) => {
+            buf.push(types::STREAM_LISTPACKS_2);
+            write_stream(buf, st, types::STREAM_LISTPACKS_2);
+        }
         Value::Str { data, .. } => {
             buf.push(types::STRING);
             write_string(buf, data);
@@ -129,7 +132,110 @@ pub fn write_typed_value(buf: &mut Vec<u8>, value: &Value, t: &Tunables) -> bool
             }
         }
     }
-    true
+}
+
+/// A stream ID as Redis's rax keys and PELs store it: ms then seq, both big-endian, so
+/// byte order is ID order.
+fn raw_id(id: StreamId) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&id.ms.to_be_bytes());
+    key[8..].copy_from_slice(&id.seq.to_be_bytes());
+    key
+}
+
+/// A stream as Redis 7.0 saves it (RDB_TYPE_STREAM_LISTPACKS_2): each listpack node keyed
+/// by its master ID, the counters, then the consumer groups with their PELs and consumers.
+/// `kind` STREAM_LISTPACKS writes Redis 5/6's layout instead (tests of the loader).
+pub(super) fn write_stream(buf: &mut Vec<u8>, s: &StreamValue, kind: u8) {
+    let v2 = kind >= types::STREAM_LISTPACKS_2;
+    let nodes = s.node_dumps();
+    write_len(buf, nodes.len() as u64);
+    for node in &nodes {
+        write_string(buf, &raw_id(node.master));
+        write_string(buf, &stream_node_listpack(node));
+    }
+    write_len(buf, s.len() as u64);
+    let ids: &[StreamId] = if v2 {
+        &[s.last_id, s.first_id, s.max_deleted_id]
+    } else {
+        &[s.last_id]
+    };
+    for id in ids {
+        write_len(buf, id.ms);
+        write_len(buf, id.seq);
+    }
+    if v2 {
+        write_len(buf, s.entries_added);
+    }
+    write_len(buf, s.groups().len() as u64);
+    for (name, g) in s.groups() {
+        write_string(buf, name);
+        write_len(buf, g.last_id.ms);
+        write_len(buf, g.last_id.seq);
+        // -1 (unknown) is saved as the 64-bit length it casts to, as Redis does.
+        if v2 {
+            write_len(buf, g.entries_read as u64);
+        }
+        write_len(buf, g.pel.len() as u64);
+        for (id, nack) in &g.pel {
+            buf.extend_from_slice(&raw_id(*id));
+            buf.extend_from_slice(&nack.delivery_time.to_le_bytes());
+            write_len(buf, nack.delivery_count);
+        }
+        write_len(buf, g.consumers.len() as u64);
+        for (cname, c) in &g.consumers {
+            write_string(buf, cname);
+            buf.extend_from_slice(&c.seen_time.to_le_bytes());
+            write_len(buf, c.pel.len() as u64);
+            for id in &c.pel {
+                buf.extend_from_slice(&raw_id(*id));
+            }
+        }
+    }
+}
+
+/// One node's listpack in t_stream.c's layout: the master entry (live count, deleted
+/// count, master fields, 0), then per entry its flags, ID deltas from the master ID, the
+/// values (only, when its fields are the master's) or the field count and pairs, and the
+/// entry's element count so the listpack can be walked backwards.
+fn stream_node_listpack(node: &NodeDump) -> Vec<u8> {
+    const DELETED: i64 = 1;
+    const SAMEFIELDS: i64 = 2;
+    let mf = node.master_fields;
+    let dead = node.items.iter().filter(|i| i.2).count();
+    let mut lp = ListpackWriter::new();
+    lp.push_int((node.items.len() - dead) as i64);
+    lp.push_int(dead as i64);
+    lp.push_int(mf.len() as i64);
+    for f in mf {
+        lp.push(f);
+    }
+    lp.push_int(0);
+    for (id, fields, deleted) in &node.items {
+        let pairs = (fields.len() / 2) as i64;
+        let same = fields.len() == mf.len() * 2
+            && fields.iter().step_by(2).zip(mf.iter()).all(|(a, b)| a == b);
+        let mut flags = if same { SAMEFIELDS } else { 0 };
+        if *deleted {
+            flags |= DELETED;
+        }
+        lp.push_int(flags);
+        lp.push_int(id.ms.wrapping_sub(node.master.ms) as i64);
+        lp.push_int(id.seq.wrapping_sub(node.master.seq) as i64);
+        if same {
+            for v in fields.iter().skip(1).step_by(2) {
+                lp.push(v);
+            }
+            lp.push_int(pairs + 3);
+        } else {
+            lp.push_int(pairs);
+            for f in fields.iter() {
+                lp.push(f);
+            }
+            lp.push_int(2 * pairs + 4);
+        }
+    }
+    lp.finish()
 }
 
 /// A score as a listpack sorted set holds it (Redis's d2string): integers within ±2^52 in

@@ -593,6 +593,11 @@ impl CallState<'_, '_> {
         if !handlers().contains_key(spec.name) {
             return Reply::err(errors::not_implemented(spec.name));
         }
+        if matches!(spec.name, "xread" | "xreadgroup")
+            && let Some(err) = super::stream_cmds::block_from_script_error(argv)
+        {
+            return err;
+        }
         self.batch.execute(self.client, spec, argv)
     }
 

@@ -3,6 +3,10 @@
 //! XINFO. The value type lives in [`stream`]. XREAD/XREADGROUP ... BLOCK answer as Redis
 //! does when it cannot block (inside MULTI): serve what is there or reply a null array; the
 //! blocking layer re-runs them with [`resolve_ids_for_block`]'s argv.
+//!
+//! Writes whose argv would not replay to the same state set `State::propagate_as` to what
+//! Redis propagates instead (t_stream.c): XADD with its generated ID, `~` trims made exact,
+//! PEL changes as idempotent XCLAIMs, group positions as XGROUP SETID.
 
 pub mod stream;
 
@@ -271,6 +275,89 @@ fn create_stream<'a>(ctx: &'a mut Ctx, key: &Bytes) -> Result<&'a mut StreamValu
     stream_at(ctx, key, false)?.ok_or_else(|| Reply::err(errors::NO_SUCH_KEY))
 }
 
+/// The clock for times a stream keeps (delivery and seen times, `*` IDs): the wall clock
+/// while replaying the AOF, whose command clock is stopped at 0 so keys do not expire.
+fn stream_clock(ctx: &Ctx) -> u64 {
+    if ctx.state.loading() {
+        super::unix_ms()
+    } else {
+        ctx.now_ms
+    }
+}
+
+/// Sets what this command propagates to the AOF instead of its argv.
+fn propagate_as(ctx: &mut Ctx, cmds: Vec<Vec<Bytes>>) {
+    ctx.state.propagate_as = Some(cmds);
+}
+
+fn cmd(parts: &[&[u8]]) -> Vec<Bytes> {
+    parts.iter().map(|p| Bytes::copy_from_slice(p)).collect()
+}
+
+/// streamPropagateXCLAIM: an idempotent XCLAIM that recreates one PEL entry as it is now
+/// (on a deleted entry it removes the NACK on replay, as it did here).
+fn xclaim_effect(
+    key: &[u8],
+    group: &[u8],
+    consumer: &[u8],
+    id: StreamId,
+    delivery_time: u64,
+    delivery_count: u64,
+    last_id: StreamId,
+) -> Vec<Bytes> {
+    cmd(&[
+        b"XCLAIM",
+        key,
+        group,
+        consumer,
+        b"0",
+        id.to_string().as_bytes(),
+        b"TIME",
+        delivery_time.to_string().as_bytes(),
+        b"RETRYCOUNT",
+        delivery_count.to_string().as_bytes(),
+        b"FORCE",
+        b"JUSTID",
+        b"LASTID",
+        last_id.to_string().as_bytes(),
+    ])
+}
+
+/// streamPropagateGroupID: the group's last delivered ID and entries_read.
+fn setid_effect(key: &[u8], group: &[u8], g: &Group) -> Vec<Bytes> {
+    cmd(&[
+        b"XGROUP",
+        b"SETID",
+        key,
+        group,
+        g.last_id.to_string().as_bytes(),
+        b"ENTRIESREAD",
+        g.entries_read.to_string().as_bytes(),
+    ])
+}
+
+/// XADD/XTRIM with `~` trimmed as far as node boundaries allowed: the copy that is
+/// propagated trims exactly to what is left (streamRewriteApproxSpecifier and
+/// streamRewriteTrimArgument), so a replay removes the same entries.
+fn rewrite_approx_trim(prop: &mut [Bytes], a: &TrimArgs, s: &StreamValue) {
+    let Some(how) = a.how else {
+        return;
+    };
+    if !a.approx || a.value_pos == 0 || a.value_pos >= prop.len() {
+        return;
+    }
+    prop[a.value_pos - 1] = Bytes::from_static(b"=");
+    prop[a.value_pos] = match how {
+        Trim::MaxLen(_) => Bytes::from(s.len().to_string()),
+        // An emptied stream answers the largest ID, which trims everything on replay.
+        Trim::MinId(_) => s
+            .first_entry()
+            .map(|(id, _)| *id)
+            .unwrap_or(StreamId::MAX)
+            .to_bytes(),
+    };
+}
+
 // --- XADD / XTRIM ---
 
 struct TrimArgs {
@@ -282,10 +369,13 @@ struct TrimArgs {
     id: Option<(StreamId, bool)>,
     /// Index of the ID (or `*`) argument for XADD; argv.len() when not found.
     id_pos: usize,
+    /// Index of the MAXLEN/MINID threshold (0: none).
+    value_pos: usize,
 }
 
-/// streamParseAddOrTrimArgsOrReply.
-fn parse_trim_args(argv: &[Bytes], xadd: bool) -> Result<TrimArgs, Reply> {
+/// streamParseAddOrTrimArgsOrReply. `loading`: from the AOF, which Redis trusts (LIMIT is
+/// then ignored, as it comes with an exact threshold).
+fn parse_trim_args(argv: &[Bytes], xadd: bool, loading: bool) -> Result<TrimArgs, Reply> {
     let mut a = TrimArgs {
         how: None,
         approx: false,
@@ -293,6 +383,7 @@ fn parse_trim_args(argv: &[Bytes], xadd: bool) -> Result<TrimArgs, Reply> {
         nomkstream: false,
         id: None,
         id_pos: argv.len(),
+        value_pos: 0,
     };
     let mut limit_given = false;
     let mut i = 2;
@@ -316,6 +407,7 @@ fn parse_trim_args(argv: &[Bytes], xadd: bool) -> Result<TrimArgs, Reply> {
                 i += 1;
             }
             let val = &argv[i + 1];
+            a.value_pos = i + 1;
             if maxlen {
                 let n = arg_i64(val)?;
                 if n < 0 {
@@ -351,7 +443,9 @@ fn parse_trim_args(argv: &[Bytes], xadd: bool) -> Result<TrimArgs, Reply> {
     if !xadd && a.how.is_none() {
         return Err(Reply::err(XTRIM_WITHOUT_STRATEGY));
     }
-    if limit_given {
+    if loading {
+        a.limit = 0;
+    } else if limit_given {
         if !a.approx {
             return Err(Reply::err(LIMIT_WITHOUT_TILDE));
         }
@@ -364,7 +458,7 @@ fn parse_trim_args(argv: &[Bytes], xadd: bool) -> Result<TrimArgs, Reply> {
 }
 
 fn xadd(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
-    let a = match parse_trim_args(argv, true) {
+    let a = match parse_trim_args(argv, true, ctx.state.loading()) {
         Ok(a) => a,
         Err(e) => return e,
     };
@@ -379,7 +473,7 @@ fn xadd(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         return Reply::err(XADD_ZERO);
     }
     let key = &argv[1];
-    let now = ctx.now_ms;
+    let now = stream_clock(ctx);
     let s = match stream_at(ctx, key, false) {
         Err(e) => return e,
         Ok(Some(s)) => s,
@@ -420,12 +514,17 @@ fn xadd(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     if let Some(how) = a.how {
         s.trim(how, a.approx, a.limit);
     }
+    // Propagated with the ID it got (and exact trimming), so a replay adds the same.
+    let mut prop = argv.to_vec();
+    prop[a.id_pos] = id.to_bytes();
+    rewrite_approx_trim(&mut prop, &a, s);
+    propagate_as(ctx, vec![prop]);
     ctx.dirty(1);
     id_reply(id)
 }
 
 fn xtrim(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
-    let a = match parse_trim_args(argv, false) {
+    let a = match parse_trim_args(argv, false, ctx.state.loading()) {
         Ok(a) => a,
         Err(e) => return e,
     };
@@ -439,6 +538,9 @@ fn xtrim(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     };
     let deleted = s.trim(how, a.approx, a.limit);
     if deleted > 0 {
+        let mut prop = argv.to_vec();
+        rewrite_approx_trim(&mut prop, &a, s);
+        propagate_as(ctx, vec![prop]);
         ctx.dirty(deleted);
     }
     Reply::Integer(deleted as i64)
@@ -666,8 +768,6 @@ fn parse_read_args(argv: &[Bytes], xreadgroup: bool, now: u64) -> Result<ReadArg
     Ok(r)
 }
 
-// Used by the blocking layer (wired in separately).
-#[allow(dead_code)]
 /// The BLOCK argument of an XREAD/XREADGROUP, if present and valid (0 = forever).
 pub(crate) fn block_timeout_ms(argv: &[Bytes]) -> Option<u64> {
     let xreadgroup = argv.first().is_some_and(|n| eq(n, "xreadgroup"));
@@ -676,7 +776,6 @@ pub(crate) fn block_timeout_ms(argv: &[Bytes]) -> Option<u64> {
         .and_then(|r| r.block)
 }
 
-#[allow(dead_code)]
 /// The argv with each `$` ID replaced by its stream's current last ID (0-0 if missing), so
 /// re-running the command after later writes serves what Redis serves a blocked client.
 pub(crate) fn resolve_ids_for_block(ctx: &mut Ctx, argv: &[Bytes]) -> Vec<Bytes> {
@@ -698,6 +797,45 @@ pub(crate) fn resolve_ids_for_block(ctx: &mut Ctx, argv: &[Bytes]) -> Vec<Bytes>
         }
     }
     out
+}
+
+/// Redis refuses BLOCK in XREAD/XREADGROUP called from a script (rather than answering
+/// at once, as inside MULTI), when it meets the option: earlier bad options win.
+pub(crate) fn block_from_script_error(argv: &[Bytes]) -> Option<Reply> {
+    let mut i = 1;
+    while i < argv.len() {
+        let more = argv.len() - 1 - i;
+        let o = &argv[i];
+        if eq(o, "streams") {
+            return None;
+        } else if eq(o, "block") && more > 0 {
+            return Some(Reply::err(format!(
+                "ERR {} command is not allowed with BLOCK option from scripts",
+                lossy(&argv[0])
+            )));
+        } else if eq(o, "count") && more > 0 {
+            arg_i64(&argv[i + 1]).ok()?;
+            i += 2;
+        } else if eq(o, "group") && more >= 2 {
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+/// For an XREADGROUP waiter re-checked after a write to one of its keys: Redis's error if
+/// that key no longer holds a stream or its group is gone (the wait then ends), else None.
+pub(crate) fn blocked_group_gone(value: Option<&Value>, argv: &[Bytes]) -> Option<&'static str> {
+    let Some(Value::Stream(s)) = value else {
+        return Some(super::blocking::STREAM_KEY_GONE);
+    };
+    let r = parse_read_args(argv, true, 0).ok()?;
+    let (group, _) = r.group?;
+    s.group(&group)
+        .is_none()
+        .then_some(super::blocking::STREAM_GROUP_GONE)
 }
 
 /// What to read from one stream: entries after `after`, or the consumer's history
@@ -749,9 +887,11 @@ fn xread(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         };
         froms.push(from);
     }
-    let now = ctx.now_ms;
+    let now = stream_clock(ctx);
     let mut served: Vec<(Reply, Reply)> = Vec::new();
     let mut dirty = 0;
+    // XREADGROUP propagates its effects, not itself (a replay must not re-read).
+    let mut prop: Vec<Vec<Bytes>> = Vec::new();
     for (k, from) in froms.into_iter().enumerate() {
         let key = &argv[r.streams_at + k];
         let Ok(Some(s)) = stream_at(ctx, key, true) else {
@@ -779,12 +919,15 @@ fn xread(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
                 let mut touch = |s: &mut StreamValue| {
                     if s.ensure_consumer(group, consumer, now) {
                         dirty += 1;
-                    } else if let Some(c) = s
+                        return true;
+                    }
+                    if let Some(c) = s
                         .group_mut(group)
                         .and_then(|g| g.consumers.get_mut(consumer))
                     {
                         c.seen_time = now;
                     }
+                    false
                 };
                 match from {
                     ReadFrom::After(gt) => {
@@ -797,9 +940,27 @@ fn xread(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
                         if s.is_empty() || s.last_valid_id() <= last {
                             continue;
                         }
-                        touch(s);
+                        let created = touch(s);
                         dirty += 1;
-                        read_new(s, group, consumer, last, r.count, r.noack, now)
+                        let (entries, ids) =
+                            read_new(s, group, consumer, last, r.count, r.noack, now);
+                        // Each new PEL entry as an XCLAIM (which also creates the
+                        // consumer); with NOACK the consumer's creation. Then the group's
+                        // last ID with entries_read: 7.0.15 writes that only for NOACK, so
+                        // its replay loses entries_read (XCLAIM's LASTID does not carry it);
+                        // later Redis writes it always, and so do we.
+                        for id in ids {
+                            prop.push(xclaim_effect(key, group, consumer, id, now, 1, id));
+                        }
+                        if r.noack && created && !entries.is_empty() {
+                            prop.push(cmd(&[b"XGROUP", b"CREATECONSUMER", key, group, consumer]));
+                        }
+                        if !entries.is_empty()
+                            && let Some(g) = s.group(group)
+                        {
+                            prop.push(setid_effect(key, group, g));
+                        }
+                        entries
                     }
                 }
             }
@@ -807,6 +968,9 @@ fn xread(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         served.push((Reply::Bulk(key.clone()), Reply::Array(entries)));
     }
     if dirty > 0 {
+        if xreadgroup {
+            propagate_as(ctx, prop);
+        }
         ctx.dirty(dirty);
     }
     if served.is_empty() {
@@ -859,7 +1023,8 @@ fn read_history(
 }
 
 /// XREADGROUP `>`: entries after the group's last delivered ID, advancing it and the
-/// entries_read counter, and adding them to the PELs unless NOACK.
+/// entries_read counter, and adding them to the PELs unless NOACK. Also returns the IDs
+/// added to the PEL.
 fn read_new(
     s: &mut StreamValue,
     group: &[u8],
@@ -868,11 +1033,12 @@ fn read_new(
     count: usize,
     noack: bool,
     now: u64,
-) -> Vec<Reply> {
+) -> (Vec<Reply>, Vec<StreamId>) {
     let Some(start) = last.incr() else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
     let limit = if count == 0 { usize::MAX } else { count };
+    let mut pending = Vec::new();
     let picked: Vec<(StreamId, Vec<Bytes>)> = s
         .range(start, StreamId::MAX, false)
         .take(limit)
@@ -895,10 +1061,11 @@ fn read_new(
         }
         if !noack {
             s.assign_nack(group, consumer, id, now, 1);
+            pending.push(id);
         }
         out.push(entry_reply(id, &fields));
     }
-    out
+    (out, pending)
 }
 
 // --- XGROUP ---
@@ -1018,7 +1185,7 @@ fn xgroup(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
             Reply::Integer(0)
         }
     } else if eq(sub, "createconsumer") && n == 5 {
-        let now = ctx.now_ms;
+        let now = stream_clock(ctx);
         let Ok(Some(s)) = stream_at(ctx, key, false) else {
             return Reply::err(XGROUP_NEEDS_KEY);
         };
@@ -1190,7 +1357,7 @@ fn xclaim(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         }
         j += 1;
     }
-    let now = ctx.now_ms as i64;
+    let now = stream_clock(ctx) as i64;
     let (mut force, mut justid) = (false, false);
     let mut retrycount: i64 = -1;
     let mut delivery: i64 = -1;
@@ -1246,17 +1413,32 @@ fn xclaim(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         return Reply::Array(Vec::new());
     };
     let mut dirty = 0;
+    let mut moved_last_id = false;
     if let Some(g) = s.group_mut(group)
         && last_id > g.last_id
     {
         g.last_id = last_id;
+        moved_last_id = true;
         dirty += 1;
     }
+    let group_last = s.group(group).map(|g| g.last_id).unwrap_or_default();
+    let key = &argv[1];
+    // Propagated as one idempotent XCLAIM per PEL change (streamPropagateXCLAIM).
+    let mut prop = Vec::new();
     let mut out = Vec::new();
     for id in ids {
         let pending = s.group(group).and_then(|g| g.pel.get(&id)).cloned();
         let Some(fields) = s.get(&id).cloned() else {
-            if pending.is_some() {
+            if let Some(n) = pending {
+                prop.push(xclaim_effect(
+                    key,
+                    group,
+                    &n.consumer,
+                    id,
+                    n.delivery_time,
+                    n.delivery_count,
+                    group_last,
+                ));
                 s.ack(group, id);
                 dirty += 1;
             }
@@ -1285,6 +1467,15 @@ fn xclaim(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         if let Some(c) = s.group_mut(group).and_then(|g| g.consumers.get_mut(name)) {
             c.seen_time = now as u64;
         }
+        prop.push(xclaim_effect(
+            key,
+            group,
+            name,
+            id,
+            delivery as u64,
+            count,
+            group_last,
+        ));
         out.push(if justid {
             id_reply(id)
         } else {
@@ -1292,7 +1483,15 @@ fn xclaim(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         });
         dirty += 1;
     }
+    // The XCLAIMs carry LASTID; without any, a moved last ID needs its own record.
+    if moved_last_id
+        && prop.is_empty()
+        && let Some(g) = s.group(group)
+    {
+        prop.push(setid_effect(key, group, g));
+    }
     if dirty > 0 {
+        propagate_as(ctx, prop);
         ctx.dirty(dirty);
     }
     Reply::Array(out)
@@ -1326,7 +1525,7 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
             return Reply::err(errors::SYNTAX);
         }
     }
-    let now = ctx.now_ms;
+    let now = stream_clock(ctx);
     let (group, name) = (&argv[2], &argv[3]);
     let s = match stream_at(ctx, &argv[1], true) {
         Err(e) => return e,
@@ -1339,6 +1538,10 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let mut cursor = start;
     let mut next: Option<StreamId>;
     let mut dirty = 0;
+    let key = &argv[1];
+    let group_last = s.group(group).map(|g| g.last_id).unwrap_or_default();
+    // Each PEL change as an idempotent XCLAIM, as for XCLAIM itself.
+    let mut prop = Vec::new();
     loop {
         next = s
             .group(group)
@@ -1358,6 +1561,15 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
             break;
         };
         let Some(fields) = s.get(&id).cloned() else {
+            prop.push(xclaim_effect(
+                key,
+                group,
+                &nack.consumer,
+                id,
+                nack.delivery_time,
+                nack.delivery_count,
+                group_last,
+            ));
             s.ack(group, id);
             deleted.push(id_reply(id));
             count -= 1;
@@ -1385,6 +1597,7 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         if let Some(c) = s.group_mut(group).and_then(|g| g.consumers.get_mut(name)) {
             c.seen_time = now;
         }
+        prop.push(xclaim_effect(key, group, name, id, now, dc, group_last));
         claimed.push(if justid {
             id_reply(id)
         } else {
@@ -1398,6 +1611,7 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         }
     }
     if dirty > 0 {
+        propagate_as(ctx, prop);
         ctx.dirty(dirty);
     }
     Reply::Array(vec![

@@ -1,9 +1,14 @@
 //! The stream value type: entries ordered by ID with Redis's bookkeeping (last ID, entries
 //! added, max deleted ID, recorded first ID), the listpack node boundaries Redis would have
 //! (approximate trimming removes whole nodes only), and consumer groups with their PELs.
+//!
+//! Like Redis, a deleted entry stays in its node as a tombstone until the whole node goes:
+//! node sizes (which decide where the next node starts) and DUMP payloads then come out
+//! exactly as Redis's.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::ops::Bound;
 
 use bytes::Bytes;
 
@@ -78,7 +83,8 @@ impl fmt::Display for StreamId {
     }
 }
 
-/// One listpack node as Redis would lay it out: only its counters and size matter here.
+/// One listpack node as Redis would lay it out: its master fields, counters and exact
+/// size (its entries are the live ones and tombstones in its ID range).
 #[derive(Clone, Debug)]
 struct Node {
     master_fields: Vec<Bytes>,
@@ -86,7 +92,7 @@ struct Node {
     live: u64,
     /// Live plus deleted-but-still-present entries (the node-full rule counts both).
     total: u64,
-    /// Estimated listpack bytes (the node-max-bytes rule).
+    /// The node's listpack bytes, as Redis's lpBytes (the node-max-bytes rule).
     bytes: usize,
     /// Last ID stored in the node, deleted or not (MINID trimming looks at it).
     last: StreamId,
@@ -129,6 +135,8 @@ pub const INVALID_ENTRIES_READ: i64 = -1;
 #[derive(Clone, Debug)]
 pub struct StreamValue {
     entries: BTreeMap<StreamId, Vec<Bytes>>,
+    /// Deleted entries still inside a live node (Redis flags them, it does not remove them).
+    tombstones: BTreeMap<StreamId, Vec<Bytes>>,
     nodes: BTreeMap<StreamId, Node>,
     pub last_id: StreamId,
     /// The recorded first entry ID (0-0 when empty).
@@ -137,6 +145,32 @@ pub struct StreamValue {
     pub entries_added: u64,
     groups: BTreeMap<Bytes, Group>,
     bytes: usize,
+}
+
+/// One node as the RDB encoder needs it: master ID and fields, then every entry the node
+/// holds (live, or a tombstone when the flag is set) in ID order.
+pub(crate) struct NodeDump<'a> {
+    pub master: StreamId,
+    pub master_fields: &'a [Bytes],
+    pub items: Vec<(StreamId, &'a [Bytes], bool)>,
+}
+
+/// One node read from an RDB payload (see [`StreamValue::from_rdb`]).
+pub(crate) struct LoadedNode {
+    pub master: StreamId,
+    pub master_fields: Vec<Bytes>,
+    /// (ID, field/value pairs flattened, deleted).
+    pub items: Vec<(StreamId, Vec<Bytes>, bool)>,
+    /// The listpack's size in bytes.
+    pub bytes: usize,
+}
+
+/// A stream's counters as an RDB payload carries them.
+pub(crate) struct LoadedMeta {
+    pub last_id: StreamId,
+    pub first_id: StreamId,
+    pub max_deleted_id: StreamId,
+    pub entries_added: u64,
 }
 
 impl Default for StreamValue {
@@ -196,6 +230,7 @@ impl StreamValue {
     pub fn new() -> StreamValue {
         StreamValue {
             entries: BTreeMap::new(),
+            tombstones: BTreeMap::new(),
             nodes: BTreeMap::new(),
             last_id: StreamId::ZERO,
             first_id: StreamId::ZERO,
@@ -206,35 +241,103 @@ impl StreamValue {
         }
     }
 
-    // For DUMP/RESTORE and persistence (not wired yet).
-    #[allow(dead_code)]
-    /// Rebuilds a stream from its parts (RESTORE, persistence): entries in ID order are
-    /// appended as XADD would, then the metadata and groups are set as given.
-    pub(crate) fn from_parts(
-        entries: impl IntoIterator<Item = (StreamId, Vec<Bytes>)>,
-        last_id: StreamId,
-        entries_added: u64,
-        max_deleted_id: StreamId,
-        groups: impl IntoIterator<Item = (Bytes, Group)>,
-    ) -> StreamValue {
+    /// Rebuilds a stream from an RDB payload's parts, keeping its node layout. None when
+    /// they contradict each other (IDs out of order, a node without entries, an entry
+    /// before its node's master ID, a group PEL and consumer PELs that disagree).
+    pub(crate) fn from_rdb(
+        nodes: Vec<LoadedNode>,
+        meta: LoadedMeta,
+        groups: Vec<(Bytes, Group)>,
+    ) -> Option<StreamValue> {
         let mut s = StreamValue::new();
-        for (id, fields) in entries {
-            if id > s.last_id || s.entries.is_empty() {
-                s.append(id, fields);
+        let mut prev: Option<StreamId> = None;
+        for node in nodes {
+            // A node's span runs from its master ID to the next node's: masters must not
+            // reach back into the previous node's entries.
+            let first = node.items.first()?.0;
+            if first < node.master || prev.is_some_and(|p| node.master <= p) {
+                return None;
             }
+            let (mut live, mut total, mut last) = (0u64, 0u64, node.master);
+            for (id, fields, deleted) in node.items {
+                if prev.is_some_and(|p| id <= p) || fields.len() % 2 != 0 {
+                    return None;
+                }
+                prev = Some(id);
+                total += 1;
+                last = id;
+                if deleted {
+                    s.tombstones.insert(id, fields);
+                } else {
+                    live += 1;
+                    s.bytes += ENTRY_OVERHEAD;
+                    s.entries.insert(id, fields);
+                }
+            }
+            s.bytes += node.bytes;
+            s.nodes.insert(
+                node.master,
+                Node {
+                    master_fields: node.master_fields,
+                    live,
+                    total,
+                    bytes: node.bytes,
+                    last,
+                },
+            );
         }
-        s.last_id = s.last_id.max(last_id);
-        s.entries_added = entries_added;
-        s.max_deleted_id = max_deleted_id;
+        // XADD relies on every stored ID being at most the last ID.
+        if prev.is_some_and(|p| p > meta.last_id) {
+            return None;
+        }
+        s.last_id = meta.last_id;
+        s.first_id = meta.first_id;
+        s.max_deleted_id = meta.max_deleted_id;
+        s.entries_added = meta.entries_added;
         for (name, g) in groups {
-            s.bytes += GROUP_OVERHEAD + name.len();
+            for (id, nack) in &g.pel {
+                if !g.consumers.get(&nack.consumer)?.pel.contains(id) {
+                    return None;
+                }
+            }
+            for c in g.consumers.values() {
+                if c.pel.iter().any(|id| !g.pel.contains_key(id)) {
+                    return None;
+                }
+            }
+            s.bytes += GROUP_OVERHEAD + name.len() + g.pel.len() * NACK_OVERHEAD;
             for c in g.consumers.keys() {
                 s.bytes += CONSUMER_OVERHEAD + c.len();
             }
-            s.bytes += g.pel.len() * NACK_OVERHEAD;
             s.groups.insert(name, g);
         }
-        s
+        Some(s)
+    }
+
+    /// Every node with its entries and tombstones, for the RDB encoder.
+    pub(crate) fn node_dumps(&self) -> Vec<NodeDump<'_>> {
+        self.nodes
+            .iter()
+            .map(|(master, n)| {
+                let span = self.node_span(*master);
+                let mut items: Vec<(StreamId, &[Bytes], bool)> = self
+                    .entries
+                    .range(span)
+                    .map(|(id, f)| (*id, f.as_slice(), false))
+                    .chain(
+                        self.tombstones
+                            .range(span)
+                            .map(|(id, f)| (*id, f.as_slice(), true)),
+                    )
+                    .collect();
+                items.sort_by_key(|i| i.0);
+                NodeDump {
+                    master: *master,
+                    master_fields: &n.master_fields,
+                    items,
+                }
+            })
+            .collect()
     }
 
     pub fn encoding_name(&self) -> &'static str {
@@ -273,7 +376,6 @@ impl StreamValue {
         if rev { Box::new(r.rev()) } else { Box::new(r) }
     }
 
-    #[allow(dead_code)]
     /// Every entry in ID order (DUMP, persistence).
     pub(crate) fn entries(&self) -> impl Iterator<Item = (&StreamId, &Vec<Bytes>)> {
         self.entries.iter()
@@ -327,20 +429,23 @@ impl StreamValue {
                     .iter()
                     .zip(fields.iter().step_by(2))
                     .all(|(a, b)| a == b);
-            let mut size = lp_int_size(2)
-                + diff_size(id.ms, master.ms)
-                + diff_size(id.seq, master.seq)
-                + lp_int_size(fields.len() as i64 + 1);
+            // flags, ms and seq deltas, [field count, fields,] values, lp-count: the
+            // element count of the entry (t_stream.c's streamAppendItem layout).
+            let pairs = (fields.len() / 2) as i64;
+            let mut size =
+                lp_int_size(2) + diff_size(id.ms, master.ms) + diff_size(id.seq, master.seq);
             if same {
                 size += fields
                     .iter()
                     .skip(1)
                     .step_by(2)
                     .map(|v| lp_str_size(v))
-                    .sum::<usize>();
+                    .sum::<usize>()
+                    + lp_int_size(pairs + 3);
             } else {
-                size += lp_int_size((fields.len() / 2) as i64)
-                    + fields.iter().map(|f| lp_str_size(f)).sum::<usize>();
+                size += lp_int_size(pairs)
+                    + fields.iter().map(|f| lp_str_size(f)).sum::<usize>()
+                    + lp_int_size(2 * pairs + 4);
             }
             node.bytes += size;
             node.live += 1;
@@ -361,12 +466,45 @@ impl StreamValue {
         self.nodes.range(..=id).next_back().map(|(k, _)| *k)
     }
 
-    /// Removes one live entry, keeping node counters; an emptied node goes away. Does not
-    /// touch first_id / max_deleted_id (callers do, as XDEL and XTRIM differ).
-    fn remove_entry(&mut self, id: StreamId) -> bool {
-        if self.entries.remove(&id).is_none() {
-            return false;
+    /// The IDs a node covers: from its master ID to the next node's.
+    fn node_span(&self, master: StreamId) -> (Bound<StreamId>, Bound<StreamId>) {
+        let next = self
+            .nodes
+            .range((Bound::Excluded(master), Bound::Unbounded))
+            .next()
+            .map(|(k, _)| *k);
+        (
+            Bound::Included(master),
+            next.map_or(Bound::Unbounded, Bound::Excluded),
+        )
+    }
+
+    /// Drops a whole node with its live entries and tombstones.
+    fn remove_node(&mut self, master: StreamId) {
+        let span = self.node_span(master);
+        let live: Vec<StreamId> = self.entries.range(span).map(|(k, _)| *k).collect();
+        for id in live {
+            if self.entries.remove(&id).is_some() {
+                self.bytes = self.bytes.saturating_sub(ENTRY_OVERHEAD);
+            }
         }
+        let dead: Vec<StreamId> = self.tombstones.range(span).map(|(k, _)| *k).collect();
+        for id in dead {
+            self.tombstones.remove(&id);
+        }
+        if let Some(n) = self.nodes.remove(&master) {
+            self.bytes = self.bytes.saturating_sub(n.bytes);
+        }
+    }
+
+    /// Removes one live entry, keeping node counters: it stays in its node as a tombstone.
+    /// A node left with no live entry goes away when `drop_empty` (XDEL); exact trimming
+    /// inside a node leaves it, as Redis's streamTrim does. Does not touch first_id /
+    /// max_deleted_id (callers do, as XDEL and XTRIM differ).
+    fn remove_entry(&mut self, id: StreamId, drop_empty: bool) -> bool {
+        let Some(fields) = self.entries.remove(&id) else {
+            return false;
+        };
         self.bytes = self.bytes.saturating_sub(ENTRY_OVERHEAD);
         if let Some(master) = self.node_of(id) {
             let drop_node = match self.nodes.get_mut(&master) {
@@ -376,8 +514,10 @@ impl StreamValue {
                 }
                 None => false,
             };
-            if drop_node && let Some(n) = self.nodes.remove(&master) {
-                self.bytes = self.bytes.saturating_sub(n.bytes);
+            if drop_node && drop_empty {
+                self.remove_node(master);
+            } else {
+                self.tombstones.insert(id, fields);
             }
         }
         true
@@ -394,7 +534,7 @@ impl StreamValue {
 
     /// XDEL of one ID: true if it was there.
     pub fn delete(&mut self, id: StreamId) -> bool {
-        if !self.remove_entry(id) {
+        if !self.remove_entry(id, true) {
             return false;
         }
         if id > self.max_deleted_id {
@@ -428,30 +568,16 @@ impl StreamValue {
                 Trim::MaxLen(max) => len - live >= max,
                 Trim::MinId(min) => node.last < min,
             };
-            let next_master = self
-                .nodes
-                .range((
-                    std::ops::Bound::Excluded(master),
-                    std::ops::Bound::Unbounded,
-                ))
-                .next()
-                .map(|(k, _)| *k);
-            let in_node: Vec<StreamId> = match next_master {
-                Some(next) => self.entries.range(master..next).map(|(k, _)| *k).collect(),
-                None => self.entries.range(master..).map(|(k, _)| *k).collect(),
-            };
             if remove_node {
-                for id in in_node {
-                    if self.entries.remove(&id).is_some() {
-                        self.bytes = self.bytes.saturating_sub(ENTRY_OVERHEAD);
-                    }
-                }
-                if let Some(n) = self.nodes.remove(&master) {
-                    self.bytes = self.bytes.saturating_sub(n.bytes);
-                }
+                self.remove_node(master);
                 deleted += live;
                 continue;
             }
+            let in_node: Vec<StreamId> = self
+                .entries
+                .range(self.node_span(master))
+                .map(|(k, _)| *k)
+                .collect();
             if approx {
                 break;
             }
@@ -463,7 +589,7 @@ impl StreamValue {
                 if stop {
                     break;
                 }
-                self.remove_entry(id);
+                self.remove_entry(id, false);
                 deleted += 1;
             }
             break;
