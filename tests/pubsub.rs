@@ -191,6 +191,15 @@ fn notifications(addr: &str) -> Vec<Value> {
         "ZUNIONSTORE zd 1 z",
         "ZUNIONSTORE zd 1 nothing",
         "DEL k nothing n",
+        // Moves announce each side by its own event (srem/sadd; push on the destination
+        // before the pop on the source), and del of an emptied source.
+        "SADD m1 a",
+        "SMOVE m1 m2 a",
+        "RPUSH ml a b c",
+        "LMOVE ml ml2 LEFT RIGHT",
+        "RPOPLPUSH ml ml2",
+        "LMOVE ml ml LEFT LEFT",
+        "LMOVE ml ml2 RIGHT LEFT",
         "SET short v PX 50",
     ];
     let mut expected_events = 0;

@@ -1073,7 +1073,12 @@ impl Batch<'_> {
         let flags = self.state.notify_flags;
         let (class, event) = notify::event_of(cmd);
         let now = unix_ms();
-        for (key, was) in existed {
+        let mut existed: Vec<(usize, (Bytes, bool))> = existed.into_iter().enumerate().collect();
+        if notify::destination_first(cmd.name) {
+            existed.reverse();
+        }
+        for (index, (key, was)) in existed {
+            let event = notify::per_key_event(cmd.name, argv, index).unwrap_or(event);
             let is = self
                 .state
                 .dbs

@@ -99,6 +99,36 @@ pub fn event_of(cmd: &CommandSpec) -> (u32, &'static str) {
     (class, name)
 }
 
+/// Commands that move an element between two keys announce a pop or removal on the source
+/// and a push or add on the destination, as Redis does, not one event for both; `index` is
+/// the key's position among the command's keys (0 = source, 1 = destination).
+pub fn per_key_event(name: &str, argv: &[Bytes], index: usize) -> Option<&'static str> {
+    let side = |at: usize, left: &'static str, right: &'static str| {
+        argv.get(at).map(|w| {
+            if w.eq_ignore_ascii_case(b"left") {
+                left
+            } else {
+                right
+            }
+        })
+    };
+    match (name, index) {
+        ("smove", 0) => Some("srem"),
+        ("smove", 1) => Some("sadd"),
+        ("rpoplpush" | "brpoplpush", 0) => Some("rpop"),
+        ("rpoplpush" | "brpoplpush", 1) => Some("lpush"),
+        ("lmove" | "blmove", 0) => side(3, "lpop", "rpop"),
+        ("lmove" | "blmove", 1) => side(4, "lpush", "rpush"),
+        _ => None,
+    }
+}
+
+/// List moves announce the push on the destination before the pop on the source (Redis's
+/// lmoveGenericCommand pushes, notifies, then notifies the pop and a deletion).
+pub fn destination_first(name: &str) -> bool {
+    matches!(name, "rpoplpush" | "brpoplpush" | "lmove" | "blmove")
+}
+
 /// Commands that replace a destination with a computed result and, when the result is
 /// empty, delete it instead: Redis then announces only "del", not the command's event.
 pub fn store_deletes_when_empty(name: &str) -> bool {
