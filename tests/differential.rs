@@ -137,6 +137,19 @@ fn scripts_match_real_redis_through_standalone_forwarding() {
     run_all_scripts(&redis.addr(), &gate.addr, &[]);
 }
 
+/// Through respgate following a Sentinel-managed master (with a replica attached).
+#[test]
+fn scripts_match_real_redis_through_sentinel() {
+    let redis = RedisServer::start();
+    let setup = common::redis_sentinel::SentinelSetup::start();
+    let gate = Respgate::sentinel(
+        &setup.sentinel_addrs(),
+        common::redis_sentinel::MASTER_NAME,
+        "",
+    );
+    run_all_scripts(&redis.addr(), &gate.addr, &[]);
+}
+
 fn run_all_scripts(redis: &str, gate: &str, skip: &[&str]) {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/diff");
     let mut files: Vec<_> = std::fs::read_dir(dir)

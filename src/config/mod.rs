@@ -75,6 +75,17 @@ pub struct BackendConfig {
     /// standalone: the Redis server's host:port.
     #[serde(default)]
     pub address: Option<String>,
+    /// sentinel: the sentinels' host:port (any reachable one is asked).
+    #[serde(default)]
+    pub sentinels: Vec<String>,
+    /// sentinel: the master's name as the sentinels monitor it.
+    #[serde(default)]
+    pub master_name: Option<String>,
+    /// sentinel: credentials for the sentinels themselves (if they require AUTH).
+    #[serde(default)]
+    pub sentinel_username: Option<String>,
+    #[serde(default)]
+    pub sentinel_password: Option<String>,
     /// Redis 6 ACL user respgate logs in as (AUTH username password); without it, the
     /// password alone is sent as `AUTH password`.
     #[serde(default)]
@@ -100,6 +111,10 @@ impl Default for BackendConfig {
         BackendConfig {
             mode: BackendMode::Embedded,
             address: None,
+            sentinels: Vec::new(),
+            master_name: None,
+            sentinel_username: None,
+            sentinel_password: None,
             username: None,
             password: None,
             connect_timeout: default_connect_timeout(),
@@ -346,10 +361,31 @@ impl Config {
                     ));
                 }
             }
-            BackendMode::Sentinel | BackendMode::Cluster => {
+            BackendMode::Sentinel => {
+                if self.backend.sentinels.is_empty() {
+                    return Err(invalid(
+                        "backend.sentinels",
+                        "required when mode = \"sentinel\" (a list of host:port)".into(),
+                    ));
+                }
+                if let Some(bad) = self.backend.sentinels.iter().find(|a| !a.contains(':')) {
+                    return Err(invalid(
+                        "backend.sentinels",
+                        format!("{bad:?}: want host:port"),
+                    ));
+                }
+                if self.backend.master_name.as_deref().unwrap_or("").is_empty() {
+                    return Err(invalid(
+                        "backend.master_name",
+                        "required when mode = \"sentinel\"".into(),
+                    ));
+                }
+            }
+            BackendMode::Cluster => {
                 return Err(invalid(
                     "backend.mode",
-                    "only \"embedded\" and \"standalone\" are implemented in this version".into(),
+                    "\"cluster\" is not implemented yet (embedded, standalone, sentinel are)"
+                        .into(),
                 ));
             }
         }

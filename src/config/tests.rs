@@ -66,3 +66,22 @@ fn standalone_needs_an_address_and_the_example_validates() {
     .to_string();
     assert!(err.contains("backend.command_timeout"), "{err}");
 }
+
+#[test]
+fn sentinel_needs_sentinels_and_a_master_name_and_the_example_validates() {
+    let err = Config::parse("[backend]\nmode = \"sentinel\"\nmaster_name = \"m\"\n", "t")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("backend.sentinels"), "{err}");
+    let err = Config::parse(
+        "[backend]\nmode = \"sentinel\"\nsentinels = [\"127.0.0.1:26379\"]\n",
+        "t",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("backend.master_name"), "{err}");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/sentinel.toml");
+    let c = Config::load(std::path::Path::new(example)).unwrap();
+    assert_eq!(c.backend.mode, BackendMode::Sentinel);
+    assert_eq!(c.backend.sentinels.len(), 3);
+}

@@ -282,9 +282,9 @@ async fn drain(
                     let address = shared
                         .remote
                         .as_ref()
-                        .map(|r| r.target.address.as_str())
-                        .unwrap_or("");
-                    crate::protocol::Reply::err(e.client_error(address)).encode(proto, out);
+                        .map(|r| r.target.address())
+                        .unwrap_or_default();
+                    crate::protocol::Reply::err(e.client_error(&address)).encode(proto, out);
                     continue;
                 }
                 // Our own sink is alive while the session is: cannot happen.

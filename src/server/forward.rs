@@ -342,7 +342,7 @@ impl Session {
         deadline: Option<Duration>,
     ) -> Outcome {
         if conn.is_dead() {
-            let address = self.remote_target().target.address.clone();
+            let address = self.remote_target().target.address();
             let e = conn.error();
             self.forget_conn(&conn);
             return Outcome::Reply(Reply::err(e.client_error(&address)));

@@ -85,7 +85,11 @@ impl Bound {
                 "forwarding to redis {}",
                 self.config.backend.address.as_deref().unwrap_or("")
             ),
-            crate::config::BackendMode::Sentinel => "sentinel".to_string(),
+            crate::config::BackendMode::Sentinel => format!(
+                "forwarding to master {:?} of sentinels {}",
+                self.config.backend.master_name.as_deref().unwrap_or(""),
+                self.config.backend.sentinels.join(",")
+            ),
             crate::config::BackendMode::Cluster => "cluster".to_string(),
         }
     }
@@ -149,11 +153,25 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
     let _fsync = engine.spawn_aof_fsync();
     let params = stats::Params::from_config(&config);
     let remote = match config.backend.mode {
-        crate::config::BackendMode::Standalone => Some(Arc::new(
-            crate::backend::remote::Remote::new(&config.backend),
-        )),
+        crate::config::BackendMode::Standalone | crate::config::BackendMode::Sentinel => Some(
+            Arc::new(crate::backend::remote::Remote::new(&config.backend)),
+        ),
         _ => None,
     };
+    if let (Some(remote), Some(sentinels)) = (
+        &remote,
+        crate::backend::remote::sentinel_config(&config.backend),
+    ) {
+        // Find the master before accepting clients; if no sentinel answers yet, start anyway
+        // (clients get errors) and keep asking.
+        match sentinels.ask_master().await {
+            Ok(master) => {
+                remote.switch_master(&master);
+            }
+            Err(e) => warn!(error = %e, "no sentinel could name the master yet"),
+        }
+        crate::backend::remote::sentinel::spawn(remote.clone(), sentinels);
+    }
     let shared = Arc::new(Shared {
         limits: config.parser_limits(),
         engine,

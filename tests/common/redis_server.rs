@@ -4,11 +4,12 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::resp::Conn;
+use super::resp::{Conn, Value};
 
 pub struct RedisServer {
     pub port: u16,
     child: Child,
+    dir: std::path::PathBuf,
 }
 
 impl RedisServer {
@@ -32,6 +33,12 @@ impl RedisServer {
     /// A server on `port` (e.g. restarting one a test stopped); None if it cannot bind.
     pub fn try_start_on(port: u16, extra: &[&str]) -> Option<RedisServer> {
         {
+            // Each server works in a directory of its own: a replica writes the RDB it
+            // receives there, and a server started in a directory holding a dump.rdb would
+            // load another test's data.
+            let dir =
+                std::env::temp_dir().join(format!("respgate-redis-{}-{port}", std::process::id()));
+            let _ = std::fs::create_dir_all(&dir);
             let mut child = match Command::new("redis-server")
                 .args([
                     "--port",
@@ -42,6 +49,8 @@ impl RedisServer {
                     "",
                     "--appendonly",
                     "no",
+                    "--dir",
+                    &dir.to_string_lossy(),
                 ])
                 .args(extra)
                 .stdout(Stdio::null())
@@ -55,7 +64,7 @@ impl RedisServer {
                 Err(e) => panic!("spawning redis-server: {e}"),
             };
             if wait_ready(&mut child, port) {
-                return Some(RedisServer { port, child });
+                return Some(RedisServer { port, child, dir });
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -67,6 +76,18 @@ impl RedisServer {
         self.child.id()
     }
 
+    /// Kills the server (by pid) and keeps its port bound by a plain listener, so no other
+    /// test's server can get the port while sentinels still think a master lives there (they
+    /// would turn that unrelated server into a replica of theirs).
+    pub fn kill_holding_port(mut self) -> Option<std::net::TcpListener> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let port = self.port;
+        let _ = std::fs::remove_dir_all(&self.dir);
+        std::mem::forget(self);
+        std::net::TcpListener::bind(("127.0.0.1", port)).ok()
+    }
+
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
@@ -76,10 +97,11 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("binding a probe port");
     l.local_addr().expect("probe port address").port()
 }
@@ -101,7 +123,16 @@ fn wait_ready(child: &mut Child, port: u16) -> bool {
                 v.as_bytes()
                     .is_some_and(|b| String::from_utf8_lossy(b).contains(&ours))
             }) {
-                return true;
+                // INFO answers while a dataset is loading; PING answers -LOADING until done.
+                while Instant::now() < deadline {
+                    c.send(&[b"PING"]);
+                    match c.try_read() {
+                        Ok(Value::Simple(_)) => return true,
+                        Ok(_) => std::thread::sleep(Duration::from_millis(10)),
+                        Err(_) => return false,
+                    }
+                }
+                return false;
             }
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -86,6 +86,16 @@ impl Respgate {
         Self::start_with(&["--config", &path])
     }
 
+    /// respgate following the master named `master_name` through `sentinels`.
+    pub fn sentinel(sentinels: &[String], master_name: &str, backend_toml: &str) -> Respgate {
+        let list: Vec<String> = sentinels.iter().map(|s| format!("\"{s}\"")).collect();
+        let path = temp_config(&format!(
+            "[backend]\nmode = \"sentinel\"\nsentinels = [{}]\nmaster_name = \"{master_name}\"\n{backend_toml}\n",
+            list.join(", ")
+        ));
+        Self::start_with(&["--config", &path])
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

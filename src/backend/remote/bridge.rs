@@ -60,7 +60,7 @@ async fn run(target: Arc<Target>, pubsub: Arc<PubSub>, mut rx: mpsc::UnboundedRe
         {
             Ok(s) => s,
             Err(e) => {
-                warn!(backend = %target.address, error = %e, "pub/sub bridge cannot connect; retrying");
+                warn!(backend = %target.address(), error = %e, "pub/sub bridge cannot connect; retrying");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(2));
                 continue;
@@ -75,7 +75,9 @@ async fn run(target: Arc<Target>, pubsub: Arc<PubSub>, mut rx: mpsc::UnboundedRe
                 encode_command(&mut out, &[verb(kind, true), &name]);
             }
         }
-        info!(backend = %target.address, "pub/sub bridge connected");
+        info!(backend = %target.address(), "pub/sub bridge connected");
+        let mut moved = target.watch_changes();
+        moved.mark_unchanged();
         let (mut rd, mut wr) = stream.split();
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let mut scanner = ReplyScanner::new();
@@ -87,6 +89,7 @@ async fn run(target: Arc<Target>, pubsub: Arc<PubSub>, mut rx: mpsc::UnboundedRe
                 out.clear();
             }
             tokio::select! {
+                _ = moved.changed() => break 'conn "the master changed".to_string(),
                 change = rx.recv() => match change {
                     Some(Upstream::Subscribe(kind, name)) => encode_command(&mut out, &[verb(kind, true), &name]),
                     Some(Upstream::Unsubscribe(kind, name)) => encode_command(&mut out, &[verb(kind, false), &name]),
@@ -108,7 +111,7 @@ async fn run(target: Arc<Target>, pubsub: Arc<PubSub>, mut rx: mpsc::UnboundedRe
                 },
             }
         };
-        warn!(backend = %target.address, error = %failure, "pub/sub bridge lost its connection; reconnecting");
+        warn!(backend = %target.address(), error = %failure, "pub/sub bridge lost its connection; reconnecting");
         tokio::time::sleep(RECONNECT_PAUSE).await;
     }
 }

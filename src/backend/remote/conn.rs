@@ -59,6 +59,8 @@ struct ConnState {
     stop: watch::Sender<bool>,
     why: Mutex<Option<BackendError>>,
     inflight: Mutex<VecDeque<Owed>>,
+    /// A `-READONLY` reply went by (checked by the reader task's owner).
+    readonly_seen: AtomicBool,
 }
 
 impl ConnState {
@@ -104,6 +106,23 @@ struct ConnHandle {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// See [`BackendConn::downgrade`].
+pub struct WeakConn(std::sync::Weak<ConnState>);
+
+impl WeakConn {
+    pub fn alive(&self) -> bool {
+        self.0
+            .upgrade()
+            .is_some_and(|s| !s.dead.load(Ordering::Acquire))
+    }
+
+    pub fn kill(&self, why: BackendError) {
+        if let Some(state) = self.0.upgrade() {
+            state.fail(why);
+        }
+    }
+}
+
 impl BackendConn {
     /// Starts connecting in the background; commands sent meanwhile wait for the handshake.
     pub fn spawn(target: Arc<Target>, init: Init) -> BackendConn {
@@ -114,12 +133,18 @@ impl BackendConn {
             stop,
             why: Mutex::new(None),
             inflight: Mutex::new(VecDeque::new()),
+            readonly_seen: AtomicBool::new(false),
         });
         tokio::spawn(run(target, init, rx, state.clone()));
         BackendConn {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             inner: Arc::new(ConnHandle { tx, state }),
         }
+    }
+
+    /// A handle that does not keep the connection open (for closing it on a failover).
+    pub fn downgrade(&self) -> WeakConn {
+        WeakConn(Arc::downgrade(&self.inner.state))
     }
 
     /// Why the connection died (meaningful once it is dead).
@@ -156,14 +181,23 @@ async fn run(
     state: Arc<ConnState>,
 ) {
     let mut stopped = state.stop.subscribe();
+    let generation = target.generation();
     let connected = tokio::select! {
         c = connect(&target, init) => c,
         _ = stopped.wait_for(|s| *s) => Err(state.error()),
     };
+    // The master changed while we connected: this may be the old one.
+    let connected = connected.and_then(|c| {
+        if target.generation() == generation {
+            Ok(c)
+        } else {
+            Err(BackendError::Failover)
+        }
+    });
     match connected {
         Ok(stream) => {
             let (rd, wr) = stream.into_split();
-            let reader = tokio::spawn(read_replies(rd, state.clone()));
+            let reader = tokio::spawn(read_replies(rd, state.clone(), target.clone()));
             write_batches(wr, &mut rx, &state).await;
             // The writer is done (all handles dropped, or the connection failed): stop the
             // reader too, closing the socket; with our handles gone nobody waits for more.
@@ -172,7 +206,10 @@ async fn run(
             }
             let _ = reader.await;
         }
-        Err(e) => state.fail(e),
+        Err(e) => {
+            target.recheck.notify_one();
+            state.fail(e)
+        }
     }
     // Answer whatever is still queued or owed: nothing accepted goes unanswered.
     rx.close();
@@ -229,7 +266,11 @@ async fn write_batches(
     }
 }
 
-async fn read_replies(mut rd: tokio::net::tcp::OwnedReadHalf, state: Arc<ConnState>) {
+async fn read_replies(
+    mut rd: tokio::net::tcp::OwnedReadHalf,
+    state: Arc<ConnState>,
+    target: Arc<Target>,
+) {
     let mut stopped = state.stop.subscribe();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut scanner = ReplyScanner::new();
@@ -242,12 +283,21 @@ async fn read_replies(mut rd: tokio::net::tcp::OwnedReadHalf, state: Arc<ConnSta
             _ = stopped.wait_for(|s| *s) => return,
         };
         match read {
-            Ok(0) => return state.fail(BackendError::Closed),
-            Err(e) => return state.fail(BackendError::Io(e.to_string())),
+            Ok(0) => {
+                target.recheck.notify_one();
+                return state.fail(BackendError::Closed);
+            }
+            Err(e) => {
+                target.recheck.notify_one();
+                return state.fail(BackendError::Io(e.to_string()));
+            }
             Ok(_) => {}
         }
         if let Err(e) = hand_out(&mut buf, &mut scanner, &state) {
             return state.fail(e);
+        }
+        if state.readonly_seen.swap(false, Ordering::AcqRel) {
+            target.recheck.notify_one();
         }
     }
 }
@@ -277,6 +327,10 @@ fn hand_out(
             Ok(None) => break,
             Err(e) => return Err(BackendError::Protocol(e.to_string())),
         };
+        if buf[run_len] == b'-' && buf[run_len..].starts_with(b"-READONLY") {
+            // Our master became a replica: Sentinel mode looks for the new one now.
+            state.readonly_seen.store(true, Ordering::Release);
+        }
         if buf[run_len] == b'>' {
             // Out-of-band RESP3 push (e.g. a tracking invalidation): not a reply.
             tracing::debug!("dropping an unsolicited push frame from the backend");
@@ -314,7 +368,7 @@ fn hand_out(
 /// Opens a connection and runs the handshake (AUTH / HELLO 3 / SELECT).
 pub async fn connect(target: &Target, init: Init) -> Result<TcpStream, BackendError> {
     let fut = async {
-        let mut stream = TcpStream::connect(&target.address)
+        let mut stream = TcpStream::connect(target.address())
             .await
             .map_err(|e| BackendError::Unavailable(e.to_string()))?;
         let _ = stream.set_nodelay(true);

@@ -7,6 +7,7 @@
 
 pub mod bridge;
 pub mod conn;
+pub mod sentinel;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,10 @@ pub enum BackendError {
     Timeout(u128),
     #[error("{0}")]
     Protocol(String),
+    #[error(
+        "the master changed (failover) while the command was in flight; it may or may not have run"
+    )]
+    Failover,
 }
 
 impl BackendError {
@@ -42,33 +47,105 @@ impl BackendError {
     }
 }
 
-/// Where and how to connect.
+/// Where and how to connect. The address changes when Sentinel reports a new master.
 #[derive(Debug)]
 pub struct Target {
-    pub address: String,
+    address: parking_lot::RwLock<String>,
     pub username: Option<String>,
     pub password: Option<String>,
     pub connect_timeout: Duration,
+    /// Bumped on every address change: connections to an older master are dead.
+    generation: std::sync::atomic::AtomicU64,
+    /// Announces address changes (the pub/sub bridge reconnects on them).
+    changes: tokio::sync::watch::Sender<u64>,
+    /// Something suggests the master moved (READONLY, a lost connection): Sentinel mode
+    /// asks the sentinels again now instead of at the next poll.
+    pub recheck: tokio::sync::Notify,
 }
 
-/// The standalone backend.
+impl Target {
+    pub fn new(
+        address: String,
+        username: Option<String>,
+        password: Option<String>,
+        connect_timeout: Duration,
+    ) -> Target {
+        Target {
+            address: parking_lot::RwLock::new(address),
+            username,
+            password,
+            connect_timeout,
+            generation: std::sync::atomic::AtomicU64::new(0),
+            changes: tokio::sync::watch::channel(0).0,
+            recheck: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Wakes up on every address change.
+    pub fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// The server to connect to now.
+    pub fn address(&self) -> String {
+        self.address.read().clone()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Points new connections at `address`; returns false if it already was the address.
+    pub fn set_address(&self, address: &str) -> bool {
+        let mut current = self.address.write();
+        if *current == address {
+            return false;
+        }
+        *current = address.to_string();
+        let generation = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+            + 1;
+        drop(current);
+        self.changes.send_replace(generation);
+        true
+    }
+}
+
+/// Sentinel mode's settings, or None in other modes.
+pub fn sentinel_config(config: &BackendConfig) -> Option<sentinel::Sentinels> {
+    if config.mode != crate::config::BackendMode::Sentinel {
+        return None;
+    }
+    Some(sentinel::Sentinels {
+        addresses: config.sentinels.clone(),
+        master_name: config.master_name.clone().unwrap_or_default(),
+        username: config.sentinel_username.clone(),
+        password: config.sentinel_password.clone(),
+        connect_timeout: parse_duration(&config.connect_timeout).unwrap_or(Duration::from_secs(2)),
+    })
+}
+
+/// The backend of the forwarding modes (standalone; sentinel, whose master address follows
+/// failovers).
 pub struct Remote {
     pub target: Arc<Target>,
     /// Shared connections: [RESP2, RESP3] × `connections`.
     shared: [Vec<Mutex<Option<BackendConn>>>; 2],
     /// None: commands may wait for their reply forever.
     pub command_timeout: Option<Duration>,
+    /// Every connection opened (shared, pinned, one-off), to close them all on a failover.
+    live: Mutex<Vec<conn::WeakConn>>,
 }
 
 impl Remote {
     pub fn new(config: &BackendConfig) -> Remote {
-        let target = Arc::new(Target {
-            address: config.address.clone().unwrap_or_default(),
-            username: config.username.clone(),
-            password: config.password.clone(),
-            connect_timeout: parse_duration(&config.connect_timeout)
-                .unwrap_or(Duration::from_secs(2)),
-        });
+        let target = Arc::new(Target::new(
+            config.address.clone().unwrap_or_default(),
+            config.username.clone(),
+            config.password.clone(),
+            parse_duration(&config.connect_timeout).unwrap_or(Duration::from_secs(2)),
+        ));
         let slots = || (0..config.connections).map(|_| Mutex::new(None)).collect();
         Remote {
             target,
@@ -76,6 +153,7 @@ impl Remote {
             command_timeout: parse_duration(&config.command_timeout)
                 .ok()
                 .filter(|d| !d.is_zero()),
+            live: Mutex::new(Vec::new()),
         }
     }
 
@@ -112,10 +190,10 @@ impl Remote {
         .await
         {
             Ok(_) => {
-                tracing::info!(backend = %self.target.address, "forwarding to redis (standalone)")
+                tracing::info!(backend = %self.target.address(), "forwarding to redis")
             }
             Err(e) => tracing::warn!(
-                backend = %self.target.address,
+                backend = %self.target.address(),
                 error = %e,
                 "backend not reachable yet; clients get errors until it is"
             ),
@@ -123,12 +201,31 @@ impl Remote {
     }
 
     fn spawn(&self, proto: Protocol, db: usize) -> BackendConn {
-        BackendConn::spawn(
+        let conn = BackendConn::spawn(
             self.target.clone(),
             Init {
                 resp3: proto == Protocol::Resp3,
                 db,
             },
-        )
+        );
+        let mut live = self.live.lock();
+        live.retain(|c| c.alive());
+        live.push(conn.downgrade());
+        conn
+    }
+
+    /// Follows a new master: new connections go to `address`, and every connection to the
+    /// old one is closed, its in-flight commands answered with [`BackendError::Failover`]
+    /// (never a reply from a server that is no longer the master).
+    pub fn switch_master(&self, address: &str) -> bool {
+        if !self.target.set_address(address) {
+            return false;
+        }
+        tracing::warn!(master = %address, "following the new master");
+        let live = std::mem::take(&mut *self.live.lock());
+        for conn in live {
+            conn.kill(BackendError::Failover);
+        }
+        true
     }
 }
