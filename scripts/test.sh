@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test respgate has, on a fresh Debian machine: installs what the tests need
-# (redis-server, redis-tools, redis-py, ioredis/node-redis) when missing, then runs the
+# (redis-server, redis-sentinel, redis-tools, redis-py, ioredis/node-redis) when missing, then runs the
 # Rust unit and integration tests. Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
+command -v redis-sentinel >/dev/null 2>&1 || need_apt+=(redis-sentinel)
 command -v redis-benchmark >/dev/null 2>&1 || need_apt+=(redis-tools)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
