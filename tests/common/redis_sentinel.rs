@@ -20,7 +20,12 @@ pub struct SentinelSetup {
 impl SentinelSetup {
     /// Starts everything and waits until every sentinel knows the master and its replica.
     pub fn start() -> SentinelSetup {
-        let master = RedisServer::start();
+        Self::start_with(&[])
+    }
+
+    /// Like [`SentinelSetup::start`], with extra arguments for the master.
+    pub fn start_with(master_args: &[&str]) -> SentinelSetup {
+        let master = RedisServer::start_with(master_args);
         let replica =
             RedisServer::start_with(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
         let dir = std::env::temp_dir().join(format!(
