@@ -6,6 +6,7 @@
 //! so its commands reach Redis in the order it sent them; many clients share each one.
 
 pub mod bridge;
+pub mod cluster;
 pub mod conn;
 pub mod sentinel;
 
