@@ -32,6 +32,13 @@ impl Multi {
         self.aborted = true;
     }
 
+    /// The queued commands.
+    pub fn queued(&self) -> impl Iterator<Item = (&'static CommandSpec, &[Bytes])> + '_ {
+        self.queue
+            .iter()
+            .map(|(spec, argv)| (*spec, argv.as_slice()))
+    }
+
     /// Names of the queued commands.
     pub fn queued_names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.queue.iter().map(|(spec, _)| spec.name)

@@ -78,6 +78,9 @@ pub struct BackendConfig {
     /// sentinel: the sentinels' host:port (any reachable one is asked).
     #[serde(default)]
     pub sentinels: Vec<String>,
+    /// cluster: seed nodes (host:port); the rest is discovered with CLUSTER SLOTS.
+    #[serde(default)]
+    pub nodes: Vec<String>,
     /// sentinel: the master's name as the sentinels monitor it.
     #[serde(default)]
     pub master_name: Option<String>,
@@ -112,6 +115,7 @@ impl Default for BackendConfig {
             mode: BackendMode::Embedded,
             address: None,
             sentinels: Vec::new(),
+            nodes: Vec::new(),
             master_name: None,
             sentinel_username: None,
             sentinel_password: None,
@@ -382,11 +386,15 @@ impl Config {
                 }
             }
             BackendMode::Cluster => {
-                return Err(invalid(
-                    "backend.mode",
-                    "\"cluster\" is not implemented yet (embedded, standalone, sentinel are)"
-                        .into(),
-                ));
+                if self.backend.nodes.is_empty() {
+                    return Err(invalid(
+                        "backend.nodes",
+                        "required when mode = \"cluster\" (seed nodes, host:port)".into(),
+                    ));
+                }
+                if let Some(bad) = self.backend.nodes.iter().find(|a| !a.contains(':')) {
+                    return Err(invalid("backend.nodes", format!("{bad:?}: want host:port")));
+                }
             }
         }
         parse_duration(&self.backend.connect_timeout)

@@ -50,10 +50,6 @@ fn standalone_needs_an_address_and_the_example_validates() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("backend.address"), "{err}");
-    let err = Config::parse("[backend]\nmode = \"cluster\"\n", "t")
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("backend.mode"), "{err}");
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/standalone.toml");
     let c = Config::load(std::path::Path::new(example)).unwrap();
     assert_eq!(c.backend.mode, BackendMode::Standalone);
@@ -84,4 +80,16 @@ fn sentinel_needs_sentinels_and_a_master_name_and_the_example_validates() {
     let c = Config::load(std::path::Path::new(example)).unwrap();
     assert_eq!(c.backend.mode, BackendMode::Sentinel);
     assert_eq!(c.backend.sentinels.len(), 3);
+}
+
+#[test]
+fn cluster_needs_seed_nodes_and_the_example_validates() {
+    let err = Config::parse("[backend]\nmode = \"cluster\"\n", "t")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("backend.nodes"), "{err}");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/cluster.toml");
+    let c = Config::load(std::path::Path::new(example)).unwrap();
+    assert_eq!(c.backend.mode, BackendMode::Cluster);
+    assert_eq!(c.backend.nodes.len(), 3);
 }

@@ -14,6 +14,7 @@ use tracing::debug;
 use super::Shared;
 use super::forward::Slot;
 use super::session::{Handled, PendingBlock, Session};
+use crate::backend::remote::cluster::router;
 use crate::protocol::RequestParser;
 
 /// Flush replies early when a pipeline's output grows past this, so a long pipeline of big
@@ -231,14 +232,34 @@ async fn drain(
     out: &mut BytesMut,
 ) -> Result<(), ClientGone> {
     let proto = session.proto;
+    let client_id = session.client_id();
     session.flush_outgoing();
     while let Some(slot) = session.pending.pop_front() {
-        let deadline = match slot {
+        let (deadline, resend) = match slot {
             Slot::Local(bytes) => {
                 out.extend_from_slice(&bytes);
                 continue;
             }
-            Slot::Remote { deadline } => deadline,
+            Slot::Deferred(deferred) => {
+                // Cluster mode: every earlier reply is in; run it across the nodes now.
+                if let Some(remote) = &shared.remote
+                    && let Some(cluster) = &remote.cluster
+                {
+                    let reply =
+                        router::run_deferred(remote, cluster, *deferred, proto, client_id).await;
+                    out.extend_from_slice(&reply);
+                }
+                if let Some(st) = session.remote.as_mut()
+                    && !session
+                        .pending
+                        .iter()
+                        .any(|s| matches!(s, Slot::Deferred(_)))
+                {
+                    st.barrier = false;
+                }
+                continue;
+            }
+            Slot::Remote { deadline, resend } => (deadline, resend),
         };
         let Some(st) = session.remote.as_mut() else {
             return Err(ClientGone);
@@ -291,11 +312,29 @@ async fn drain(
                 None => return Err(ClientGone),
             }
         }
-        // This slot, and the remote slots right behind it, take replies from the chunk.
+        if let Some(resend) = resend {
+            // Cluster mode: one reply, resent elsewhere if the node redirects it.
+            let mut one = BytesMut::new();
+            let used = st.take_replies(1, &mut one);
+            st.settled(used);
+            let reply = one.freeze();
+            match &shared.remote {
+                Some(remote) if router::needs_resend(&reply) => {
+                    if let Some(cluster) = &remote.cluster {
+                        let r =
+                            router::follow(remote, cluster, &resend, reply, proto, client_id).await;
+                        out.extend_from_slice(&r);
+                    }
+                }
+                _ => out.extend_from_slice(&reply),
+            }
+            continue;
+        }
+        // This slot, and the plain remote slots right behind it, take replies from the chunk.
         let following = session
             .pending
             .iter()
-            .take_while(|s| matches!(s, Slot::Remote { .. }))
+            .take_while(|s| matches!(s, Slot::Remote { resend: None, .. }))
             .count();
         let used = st.take_replies(1 + following, out);
         st.settled(used);

@@ -6,6 +6,7 @@
 //! Replies come back from the backend as raw frames in the client's protocol version (RESP3
 //! clients use RESP3 connections) and are passed through byte for byte.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -14,18 +15,30 @@ use tokio::sync::mpsc;
 use super::session::{Outcome, Session};
 use crate::backend::embedded::num::parse_i64;
 use crate::backend::remote::BackendError;
+use crate::backend::remote::cluster::router::{ClusterBackend, Deferred, Resend, plan_keyless};
+use crate::backend::remote::cluster::slots::command_slot;
+use crate::backend::remote::cluster::split::{self as cluster_split, MultiKey};
 use crate::backend::remote::conn::{BackendConn, Batch, Chunk, Owed, ReplySink, encode_command};
 use crate::command::CommandSpec;
 use crate::protocol::reply_scan::ReplyScanner;
 use crate::protocol::{Protocol, Reply, errors};
+
+/// Redis's text for keys of several slots in a command a cluster node cannot split.
+const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 
 /// One reply owed to the client, in order.
 pub enum Slot {
     /// Already encoded (answered by respgate while earlier replies were still outstanding).
     Local(BytesMut),
     /// Owed by the client's in-flight connection ([`RemoteState::inflight`]); give up after
-    /// `deadline` (None: wait as long as it takes).
-    Remote { deadline: Option<Duration> },
+    /// `deadline` (None: wait as long as it takes). Cluster mode keeps what is needed to
+    /// resend the command after MOVED/ASK.
+    Remote {
+        deadline: Option<Duration>,
+        resend: Option<Box<Resend>>,
+    },
+    /// Cluster mode: a command several nodes answer together, run when its turn comes.
+    Deferred(Box<Deferred>),
 }
 
 /// A forwarding client's backend-side state.
@@ -38,6 +51,10 @@ pub struct RemoteState {
     carry: Option<Chunk>,
     /// The client's own connection, once it needed one; kept until it leaves.
     pinned: Option<BackendConn>,
+    /// Cluster mode: the node the pinned connection goes to.
+    pinned_addr: Option<String>,
+    /// Cluster mode: a deferred command is queued; later commands wait until it has run.
+    pub barrier: bool,
     /// The connection whose replies are outstanding (a client's commands go to one connection
     /// at a time, so their order on the backend is the order it sent them).
     pub inflight: Option<BackendConn>,
@@ -67,6 +84,8 @@ impl RemoteState {
             sink,
             replies,
             pinned: None,
+            pinned_addr: None,
+            barrier: false,
             inflight: None,
             outstanding: 0,
             watching: false,
@@ -224,6 +243,10 @@ impl Session {
     /// Runs one command in forwarding mode (after auth, arity and MULTI queueing checks).
     pub(super) fn forward(&mut self, spec: &'static CommandSpec, argv: &[Bytes]) -> Outcome {
         let name = spec.name;
+        let cluster = self.shared.remote.as_ref().and_then(|r| r.cluster.clone());
+        if cluster.is_some() && self.remote.as_ref().is_some_and(|st| st.barrier) {
+            return Outcome::DrainFirst;
+        }
         if let Some(e) = unsupported(name, argv) {
             return Outcome::Reply(Reply::err(e));
         }
@@ -233,6 +256,14 @@ impl Session {
             return Outcome::Reply(r);
         }
         match name {
+            "select" if cluster.is_some() => {
+                // As a cluster node answers: only db 0 exists.
+                return Outcome::Reply(if argv.get(1).is_some_and(|a| a.as_ref() == b"0") {
+                    Reply::ok()
+                } else {
+                    Reply::err("ERR SELECT is not allowed in cluster mode")
+                });
+            }
             "select" => return self.forward_select(argv),
             "hello" => return self.forward_hello(argv),
             "exec" => return self.forward_exec(),
@@ -255,6 +286,9 @@ impl Session {
             let reply = crate::command::connection::run_local(self, name, argv)
                 .unwrap_or_else(|| Reply::err(errors::not_implemented(name)));
             return Outcome::Reply(reply);
+        }
+        if let Some(cluster) = cluster {
+            return self.forward_cluster(cluster, spec, argv);
         }
         // SCRIPT KILL / FUNCTION KILL must not queue behind the busy script on a shared
         // connection: they get a connection of their own.
@@ -331,6 +365,105 @@ impl Session {
         Some(c)
     }
 
+    /// Cluster mode: the connection to node `addr` for this client's next command; with
+    /// `pin`, its own (replacing one pinned to another node). None: drain first.
+    fn cluster_conn(
+        &mut self,
+        cluster: &ClusterBackend,
+        addr: &str,
+        pin: bool,
+    ) -> Option<BackendConn> {
+        let proto = self.proto;
+        let id = self.client_id();
+        let remote = self.shared.remote.as_deref()?;
+        let st = self.remote.as_mut()?;
+        if let Some(p) = &st.pinned
+            && st.pinned_addr.as_deref() == Some(addr)
+            && !p.is_dead()
+        {
+            return Some(p.clone());
+        }
+        if pin {
+            if st.outstanding > 0 {
+                return None;
+            }
+            if st.watching {
+                // WATCHes live on the old node's connection: the next EXEC must fail.
+                st.watching = false;
+                st.watch_lost = true;
+            }
+            let p = cluster.pinned_to(remote, addr, proto);
+            st.pinned = Some(p.clone());
+            st.pinned_addr = Some(addr.to_string());
+            return Some(p);
+        }
+        Some(cluster.conn_to(remote, addr, proto, id))
+    }
+
+    /// Cluster mode: where the command goes (by its keys' slot), split or fanned out when
+    /// several nodes must answer, or CROSSSLOT as a cluster node would say.
+    fn forward_cluster(
+        &mut self,
+        cluster: Arc<ClusterBackend>,
+        spec: &'static CommandSpec,
+        argv: &[Bytes],
+    ) -> Outcome {
+        let slot = match command_slot(spec, argv) {
+            Ok(s) => s,
+            Err(_) => {
+                if let Some(kind) = MultiKey::of(spec.name)
+                    && let Some(split) = cluster_split::split(kind, argv)
+                {
+                    return self.defer(Deferred::Split(split));
+                }
+                return Outcome::Reply(Reply::err(CROSSSLOT));
+            }
+        };
+        let addr = match slot {
+            Some(s) => cluster.master_addr(s),
+            None => {
+                if let Some(d) = plan_keyless(spec, argv) {
+                    return self.defer(d);
+                }
+                cluster.any_master(self.client_id())
+            }
+        };
+        let Some(addr) = addr else {
+            cluster.request_refresh();
+            return Outcome::Reply(Reply::err("CLUSTERDOWN Hash slot not served"));
+        };
+        let blocking = blocking_wait(spec, argv);
+        let Some(conn) = self.cluster_conn(&cluster, &addr, blocking.is_some()) else {
+            return Outcome::DrainFirst;
+        };
+        if self.needs_drain_for(&conn) {
+            return Outcome::DrainFirst;
+        }
+        let timeout = self.remote_target().command_timeout;
+        let deadline = match blocking {
+            None => timeout,
+            Some(None) => None,
+            Some(Some(wait)) => Some(wait + timeout.unwrap_or(Duration::ZERO)),
+        };
+        let resend = slot.map(|slot| {
+            Box::new(Resend {
+                slot,
+                argv: argv.to_vec(),
+                node: addr,
+            })
+        });
+        self.submit_resendable(conn, |b| encode_command(b, argv), 0, deadline, resend)
+    }
+
+    /// Queues a command several nodes answer; later commands wait until it has run.
+    fn defer(&mut self, deferred: Deferred) -> Outcome {
+        if let Some(st) = self.remote.as_mut() {
+            st.barrier = true;
+        }
+        self.pending.push_back(Slot::Deferred(Box::new(deferred)));
+        Outcome::Forwarded
+    }
+
     /// Queues commands (encoded by `encode`) for `conn`; the last of their replies goes to the
     /// client, the `skip` before it are dropped. Commands are collected per connection and
     /// leave in one batch when the connection task drains (see [`Session::flush_outgoing`]).
@@ -340,6 +473,17 @@ impl Session {
         encode: impl FnOnce(&mut BytesMut),
         skip: usize,
         deadline: Option<Duration>,
+    ) -> Outcome {
+        self.submit_resendable(conn, encode, skip, deadline, None)
+    }
+
+    fn submit_resendable(
+        &mut self,
+        conn: BackendConn,
+        encode: impl FnOnce(&mut BytesMut),
+        skip: usize,
+        deadline: Option<Duration>,
+        resend: Option<Box<Resend>>,
     ) -> Outcome {
         if conn.is_dead() {
             let address = self.remote_target().target.address();
@@ -360,7 +504,7 @@ impl Session {
         {
             st.inflight = Some(conn);
         }
-        self.pending.push_back(Slot::Remote { deadline });
+        self.pending.push_back(Slot::Remote { deadline, resend });
         Outcome::Forwarded
     }
 
@@ -468,7 +612,21 @@ impl Session {
         if self.multi.is_some() {
             return Outcome::Reply(Reply::err("ERR WATCH inside MULTI is not allowed"));
         }
-        let Some(conn) = self.conn(true) else {
+        let conn = match self.shared.remote.as_ref().and_then(|r| r.cluster.clone()) {
+            Some(cluster) => {
+                let spec = crate::command::table::lookup(b"watch");
+                let slot = match spec.map(|s| command_slot(s, argv)) {
+                    Some(Ok(Some(slot))) => slot,
+                    _ => return Outcome::Reply(Reply::err(CROSSSLOT)),
+                };
+                let Some(addr) = cluster.master_addr(slot) else {
+                    return Outcome::Reply(Reply::err("CLUSTERDOWN Hash slot not served"));
+                };
+                self.cluster_conn(&cluster, &addr, true)
+            }
+            None => self.conn(true),
+        };
+        let Some(conn) = conn else {
             return Outcome::DrainFirst;
         };
         if self.needs_drain_for(&conn) {
@@ -519,6 +677,26 @@ impl Session {
         }
     }
 
+    /// Cluster mode: the node a transaction runs on (the one serving all its keys' slot).
+    fn exec_node(&self, cluster: &ClusterBackend) -> Result<String, Reply> {
+        let mut slot = None;
+        for (spec, argv) in self.multi.iter().flat_map(|m| m.queued()) {
+            match command_slot(spec, argv) {
+                Ok(Some(s)) if slot.is_some_and(|x| x != s) => {
+                    return Err(Reply::err(CROSSSLOT));
+                }
+                Ok(Some(s)) => slot = Some(s),
+                Ok(None) => {}
+                Err(_) => return Err(Reply::err(CROSSSLOT)),
+            }
+        }
+        let addr = match slot {
+            Some(s) => cluster.master_addr(s),
+            None => cluster.any_master(self.client_id()),
+        };
+        addr.ok_or_else(|| Reply::err("CLUSTERDOWN Hash slot not served"))
+    }
+
     /// EXEC: the queued commands go to the backend as one contiguous MULTI ... EXEC, so no
     /// other client's command can land inside it even on a shared connection; the client
     /// already had its QUEUED replies and gets EXEC's reply.
@@ -531,7 +709,18 @@ impl Session {
             .multi
             .as_ref()
             .is_some_and(|m| m.queued_names().any(|n| n == "select"));
-        let Some(conn) = self.conn(selects) else {
+        let conn = match self.shared.remote.as_ref().and_then(|r| r.cluster.clone()) {
+            Some(cluster) => match self.exec_node(&cluster) {
+                Ok(addr) => self.cluster_conn(&cluster, &addr, false),
+                Err(reply) => {
+                    self.multi = None;
+                    self.clear_watch();
+                    return Outcome::Reply(reply);
+                }
+            },
+            None => self.conn(selects),
+        };
+        let Some(conn) = conn else {
             return Outcome::DrainFirst;
         };
         if self.needs_drain_for(&conn) {

@@ -90,7 +90,10 @@ impl Bound {
                 self.config.backend.master_name.as_deref().unwrap_or(""),
                 self.config.backend.sentinels.join(",")
             ),
-            crate::config::BackendMode::Cluster => "cluster".to_string(),
+            crate::config::BackendMode::Cluster => format!(
+                "forwarding to redis cluster via {}",
+                self.config.backend.nodes.join(",")
+            ),
         }
     }
 
@@ -153,11 +156,28 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
     let _fsync = engine.spawn_aof_fsync();
     let params = stats::Params::from_config(&config);
     let remote = match config.backend.mode {
-        crate::config::BackendMode::Standalone | crate::config::BackendMode::Sentinel => Some(
-            Arc::new(crate::backend::remote::Remote::new(&config.backend)),
-        ),
-        _ => None,
+        crate::config::BackendMode::Embedded => None,
+        _ => Some(Arc::new(crate::backend::remote::Remote::new(
+            &config.backend,
+        ))),
     };
+    if let Some(cluster) = remote.as_ref().and_then(|r| r.cluster.clone()) {
+        // Read the slot map before accepting clients; without it they get CLUSTERDOWN-style
+        // errors until a node answers.
+        match cluster.refresh_now().await {
+            Ok(()) => info!(
+                masters = cluster.topology().masters().len(),
+                "forwarding to redis cluster"
+            ),
+            Err(e) => warn!(error = %e, "no cluster node could give the slot map yet"),
+        }
+        cluster.spawn_refresher();
+        // Pub/sub: any node hears every PUBLISH of the cluster; the bridge uses the first
+        // master (and follows the map when it changes).
+        if let (Some(r), Some(addr)) = (&remote, cluster.any_master(0)) {
+            r.switch_master(&addr);
+        }
+    }
     if let (Some(remote), Some(sentinels)) = (
         &remote,
         crate::backend::remote::sentinel_config(&config.backend),

@@ -96,6 +96,16 @@ impl Respgate {
         Self::start_with(&["--config", &path])
     }
 
+    /// respgate in front of a Redis Cluster, seeded with `nodes`.
+    pub fn cluster(nodes: &[String], backend_toml: &str) -> Respgate {
+        let list: Vec<String> = nodes.iter().map(|s| format!("\"{s}\"")).collect();
+        let path = temp_config(&format!(
+            "[backend]\nmode = \"cluster\"\nnodes = [{}]\n{backend_toml}\n",
+            list.join(", ")
+        ));
+        Self::start_with(&["--config", &path])
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -137,6 +137,8 @@ pub struct Remote {
     pub command_timeout: Option<Duration>,
     /// Every connection opened (shared, pinned, one-off), to close them all on a failover.
     live: Mutex<Vec<conn::WeakConn>>,
+    /// Cluster mode: the slot map and per-node connections.
+    pub cluster: Option<Arc<cluster::router::ClusterBackend>>,
 }
 
 impl Remote {
@@ -155,6 +157,18 @@ impl Remote {
                 .ok()
                 .filter(|d| !d.is_zero()),
             live: Mutex::new(Vec::new()),
+            cluster: (config.mode == crate::config::BackendMode::Cluster).then(|| {
+                Arc::new(cluster::router::ClusterBackend::new(
+                    config.nodes.clone(),
+                    cluster::topology::ConnectParams {
+                        username: config.username.clone(),
+                        password: config.password.clone(),
+                        connect_timeout: parse_duration(&config.connect_timeout)
+                            .unwrap_or(Duration::from_secs(2)),
+                    },
+                    config.connections,
+                ))
+            }),
         }
     }
 
@@ -202,8 +216,13 @@ impl Remote {
     }
 
     fn spawn(&self, proto: Protocol, db: usize) -> BackendConn {
+        self.spawn_to(self.target.clone(), proto, db)
+    }
+
+    /// A new connection to `target` (a cluster node), tracked like the others.
+    pub fn spawn_to(&self, target: Arc<Target>, proto: Protocol, db: usize) -> BackendConn {
         let conn = BackendConn::spawn(
-            self.target.clone(),
+            target,
             Init {
                 resp3: proto == Protocol::Resp3,
                 db,

@@ -4,6 +4,7 @@
 //! ([`raw`]). The forwarding path (src/server) wires them to connections.
 
 pub mod raw;
+pub mod router;
 pub mod slots;
 pub mod split;
 pub mod topology;

@@ -1,0 +1,437 @@
+//! Cluster mode's live state: the current slot map (refreshed in the background after MOVED,
+//! failures and periodically), connections per node, and the async steps the forwarding path
+//! needs beyond "send to the slot's master": following MOVED/ASK/TRYAGAIN/CLUSTERDOWN for one
+//! command, and running split or fan-out commands across nodes and merging their replies.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::{Mutex, RwLock};
+use rustc_hash::FxHashMap;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::split::{self, FanOut, Merge, ScanPlan, Split};
+use super::topology::{ConnectParams, Redirect, Topology, discover, parse_redirect};
+use crate::backend::remote::conn::{BackendConn, Batch, encode_command};
+use crate::backend::remote::{BackendError, Remote, Target};
+use crate::protocol::Protocol;
+
+/// Redirections and transient errors followed for one command before giving up.
+const MAX_ATTEMPTS: usize = 16;
+/// Pause before retrying TRYAGAIN / CLUSTERDOWN.
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
+/// The slot map is re-read this often even when nothing suggests a change.
+const REFRESH_EVERY: Duration = Duration::from_secs(10);
+
+/// A command the cluster answers only with several nodes' help.
+pub enum Deferred {
+    /// MGET/MSET/DEL/... whose keys span slots.
+    Split(Split),
+    /// KEYS, DBSIZE, FLUSHALL ... on every master.
+    AllMasters(Vec<Bytes>, Merge),
+    /// SCAN, one master at a time.
+    Scan(Vec<Bytes>),
+}
+
+/// What a command needs to be resent after a redirection.
+pub struct Resend {
+    pub slot: u16,
+    pub argv: Vec<Bytes>,
+    /// The node it was sent to (for error texts and ASK/MOVED endpoints without a host).
+    pub node: String,
+}
+
+struct NodePool {
+    target: Arc<Target>,
+    /// Shared connections per protocol version.
+    shared: [Vec<Option<BackendConn>>; 2],
+}
+
+pub struct ClusterBackend {
+    topology: RwLock<Arc<Topology>>,
+    seeds: Vec<String>,
+    params: ConnectParams,
+    pools: Mutex<FxHashMap<String, NodePool>>,
+    connections: usize,
+    refresh: tokio::sync::Notify,
+}
+
+impl ClusterBackend {
+    pub fn new(seeds: Vec<String>, params: ConnectParams, connections: usize) -> ClusterBackend {
+        ClusterBackend {
+            topology: RwLock::new(Arc::new(Topology::new())),
+            seeds,
+            params,
+            pools: Mutex::new(FxHashMap::default()),
+            connections: connections.max(1),
+            refresh: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub fn topology(&self) -> Arc<Topology> {
+        self.topology.read().clone()
+    }
+
+    /// Reads the slot map from the seeds and the nodes already known.
+    pub async fn refresh_now(&self) -> Result<(), String> {
+        // Nodes already known first (the seeds may be gone), then the configured seeds.
+        let mut seeds: Vec<String> = self.topology().nodes().to_vec();
+        for s in &self.seeds {
+            if !seeds.contains(s) {
+                seeds.push(s.clone());
+            }
+        }
+        match discover(&seeds, &self.params).await {
+            Ok(t) => {
+                let changed = **self.topology.read() != t;
+                if changed {
+                    info!(masters = t.masters().len(), "cluster slot map updated");
+                    *self.topology.write() = Arc::new(t);
+                }
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Keeps the slot map current: on request (MOVED, failures) and every few seconds.
+    pub fn spawn_refresher(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(cluster) = me.upgrade() else { return };
+                tokio::select! {
+                    _ = cluster.refresh.notified() => {}
+                    _ = tokio::time::sleep(REFRESH_EVERY) => {}
+                }
+                if let Err(e) = cluster.refresh_now().await {
+                    warn!(error = %e, "cannot read the cluster slot map");
+                }
+                drop(cluster);
+                // Coalesce bursts of requests (many clients hitting the same MOVED).
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+    }
+
+    /// A MOVED reply: the slot lives on `addr` now; the whole map is re-read soon.
+    pub fn moved(&self, slot: u16, addr: &str) {
+        {
+            let mut topo = self.topology.write();
+            let mut t = (**topo).clone();
+            if t.apply_moved(slot, addr).is_ok() {
+                *topo = Arc::new(t);
+            }
+        }
+        self.refresh.notify_one();
+    }
+
+    pub fn request_refresh(&self) {
+        self.refresh.notify_one();
+    }
+
+    /// The address of the master serving `slot`.
+    pub fn master_addr(&self, slot: u16) -> Option<String> {
+        let t = self.topology.read();
+        t.master_for(slot).map(|n| t.address(n).to_string())
+    }
+
+    /// A master for keyless commands, spread over the masters by client.
+    pub fn any_master(&self, client_id: u64) -> Option<String> {
+        let t = self.topology.read();
+        let masters = t.masters();
+        if masters.is_empty() {
+            return None;
+        }
+        let n = masters[(client_id as usize) % masters.len()];
+        Some(t.address(n).to_string())
+    }
+
+    /// The shared connection to `addr` that serves this client.
+    pub fn conn_to(
+        &self,
+        remote: &Remote,
+        addr: &str,
+        proto: Protocol,
+        client_id: u64,
+    ) -> BackendConn {
+        let mut pools = self.pools.lock();
+        let connections = self.connections;
+        let pool = pools.entry(addr.to_string()).or_insert_with(|| NodePool {
+            target: Arc::new(self.params.target(addr)),
+            shared: [vec![None; connections], vec![None; connections]],
+        });
+        let slots = &mut pool.shared[usize::from(proto == Protocol::Resp3)];
+        let i = (client_id as usize) % slots.len();
+        match &slots[i] {
+            Some(c) if !c.is_dead() => c.clone(),
+            _ => {
+                let c = remote.spawn_to(pool.target.clone(), proto, 0);
+                slots[i] = Some(c.clone());
+                c
+            }
+        }
+    }
+
+    /// A connection of the client's own to `addr`.
+    pub fn pinned_to(&self, remote: &Remote, addr: &str, proto: Protocol) -> BackendConn {
+        let target = {
+            let mut pools = self.pools.lock();
+            let connections = self.connections;
+            pools
+                .entry(addr.to_string())
+                .or_insert_with(|| NodePool {
+                    target: Arc::new(self.params.target(addr)),
+                    shared: [vec![None; connections], vec![None; connections]],
+                })
+                .target
+                .clone()
+        };
+        remote.spawn_to(target, proto, 0)
+    }
+}
+
+/// Sends encoded commands to `conn` and waits for the last of their replies (the `skip`
+/// before it are dropped), at most `timeout`.
+async fn ask(
+    conn: &BackendConn,
+    bytes: Bytes,
+    skip: usize,
+    timeout: Option<Duration>,
+) -> Result<Bytes, BackendError> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut owed = vec![None; skip];
+    owed.push(Some(tx));
+    conn.send(Batch { bytes, owed }).map_err(|(_, e)| e)?;
+    let wait = async {
+        match rx.recv().await {
+            Some(Ok(chunk)) => Ok(chunk.bytes),
+            Some(Err(e)) => Err(e),
+            None => Err(BackendError::Closed),
+        }
+    };
+    match timeout {
+        Some(t) => match tokio::time::timeout(t, wait).await {
+            Ok(r) => r,
+            Err(_) => {
+                conn.kill(BackendError::Timeout(t.as_millis()));
+                Err(BackendError::Timeout(t.as_millis()))
+            }
+        },
+        None => wait.await,
+    }
+}
+
+/// An error reply in the client's protocol, as raw bytes.
+pub fn error_frame(text: &str) -> Bytes {
+    let mut out = BytesMut::with_capacity(text.len() + 3);
+    out.extend_from_slice(b"-");
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.freeze()
+}
+
+/// Does this reply ask for a resend (MOVED, ASK, TRYAGAIN, CLUSTERDOWN)?
+pub fn needs_resend(reply: &[u8]) -> bool {
+    reply.first() == Some(&b'-')
+        && (reply.starts_with(b"-MOVED ")
+            || reply.starts_with(b"-ASK ")
+            || reply.starts_with(b"-TRYAGAIN")
+            || reply.starts_with(b"-CLUSTERDOWN"))
+}
+
+/// Follows redirections for one command whose first reply was `reply`, until a reply that
+/// is not one (or the attempts run out: then the last reply is the client's).
+pub async fn follow(
+    remote: &Remote,
+    cluster: &ClusterBackend,
+    resend: &Resend,
+    mut reply: Bytes,
+    proto: Protocol,
+    client_id: u64,
+) -> Bytes {
+    let timeout = remote.command_timeout;
+    let mut from = resend.node.clone();
+    for _ in 0..MAX_ATTEMPTS {
+        if !needs_resend(&reply) {
+            return reply;
+        }
+        let (addr, asking) = match parse_redirect(&reply, &from) {
+            Some(Redirect::Moved { slot, addr }) => {
+                cluster.moved(slot, &addr);
+                (addr, false)
+            }
+            Some(Redirect::Ask { addr, .. }) => (addr, true),
+            None => {
+                // TRYAGAIN (a slot mid-migration) or CLUSTERDOWN (mid-failover): pause, re-read
+                // the map, and resend to whoever serves the slot then.
+                tokio::time::sleep(RETRY_PAUSE).await;
+                cluster.request_refresh();
+                match cluster.master_addr(resend.slot) {
+                    Some(a) => (a, false),
+                    None => return reply,
+                }
+            }
+        };
+        let conn = cluster.conn_to(remote, &addr, proto, client_id);
+        let mut bytes = BytesMut::new();
+        if asking {
+            encode_command(&mut bytes, &[b"ASKING"]);
+        }
+        encode_command(&mut bytes, &resend.argv);
+        reply = match ask(&conn, bytes.freeze(), usize::from(asking), timeout).await {
+            Ok(r) => r,
+            Err(e) => {
+                cluster.request_refresh();
+                return error_frame(&e.client_error(&addr));
+            }
+        };
+        from = addr;
+    }
+    reply
+}
+
+/// Sends one command to the master serving `slot` and follows redirections.
+async fn run_on_slot(
+    remote: &Remote,
+    cluster: &ClusterBackend,
+    slot: u16,
+    argv: Vec<Bytes>,
+    proto: Protocol,
+    client_id: u64,
+) -> Bytes {
+    let Some(addr) = cluster.master_addr(slot) else {
+        cluster.request_refresh();
+        return error_frame("CLUSTERDOWN Hash slot not served");
+    };
+    run_on_node(remote, cluster, &addr, Some(slot), argv, proto, client_id).await
+}
+
+async fn run_on_node(
+    remote: &Remote,
+    cluster: &ClusterBackend,
+    addr: &str,
+    slot: Option<u16>,
+    argv: Vec<Bytes>,
+    proto: Protocol,
+    client_id: u64,
+) -> Bytes {
+    let conn = cluster.conn_to(remote, addr, proto, client_id);
+    let mut bytes = BytesMut::new();
+    encode_command(&mut bytes, &argv);
+    let reply = match ask(&conn, bytes.freeze(), 0, remote.command_timeout).await {
+        Ok(r) => r,
+        Err(e) => {
+            cluster.request_refresh();
+            return error_frame(&e.client_error(addr));
+        }
+    };
+    match slot {
+        Some(slot) if needs_resend(&reply) => {
+            let resend = Resend {
+                slot,
+                argv,
+                node: addr.to_string(),
+            };
+            follow(remote, cluster, &resend, reply, proto, client_id).await
+        }
+        _ => reply,
+    }
+}
+
+/// Runs a split or fan-out command and merges the replies into the one Redis would give.
+pub async fn run_deferred(
+    remote: &Remote,
+    cluster: &ClusterBackend,
+    deferred: Deferred,
+    proto: Protocol,
+    client_id: u64,
+) -> Bytes {
+    let merged = match deferred {
+        Deferred::Split(split) => {
+            // Every part at once (they are independent), each following its redirections.
+            let parts = split
+                .parts
+                .iter()
+                .map(|p| run_on_slot(remote, cluster, p.slot, p.argv.clone(), proto, client_id));
+            let replies = futures_join_all(parts).await;
+            split::merge(&split, &replies)
+        }
+        Deferred::AllMasters(argv, merge) => {
+            let topo = cluster.topology();
+            let mut masters: Vec<String> = topo
+                .masters()
+                .into_iter()
+                .map(|n| topo.address(n).to_string())
+                .collect();
+            if masters.is_empty() {
+                return error_frame("CLUSTERDOWN The cluster is down");
+            }
+            if merge == Merge::FirstNonNull {
+                // RANDOMKEY: start at a random master.
+                let k = rand::random_range(0..masters.len());
+                masters.rotate_left(k);
+            }
+            let runs = masters.iter().map(|addr| {
+                run_on_node(remote, cluster, addr, None, argv.clone(), proto, client_id)
+            });
+            let replies = futures_join_all(runs).await;
+            split::merge_fan_out(merge, &replies)
+        }
+        Deferred::Scan(argv) => {
+            let topo = cluster.topology();
+            let masters = topo.masters();
+            match split::plan_scan(&argv, masters.len()) {
+                Err(e) => return error_frame(&e.to_string()),
+                Ok(ScanPlan::Done) => Ok(Bytes::from_static(split::SCAN_DONE)),
+                Ok(ScanPlan::Send { shard, argv }) => {
+                    let addr = topo.address(masters[shard]).to_string();
+                    let reply =
+                        run_on_node(remote, cluster, &addr, None, argv, proto, client_id).await;
+                    split::scan_reply(&reply, shard, masters.len())
+                }
+            }
+        }
+    };
+    merged.unwrap_or_else(|e| {
+        error_frame(&format!("ERR respgate: cannot merge cluster replies: {e}"))
+    })
+}
+
+/// Awaits futures concurrently, keeping their order (a tiny join_all: they are few).
+async fn futures_join_all<F: std::future::Future<Output = Bytes>>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<Bytes> {
+    let mut set: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
+    let mut out: Vec<Option<Bytes>> = vec![None; set.len()];
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if out[i].is_some() {
+                continue;
+            }
+            match f.as_mut().poll(cx) {
+                std::task::Poll::Ready(v) => out[i] = Some(v),
+                std::task::Poll::Pending => pending = true,
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(Option::unwrap_or_default).collect()
+}
+
+/// Where a keyless command goes: a fan-out plan, or None for "any master".
+pub fn plan_keyless(spec: &crate::command::CommandSpec, argv: &[Bytes]) -> Option<Deferred> {
+    match split::fan_out(spec, argv)? {
+        FanOut::AllMasters(merge) => Some(Deferred::AllMasters(argv.to_vec(), merge)),
+        FanOut::Scan => Some(Deferred::Scan(argv.to_vec())),
+        FanOut::AnyNode => None,
+    }
+}

@@ -1,0 +1,199 @@
+//! Cluster mode against a real 3-master/3-replica Redis Cluster: respgate looks like one
+//! plain Redis. Keys are routed by slot, multi-key commands split and merged, keyless ones
+//! fanned out, and the replies equal those of a single redis-server given the same commands.
+
+mod common;
+
+use std::time::Duration;
+
+use common::redis_cluster::RedisCluster;
+use common::redis_server::RedisServer;
+use common::resp::{Conn, Value};
+use common::respgate::Respgate;
+
+fn ok() -> Value {
+    Value::Simple("OK".into())
+}
+
+fn args(parts: &[String]) -> Vec<&[u8]> {
+    parts.iter().map(|p| p.as_bytes()).collect()
+}
+
+#[test]
+fn multi_key_commands_over_1000_keys_match_a_single_redis() {
+    let cluster = RedisCluster::shared();
+    let gate = Respgate::cluster(&cluster.addrs()[..1], "");
+    let single = RedisServer::start();
+    let mut g = Conn::connect(&gate.addr);
+    let mut r = Conn::connect(&single.addr());
+    // Unique to this test: the cluster is shared with the other tests of this file.
+    let keys: Vec<String> = (0..1000).map(|i| format!("multi:{i}")).collect();
+    let mut mset = vec!["MSET".to_string()];
+    for (i, k) in keys.iter().enumerate() {
+        mset.push(k.clone());
+        mset.push(format!("v{i}"));
+    }
+    assert_eq!(g.cmd(&args(&mset)), ok());
+    assert_eq!(r.cmd(&args(&mset)), ok());
+    // MGET with a missing key and duplicates in between, in RESP2 and RESP3.
+    let mut mget = vec!["MGET".to_string()];
+    mget.extend(keys.iter().cloned());
+    mget.insert(500, "multi:missing".into());
+    mget.push("multi:3".into());
+    assert_eq!(g.cmd(&args(&mget)), r.cmd(&args(&mget)));
+    let mut g3 = Conn::connect(&gate.addr);
+    let mut r3 = Conn::connect(&single.addr());
+    g3.cmd_str("HELLO 3");
+    r3.cmd_str("HELLO 3");
+    assert_eq!(g3.cmd(&args(&mget)), r3.cmd(&args(&mget)));
+    for cmd in ["EXISTS", "TOUCH", "UNLINK", "DEL"] {
+        let mut v = vec![cmd.to_string()];
+        v.extend(keys.iter().step_by(3).cloned());
+        v.push("multi:nothing".into());
+        assert_eq!(g.cmd(&args(&v)), r.cmd(&args(&v)), "{cmd}");
+    }
+    // Every key really lives on the node that serves its slot (those DEL did not remove).
+    for k in keys.iter().skip(1).step_by(97).filter(|k| {
+        k.trim_start_matches("multi:")
+            .parse::<usize>()
+            .is_ok_and(|i| i % 3 != 0)
+    }) {
+        let mut found = 0;
+        for addr in cluster.masters() {
+            let mut c = Conn::connect(&addr);
+            c.cmd_str("READONLY");
+            if matches!(c.cmd(&[b"EXISTS", k.as_bytes()]), Value::Int(1)) {
+                found += 1;
+            }
+        }
+        assert_eq!(found, 1, "{k} on {found} masters");
+    }
+}
+
+#[test]
+fn single_slot_commands_hash_tags_crossslot_and_transactions() {
+    let cluster = RedisCluster::shared();
+    let gate = Respgate::cluster(&cluster.addrs(), "");
+    let mut g = Conn::connect(&gate.addr);
+    assert_eq!(g.cmd_str("SET tags:{user1}:a 1"), ok());
+    assert_eq!(g.cmd_str("SET tags:{user1}:b 2"), ok());
+    // Hash-tagged keys share a slot: multi-key commands just work.
+    assert_eq!(
+        g.cmd_str("SUNIONSTORE tags:{user1}:u tags:{user1}:s1 tags:{user1}:s2"),
+        Value::Int(0)
+    );
+    assert_eq!(g.cmd_str("RENAME tags:{user1}:a tags:{user1}:c"), ok());
+    // Keys of different slots in a command that cannot be split: Redis's words.
+    assert_eq!(
+        g.cmd_str("RENAME tags:x tags:y"),
+        Value::Error("CROSSSLOT Keys in request don't hash to the same slot".into())
+    );
+    assert_eq!(
+        g.cmd_str("SELECT 1"),
+        Value::Error("ERR SELECT is not allowed in cluster mode".into())
+    );
+    // A transaction on one slot runs on its node.
+    g.cmd_str("MULTI");
+    g.cmd_str("INCR tags:{user1}:n");
+    g.cmd_str("INCR tags:{user1}:n");
+    assert_eq!(
+        g.cmd_str("EXEC"),
+        Value::Array(vec![Value::Int(1), Value::Int(2)])
+    );
+    // WATCH on the key's node.
+    let mut other = Conn::connect(&gate.addr);
+    assert_eq!(g.cmd_str("WATCH tags:{user1}:n"), ok());
+    other.cmd_str("INCR tags:{user1}:n");
+    g.cmd_str("MULTI");
+    g.cmd_str("INCR tags:{user1}:n");
+    assert_eq!(g.cmd_str("EXEC"), Value::NullArray);
+    // A script whose keys share a slot.
+    assert_eq!(
+        g.cmd_str("EVAL return(redis.call('GET',KEYS[1])) 1 tags:{user1}:b"),
+        Value::Bulk(b"2".to_vec())
+    );
+    // Blocking on one node does not hold others.
+    let mut waiter = Conn::connect(&gate.addr);
+    waiter.send(&[b"BLPOP", b"tags:queue", b"5"]);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(g.cmd_str("RPUSH tags:queue x"), Value::Int(1));
+    assert_eq!(
+        waiter.read(),
+        Value::Array(vec![
+            Value::Bulk(b"tags:queue".to_vec()),
+            Value::Bulk(b"x".to_vec())
+        ])
+    );
+}
+
+#[test]
+fn keyless_commands_fan_out_across_masters() {
+    let cluster = RedisCluster::shared();
+    let gate = Respgate::cluster(&cluster.addrs()[..2], "");
+    let mut g = Conn::connect(&gate.addr);
+    let keys: Vec<String> = (0..200).map(|i| format!("fan:{i}")).collect();
+    for k in &keys {
+        assert_eq!(g.cmd(&[b"SET", k.as_bytes(), b"1"]), ok());
+    }
+    let mut expected: Vec<Vec<u8>> = keys.iter().map(|k| k.as_bytes().to_vec()).collect();
+    expected.sort();
+    // KEYS over every master.
+    match g.cmd_str("KEYS fan:*") {
+        Value::Array(items) => {
+            let mut got: Vec<Vec<u8>> = items
+                .iter()
+                .filter_map(|v| v.as_bytes().map(|b| b.to_vec()))
+                .collect();
+            got.sort();
+            assert_eq!(got, expected);
+        }
+        other => panic!("KEYS: {other:?}"),
+    }
+    // SCAN walks every master with one cursor.
+    let mut cursor = b"0".to_vec();
+    let mut seen = Vec::new();
+    for _ in 0..10_000 {
+        match g.cmd(&[b"SCAN", &cursor, b"MATCH", b"fan:*", b"COUNT", b"50"]) {
+            Value::Array(parts) => {
+                cursor = parts[0].as_bytes().unwrap_or(b"0").to_vec();
+                if let Value::Array(items) = &parts[1] {
+                    seen.extend(
+                        items
+                            .iter()
+                            .filter_map(|v| v.as_bytes().map(|b| b.to_vec())),
+                    );
+                }
+            }
+            other => panic!("SCAN: {other:?}"),
+        }
+        if cursor == b"0" {
+            break;
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen, expected);
+    // DBSIZE sums the masters (other tests add keys too: at least ours).
+    match g.cmd_str("DBSIZE") {
+        Value::Int(n) => assert!(n >= 200, "DBSIZE {n}"),
+        other => panic!("DBSIZE: {other:?}"),
+    }
+    // SCRIPT LOAD reaches every master, so EVALSHA works whatever the key's node.
+    let sha = g.cmd_str("SCRIPT LOAD return(1)");
+    let sha = sha.as_bytes().expect("sha").to_vec();
+    for k in keys.iter().take(20) {
+        assert_eq!(
+            g.cmd(&[b"EVALSHA", &sha, b"1", k.as_bytes()]),
+            Value::Int(1)
+        );
+    }
+    // Pipelined GETs over all slots come back in order.
+    let mut batch = Vec::new();
+    for k in &keys {
+        batch.extend(Conn::encode(&[b"GET", k.as_bytes()]));
+    }
+    g.send_raw(&batch).expect("pipeline");
+    for _ in &keys {
+        assert_eq!(g.read(), Value::Bulk(b"1".to_vec()));
+    }
+}
