@@ -197,3 +197,85 @@ fn keyless_commands_fan_out_across_masters() {
         assert_eq!(g.read(), Value::Bulk(b"1".to_vec()));
     }
 }
+
+/// 20 clients write and read their own keys (every value carries its writer and round)
+/// until told to stop; returns (operations, errors, wrong values).
+fn load(
+    addr: &str,
+    prefix: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<std::thread::JoinHandle<(u64, Vec<String>, Vec<String>)>> {
+    use std::sync::atomic::Ordering;
+    (0..20)
+        .map(|i| {
+            let addr = addr.to_string();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut c = Conn::connect(&addr);
+                let (mut ops, mut errors, mut wrong) = (0u64, Vec::new(), Vec::new());
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let key = format!("{prefix}:{i}:{}", n % 64);
+                    let value = format!("{i}-{n}");
+                    match c.cmd(&[b"SET", key.as_bytes(), value.as_bytes()]) {
+                        Value::Simple(_) => {}
+                        other => {
+                            errors.push(format!("SET {key}: {other:?}"));
+                            continue;
+                        }
+                    }
+                    match c.cmd(&[b"GET", key.as_bytes()]) {
+                        Value::Bulk(b) if b == value.as_bytes() => ops += 2,
+                        Value::Error(e) => errors.push(format!("GET {key}: {e}")),
+                        other => wrong.push(format!("GET {key}: {other:?}, wanted {value}")),
+                    }
+                }
+                (ops, errors, wrong)
+            })
+        })
+        .collect()
+}
+
+fn finish(
+    clients: Vec<std::thread::JoinHandle<(u64, Vec<String>, Vec<String>)>>,
+) -> (u64, Vec<String>, Vec<String>) {
+    let (mut ops, mut errors, mut wrong) = (0, Vec::new(), Vec::new());
+    for c in clients {
+        let (o, e, w) = c.join().expect("client thread");
+        ops += o;
+        errors.extend(e);
+        wrong.extend(w);
+    }
+    (ops, errors, wrong)
+}
+
+#[test]
+fn a_slot_migration_under_load_is_invisible_to_clients() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // A cluster of its own: its slots move.
+    let cluster = RedisCluster::start();
+    let gate = Respgate::cluster(&cluster.addrs(), "");
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load(&gate.addr, "mig", stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    let masters = cluster.masters();
+    let (from, to) = (cluster.node_id(&masters[0]), cluster.node_id(&masters[1]));
+    let status = std::process::Command::new("redis-cli")
+        .args(["--cluster", "reshard", &masters[0]])
+        .args(["--cluster-from", &from, "--cluster-to", &to])
+        .args(["--cluster-slots", "300", "--cluster-yes"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("redis-cli --cluster reshard");
+    assert!(status.success(), "reshard failed");
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let (ops, errors, wrong) = finish(clients);
+    eprintln!("migration under load: {ops} operations, {} errors, {} wrong", errors.len(), wrong.len());
+    assert!(ops > 1000, "only {ops} operations");
+    assert!(errors.is_empty(), "client-visible errors: {:?}", &errors[..errors.len().min(5)]);
+    assert!(wrong.is_empty(), "wrong values: {:?}", &wrong[..wrong.len().min(5)]);
+}
