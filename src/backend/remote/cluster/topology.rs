@@ -256,6 +256,29 @@ impl Topology {
         Ok(n)
     }
 
+    /// Whom to ask on a rediscovery: the masters this map knows, then their replicas (a
+    /// failover may have promoted one), then `seeds` (the configured nodes, in case every
+    /// known node is gone); without duplicates.
+    pub fn refresh_seeds(&self, seeds: &[String]) -> Vec<String> {
+        let masters = self.masters();
+        let replicas = masters
+            .iter()
+            .flat_map(|&m| self.replicas_of(m).iter().copied());
+        let mut out: Vec<String> = Vec::new();
+        for addr in masters
+            .iter()
+            .copied()
+            .chain(replicas)
+            .map(|n| self.address(n).to_string())
+            .chain(seeds.iter().cloned())
+        {
+            if !out.contains(&addr) {
+                out.push(addr);
+            }
+        }
+        out
+    }
+
     /// The number of `addr`, adding it if new.
     fn intern(&mut self, addr: &str) -> Result<usize, TopologyError> {
         if let Some(n) = self.node_index(addr) {
@@ -354,6 +377,34 @@ pub fn parse_redirect(reply: &[u8], from: &str) -> Option<Redirect> {
     match kind {
         "MOVED" => Some(Redirect::Moved { slot, addr }),
         "ASK" => Some(Redirect::Ask { slot, addr }),
+        _ => None,
+    }
+}
+
+/// Cluster errors a router should retry (after a short pause; for CLUSTERDOWN after a
+/// rediscovery) rather than hand to the client, until its command timeout runs out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transient {
+    /// `-TRYAGAIN Multiple keys request during rehashing of slot`: the keys of a multi-key
+    /// command are split between the two ends of a migrating slot; it passes when the
+    /// migration of that slot completes.
+    TryAgain,
+    /// `-CLUSTERDOWN ...`: the slot (or the whole cluster) is not served right now, e.g.
+    /// between a master's failure and its replica's promotion.
+    ClusterDown,
+}
+
+/// Whether `reply` (a raw frame or bare error text) is a [`Transient`] cluster error.
+pub fn transient_error(reply: &[u8]) -> Option<Transient> {
+    let text = match reply.first() {
+        Some(b'-' | b'!') => raw::error_text(reply)?,
+        _ => reply,
+    };
+    // Clients parse errors by their first word; so do we.
+    let word = text.split(|&b| b == b' ' || b == b'\r').next()?;
+    match word {
+        b"TRYAGAIN" => Some(Transient::TryAgain),
+        b"CLUSTERDOWN" => Some(Transient::ClusterDown),
         _ => None,
     }
 }
@@ -616,6 +667,44 @@ mod tests {
         ] {
             assert_eq!(parse_redirect(other, "h:1"), None, "{other:?}");
         }
+    }
+
+    #[test]
+    fn transient_cluster_errors() {
+        assert_eq!(
+            transient_error(b"-TRYAGAIN Multiple keys request during rehashing of slot\r\n"),
+            Some(Transient::TryAgain)
+        );
+        assert_eq!(
+            transient_error(b"-CLUSTERDOWN The cluster is down\r\n"),
+            Some(Transient::ClusterDown)
+        );
+        assert_eq!(
+            transient_error(b"CLUSTERDOWN Hash slot not served"),
+            Some(Transient::ClusterDown)
+        );
+        assert_eq!(transient_error(b"-ERR TRYAGAIN\r\n"), None);
+        assert_eq!(transient_error(b"-MOVED 1 h:1\r\n"), None);
+        assert_eq!(transient_error(b"+TRYAGAIN\r\n"), None);
+        assert_eq!(transient_error(b""), None);
+    }
+
+    #[test]
+    fn refresh_asks_masters_then_replicas_then_seeds() {
+        let t = three_shards();
+        assert_eq!(
+            t.refresh_seeds(&["127.0.0.1:7000".to_string(), "seed:1".to_string()]),
+            [
+                "127.0.0.1:7000",
+                "127.0.0.1:7001",
+                "127.0.0.1:7002",
+                "127.0.0.1:7004",
+                "127.0.0.1:7005",
+                "127.0.0.1:7003",
+                "seed:1"
+            ]
+        );
+        assert_eq!(Topology::new().refresh_seeds(&["s:1".to_string()]), ["s:1"]);
     }
 
     #[test]
