@@ -165,6 +165,15 @@ async fn slots_crossslot_and_shard_channels_agree_with_redis() {
     let reply = call(&mut s, &argv).await;
     assert_eq!(reply, Bytes::from(format!("-{CrossSlot}\r\n")));
 
+    // Shard channels of two slots are refused like keys.
+    let argv = words("SSUBSCRIBE foo bar");
+    assert_eq!(
+        lookup(b"SSUBSCRIBE").map(|s| command_slot(s, &argv)),
+        Some(Err(CrossSlot))
+    );
+    let reply = call(&mut s, &argv).await;
+    assert_eq!(reply, Bytes::from(format!("-{CrossSlot}\r\n")));
+
     // SPUBLISH is routed by its channel: a node not owning the slot redirects to the owner.
     let channel = b"news";
     let slot = key_slot(channel);
@@ -179,7 +188,7 @@ async fn slots_crossslot_and_shard_channels_agree_with_redis() {
     );
     let (owner, other) = {
         let owner = topo.master_for(slot).unwrap_or(usize::MAX);
-        let other = topo.masters().into_iter().find(|&m| m != owner);
+        let other = topo.masters().iter().copied().find(|&m| m != owner);
         (owner, other.unwrap_or(usize::MAX))
     };
     let mut s = open(topo.address(other), false).await;
@@ -292,7 +301,7 @@ async fn split_merge_case(cluster: &RedisCluster, single: &RedisServer, resp3: b
         };
     assert_eq!(want_keys.len(), 666);
     let mut replies = Vec::new();
-    for &m in &topo.masters() {
+    for &m in topo.masters() {
         let mut s = open(topo.address(m), resp3).await;
         replies.push(call(&mut s, &command("KEYS", [pattern.clone()])).await);
     }
@@ -451,8 +460,8 @@ async fn ask_and_moved_during_and_after_a_migration_are_parsed_and_applied() {
         .unwrap_or_default();
     let to = topo
         .masters()
-        .into_iter()
-        .map(|n| topo.address(n).to_string())
+        .iter()
+        .map(|&n| topo.address(n).to_string())
         .find(|a| *a != from)
         .unwrap_or_default();
     let get = words(&format!("GET {key}"));
@@ -568,8 +577,8 @@ async fn script_and_randomkey_fan_out_like_a_single_redis() {
     let topo = discovered(&cluster).await;
     let masters: Vec<String> = topo
         .masters()
-        .into_iter()
-        .map(|m| topo.address(m).to_string())
+        .iter()
+        .map(|&m| topo.address(m).to_string())
         .collect();
     assert_eq!(masters.len(), 3);
     let mut direct = open(&single.addr(), false).await;

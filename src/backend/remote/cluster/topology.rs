@@ -66,6 +66,9 @@ pub struct Topology {
     slot_master: Box<[u16]>,
     /// Replicas of each node, by node number (empty for replicas and unknown ones).
     replicas: Vec<Vec<usize>>,
+    /// [`Topology::masters`], kept up to date by every change: fan-out commands read it per
+    /// command, and computing it walks all 16384 slots.
+    masters: Vec<usize>,
 }
 
 impl std::fmt::Debug for Topology {
@@ -104,6 +107,7 @@ impl Topology {
             nodes: Vec::new(),
             slot_master: vec![UNASSIGNED; usize::from(SLOTS)].into_boxed_slice(),
             replicas: Vec::new(),
+            masters: Vec::new(),
         }
     }
 
@@ -152,6 +156,7 @@ impl Topology {
             let m = u16::try_from(m).map_err(|_| TopologyError::TooManyNodes(MAX_NODES))?;
             topo.slot_master[usize::from(start)..=usize::from(end)].fill(m);
         }
+        topo.masters = topo.compute_masters();
         Ok(topo)
     }
 
@@ -193,7 +198,11 @@ impl Topology {
     /// Nodes that serve at least one slot, ordered by the lowest slot each serves. This
     /// order survives a failover (the promoted replica takes over the same slots), which is
     /// why SCAN cursors number shards by it.
-    pub fn masters(&self) -> Vec<usize> {
+    pub fn masters(&self) -> &[usize] {
+        &self.masters
+    }
+
+    fn compute_masters(&self) -> Vec<usize> {
         let mut seen = vec![false; self.nodes.len()];
         let mut out = Vec::new();
         for &m in self.slot_master.iter() {
@@ -206,9 +215,9 @@ impl Topology {
 
     /// Masters with their replicas, in [`Topology::masters`] order.
     pub fn shards(&self) -> Vec<Shard> {
-        self.masters()
-            .into_iter()
-            .map(|master| Shard {
+        self.masters
+            .iter()
+            .map(|&master| Shard {
                 master,
                 replicas: self.replicas_of(master).to_vec(),
             })
@@ -253,6 +262,7 @@ impl Topology {
         let n = self.intern(addr)?;
         let m = u16::try_from(n).map_err(|_| TopologyError::TooManyNodes(MAX_NODES))?;
         self.slot_master[usize::from(slot)] = m;
+        self.masters = self.compute_masters();
         Ok(n)
     }
 
@@ -260,7 +270,7 @@ impl Topology {
     /// failover may have promoted one), then `seeds` (the configured nodes, in case every
     /// known node is gone); without duplicates.
     pub fn refresh_seeds(&self, seeds: &[String]) -> Vec<String> {
-        let masters = self.masters();
+        let masters = &self.masters;
         let replicas = masters
             .iter()
             .flat_map(|&m| self.replicas_of(m).iter().copied());
