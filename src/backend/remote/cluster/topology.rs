@@ -14,6 +14,7 @@ use super::raw;
 use super::slots::SLOTS;
 use crate::backend::remote::conn::{Init, connect, round_trip};
 use crate::backend::remote::{BackendError, Target};
+use crate::config::{BackendConfig, parse_duration};
 use crate::protocol::reply_scan::Frame;
 
 /// No master is known for the slot.
@@ -429,6 +430,17 @@ pub struct ConnectParams {
 }
 
 impl ConnectParams {
+    /// The credentials and connect timeout of `[backend]` (as the standalone backend reads
+    /// them: an unparsable timeout means 2 s).
+    pub fn from_config(config: &BackendConfig) -> ConnectParams {
+        ConnectParams {
+            username: config.username.clone(),
+            password: config.password.clone(),
+            connect_timeout: parse_duration(&config.connect_timeout)
+                .unwrap_or(Duration::from_secs(2)),
+        }
+    }
+
     /// A standalone-style target for one node.
     pub fn target(&self, address: &str) -> Target {
         Target {
@@ -756,6 +768,22 @@ mod tests {
             addrs(&after),
             ["127.0.0.1:7000", "127.0.0.1:7005", "127.0.0.1:7002"]
         );
+    }
+
+    #[test]
+    fn connect_params_from_config() {
+        let config = BackendConfig {
+            username: Some("proxy".into()),
+            password: Some("pw".into()),
+            connect_timeout: "250ms".into(),
+            ..BackendConfig::default()
+        };
+        let p = ConnectParams::from_config(&config);
+        assert_eq!(p.connect_timeout, Duration::from_millis(250));
+        let t = p.target("10.0.0.1:7000");
+        assert_eq!(t.address, "10.0.0.1:7000");
+        assert_eq!(t.username.as_deref(), Some("proxy"));
+        assert_eq!(t.password.as_deref(), Some("pw"));
     }
 
     #[tokio::test]
