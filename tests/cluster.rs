@@ -274,8 +274,20 @@ fn a_slot_migration_under_load_is_invisible_to_clients() {
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
     let (ops, errors, wrong) = finish(clients);
-    eprintln!("migration under load: {ops} operations, {} errors, {} wrong", errors.len(), wrong.len());
+    eprintln!(
+        "migration under load: {ops} operations, {} errors, {} wrong",
+        errors.len(),
+        wrong.len()
+    );
     assert!(ops > 1000, "only {ops} operations");
-    assert!(errors.is_empty(), "client-visible errors: {:?}", &errors[..errors.len().min(5)]);
-    assert!(wrong.is_empty(), "wrong values: {:?}", &wrong[..wrong.len().min(5)]);
+    assert!(
+        errors.is_empty(),
+        "client-visible errors: {:?}",
+        &errors[..errors.len().min(5)]
+    );
+    assert!(
+        wrong.is_empty(),
+        "wrong values: {:?}",
+        &wrong[..wrong.len().min(5)]
+    );
 }

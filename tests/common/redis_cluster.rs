@@ -43,6 +43,8 @@ impl ClusterNode {
 
 pub struct RedisCluster {
     pub nodes: Vec<ClusterNode>,
+    /// `requirepass` (and `masterauth`) of every node, if any.
+    pub password: Option<String>,
     root: PathBuf,
 }
 
@@ -50,10 +52,20 @@ impl RedisCluster {
     /// Starts and joins a 3-master/3-replica cluster; panics (after stopping what it
     /// started) if it cannot.
     pub fn start() -> RedisCluster {
+        Self::start_inner(None)
+    }
+
+    /// Like [`RedisCluster::start`], every node requiring `password` (replicas use it to
+    /// reach their masters).
+    pub fn start_with_password(password: &str) -> RedisCluster {
+        Self::start_inner(Some(password))
+    }
+
+    fn start_inner(password: Option<&str>) -> RedisCluster {
         let mut last = String::new();
         // A port taken between our probe and redis-server's bind makes a node exit: retry.
         for _ in 0..5 {
-            match Self::try_start() {
+            match Self::try_start(password) {
                 Ok(c) => return c,
                 Err(e) => last = e,
             }
@@ -73,7 +85,7 @@ impl RedisCluster {
         c
     }
 
-    fn try_start() -> Result<RedisCluster, String> {
+    fn try_start(password: Option<&str>) -> Result<RedisCluster, String> {
         static RUN: AtomicU32 = AtomicU32::new(0);
         let root = std::env::temp_dir().join(format!(
             "respgate-cluster-{}-{}",
@@ -85,7 +97,12 @@ impl RedisCluster {
         // From here on, Drop stops whatever was started and removes the dirs.
         let mut cluster = RedisCluster {
             nodes: Vec::new(),
+            password: password.map(str::to_string),
             root,
+        };
+        let auth: Vec<&str> = match password {
+            Some(p) => vec!["--requirepass", p, "--masterauth", p],
+            None => vec![],
         };
         let ports = free_ports(NODES * 2);
         for pair in ports.chunks(2) {
@@ -109,6 +126,7 @@ impl RedisCluster {
                 // other replicas. Both would make startup ~11 s instead of ~3 s.
                 .args(["--repl-ping-replica-period", "1"])
                 .args(["--repl-diskless-sync-delay", "0"])
+                .args(&auth)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -120,7 +138,7 @@ impl RedisCluster {
             });
         }
         for node in &mut cluster.nodes {
-            wait_ready(node)?;
+            wait_ready(node, password)?;
         }
         cluster.create()?;
         cluster.wait_converged(Duration::from_secs(20))?;
@@ -136,6 +154,11 @@ impl RedisCluster {
             .args(["--cluster", "create"])
             .args(self.addrs())
             .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .args(
+                self.password
+                    .iter()
+                    .flat_map(|p| ["-a", p.as_str(), "--no-auth-warning"]),
+            )
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -181,7 +204,9 @@ impl RedisCluster {
     fn converged(&self) -> Result<(), String> {
         for node in self.nodes.iter().filter(|n| n.child.is_some()) {
             let addr = node.addr();
-            let mut c = Conn::try_connect(&addr).ok_or(format!("{addr}: no connection"))?;
+            let mut c = self
+                .try_conn(&addr)
+                .ok_or(format!("{addr}: no connection"))?;
             c.send(&[b"CLUSTER", b"INFO"]);
             let info = c.try_read().map_err(|e| e.to_string())?;
             let ok = info
@@ -205,6 +230,24 @@ impl RedisCluster {
             }
         }
         Ok(())
+    }
+
+    /// A connection to `addr`, logged in if the cluster has a password; None if it fails.
+    pub fn try_conn(&self, addr: &str) -> Option<Conn> {
+        let mut c = Conn::try_connect(addr)?;
+        if let Some(p) = &self.password {
+            c.send(&[b"AUTH", p.as_bytes()]);
+            if c.try_read().ok()? != Value::Simple("OK".into()) {
+                return None;
+            }
+        }
+        Some(c)
+    }
+
+    /// Like [`RedisCluster::try_conn`]; panics if it fails.
+    pub fn conn(&self, addr: &str) -> Conn {
+        self.try_conn(addr)
+            .unwrap_or_else(|| panic!("no connection to cluster node {addr}"))
     }
 
     /// Every node's address, in start order (which says nothing about roles).
@@ -233,7 +276,7 @@ impl RedisCluster {
             .filter(|n| n.child.is_some())
             .map(ClusterNode::addr)
             .filter(|a| {
-                let mut c = Conn::connect(a);
+                let mut c = self.conn(a);
                 match c.cmd(&[b"ROLE"]) {
                     Value::Array(items) => {
                         items.first().and_then(Value::as_bytes) == Some(role.as_bytes())
@@ -246,7 +289,7 @@ impl RedisCluster {
 
     /// The master a replica (by address) replicates from, as `127.0.0.1:port`.
     pub fn master_of(&self, replica: &str) -> Option<String> {
-        let mut c = Conn::connect(replica);
+        let mut c = self.conn(replica);
         match c.cmd(&[b"ROLE"]) {
             Value::Array(items) => {
                 let Some(Value::Int(port)) = items.get(2) else {
@@ -260,7 +303,7 @@ impl RedisCluster {
 
     /// A node's cluster id (CLUSTER MYID).
     pub fn node_id(&self, addr: &str) -> String {
-        let mut c = Conn::connect(addr);
+        let mut c = self.conn(addr);
         match c.cmd(&[b"CLUSTER", b"MYID"]) {
             Value::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
             other => panic!("CLUSTER MYID on {addr}: {other:?}"),
@@ -299,7 +342,7 @@ fn free_ports(n: usize) -> Vec<u16> {
 
 /// Waits until the node answers as itself (its pid in INFO): another process holding the
 /// port would answer too, while ours exits failing to bind.
-fn wait_ready(node: &mut ClusterNode) -> Result<(), String> {
+fn wait_ready(node: &mut ClusterNode, password: Option<&str>) -> Result<(), String> {
     let addr = node.addr();
     let Some(child) = node.child.as_mut() else {
         return Err(format!("{addr}: not started"));
@@ -311,6 +354,10 @@ fn wait_ready(node: &mut ClusterNode) -> Result<(), String> {
             return Err(format!("redis-server on {addr} exited: {status}"));
         }
         if let Some(mut c) = Conn::try_connect(&addr) {
+            if let Some(p) = password {
+                c.send(&[b"AUTH", p.as_bytes()]);
+                let _ = c.try_read();
+            }
             c.send(&[b"INFO", b"server"]);
             if c.try_read().is_ok_and(|v| {
                 v.as_bytes()

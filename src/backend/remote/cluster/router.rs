@@ -76,13 +76,8 @@ impl ClusterBackend {
 
     /// Reads the slot map from the seeds and the nodes already known.
     pub async fn refresh_now(&self) -> Result<(), String> {
-        // Nodes already known first (the seeds may be gone), then the configured seeds.
-        let mut seeds: Vec<String> = self.topology().nodes().to_vec();
-        for s in &self.seeds {
-            if !seeds.contains(s) {
-                seeds.push(s.clone());
-            }
-        }
+        // Masters, replicas, then the configured seeds (which may be gone by now).
+        let seeds = self.topology().refresh_seeds(&self.seeds);
         match discover(&seeds, &self.params).await {
             Ok(t) => {
                 let changed = **self.topology.read() != t;
@@ -363,8 +358,8 @@ pub async fn run_deferred(
             let topo = cluster.topology();
             let mut masters: Vec<String> = topo
                 .masters()
-                .into_iter()
-                .map(|n| topo.address(n).to_string())
+                .iter()
+                .map(|&n| topo.address(n).to_string())
                 .collect();
             if masters.is_empty() {
                 return error_frame("CLUSTERDOWN The cluster is down");

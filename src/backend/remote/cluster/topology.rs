@@ -14,6 +14,7 @@ use super::raw;
 use super::slots::SLOTS;
 use crate::backend::remote::conn::{Init, connect, round_trip};
 use crate::backend::remote::{BackendError, Target};
+use crate::config::{BackendConfig, parse_duration};
 use crate::protocol::reply_scan::Frame;
 
 /// No master is known for the slot.
@@ -66,6 +67,9 @@ pub struct Topology {
     slot_master: Box<[u16]>,
     /// Replicas of each node, by node number (empty for replicas and unknown ones).
     replicas: Vec<Vec<usize>>,
+    /// [`Topology::masters`], kept up to date by every change: fan-out commands read it per
+    /// command, and computing it walks all 16384 slots.
+    masters: Vec<usize>,
 }
 
 impl std::fmt::Debug for Topology {
@@ -104,6 +108,7 @@ impl Topology {
             nodes: Vec::new(),
             slot_master: vec![UNASSIGNED; usize::from(SLOTS)].into_boxed_slice(),
             replicas: Vec::new(),
+            masters: Vec::new(),
         }
     }
 
@@ -152,6 +157,7 @@ impl Topology {
             let m = u16::try_from(m).map_err(|_| TopologyError::TooManyNodes(MAX_NODES))?;
             topo.slot_master[usize::from(start)..=usize::from(end)].fill(m);
         }
+        topo.masters = topo.compute_masters();
         Ok(topo)
     }
 
@@ -193,7 +199,11 @@ impl Topology {
     /// Nodes that serve at least one slot, ordered by the lowest slot each serves. This
     /// order survives a failover (the promoted replica takes over the same slots), which is
     /// why SCAN cursors number shards by it.
-    pub fn masters(&self) -> Vec<usize> {
+    pub fn masters(&self) -> &[usize] {
+        &self.masters
+    }
+
+    fn compute_masters(&self) -> Vec<usize> {
         let mut seen = vec![false; self.nodes.len()];
         let mut out = Vec::new();
         for &m in self.slot_master.iter() {
@@ -206,9 +216,9 @@ impl Topology {
 
     /// Masters with their replicas, in [`Topology::masters`] order.
     pub fn shards(&self) -> Vec<Shard> {
-        self.masters()
-            .into_iter()
-            .map(|master| Shard {
+        self.masters
+            .iter()
+            .map(|&master| Shard {
                 master,
                 replicas: self.replicas_of(master).to_vec(),
             })
@@ -253,7 +263,31 @@ impl Topology {
         let n = self.intern(addr)?;
         let m = u16::try_from(n).map_err(|_| TopologyError::TooManyNodes(MAX_NODES))?;
         self.slot_master[usize::from(slot)] = m;
+        self.masters = self.compute_masters();
         Ok(n)
+    }
+
+    /// Whom to ask on a rediscovery: the masters this map knows, then their replicas (a
+    /// failover may have promoted one), then `seeds` (the configured nodes, in case every
+    /// known node is gone); without duplicates.
+    pub fn refresh_seeds(&self, seeds: &[String]) -> Vec<String> {
+        let masters = &self.masters;
+        let replicas = masters
+            .iter()
+            .flat_map(|&m| self.replicas_of(m).iter().copied());
+        let mut out: Vec<String> = Vec::new();
+        for addr in masters
+            .iter()
+            .copied()
+            .chain(replicas)
+            .map(|n| self.address(n).to_string())
+            .chain(seeds.iter().cloned())
+        {
+            if !out.contains(&addr) {
+                out.push(addr);
+            }
+        }
+        out
     }
 
     /// The number of `addr`, adding it if new.
@@ -358,6 +392,34 @@ pub fn parse_redirect(reply: &[u8], from: &str) -> Option<Redirect> {
     }
 }
 
+/// Cluster errors a router should retry (after a short pause; for CLUSTERDOWN after a
+/// rediscovery) rather than hand to the client, until its command timeout runs out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transient {
+    /// `-TRYAGAIN Multiple keys request during rehashing of slot`: the keys of a multi-key
+    /// command are split between the two ends of a migrating slot; it passes when the
+    /// migration of that slot completes.
+    TryAgain,
+    /// `-CLUSTERDOWN ...`: the slot (or the whole cluster) is not served right now, e.g.
+    /// between a master's failure and its replica's promotion.
+    ClusterDown,
+}
+
+/// Whether `reply` (a raw frame or bare error text) is a [`Transient`] cluster error.
+pub fn transient_error(reply: &[u8]) -> Option<Transient> {
+    let text = match reply.first() {
+        Some(b'-' | b'!') => raw::error_text(reply)?,
+        _ => reply,
+    };
+    // Clients parse errors by their first word; so do we.
+    let word = text.split(|&b| b == b' ' || b == b'\r').next()?;
+    match word {
+        b"TRYAGAIN" => Some(Transient::TryAgain),
+        b"CLUSTERDOWN" => Some(Transient::ClusterDown),
+        _ => None,
+    }
+}
+
 /// How to log in to cluster nodes (every node shares the credentials).
 #[derive(Debug, Clone, Default)]
 pub struct ConnectParams {
@@ -368,6 +430,17 @@ pub struct ConnectParams {
 }
 
 impl ConnectParams {
+    /// The credentials and connect timeout of `[backend]` (as the standalone backend reads
+    /// them: an unparsable timeout means 2 s).
+    pub fn from_config(config: &BackendConfig) -> ConnectParams {
+        ConnectParams {
+            username: config.username.clone(),
+            password: config.password.clone(),
+            connect_timeout: parse_duration(&config.connect_timeout)
+                .unwrap_or(Duration::from_secs(2)),
+        }
+    }
+
     /// A standalone-style target for one node.
     pub fn target(&self, address: &str) -> Target {
         Target::new(
@@ -619,6 +692,44 @@ mod tests {
     }
 
     #[test]
+    fn transient_cluster_errors() {
+        assert_eq!(
+            transient_error(b"-TRYAGAIN Multiple keys request during rehashing of slot\r\n"),
+            Some(Transient::TryAgain)
+        );
+        assert_eq!(
+            transient_error(b"-CLUSTERDOWN The cluster is down\r\n"),
+            Some(Transient::ClusterDown)
+        );
+        assert_eq!(
+            transient_error(b"CLUSTERDOWN Hash slot not served"),
+            Some(Transient::ClusterDown)
+        );
+        assert_eq!(transient_error(b"-ERR TRYAGAIN\r\n"), None);
+        assert_eq!(transient_error(b"-MOVED 1 h:1\r\n"), None);
+        assert_eq!(transient_error(b"+TRYAGAIN\r\n"), None);
+        assert_eq!(transient_error(b""), None);
+    }
+
+    #[test]
+    fn refresh_asks_masters_then_replicas_then_seeds() {
+        let t = three_shards();
+        assert_eq!(
+            t.refresh_seeds(&["127.0.0.1:7000".to_string(), "seed:1".to_string()]),
+            [
+                "127.0.0.1:7000",
+                "127.0.0.1:7001",
+                "127.0.0.1:7002",
+                "127.0.0.1:7004",
+                "127.0.0.1:7005",
+                "127.0.0.1:7003",
+                "seed:1"
+            ]
+        );
+        assert_eq!(Topology::new().refresh_seeds(&["s:1".to_string()]), ["s:1"]);
+    }
+
+    #[test]
     fn moved_updates_one_slot() {
         let mut t = three_shards();
         let before = t.master_for(3999);
@@ -657,6 +768,22 @@ mod tests {
             addrs(&after),
             ["127.0.0.1:7000", "127.0.0.1:7005", "127.0.0.1:7002"]
         );
+    }
+
+    #[test]
+    fn connect_params_from_config() {
+        let config = BackendConfig {
+            username: Some("proxy".into()),
+            password: Some("pw".into()),
+            connect_timeout: "250ms".into(),
+            ..BackendConfig::default()
+        };
+        let p = ConnectParams::from_config(&config);
+        assert_eq!(p.connect_timeout, Duration::from_millis(250));
+        let t = p.target("10.0.0.1:7000");
+        assert_eq!(t.address, "10.0.0.1:7000");
+        assert_eq!(t.username.as_deref(), Some("proxy"));
+        assert_eq!(t.password.as_deref(), Some("pw"));
     }
 
     #[tokio::test]
