@@ -781,7 +781,7 @@ mod tests {
         let p = ConnectParams::from_config(&config);
         assert_eq!(p.connect_timeout, Duration::from_millis(250));
         let t = p.target("10.0.0.1:7000");
-        assert_eq!(t.address, "10.0.0.1:7000");
+        assert_eq!(t.address(), "10.0.0.1:7000");
         assert_eq!(t.username.as_deref(), Some("proxy"));
         assert_eq!(t.password.as_deref(), Some("pw"));
     }
