@@ -198,13 +198,16 @@ fn keyless_commands_fan_out_across_masters() {
     }
 }
 
+/// What a load client saw: operations that succeeded, errors, wrong values.
+type Tally = (u64, Vec<String>, Vec<String>);
+
 /// 20 clients write and read their own keys (every value carries its writer and round)
 /// until told to stop; returns (operations, errors, wrong values).
 fn load(
     addr: &str,
     prefix: &'static str,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> Vec<std::thread::JoinHandle<(u64, Vec<String>, Vec<String>)>> {
+) -> Vec<std::thread::JoinHandle<Tally>> {
     use std::sync::atomic::Ordering;
     (0..20)
         .map(|i| {
@@ -238,8 +241,8 @@ fn load(
 }
 
 fn finish(
-    clients: Vec<std::thread::JoinHandle<(u64, Vec<String>, Vec<String>)>>,
-) -> (u64, Vec<String>, Vec<String>) {
+    clients: Vec<std::thread::JoinHandle<Tally>>,
+) -> Tally {
     let (mut ops, mut errors, mut wrong) = (0, Vec::new(), Vec::new());
     for c in clients {
         let (o, e, w) = c.join().expect("client thread");
