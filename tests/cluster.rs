@@ -240,9 +240,7 @@ fn load(
         .collect()
 }
 
-fn finish(
-    clients: Vec<std::thread::JoinHandle<Tally>>,
-) -> Tally {
+fn finish(clients: Vec<std::thread::JoinHandle<Tally>>) -> Tally {
     let (mut ops, mut errors, mut wrong) = (0, Vec::new(), Vec::new());
     for c in clients {
         let (o, e, w) = c.join().expect("client thread");
@@ -293,4 +291,116 @@ fn a_slot_migration_under_load_is_invisible_to_clients() {
         "wrong values: {:?}",
         &wrong[..wrong.len().min(5)]
     );
+}
+
+#[test]
+fn killing_a_master_under_load_spares_other_slots_and_recovers_after_promotion() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+    let mut cluster = RedisCluster::start();
+    let gate = Respgate::cluster(&cluster.addrs(), "command_timeout = \"1s\"");
+    let victim = cluster.masters()[0].clone();
+    let replica = cluster
+        .replicas()
+        .into_iter()
+        .find(|r| cluster.master_of(r).as_deref() == Some(victim.as_str()))
+        .expect("the victim has a replica");
+    // One key per client; note which ones the victim serves.
+    let mut setup = Conn::connect(&gate.addr);
+    let mut on_victim = Vec::new();
+    let mut direct = Conn::connect(&victim);
+    for i in 0..20 {
+        let key = format!("fo:{i}");
+        assert_eq!(setup.cmd(&[b"SET", key.as_bytes(), b"0"]), ok());
+        on_victim.push(matches!(
+            direct.cmd(&[b"EXISTS", key.as_bytes()]),
+            Value::Int(1)
+        ));
+    }
+    assert!(on_victim.iter().any(|v| *v) && on_victim.iter().any(|v| !*v));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let clients: Vec<_> = (0..20)
+        .map(|i| {
+            let addr = gate.addr.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut c = Conn::connect(&addr);
+                let key = format!("fo:{i}");
+                // (time of each error, time of the first success after the last error)
+                let mut errors: Vec<Duration> = Vec::new();
+                let mut recovered: Option<Duration> = None;
+                let mut wrong = Vec::new();
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let value = format!("{i}-{n}");
+                    let set = c.cmd(&[b"SET", key.as_bytes(), value.as_bytes()]);
+                    let get = if set == Value::Simple("OK".into()) {
+                        c.cmd(&[b"GET", key.as_bytes()])
+                    } else {
+                        set
+                    };
+                    match get {
+                        Value::Bulk(b) if b == value.as_bytes() => {
+                            if !errors.is_empty() && recovered.is_none() {
+                                recovered = Some(started.elapsed());
+                            }
+                        }
+                        Value::Error(_) => {
+                            errors.push(started.elapsed());
+                            recovered = None;
+                            std::thread::sleep(Duration::from_millis(2));
+                        }
+                        other => wrong.push(format!("{other:?} for {value}")),
+                    }
+                }
+                (errors, recovered, wrong)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let index = cluster
+        .addrs()
+        .iter()
+        .position(|a| *a == victim)
+        .expect("victim index");
+    cluster.stop_node(index);
+    // Promotion: the replica says it is a master.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let promoted = loop {
+        if let Some(mut c) = Conn::try_connect(&replica) {
+            c.send(&[b"ROLE"]);
+            if let Ok(Value::Array(v)) = c.try_read()
+                && v.first().and_then(|r| r.as_bytes()) == Some(b"master".as_slice())
+            {
+                break started.elapsed();
+            }
+        }
+        assert!(Instant::now() < deadline, "the replica was never promoted");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    std::thread::sleep(Duration::from_millis(1000));
+    stop.store(true, Ordering::Relaxed);
+    for (i, c) in clients.into_iter().enumerate() {
+        let (errors, recovered, wrong) = c.join().expect("client");
+        assert!(wrong.is_empty(), "client {i}: wrong values {wrong:?}");
+        if on_victim[i] {
+            if !errors.is_empty() {
+                let back = recovered.expect("served again after the promotion");
+                assert!(
+                    back < promoted + Duration::from_millis(500),
+                    "client {i} served again {:?} after the promotion",
+                    back.saturating_sub(promoted)
+                );
+            }
+        } else {
+            assert!(
+                errors.is_empty(),
+                "client {i} on a healthy master saw {} errors",
+                errors.len()
+            );
+        }
+    }
 }

@@ -300,6 +300,18 @@ async fn drain(
                 Some(Ok(chunk)) => st.set_carry(chunk),
                 Some(Err(e)) => {
                     st.settled(1);
+                    if let Some(resend) = &resend
+                        && let Some(remote) = &shared.remote
+                        && let Some(cluster) = &remote.cluster
+                    {
+                        // A node failed: its replica may be taking over. The map is re-read
+                        // and, if the command never reached the node, it is resent.
+                        cluster.request_refresh();
+                        let r =
+                            router::follow(remote, cluster, resend, Err(e), proto, client_id).await;
+                        out.extend_from_slice(&r);
+                        continue;
+                    }
                     let address = shared
                         .remote
                         .as_ref()
@@ -322,7 +334,8 @@ async fn drain(
                 Some(remote) if router::needs_resend(&reply) => {
                     if let Some(cluster) = &remote.cluster {
                         let r =
-                            router::follow(remote, cluster, &resend, reply, proto, client_id).await;
+                            router::follow(remote, cluster, &resend, Ok(reply), proto, client_id)
+                                .await;
                         out.extend_from_slice(&r);
                     }
                 }

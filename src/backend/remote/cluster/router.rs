@@ -4,7 +4,7 @@
 //! command, and running split or fan-out commands across nodes and merging their replies.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::{Mutex, RwLock};
@@ -237,38 +237,57 @@ pub fn needs_resend(reply: &[u8]) -> bool {
             || reply.starts_with(b"-CLUSTERDOWN"))
 }
 
-/// Follows redirections for one command whose first reply was `reply`, until a reply that
-/// is not one (or the attempts run out: then the last reply is the client's).
+/// Follows redirections for one command whose first answer was `first`: MOVED (the map is
+/// patched and re-read) and ASK (resent once with ASKING) up to [`MAX_ATTEMPTS`] times;
+/// TRYAGAIN, CLUSTERDOWN and a node that refuses connections (a failed master whose replica
+/// is taking over) are retried against whoever serves the slot then, until the command
+/// timeout. A connection that broke after the command was sent is not retried: the command
+/// may have run, so the client gets the error.
 pub async fn follow(
     remote: &Remote,
     cluster: &ClusterBackend,
     resend: &Resend,
-    mut reply: Bytes,
+    first: Result<Bytes, BackendError>,
     proto: Protocol,
     client_id: u64,
 ) -> Bytes {
     let timeout = remote.command_timeout;
+    let deadline = Instant::now() + timeout.unwrap_or(Duration::from_secs(10));
     let mut from = resend.node.clone();
-    for _ in 0..MAX_ATTEMPTS {
-        if !needs_resend(&reply) {
-            return reply;
-        }
-        let (addr, asking) = match parse_redirect(&reply, &from) {
-            Some(Redirect::Moved { slot, addr }) => {
-                cluster.moved(slot, &addr);
-                (addr, false)
-            }
-            Some(Redirect::Ask { addr, .. }) => (addr, true),
-            None => {
-                // TRYAGAIN (a slot mid-migration) or CLUSTERDOWN (mid-failover): pause, re-read
-                // the map, and resend to whoever serves the slot then.
-                tokio::time::sleep(RETRY_PAUSE).await;
-                cluster.request_refresh();
-                match cluster.master_addr(resend.slot) {
-                    Some(a) => (a, false),
-                    None => return reply,
+    let mut current = first;
+    let mut redirects = 0;
+    loop {
+        let (addr, asking) = match &current {
+            Ok(reply) if !needs_resend(reply) => return reply.clone(),
+            Ok(reply) => match parse_redirect(reply, &from) {
+                Some(_) if redirects >= MAX_ATTEMPTS => return reply.clone(),
+                Some(Redirect::Moved { slot, addr }) => {
+                    redirects += 1;
+                    cluster.moved(slot, &addr);
+                    (addr, false)
+                }
+                Some(Redirect::Ask { addr, .. }) => {
+                    redirects += 1;
+                    (addr, true)
+                }
+                // TRYAGAIN (a slot mid-migration) or CLUSTERDOWN (mid-failover).
+                None => match retry_target(cluster, resend.slot, deadline).await {
+                    Some(addr) => (addr, false),
+                    None => return reply.clone(),
+                },
+            },
+            Err(BackendError::Unavailable(_)) => {
+                match retry_target(cluster, resend.slot, deadline).await {
+                    Some(addr) => (addr, false),
+                    None => {
+                        let e = current
+                            .err()
+                            .unwrap_or(BackendError::Unavailable(String::new()));
+                        return error_frame(&e.client_error(&from));
+                    }
                 }
             }
+            Err(e) => return error_frame(&e.client_error(&from)),
         };
         let conn = cluster.conn_to(remote, &addr, proto, client_id);
         let mut bytes = BytesMut::new();
@@ -276,16 +295,23 @@ pub async fn follow(
             encode_command(&mut bytes, &[b"ASKING"]);
         }
         encode_command(&mut bytes, &resend.argv);
-        reply = match ask(&conn, bytes.freeze(), usize::from(asking), timeout).await {
-            Ok(r) => r,
-            Err(e) => {
-                cluster.request_refresh();
-                return error_frame(&e.client_error(&addr));
-            }
-        };
+        current = ask(&conn, bytes.freeze(), usize::from(asking), timeout).await;
+        if current.is_err() {
+            cluster.request_refresh();
+        }
         from = addr;
     }
-    reply
+}
+
+/// After a pause and a map refresh, the master now serving `slot`; None once `deadline` has
+/// passed.
+async fn retry_target(cluster: &ClusterBackend, slot: u16, deadline: Instant) -> Option<String> {
+    if Instant::now() + RETRY_PAUSE >= deadline {
+        return None;
+    }
+    cluster.request_refresh();
+    tokio::time::sleep(RETRY_PAUSE).await;
+    cluster.master_addr(slot)
 }
 
 /// Sends one command to the master serving `slot` and follows redirections.
@@ -316,15 +342,12 @@ async fn run_on_node(
     let conn = cluster.conn_to(remote, addr, proto, client_id);
     let mut bytes = BytesMut::new();
     encode_command(&mut bytes, &argv);
-    let reply = match ask(&conn, bytes.freeze(), 0, remote.command_timeout).await {
-        Ok(r) => r,
-        Err(e) => {
-            cluster.request_refresh();
-            return error_frame(&e.client_error(addr));
-        }
-    };
-    match slot {
-        Some(slot) if needs_resend(&reply) => {
+    let reply = ask(&conn, bytes.freeze(), 0, remote.command_timeout).await;
+    if reply.is_err() {
+        cluster.request_refresh();
+    }
+    match (slot, reply) {
+        (Some(slot), reply) => {
             let resend = Resend {
                 slot,
                 argv,
@@ -332,7 +355,8 @@ async fn run_on_node(
             };
             follow(remote, cluster, &resend, reply, proto, client_id).await
         }
-        _ => reply,
+        (None, Ok(r)) => r,
+        (None, Err(e)) => error_frame(&e.client_error(addr)),
     }
 }
 
