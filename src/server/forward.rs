@@ -425,6 +425,19 @@ impl Session {
                 if let Some(d) = plan_keyless(spec, argv) {
                     return self.defer(d);
                 }
+                // Settings must hold on every node, as on one Redis.
+                if spec.name == "config"
+                    && argv.get(1).is_some_and(|s| {
+                        [&b"set"[..], b"resetstat", b"rewrite"]
+                            .iter()
+                            .any(|w| s.eq_ignore_ascii_case(w))
+                    })
+                {
+                    return self.defer(Deferred::AllMasters(
+                        argv.to_vec(),
+                        crate::backend::remote::cluster::split::Merge::Same,
+                    ));
+                }
                 cluster.any_master(self.client_id())
             }
         };
@@ -445,13 +458,11 @@ impl Session {
             Some(None) => None,
             Some(Some(wait)) => Some(wait + timeout.unwrap_or(Duration::ZERO)),
         };
-        let resend = slot.map(|slot| {
-            Box::new(Resend {
-                slot,
-                argv: argv.to_vec(),
-                node: addr,
-            })
-        });
+        let resend = Some(Box::new(Resend {
+            slot,
+            argv: argv.to_vec(),
+            node: addr,
+        }));
         self.submit_resendable(conn, |b| encode_command(b, argv), 0, deadline, resend)
     }
 
@@ -690,9 +701,15 @@ impl Session {
                 Err(_) => return Err(Reply::err(CROSSSLOT)),
             }
         }
+        let watched_node = self
+            .remote
+            .as_ref()
+            .filter(|st| st.watching)
+            .and_then(|st| st.pinned_addr.clone());
         let addr = match slot {
             Some(s) => cluster.master_addr(s),
-            None => cluster.any_master(self.client_id()),
+            // Keyless, after WATCH: on the watching connection's node, where EXEC sees them.
+            None => watched_node.or_else(|| cluster.any_master(self.client_id())),
         };
         addr.ok_or_else(|| Reply::err("CLUSTERDOWN Hash slot not served"))
     }

@@ -37,7 +37,8 @@ pub enum Deferred {
 
 /// What a command needs to be resent after a redirection.
 pub struct Resend {
-    pub slot: u16,
+    /// None for keyless commands (sent to any master; followed if one redirects anyway).
+    pub slot: Option<u16>,
     pub argv: Vec<Bytes>,
     /// The node it was sent to (for error texts and ASK/MOVED endpoints without a host).
     pub node: String,
@@ -303,15 +304,22 @@ pub async fn follow(
     }
 }
 
-/// After a pause and a map refresh, the master now serving `slot`; None once `deadline` has
-/// passed.
-async fn retry_target(cluster: &ClusterBackend, slot: u16, deadline: Instant) -> Option<String> {
+/// After a pause and a map refresh, the master now serving `slot` (any master for keyless
+/// commands); None once `deadline` has passed.
+async fn retry_target(
+    cluster: &ClusterBackend,
+    slot: Option<u16>,
+    deadline: Instant,
+) -> Option<String> {
     if Instant::now() + RETRY_PAUSE >= deadline {
         return None;
     }
     cluster.request_refresh();
     tokio::time::sleep(RETRY_PAUSE).await;
-    cluster.master_addr(slot)
+    match slot {
+        Some(slot) => cluster.master_addr(slot),
+        None => cluster.any_master(rand::random()),
+    }
 }
 
 /// Sends one command to the master serving `slot` and follows redirections.
@@ -346,18 +354,12 @@ async fn run_on_node(
     if reply.is_err() {
         cluster.request_refresh();
     }
-    match (slot, reply) {
-        (Some(slot), reply) => {
-            let resend = Resend {
-                slot,
-                argv,
-                node: addr.to_string(),
-            };
-            follow(remote, cluster, &resend, reply, proto, client_id).await
-        }
-        (None, Ok(r)) => r,
-        (None, Err(e)) => error_frame(&e.client_error(addr)),
-    }
+    let resend = Resend {
+        slot,
+        argv,
+        node: addr.to_string(),
+    };
+    follow(remote, cluster, &resend, reply, proto, client_id).await
 }
 
 /// Runs a split or fan-out command and merges the replies into the one Redis would give.
