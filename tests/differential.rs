@@ -86,10 +86,6 @@ fn tag_keys(args: &mut [Vec<u8>]) {
     }
 }
 
-fn run_script(name: &str, text: &str, redis: &str, gate: &str) -> Vec<String> {
-    run_script_with(name, text, redis, gate, false)
-}
-
 fn run_script_with(name: &str, text: &str, redis: &str, gate: &str, cluster: bool) -> Vec<String> {
     let mut failures = Vec::new();
     let mut r = Conn::connect(redis);
