@@ -161,6 +161,10 @@ fn list(s: &mut Session, argv: &[Bytes]) -> Reply {
         if ids.as_ref().is_some_and(|ids| !ids.contains(&info.id)) {
             continue;
         }
+        // A tenant sees its own connections only: others' names and addresses are theirs.
+        if s.tenant.as_ref().is_some_and(|t| t.name != info.user) {
+            continue;
+        }
         text.push_str(&info.render());
         text.push('\n');
     }

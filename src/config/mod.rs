@@ -380,6 +380,14 @@ impl Config {
         if self.backend.connections == 0 || self.backend.connections > 256 {
             return Err(invalid("backend.connections", "must be 1..=256".into()));
         }
+        if !self.tenants.is_empty() && self.backend.mode != BackendMode::Embedded {
+            // Namespacing is wired for the embedded engine only so far: forwarding without it
+            // would hand every tenant the whole backend.
+            return Err(invalid(
+                "tenants",
+                "tenants are enforced with backend.mode = \"embedded\" only in this version".into(),
+            ));
+        }
         tenants::validate(&self.tenants, &self.server)
             .map_err(|(key, message)| invalid(&key, message))?;
         Ok(())

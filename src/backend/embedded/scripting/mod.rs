@@ -598,6 +598,15 @@ impl CallState<'_, '_> {
         {
             return err;
         }
+        if let Some(tenant) = self.batch.tenant().cloned() {
+            // A tenant's script is held to what the tenant may do itself: the same command
+            // policy, and its keys in the tenant's namespace.
+            let container = (!spec.subcommands.is_empty()).then_some(spec);
+            if let Some(e) = tenant.acl.check(effective, container) {
+                return Reply::err(e);
+            }
+            return self.batch.execute_as(self.client, &tenant, spec, argv);
+        }
         self.batch.execute(self.client, spec, argv)
     }
 
