@@ -53,9 +53,10 @@ pub struct ServerConfig {
     #[serde(default)]
     pub default_tenant: Option<String>,
     /// Failed AUTH attempts one client address may make per minute before its AUTHs are
-    /// refused without checking (0 = no limit).
-    #[serde(default = "default_auth_failures")]
-    pub auth_failures_per_minute: u32,
+    /// refused without checking (0 = no limit). Unset: 10 when tenants are configured, no
+    /// limit otherwise (single-user mode behaves as Redis).
+    #[serde(default)]
+    pub auth_failures_per_minute: Option<u32>,
 }
 
 impl Default for ServerConfig {
@@ -67,7 +68,7 @@ impl Default for ServerConfig {
             requirepass: None,
             timeout: default_zero(),
             default_tenant: None,
-            auth_failures_per_minute: default_auth_failures(),
+            auth_failures_per_minute: None,
         }
     }
 }
@@ -122,10 +123,6 @@ impl Default for BackendConfig {
             connections: default_backend_connections(),
         }
     }
-}
-
-fn default_auth_failures() -> u32 {
-    10
 }
 
 fn default_connect_timeout() -> String {
@@ -391,6 +388,13 @@ impl Config {
         tenants::validate(&self.tenants, &self.server)
             .map_err(|(key, message)| invalid(&key, message))?;
         Ok(())
+    }
+
+    /// The effective `server.auth_failures_per_minute` (0 = no limit).
+    pub fn auth_failures_per_minute(&self) -> u32 {
+        self.server
+            .auth_failures_per_minute
+            .unwrap_or(if self.tenants.is_empty() { 0 } else { 10 })
     }
 
     /// Parser limits in bytes, from the validated strings.

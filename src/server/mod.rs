@@ -181,7 +181,7 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         listen_addr,
         run_id: random_run_id(),
         tenants,
-        auth_limiter: tenancy::AuthLimiter::new(config.server.auth_failures_per_minute),
+        auth_limiter: tenancy::AuthLimiter::new(config.auth_failures_per_minute()),
         config,
     });
 
