@@ -258,6 +258,17 @@ fn scripts_blocking_and_transactions_are_namespaced() {
     assert_eq!(cmd(&mut b, "RPUSH jobs not-for-a"), Value::Int(1));
     assert_eq!(cmd(&mut a, "RPUSH jobs j1"), Value::Int(1));
     assert_eq!(waiter.read(), Value::Array(vec![bulk("jobs"), bulk("j1")]));
+    // CLIENT UNBLOCK reaches only the tenant's own clients.
+    let Value::Int(waiter_id) = cmd(&mut waiter, "CLIENT ID") else {
+        panic!("CLIENT ID")
+    };
+    waiter.send(&[b"BLPOP", b"never", b"0"]);
+    std::thread::sleep(Duration::from_millis(200));
+    let unblock = format!("CLIENT UNBLOCK {waiter_id}");
+    let mut ro = login(&gate.addr, "ro", "pro");
+    assert_eq!(cmd(&mut ro, &unblock), Value::Int(0));
+    assert_eq!(cmd(&mut a, &unblock), Value::Int(1));
+    assert_eq!(waiter.read(), Value::NullArray);
     // Streams: XREAD names the stream as the tenant does.
     cmd(&mut a, "XADD st 1-1 f v");
     let r = cmd(&mut a, "XREAD STREAMS st 0");
