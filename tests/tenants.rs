@@ -746,7 +746,7 @@ fn random_sequences_from_two_tenants_match_private_servers() {
             line = "SORT {k} ALPHA".to_string();
         }
         // Rare: wipe the namespace (and the private server) to exercise FLUSHDB.
-        if rng.next() % 200 == 0 {
+        if rng.next().is_multiple_of(200) {
             line = "FLUSHDB".to_string();
         }
         while let Some(at) = line.find("{k}") {
