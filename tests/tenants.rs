@@ -423,7 +423,20 @@ fn command_policy_answers_noperm() {
     assert_eq!(cmd(&mut ro, "SET k v"), noperm("set"));
     assert_eq!(cmd(&mut ro, "GET k"), Value::NullBulk);
     let e = cmd(&mut ro, "EVAL \"return redis.call('set','k','v')\" 0");
-    assert!(format!("{e:?}").contains("NOPERM"), "{e:?}");
+    assert_eq!(
+        e,
+        Value::Error(
+            "ERR The user executing the script can't run this command or subcommand script: d223ed8c7345b684e8ed044ed472601f536fa58b, on @user_script:1."
+                .into()
+        )
+    );
+    let e = cmd(&mut ro, "EVAL \"return redis.pcall('set','k','v')\" 0");
+    assert_eq!(
+        e,
+        Value::Error(
+            "ERR The user executing the script can't run this command or subcommand".into()
+        )
+    );
     assert_eq!(cmd(&mut ro, "MULTI"), ok());
     assert_eq!(cmd(&mut ro, "DEL k"), noperm("del"));
     assert_eq!(
