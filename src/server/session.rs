@@ -241,7 +241,7 @@ impl Session {
             self.shared.cmdstats.reject(effective.name);
             return self.reject(name, Reply::err(errors::NOAUTH));
         }
-        if let Err(refused) = self.tenant_allows(spec, effective, argv) {
+        if let Err(refused) = self.tenant_allows(spec, effective) {
             return self.reject(name, refused);
         }
         if self.proto == Protocol::Resp2

@@ -91,26 +91,23 @@ impl AuthLimiter {
 }
 
 impl Session {
-    /// The command policy and namespace check of the dispatch hook: NOPERM for a command
-    /// the tenant may not run, or the namespace's refusal (SWAPDB, SORT patterns ...).
+    /// The command policy check of the dispatch hook: NOPERM for a command the tenant may
+    /// not run (inside MULTI this fails the transaction, as Redis's ACL does). What the
+    /// namespace refuses (SWAPDB, SORT patterns ...) is answered when the command runs, like
+    /// any runtime error, so the rewrite is computed once per command.
     pub(super) fn tenant_allows(
         &self,
         spec: &'static CommandSpec,
         effective: &'static CommandSpec,
-        argv: &[Bytes],
     ) -> Result<(), Reply> {
         let Some(tenant) = &self.tenant else {
             return Ok(());
         };
         let container = (!std::ptr::eq(spec, effective)).then_some(spec);
-        if let Some(e) = tenant.acl.check(effective, container) {
-            return Err(Reply::err(e));
+        match tenant.acl.check(effective, container) {
+            Some(e) => Err(Reply::err(e)),
+            None => Ok(()),
         }
-        tenant
-            .namespace
-            .plan(spec, argv)
-            .map(|_| ())
-            .map_err(Reply::err)
     }
 
     /// Runs a tenant's command (outside MULTI): keys namespaced, the reply stripped.
