@@ -335,7 +335,7 @@ impl Session {
         Ok(sub)
     }
 
-    pub(super) fn execute(&mut self, spec: &'static CommandSpec, argv: &[Bytes]) -> Blocking {
+    fn execute(&mut self, spec: &'static CommandSpec, argv: &[Bytes]) -> Blocking {
         if let Some(tenant) = self.tenant.clone() {
             return self.execute_as(&tenant, spec, argv);
         }
