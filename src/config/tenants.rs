@@ -137,6 +137,16 @@ pub(super) fn validate(
                 format!("{:?} must not contain '{{' or '}}'", t.prefix),
             ));
         }
+        if t.prefix.starts_with("__keyspace@") || t.prefix.starts_with("__keyevent@") {
+            // Its channels would read as keyspace notifications of other tenants' keys.
+            return Err((
+                key("prefix"),
+                format!(
+                    "{:?} must not start with __keyspace@ or __keyevent@ (Redis's keyspace notification channels)",
+                    t.prefix
+                ),
+            ));
+        }
         for (field, list) in [("deny", &t.deny), ("allow", &t.allow)] {
             for (j, entry) in list.iter().enumerate() {
                 crate::policy::acl::Rule::parse(entry)

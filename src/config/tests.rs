@@ -109,6 +109,13 @@ fn tenant_errors_name_the_key() {
     assert!(e.contains("tenants[1].prefix"), "{e}");
     let e = tenant_err(&two("name = \"b\"\npassword = \"pb\"\nprefix = \"{b}:\"\n"));
     assert!(e.contains("tenants[1].prefix") && e.contains("'{'"), "{e}");
+    let e = tenant_err(&two(
+        "name = \"b\"\npassword = \"pb\"\nprefix = \"__keyevent@0__:\"\n",
+    ));
+    assert!(
+        e.contains("tenants[1].prefix") && e.contains("__keyevent@"),
+        "{e}"
+    );
     let e = tenant_err(&two("name = \"b\"\npassword = \"pa\"\nprefix = \"b:\"\n"));
     assert!(e.contains("tenants[1].password"), "{e}");
     let e = tenant_err(&two("name = \"b\"\nprefix = \"b:\"\n"));
