@@ -164,6 +164,16 @@ fn tenants_cannot_see_or_touch_each_others_keys() {
     assert_eq!(cmd(&mut a, "DBSIZE"), Value::Int(3));
     assert_eq!(cmd(&mut b, "DBSIZE"), Value::Int(4));
     assert_eq!(cmd(&mut admin, "DBSIZE"), Value::Int(7));
+    let info = |c: &mut Conn| {
+        let v = cmd(c, "INFO keyspace");
+        String::from_utf8_lossy(v.as_bytes().unwrap_or_default()).into_owned()
+    };
+    assert!(
+        info(&mut a).contains("db0:keys=3,expires=0"),
+        "{}",
+        info(&mut a)
+    );
+    assert!(info(&mut admin).contains("db0:keys=7,expires=0"));
 }
 
 #[test]
