@@ -453,6 +453,11 @@ fn command_policy_answers_noperm() {
         cmd(&mut ro, "EXEC"),
         Value::Error("EXECABORT Transaction discarded because of previous errors.".into())
     );
+    // A transaction queued by one tenant runs under the policy of whoever EXEC runs it as.
+    assert_eq!(cmd(&mut a, "MULTI"), ok());
+    cmd(&mut a, "AUTH ro pro");
+    cmd(&mut a, "SET k v");
+    assert_eq!(cmd(&mut a, "EXEC"), Value::Array(vec![ok(), noperm("set")]));
     // The requirepass admin is not a tenant: everything is allowed.
     let mut admin = login(&gate.addr, "default", "root-pw");
     assert!(!cmd(&mut admin, "CONFIG GET maxmemory").is_error());

@@ -181,6 +181,16 @@ impl Acl {
     }
 }
 
+impl Acl {
+    /// [`Acl::check`] for a command line: the subcommand argv names, if `cmd` has them.
+    pub fn check_argv(&self, cmd: &CommandSpec, argv: &[bytes::Bytes]) -> Option<String> {
+        match crate::command::keys::resolve(cmd, argv) {
+            Ok(sub) if !std::ptr::eq(sub, cmd) => self.check(sub, Some(cmd)),
+            _ => self.check(cmd, None),
+        }
+    }
+}
+
 /// Redis 7.0's ACL refusal, e.g. `NOPERM this user has no permissions to run the
 /// 'config|get' command` (checked against redis-server 7.0.15).
 pub fn noperm(name: &str) -> String {

@@ -169,6 +169,10 @@ impl Session {
         spec: &'static CommandSpec,
         argv: &[Bytes],
     ) -> Option<Reply> {
+        // EXEC runs what was queued; the identity may have changed since (AUTH in MULTI).
+        if let Some(e) = tenant.acl.check_argv(spec, argv) {
+            return Some(Reply::err(e));
+        }
         let ns = &tenant.namespace;
         let (rewritten, shape) = match ns.plan(spec, argv) {
             Ok(Plan::Run(rewritten, shape)) => (rewritten, shape),

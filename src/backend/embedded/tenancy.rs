@@ -16,7 +16,7 @@ use crate::policy::{Namespace, Plan, Tenant, Wide, replies};
 use crate::protocol::Reply;
 
 impl Batch<'_> {
-    /// Runs one command of `tenant` (ACL already checked): keys moved into its namespace,
+    /// Runs one command of `tenant` (its command policy checked): keys moved into its namespace,
     /// the reply stripped. Scripts run with the tenant attached, so each redis.call inside
     /// is namespaced and checked in turn (the script sees the key names its caller used).
     pub fn execute_as(
@@ -26,6 +26,11 @@ impl Batch<'_> {
         cmd: &CommandSpec,
         argv: &[Bytes],
     ) -> Reply {
+        // Checked again here: a transaction queued under another identity (AUTH inside
+        // MULTI) must not run with the policy it was queued under.
+        if let Some(e) = tenant.acl.check_argv(cmd, argv) {
+            return Reply::err(e);
+        }
         if scripting::handles(cmd.name) {
             let previous = self.tenant.replace(tenant.clone());
             let reply = self.execute(client, cmd, argv);
