@@ -399,6 +399,19 @@ fn pubsub_channels_and_patterns_are_namespaced() {
         cmd(&mut a, "PUBSUB NUMSUB news"),
         Value::Array(vec![bulk("news"), Value::Int(1)])
     );
+    // RESP3 subscribers may AUTH again, as the same tenant only.
+    let mut r3 = login(&gate.addr, "ua", "pa");
+    assert!(matches!(cmd(&mut r3, "HELLO 3"), Value::Map(_)));
+    r3.send(&[b"SUBSCRIBE", b"x"]);
+    r3.read();
+    assert_eq!(cmd(&mut r3, "AUTH ua pa"), ok());
+    assert_eq!(
+        cmd(&mut r3, &format!("AUTH ub {B_PASSWORD}")),
+        Value::Error(
+            "ERR respgate: cannot switch to another tenant while subscribed; UNSUBSCRIBE first"
+                .into()
+        )
+    );
     a_sub.send(&[b"UNSUBSCRIBE", b"news"]);
     assert_eq!(
         a_sub.read(),

@@ -111,6 +111,9 @@ fn identify(s: &Session, user: Option<&[u8]>, pass: &[u8]) -> Option<Identity> {
     }
 }
 
+const SWITCH_WHILE_SUBSCRIBED: &str =
+    "ERR respgate: cannot switch to another tenant while subscribed; UNSUBSCRIBE first";
+
 /// Checks credentials for AUTH or HELLO AUTH and switches the session to who they name;
 /// a failure is counted, rate-limited per client address and logged without the password.
 fn authenticate(s: &mut Session, user: Option<&[u8]>, pass: &[u8]) -> Result<(), Reply> {
@@ -121,11 +124,21 @@ fn authenticate(s: &mut Session, user: Option<&[u8]>, pass: &[u8]) -> Result<(),
     }
     match identify(s, user, pass) {
         Some(identity) => {
-            s.authenticated = true;
-            s.tenant = match identity {
+            let tenant = match identity {
                 Identity::Default => None,
                 Identity::Tenant(t) => Some(t),
             };
+            let same = match (&s.tenant, &tenant) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            if !same && s.in_subscriber_mode() {
+                // Its subscriptions are names in the old namespace: they would go quiet.
+                return Err(Reply::err(SWITCH_WHILE_SUBSCRIBED));
+            }
+            s.authenticated = true;
+            s.tenant = tenant;
             crate::server::show_user(&s.client, s.tenant.as_deref());
             Ok(())
         }

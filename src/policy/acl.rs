@@ -6,7 +6,8 @@ use crate::command::table::{self, CommandSpec, flags};
 
 /// Commands no tenant of a shared backend may run unless its config names them in `allow`:
 /// they reconfigure, stop, replicate or inspect the whole server, or reach other tenants'
-/// data or connections.
+/// data or connections. SCRIPT KILL stays allowed: a runaway script makes every tenant wait
+/// (BUSY), and it only stops a script that has not written, as in Redis.
 pub const DEFAULT_DENY: &[&str] = &[
     "config",
     "debug",
@@ -28,10 +29,8 @@ pub const DEFAULT_DENY: &[&str] = &[
     "bgsave",
     "bgrewriteaof",
     "script|flush",
-    "script|kill",
     "function|flush",
     "function|restore",
-    "function|kill",
 ];
 
 /// Every ACL category Redis 7.0 has (`ACL CAT`), plus `all`.
