@@ -289,6 +289,18 @@ fn scripts_blocking_and_transactions_are_namespaced() {
         panic!("{streams:?}")
     };
     assert_eq!(first[0], bulk("st"));
+    // XREAD BLOCK served by a later XADD: the stream name without the prefix.
+    waiter.send(&[b"XREAD", b"BLOCK", b"5000", b"STREAMS", b"st2", b"$"]);
+    std::thread::sleep(Duration::from_millis(200));
+    cmd(&mut b, "XADD st2 1-1 f from-b");
+    cmd(&mut a, "XADD st2 2-1 f from-a");
+    let Value::Array(streams) = waiter.read() else {
+        panic!("XREAD BLOCK")
+    };
+    let Value::Array(first) = &streams[0] else {
+        panic!("{streams:?}")
+    };
+    assert_eq!(first[0], bulk("st2"));
     let e = cmd(&mut a, "XREADGROUP GROUP g c STREAMS nost >");
     assert_eq!(
         e,
