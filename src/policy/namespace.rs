@@ -234,11 +234,11 @@ impl Namespace {
             _ => {}
         }
         let mut out = argv.to_vec();
-        match keys::key_positions(cmd, argv) {
-            Ok(positions) => {
-                for p in positions {
-                    if let Some(k) = argv.get(p) {
-                        out[p] = self.key(k);
+        match keys::keys_and_flags(cmd, argv) {
+            Ok(found) => {
+                for k in found {
+                    if let Some(key) = argv.get(k.pos) {
+                        out[k.pos] = self.key(key);
                     }
                 }
             }
