@@ -31,6 +31,31 @@ pub const DEFAULT_DENY: &[&str] = &[
     "script|flush",
     "function|flush",
     "function|restore",
+    // Function libraries are one namespace shared by all tenants: loading or deleting one
+    // could replace another tenant's.
+    "function|load",
+    "function|delete",
+    "client|pause",
+    "client|unpause",
+    "replconf",
+    // Cluster administration, and the two that count or list any tenant's keys by slot.
+    "cluster|addslots",
+    "cluster|addslotsrange",
+    "cluster|bumpepoch",
+    "cluster|count-failure-reports",
+    "cluster|countkeysinslot",
+    "cluster|delslots",
+    "cluster|delslotsrange",
+    "cluster|failover",
+    "cluster|flushslots",
+    "cluster|forget",
+    "cluster|getkeysinslot",
+    "cluster|meet",
+    "cluster|replicate",
+    "cluster|reset",
+    "cluster|saveconfig",
+    "cluster|set-config-epoch",
+    "cluster|setslot",
 ];
 
 /// Every ACL category Redis 7.0 has (`ACL CAT`), plus `all`.
@@ -236,6 +261,17 @@ mod tests {
                 .contains("unknown ACL category")
         );
         assert!(Rule::parse("client|nope").is_err());
+    }
+
+    #[test]
+    fn default_deny_names_real_commands() {
+        for name in DEFAULT_DENY {
+            assert_eq!(
+                Rule::parse(name),
+                Ok(Rule::Command(name.to_string())),
+                "{name}"
+            );
+        }
     }
 
     #[test]
