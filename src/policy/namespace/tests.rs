@@ -247,7 +247,6 @@ fn every_keyless_command_is_accounted_for() {
         "client|reply",
         "client|setinfo",
         "client|setname",
-        "client|tracking",
         "client|trackinginfo",
         "client|unblock",
         "cluster|help",
