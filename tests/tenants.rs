@@ -854,3 +854,34 @@ fn random_sequences_from_two_tenants_match_private_servers() {
 fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
+
+/// The escaped prefix is a literal for Redis's own matcher too (what forwarding will send):
+/// KEYS and PSUBSCRIBE on a real redis-server match exactly the keys/channels that start
+/// with the prefix, whatever glob metacharacters it holds.
+#[test]
+fn escaped_prefixes_are_literal_for_redis_itself() {
+    let redis = RedisServer::start();
+    let mut c = Conn::connect(&redis.addr());
+    let names = [
+        "b*?[k", "bXY[k", "b*?k", "b*?[", "a:\\x", "a:x", "t]x", "t]", "b**?[z", "[t]x",
+    ];
+    for n in names {
+        assert_eq!(c.cmd(&[b"SET", n.as_bytes(), b"v"]), ok());
+    }
+    for prefix in ["b*?[", "a:\\", "t]", "[t]", "b*"] {
+        let ns = respgate::policy::Namespace::new(prefix.as_bytes());
+        let pattern = ns.pattern(b"*");
+        let got = strings(&c.cmd(&[b"KEYS", &pattern]));
+        let want: BTreeSet<String> = names
+            .iter()
+            .filter(|n| n.starts_with(prefix))
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(
+            got,
+            want,
+            "prefix {prefix:?} as {:?}",
+            String::from_utf8_lossy(&pattern)
+        );
+    }
+}

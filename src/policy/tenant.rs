@@ -92,6 +92,20 @@ impl Tenants {
         self.default.as_ref()
     }
 
+    /// Durable tenants whose keys the memory settings allow to be evicted: any policy but
+    /// `noeviction` once a `maxmemory` limit is set (volatile-* policies evict keys with a
+    /// TTL, which durable tenants have too).
+    pub fn durable_at_risk(&self, maxmemory: u64, policy: &str) -> Vec<&str> {
+        if maxmemory == 0 || policy == "noeviction" {
+            return Vec::new();
+        }
+        self.list
+            .iter()
+            .filter(|t| t.durable)
+            .map(|t| t.name.as_str())
+            .collect()
+    }
+
     pub fn by_name(&self, name: &str) -> Option<&Arc<Tenant>> {
         self.list.iter().find(|t| t.name == name)
     }
@@ -222,6 +236,15 @@ prefix = "dev:"
         assert_eq!(t.authenticate(b"h", b"s3cret").unwrap().name, "h");
         assert!(t.authenticate(b"h", b"s3cre").is_none());
         assert_eq!(t.authenticate_password(b"s3cret").unwrap().name, "h");
+    }
+
+    #[test]
+    fn durable_tenants_at_risk_of_eviction() {
+        let t = tenants(&format!("{TWO}durable = true\n"));
+        assert_eq!(t.durable_at_risk(1 << 20, "allkeys-lru"), vec!["dev"]);
+        assert_eq!(t.durable_at_risk(1 << 20, "volatile-ttl"), vec!["dev"]);
+        assert!(t.durable_at_risk(1 << 20, "noeviction").is_empty());
+        assert!(t.durable_at_risk(0, "allkeys-lru").is_empty());
     }
 
     #[test]

@@ -158,6 +158,15 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
     let _fsync = engine.spawn_aof_fsync();
     let params = stats::Params::from_config(&config);
     let tenants = Arc::new(crate::policy::Tenants::from_config(&config)?);
+    let maxmemory = crate::config::parse_size(&config.embedded.maxmemory).unwrap_or(0);
+    for name in tenants.durable_at_risk(maxmemory, &config.embedded.maxmemory_policy) {
+        // Said once at start; the monitor will watch it continuously.
+        warn!(
+            tenant = name,
+            policy = %config.embedded.maxmemory_policy,
+            "tenant is durable, but maxmemory_policy can evict its keys (use noeviction)"
+        );
+    }
     let remote = match config.backend.mode {
         crate::config::BackendMode::Standalone => Some(Arc::new(
             crate::backend::remote::Remote::new(&config.backend),
