@@ -74,7 +74,8 @@ fn tenants_example_validates() {
     assert_eq!(c.tenants.len(), 2);
     assert_eq!(c.tenants[0].ttl[0].max_ttl.as_deref(), Some("1h"));
     assert!(c.tenants[1].durable);
-    assert_eq!(c.tenants[1].ttl[0].default_ttl.as_deref(), Some("24h"));
+    assert_eq!(c.tenants[1].ttl[1].pattern, "*");
+    assert_eq!(c.tenants[1].ttl[1].default_ttl.as_deref(), Some("24h"));
     assert_eq!(c.auth_failures_per_minute(), 10);
     assert_eq!(
         Config::parse("", "t").unwrap().auth_failures_per_minute(),
