@@ -15,5 +15,6 @@ pub mod command;
 pub mod config;
 pub mod glob;
 pub mod metrics;
+pub mod policy;
 pub mod protocol;
 pub mod server;

@@ -20,6 +20,7 @@ pub const COMMANDS: &str = "respgate_commands_total";
 pub const EMBEDDED_EVICTED: &str = "respgate_embedded_evicted_keys_total";
 pub const EMBEDDED_EXPIRED: &str = "respgate_embedded_expired_keys_total";
 pub const EMBEDDED_USED_MEMORY: &str = "respgate_embedded_used_memory_bytes";
+pub const AUTH_FAILURES: &str = "respgate_auth_failures_total";
 
 /// Process-wide metric handles.
 pub struct Handles {
@@ -30,6 +31,8 @@ pub struct Handles {
     pub evicted_keys: Counter,
     pub expired_keys: Counter,
     pub used_memory: Gauge,
+    /// Failed AUTH / HELLO AUTH attempts, including those refused by the rate limit.
+    pub auth_failures: Counter,
 }
 
 /// The handles, created on first use (after [`install`] so they reach the exporter).
@@ -43,6 +46,7 @@ pub fn handles() -> &'static Handles {
         evicted_keys: counter!(EMBEDDED_EVICTED),
         expired_keys: counter!(EMBEDDED_EXPIRED),
         used_memory: gauge!(EMBEDDED_USED_MEMORY),
+        auth_failures: counter!(AUTH_FAILURES),
     })
 }
 
@@ -81,6 +85,10 @@ pub fn install() -> Result<PrometheusHandle, String> {
         "Clients disconnected for breaking the protocol or its limits"
     );
     metrics::describe_counter!(COMMANDS, "Commands executed, by command and result");
+    metrics::describe_counter!(
+        AUTH_FAILURES,
+        "Failed AUTH and HELLO AUTH attempts (wrong credentials or rate-limited)"
+    );
     metrics::describe_counter!(
         EMBEDDED_EVICTED,
         "Keys the embedded engine evicted to stay under maxmemory"

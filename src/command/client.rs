@@ -87,6 +87,12 @@ pub fn client(s: &mut Session, argv: &[Bytes]) -> Reply {
     }
 }
 
+/// A tenant sees and acts on its own connections only (CLIENT LIST, KILL, UNBLOCK): other
+/// tenants' names, addresses and blocked commands are theirs. Without a tenant, all.
+fn visible(s: &Session, user: &str) -> bool {
+    s.tenant.as_ref().is_none_or(|t| t.name == user)
+}
+
 fn on_off(arg: &[u8]) -> Reply {
     if arg.eq_ignore_ascii_case(b"on") || arg.eq_ignore_ascii_case(b"off") {
         Reply::ok()
@@ -161,6 +167,9 @@ fn list(s: &mut Session, argv: &[Bytes]) -> Reply {
         if ids.as_ref().is_some_and(|ids| !ids.contains(&info.id)) {
             continue;
         }
+        if !visible(s, &info.user) {
+            continue;
+        }
         text.push_str(&info.render());
         text.push('\n');
     }
@@ -173,7 +182,10 @@ fn kill(s: &mut Session, argv: &[Bytes]) -> Reply {
     if argv.len() == 3 {
         let addr = String::from_utf8_lossy(&argv[2]);
         for c in s.shared.clients.snapshot() {
-            let hit = c.info.lock().addr.to_string() == addr;
+            let hit = {
+                let info = c.info.lock();
+                info.addr.to_string() == addr && visible(s, &info.user)
+            };
             if hit {
                 c.kill();
                 if c.info.lock().id == me {
@@ -221,6 +233,7 @@ fn kill(s: &mut Session, argv: &[Bytes]) -> Reply {
             || laddr.as_ref().is_some_and(|a| *a != info.laddr.to_string())
             || user.as_ref().is_some_and(|u| *u != info.user)
             || (skipme && info.id == me)
+            || !visible(s, &info.user)
         {
             continue;
         }
@@ -244,6 +257,14 @@ fn unblock(s: &mut Session, argv: &[Bytes]) -> Reply {
         Some(r) if r == b"error" => true,
         Some(_) => return Reply::err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
     };
-    let unblocked = u64::try_from(id).is_ok_and(|id| s.shared.engine.unblock(id, with_error));
+    let Ok(id) = u64::try_from(id) else {
+        return Reply::Integer(0);
+    };
+    let mine = s.tenant.is_none()
+        || s.shared.clients.snapshot().iter().any(|c| {
+            let info = c.info.lock();
+            info.id == id && visible(s, &info.user)
+        });
+    let unblocked = mine && s.shared.engine.unblock(id, with_error);
     Reply::Integer(unblocked as i64)
 }

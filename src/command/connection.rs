@@ -4,9 +4,13 @@
 
 use std::sync::atomic::Ordering;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::backend::embedded::{num::parse_i64, unix_ms};
+use crate::policy::Tenant;
+use crate::policy::tenant::constant_time_eq;
 use crate::protocol::{Protocol, Reply, errors};
 use crate::server::session::Session;
 
@@ -78,45 +82,95 @@ fn ping(argv: &[Bytes]) -> Reply {
     }
 }
 
-/// Checks a username/password pair against the single `requirepass` user, `default`.
-/// Without requirepass, `default` accepts any password (Redis's `nopass`).
-fn credentials_ok(s: &Session, user: &[u8], pass: &[u8]) -> bool {
-    if user != b"default" {
-        return false;
+/// Who a set of credentials names: the `default` user (single-user mode, or the
+/// `requirepass` admin when tenants are configured) or a tenant.
+enum Identity {
+    Default,
+    Tenant(Arc<Tenant>),
+}
+
+/// Checks credentials. `user` is None for `AUTH <password>`, which old clients send: it
+/// names the tenant whose password it is, else the `requirepass` default user. Without
+/// requirepass, `default` accepts any password (Redis's `nopass`) only when no tenants are
+/// configured — with tenants it would bypass them.
+fn identify(s: &Session, user: Option<&[u8]>, pass: &[u8]) -> Option<Identity> {
+    let tenants = &s.shared.tenants;
+    let tenant = match user {
+        Some(u) => tenants.authenticate(u, pass),
+        None => tenants.authenticate_password(pass),
+    };
+    if let Some(t) = tenant {
+        return Some(Identity::Tenant(t));
+    }
+    if user.is_some_and(|u| u != b"default") {
+        return None;
     }
     match &s.shared.config.server.requirepass {
-        None => true,
-        Some(p) => constant_time_eq(p.as_bytes(), pass),
+        None => tenants.is_empty().then_some(Identity::Default),
+        Some(p) => constant_time_eq(p.as_bytes(), pass).then_some(Identity::Default),
     }
 }
 
-/// Compares secrets without leaking where they differ through timing.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
+const SWITCH_WHILE_SUBSCRIBED: &str =
+    "ERR respgate: cannot switch to another tenant while subscribed; UNSUBSCRIBE first";
+
+/// Checks credentials for AUTH or HELLO AUTH and switches the session to who they name;
+/// a failure is counted, rate-limited per client address and logged without the password.
+fn authenticate(s: &mut Session, user: Option<&[u8]>, pass: &[u8]) -> Result<(), Reply> {
+    let addr = s.client.info.lock().addr;
+    if s.shared.auth_limiter.blocked(addr.ip()) {
+        crate::metrics::handles().auth_failures.increment(1);
+        return Err(Reply::err(crate::server::AUTH_RATE_LIMITED));
     }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    match identify(s, user, pass) {
+        Some(identity) => {
+            let tenant = match identity {
+                Identity::Default => None,
+                Identity::Tenant(t) => Some(t),
+            };
+            let same = match (&s.tenant, &tenant) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            if !same && s.in_subscriber_mode() {
+                // Its subscriptions are names in the old namespace: they would go quiet.
+                return Err(Reply::err(SWITCH_WHILE_SUBSCRIBED));
+            }
+            s.authenticated = true;
+            s.tenant = tenant;
+            crate::server::show_user(&s.client, s.tenant.as_deref());
+            Ok(())
+        }
+        None => {
+            s.shared.auth_limiter.failed(addr.ip());
+            crate::metrics::handles().auth_failures.increment(1);
+            tracing::info!(
+                client = %addr,
+                username = %String::from_utf8_lossy(user.unwrap_or(b"default")),
+                "AUTH failed"
+            );
+            Err(Reply::err(errors::WRONGPASS))
+        }
+    }
 }
 
 fn auth(s: &mut Session, argv: &[Bytes]) -> Reply {
-    let (user, pass): (&[u8], &[u8]) = match argv.len() {
+    let (user, pass): (Option<&[u8]>, &[u8]) = match argv.len() {
         2 => {
-            if s.shared.config.server.requirepass.is_none() {
+            if s.shared.config.server.requirepass.is_none() && s.shared.tenants.is_empty() {
                 return Reply::err(
                     "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
                 );
             }
-            (b"default", &argv[1])
+            (None, &argv[1])
         }
-        3 => (&argv[1], &argv[2]),
+        3 => (Some(&argv[1]), &argv[2]),
         _ => return Reply::err(errors::SYNTAX),
     };
-    if credentials_ok(s, user, pass) {
-        s.authenticated = true;
-        Reply::ok()
-    } else {
-        tracing::info!(client = %s.client.info.lock().addr, "AUTH failed");
-        Reply::err(errors::WRONGPASS)
+    match authenticate(s, user, pass) {
+        Ok(()) => Reply::ok(),
+        Err(e) => e,
     }
 }
 
@@ -152,11 +206,10 @@ fn hello(s: &mut Session, argv: &[Bytes]) -> Reply {
             )));
         }
     }
-    if let Some((user, pass)) = auth {
-        if !credentials_ok(s, user, pass) {
-            return Reply::err(errors::WRONGPASS);
-        }
-        s.authenticated = true;
+    if let Some((user, pass)) = auth
+        && let Err(e) = authenticate(s, Some(user), pass)
+    {
+        return e;
     }
     if !s.authenticated {
         return Reply::err(

@@ -186,13 +186,34 @@ fn section(s: &Session, name: &str, out: &mut String) {
         }
         "cluster" => line("cluster_enabled", &0),
         "keyspace" => {
-            let rows = sh.engine.with_state(|st| {
-                st.dbs
+            let rows = sh.engine.with_state(|st| match &s.tenant {
+                None => st
+                    .dbs
                     .iter()
                     .enumerate()
                     .filter(|(_, d)| !d.is_empty())
                     .map(|(i, d)| (i, d.len(), d.expires_count()))
-                    .collect::<Vec<_>>()
+                    .collect::<Vec<_>>(),
+                // A tenant's counts are its own keys' (a walk of each db, like DBSIZE):
+                // other tenants' key counts are not its business.
+                Some(t) => {
+                    let prefix = t.namespace.prefix();
+                    let now = crate::backend::embedded::unix_ms();
+                    let mut rows = Vec::new();
+                    for (i, d) in st.dbs.iter().enumerate() {
+                        let (mut keys, mut expires) = (0, 0);
+                        d.for_each_live(now, |hk, e| {
+                            if hk.key.starts_with(prefix) {
+                                keys += 1;
+                                expires += usize::from(e.expire_at.is_some());
+                            }
+                        });
+                        if keys > 0 {
+                            rows.push((i, keys, expires));
+                        }
+                    }
+                    rows
+                }
             });
             for (i, keys, expires) in rows {
                 line(

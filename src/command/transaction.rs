@@ -146,9 +146,11 @@ pub fn exec(s: &mut Session) -> Reply {
                 db: s.db,
                 proto: s.proto,
             };
-            batch
-                .get_or_insert_with(|| shared.engine.batch())
-                .execute(view, spec, argv)
+            let b = batch.get_or_insert_with(|| shared.engine.batch());
+            match &s.tenant {
+                Some(tenant) => b.execute_as(view, tenant, spec, argv),
+                None => b.execute(view, spec, argv),
+            }
         } else {
             Reply::err(errors::not_implemented(spec.name))
         };

@@ -2,6 +2,7 @@
 //!
 //! Durations are strings like "10m" and sizes strings like "256mb", as in Redis's own config.
 
+mod tenants;
 mod units;
 
 use std::net::SocketAddr;
@@ -9,6 +10,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+pub use tenants::{TenantConfig, TtlMode, TtlRuleConfig};
 pub use units::{parse_duration, parse_size};
 
 /// Whole-file config. Sections later issues fill in (tenants, monitor, remote backends) are
@@ -24,6 +26,9 @@ pub struct Config {
     pub embedded: EmbeddedConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Applications sharing this respgate, each in its own key namespace (`[[tenants]]`).
+    #[serde(default)]
+    pub tenants: Vec<TenantConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -43,6 +48,15 @@ pub struct ServerConfig {
     /// Close clients idle this long ("0" = never), like Redis's `timeout`.
     #[serde(default = "default_zero")]
     pub timeout: String,
+    /// The tenant an unauthenticated client acts as (by name); without it, clients must AUTH
+    /// once tenants are configured.
+    #[serde(default)]
+    pub default_tenant: Option<String>,
+    /// Failed AUTH attempts one client address may make per minute before its AUTHs are
+    /// refused without checking (0 = no limit). Unset: 10 when tenants are configured, no
+    /// limit otherwise (single-user mode behaves as Redis).
+    #[serde(default)]
+    pub auth_failures_per_minute: Option<u32>,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +67,8 @@ impl Default for ServerConfig {
             max_clients: default_max_clients(),
             requirepass: None,
             timeout: default_zero(),
+            default_tenant: None,
+            auth_failures_per_minute: None,
         }
     }
 }
@@ -265,7 +281,8 @@ pub enum ConfigError {
     #[error("{path}: {key}: {message}")]
     Invalid {
         path: String,
-        key: &'static str,
+        /// The offending key's dotted path, e.g. `tenants[1].prefix`.
+        key: String,
         message: String,
     },
 }
@@ -309,9 +326,9 @@ impl Config {
     }
 
     fn validate(&self, origin: &str) -> Result<(), ConfigError> {
-        let invalid = |key: &'static str, message: String| ConfigError::Invalid {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
             path: origin.to_string(),
-            key,
+            key: key.to_string(),
             message,
         };
         self.server
@@ -404,7 +421,24 @@ impl Config {
         if self.backend.connections == 0 || self.backend.connections > 256 {
             return Err(invalid("backend.connections", "must be 1..=256".into()));
         }
+        if !self.tenants.is_empty() && self.backend.mode != BackendMode::Embedded {
+            // Namespacing is wired for the embedded engine only so far: forwarding without it
+            // would hand every tenant the whole backend.
+            return Err(invalid(
+                "tenants",
+                "tenants are enforced with backend.mode = \"embedded\" only in this version".into(),
+            ));
+        }
+        tenants::validate(&self.tenants, &self.server)
+            .map_err(|(key, message)| invalid(&key, message))?;
         Ok(())
+    }
+
+    /// The effective `server.auth_failures_per_minute` (0 = no limit).
+    pub fn auth_failures_per_minute(&self) -> u32 {
+        self.server
+            .auth_failures_per_minute
+            .unwrap_or(if self.tenants.is_empty() { 0 } else { 10 })
     }
 
     /// Parser limits in bytes, from the validated strings.

@@ -93,3 +93,101 @@ fn cluster_needs_seed_nodes_and_the_example_validates() {
     assert_eq!(c.backend.mode, BackendMode::Cluster);
     assert_eq!(c.backend.nodes.len(), 3);
 }
+
+#[test]
+fn tenants_example_validates() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/tenants.toml");
+    let c = Config::load(std::path::Path::new(example)).unwrap();
+    assert_eq!(c.tenants.len(), 2);
+    assert_eq!(c.tenants[0].ttl[0].max_ttl.as_deref(), Some("1h"));
+    assert!(c.tenants[1].durable);
+    assert_eq!(c.tenants[1].ttl[1].pattern, "*");
+    assert_eq!(c.tenants[1].ttl[1].default_ttl.as_deref(), Some("24h"));
+    assert_eq!(c.auth_failures_per_minute(), 10);
+    assert_eq!(
+        Config::parse("", "t").unwrap().auth_failures_per_minute(),
+        0
+    );
+}
+
+fn tenant_err(body: &str) -> String {
+    Config::parse(body, "t.toml").unwrap_err().to_string()
+}
+
+const A: &str = "[[tenants]]\nname = \"a\"\nusername = \"a\"\npassword = \"pa\"\nprefix = \"a:\"\n";
+
+#[test]
+fn tenant_errors_name_the_key() {
+    let two = |b: &str| format!("{A}[[tenants]]\n{b}");
+    let e = tenant_err(&two("name = \"a\"\npassword = \"pb\"\nprefix = \"b:\"\n"));
+    assert!(
+        e.contains("tenants[1].name") && e.contains("tenants[0]"),
+        "{e}"
+    );
+    let e = tenant_err(&two(
+        "name = \"b\"\nusername = \"a\"\npassword = \"pb\"\nprefix = \"b:\"\n",
+    ));
+    assert!(e.contains("tenants[1].username"), "{e}");
+    let e = tenant_err(&two("name = \"b\"\npassword = \"pb\"\nprefix = \"a:x\"\n"));
+    assert!(
+        e.contains("tenants[1].prefix") && e.contains("prefix of the other"),
+        "{e}"
+    );
+    let e = tenant_err(&two("name = \"b\"\npassword = \"pb\"\nprefix = \"\"\n"));
+    assert!(e.contains("tenants[1].prefix"), "{e}");
+    let e = tenant_err(&two("name = \"b\"\npassword = \"pb\"\nprefix = \"{b}:\"\n"));
+    assert!(e.contains("tenants[1].prefix") && e.contains("'{'"), "{e}");
+    let e = tenant_err(&two(
+        "name = \"b\"\npassword = \"pb\"\nprefix = \"__keyevent@0__:\"\n",
+    ));
+    assert!(
+        e.contains("tenants[1].prefix") && e.contains("__keyevent@"),
+        "{e}"
+    );
+    let e = tenant_err(&two("name = \"b\"\npassword = \"pa\"\nprefix = \"b:\"\n"));
+    assert!(e.contains("tenants[1].password"), "{e}");
+    let e = tenant_err(&two("name = \"b\"\nprefix = \"b:\"\n"));
+    assert!(e.contains("tenants[1].password"), "{e}");
+    let e = tenant_err(&two(
+        "name = \"b\"\npassword_sha256 = \"xyz\"\nprefix = \"b:\"\n",
+    ));
+    assert!(e.contains("tenants[1].password_sha256"), "{e}");
+    let e = tenant_err(&two(
+        "name = \"b\"\npassword = \"pb\"\nprefix = \"b:\"\ndeny = [\"@nope\"]\n",
+    ));
+    assert!(e.contains("tenants[1].deny[0]"), "{e}");
+    let e = tenant_err(&two(
+        "name = \"b\"\npassword = \"pb\"\nprefix = \"b:\"\nallow = [\"gett\"]\n",
+    ));
+    assert!(e.contains("tenants[1].allow[0]"), "{e}");
+    let e = tenant_err(&format!(
+        "{A}[[tenants.ttl]]\npattern = \"*\"\ndefault_ttl = \"2h\"\nmax_ttl = \"1h\"\n"
+    ));
+    assert!(e.contains("tenants[0].ttl[0].default_ttl"), "{e}");
+    let e = tenant_err(&format!(
+        "{A}[[tenants.ttl]]\npattern = \"*\"\nmax_ttl = \"1y\"\n"
+    ));
+    assert!(e.contains("tenants[0].ttl[0].max_ttl"), "{e}");
+    let e = tenant_err(&format!(
+        "{A}[[tenants.ttl]]\npattern = \"*\"\nmode = \"drop\"\n"
+    ));
+    assert!(e.contains("drop"), "{e}");
+    let e = tenant_err(&format!(
+        "{A}[[tenants.ttl]]\npattern = \"*\"\nmax_tl = \"1h\"\n"
+    ));
+    assert!(e.contains("max_tl"), "{e}");
+    let e = tenant_err(&format!("{A}colour = \"red\"\n"));
+    assert!(e.contains("colour"), "{e}");
+    let e = tenant_err(&format!("[server]\ndefault_tenant = \"zz\"\n{A}"));
+    assert!(e.contains("server.default_tenant"), "{e}");
+}
+
+#[test]
+fn default_tenant_needs_no_password() {
+    let c = Config::parse(
+        &format!("[server]\ndefault_tenant = \"dev\"\n{A}[[tenants]]\nname = \"dev\"\nprefix = \"dev:\"\n"),
+        "t",
+    )
+    .unwrap();
+    assert_eq!(c.server.default_tenant.as_deref(), Some("dev"));
+}

@@ -7,6 +7,9 @@ mod params_data;
 pub mod pubsub;
 pub mod session;
 pub mod stats;
+mod tenancy;
+
+pub use tenancy::{AUTH_RATE_LIMITED, show_user};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,6 +38,8 @@ pub enum ServerError {
     Metrics(String),
     #[error("cannot load the append-only file: {0}")]
     Aof(crate::backend::embedded::aof::AofError),
+    #[error("invalid tenants: {0}")]
+    Tenants(#[from] crate::policy::tenant::TenantError),
 }
 
 /// State every connection task shares.
@@ -54,6 +59,10 @@ pub struct Shared {
     pub started_unix: u64,
     pub listen_addr: SocketAddr,
     pub run_id: String,
+    /// Configured tenants (empty: single-user mode, as Redis without ACL users).
+    pub tenants: Arc<crate::policy::Tenants>,
+    /// Failed AUTHs per client address, for `auth_failures_per_minute`.
+    pub auth_limiter: tenancy::AuthLimiter,
 }
 
 impl Shared {
@@ -155,6 +164,16 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
     let expiry = engine.spawn_expiry();
     let _fsync = engine.spawn_aof_fsync();
     let params = stats::Params::from_config(&config);
+    let tenants = Arc::new(crate::policy::Tenants::from_config(&config)?);
+    let maxmemory = crate::config::parse_size(&config.embedded.maxmemory).unwrap_or(0);
+    for name in tenants.durable_at_risk(maxmemory, &config.embedded.maxmemory_policy) {
+        // Said once at start; the monitor will watch it continuously.
+        warn!(
+            tenant = name,
+            policy = %config.embedded.maxmemory_policy,
+            "tenant is durable, but maxmemory_policy can evict its keys (use noeviction)"
+        );
+    }
     let remote = match config.backend.mode {
         crate::config::BackendMode::Embedded => None,
         _ => Some(Arc::new(crate::backend::remote::Remote::new(
@@ -208,6 +227,8 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
             .unwrap_or(0),
         listen_addr,
         run_id: random_run_id(),
+        tenants,
+        auth_limiter: tenancy::AuthLimiter::new(config.auth_failures_per_minute()),
         config,
     });
 

@@ -44,6 +44,10 @@ pub struct Session {
     pub remote: Option<RemoteState>,
     /// When the connection task last received bytes.
     pub last_read: Instant,
+    /// The tenant this client acts as (None: no tenants configured, or the admin user).
+    pub tenant: Option<Arc<crate::policy::Tenant>>,
+    /// How to strip the reply of the command now blocked, when it arrives.
+    pub block_shape: Option<crate::policy::Shape>,
 }
 
 /// What became of one command.
@@ -78,7 +82,8 @@ pub struct PendingBlock {
 
 impl Session {
     pub fn new(shared: Arc<Shared>, client: Arc<ClientHandle>) -> Session {
-        let authenticated = shared.config.server.requirepass.is_none();
+        let (authenticated, tenant) = super::tenancy::initial_identity(&shared);
+        super::tenancy::show_user(&client, tenant.as_deref());
         let shared_remote = shared.remote.is_some();
         let id = client.info.lock().id;
         Session {
@@ -99,6 +104,8 @@ impl Session {
             pending: VecDeque::new(),
             remote: shared_remote.then(RemoteState::new),
             last_read: Instant::now(),
+            tenant,
+            block_shape: None,
         }
     }
 
@@ -129,13 +136,20 @@ impl Session {
             && self.may_run("subscribe")
             && (!subscribe || argv.len() > 1)
         {
+            let argv = match self.tenant_argv(&argv) {
+                Ok(argv) => argv,
+                Err(refused) => {
+                    refused.encode(self.proto, out);
+                    return Handled::Done;
+                }
+            };
             let replies = if subscribe {
                 command::pubsub::subscribe(self, kind, &argv)
             } else {
                 command::pubsub::unsubscribe(self, kind, &argv)
             };
             for r in replies {
-                r.encode(self.proto, out);
+                self.tenant_confirmation(r).encode(self.proto, out);
             }
             return Handled::Done;
         }
@@ -181,6 +195,7 @@ impl Session {
                 }
             }
         };
+        let reply = self.tenant_blocked_reply(reply);
         if let Some(out) = out {
             reply.encode(self.proto, out);
         }
@@ -193,7 +208,9 @@ impl Session {
 
     /// A published message for this client arrived.
     pub fn deliver(&self, msg: Reply, out: &mut BytesMut) {
-        msg.encode(self.proto, out);
+        if let Some(msg) = self.tenant_message(msg) {
+            msg.encode(self.proto, out);
+        }
     }
 
     /// Rejects a command before it runs, as Redis's rejectCommand: inside MULTI the
@@ -223,6 +240,9 @@ impl Session {
         if !self.authenticated && !effective.has(table::flags::NO_AUTH) {
             self.shared.cmdstats.reject(effective.name);
             return self.reject(name, Reply::err(errors::NOAUTH));
+        }
+        if let Err(refused) = self.tenant_allows(spec, effective) {
+            return self.reject(name, refused);
         }
         if self.proto == Protocol::Resp2
             && self.in_subscriber_mode()
@@ -316,6 +336,9 @@ impl Session {
     }
 
     fn execute(&mut self, spec: &'static CommandSpec, argv: &[Bytes]) -> Blocking {
+        if let Some(tenant) = self.tenant.clone() {
+            return self.execute_as(&tenant, spec, argv);
+        }
         if let Some(reply) = command::connection::run_local(self, spec.name, argv) {
             return Blocking::Done(reply);
         }
@@ -350,6 +373,9 @@ impl Session {
     ) -> Option<Reply> {
         if matches!(spec.name, "info" | "config") {
             *batch = None;
+        }
+        if let Some(tenant) = self.tenant.clone() {
+            return self.run_local_as(&tenant, spec, argv);
         }
         command::connection::run_local(self, spec.name, argv)
     }
@@ -393,7 +419,10 @@ impl Session {
         transaction::discard_state(self);
         self.proto = Protocol::Resp2;
         self.db = 0;
-        self.authenticated = self.shared.config.server.requirepass.is_none();
+        let (authenticated, tenant) = super::tenancy::initial_identity(&self.shared);
+        self.authenticated = authenticated;
+        self.tenant = tenant;
+        super::tenancy::show_user(&self.client, self.tenant.as_deref());
         let mut info = self.client.info.lock();
         info.name.clear();
         info.resp = 2;

@@ -26,6 +26,7 @@ pub mod set_cmds;
 mod sort_cmds;
 pub mod stream_cmds;
 mod string_cmds;
+mod tenancy;
 #[cfg(test)]
 mod test_support;
 pub mod value;
@@ -502,6 +503,7 @@ impl Engine {
             hits: 0,
             misses: 0,
             ready: VecDeque::new(),
+            tenant: None,
         }
     }
 
@@ -688,6 +690,8 @@ pub struct Batch<'a> {
     /// Written keys someone is blocked on, to re-try when the batch ends.
     ready: VecDeque<(usize, Bytes)>,
     dirty_at_start: u64,
+    /// The tenant a script in this batch runs for: its redis.calls are namespaced.
+    tenant: Option<std::sync::Arc<crate::policy::Tenant>>,
 }
 
 impl Batch<'_> {

@@ -536,6 +536,10 @@ fn error_table(lua: &Lua, msg: &str) -> mlua::Result<Value> {
     Ok(Value::Table(t))
 }
 
+/// Redis 7.0's refusal of a redis.call the script's user may not run (redis-server 7.0.15).
+const SCRIPT_NOPERM: &str =
+    "ERR The user executing the script can't run this command or subcommand";
+
 /// redis.call's arguments as a command line: strings as they are, numbers as Redis 7.0
 /// formats them (`%.17g`); anything else is refused.
 fn lua_args(args: MultiValue) -> Result<Vec<Bytes>, &'static str> {
@@ -597,6 +601,15 @@ impl CallState<'_, '_> {
             && let Some(err) = super::stream_cmds::block_from_script_error(argv)
         {
             return err;
+        }
+        if let Some(tenant) = self.batch.tenant().cloned() {
+            // A tenant's script is held to what the tenant may do itself: the same command
+            // policy, and its keys in the tenant's namespace.
+            let container = (!spec.subcommands.is_empty()).then_some(spec);
+            if tenant.acl.check(effective, container).is_some() {
+                return Reply::err(SCRIPT_NOPERM);
+            }
+            return self.batch.execute_as(self.client, &tenant, spec, argv);
         }
         self.batch.execute(self.client, spec, argv)
     }
