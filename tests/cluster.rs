@@ -404,3 +404,45 @@ fn killing_a_master_under_load_spares_other_slots_and_recovers_after_promotion()
         }
     }
 }
+
+fn get_calls(addr: &str) -> i64 {
+    let info = Conn::connect(addr).cmd_str("INFO commandstats");
+    let text = String::from_utf8_lossy(info.as_bytes().unwrap_or_default()).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_get:calls="))
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn read_from_replica_sends_reads_to_replicas_and_writes_to_masters() {
+    let cluster = RedisCluster::shared();
+    let gate = Respgate::cluster(&cluster.addrs(), "read_from = \"replica\"");
+    let mut g = Conn::connect(&gate.addr);
+    let replicas = cluster.replicas();
+    let before: i64 = replicas.iter().map(|r| get_calls(r)).sum();
+    let keys: Vec<String> = (0..100).map(|i| format!("rr:{i}")).collect();
+    for k in &keys {
+        assert_eq!(g.cmd(&[b"SET", k.as_bytes(), b"v"]), ok());
+    }
+    // Replication is asynchronous: each read eventually sees the write.
+    for k in &keys {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match g.cmd(&[b"GET", k.as_bytes()]) {
+                Value::Bulk(b) if b == b"v" => break,
+                Value::NullBulk => {}
+                other => panic!("GET {k}: {other:?}"),
+            }
+            assert!(std::time::Instant::now() < deadline, "{k} never replicated");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let after: i64 = replicas.iter().map(|r| get_calls(r)).sum();
+    assert!(
+        after - before >= 100,
+        "replicas served {} GETs",
+        after - before
+    );
+}

@@ -94,6 +94,10 @@ pub struct BackendConfig {
     /// sentinel: the sentinels' host:port (any reachable one is asked).
     #[serde(default)]
     pub sentinels: Vec<String>,
+    /// cluster: where read-only commands go: "master" (default), "replica" (a replica of the
+    /// slot's master; an error if it has none) or "prefer-replica" (the master if none).
+    #[serde(default = "default_read_from")]
+    pub read_from: String,
     /// cluster: seed nodes (host:port); the rest is discovered with CLUSTER SLOTS.
     #[serde(default)]
     pub nodes: Vec<String>,
@@ -132,6 +136,7 @@ impl Default for BackendConfig {
             address: None,
             sentinels: Vec::new(),
             nodes: Vec::new(),
+            read_from: default_read_from(),
             master_name: None,
             sentinel_username: None,
             sentinel_password: None,
@@ -144,6 +149,9 @@ impl Default for BackendConfig {
     }
 }
 
+fn default_read_from() -> String {
+    "master".into()
+}
 fn default_connect_timeout() -> String {
     "2s".into()
 }
@@ -413,6 +421,21 @@ impl Config {
                     return Err(invalid("backend.nodes", format!("{bad:?}: want host:port")));
                 }
             }
+        }
+        if !["master", "replica", "prefer-replica"].contains(&self.backend.read_from.as_str()) {
+            return Err(invalid(
+                "backend.read_from",
+                format!(
+                    "{:?}: one of master, replica, prefer-replica",
+                    self.backend.read_from
+                ),
+            ));
+        }
+        if self.backend.read_from != "master" && self.backend.mode != BackendMode::Cluster {
+            return Err(invalid(
+                "backend.read_from",
+                "reading from replicas is implemented for mode = \"cluster\" only so far".into(),
+            ));
         }
         parse_duration(&self.backend.connect_timeout)
             .map_err(|e| invalid("backend.connect_timeout", e))?;

@@ -191,3 +191,20 @@ fn default_tenant_needs_no_password() {
     .unwrap();
     assert_eq!(c.server.default_tenant.as_deref(), Some("dev"));
 }
+
+#[test]
+fn read_from_is_checked() {
+    let base = "[backend]\nmode = \"cluster\"\nnodes = [\"h:1\"]\n";
+    assert!(Config::parse(&format!("{base}read_from = \"prefer-replica\"\n"), "t").is_ok());
+    let err = Config::parse(&format!("{base}read_from = \"slave\"\n"), "t")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("backend.read_from"), "{err}");
+    let err = Config::parse(
+        "[backend]\nmode = \"standalone\"\naddress = \"h:1\"\nread_from = \"replica\"\n",
+        "t",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("backend.read_from"), "{err}");
+}

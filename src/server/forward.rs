@@ -15,7 +15,9 @@ use tokio::sync::mpsc;
 use super::session::{Outcome, Session};
 use crate::backend::embedded::num::parse_i64;
 use crate::backend::remote::BackendError;
-use crate::backend::remote::cluster::router::{ClusterBackend, Deferred, Resend, plan_keyless};
+use crate::backend::remote::cluster::router::{
+    ClusterBackend, Deferred, ReadFrom, Resend, plan_keyless,
+};
 use crate::backend::remote::cluster::slots::command_slot;
 use crate::backend::remote::cluster::split::{self as cluster_split, MultiKey};
 use crate::backend::remote::conn::{BackendConn, Batch, Chunk, Owed, ReplySink, encode_command};
@@ -419,7 +421,16 @@ impl Session {
                 return Outcome::Reply(Reply::err(CROSSSLOT));
             }
         };
+        let blocking = blocking_wait(spec, argv);
+        let replica_read = cluster.read_from != ReadFrom::Master
+            && blocking.is_none()
+            && spec.has(crate::command::table::flags::READONLY)
+            && !self.remote.as_ref().is_some_and(|st| st.watching);
         let addr = match slot {
+            Some(s) if replica_read => match cluster.read_addr(s, self.client_id()) {
+                Ok(a) => a,
+                Err(e) => return Outcome::Reply(Reply::err(e)),
+            },
             Some(s) => cluster.master_addr(s),
             None => {
                 if let Some(d) = plan_keyless(spec, argv) {
@@ -445,7 +456,6 @@ impl Session {
             cluster.request_refresh();
             return Outcome::Reply(Reply::err("CLUSTERDOWN Hash slot not served"));
         };
-        let blocking = blocking_wait(spec, argv);
         let Some(conn) = self.cluster_conn(&cluster, &addr, blocking.is_some()) else {
             return Outcome::DrainFirst;
         };

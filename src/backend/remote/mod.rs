@@ -167,6 +167,7 @@ impl Remote {
                             .unwrap_or(Duration::from_secs(2)),
                     },
                     config.connections,
+                    cluster::router::ReadFrom::parse(&config.read_from),
                 ))
             }),
         }

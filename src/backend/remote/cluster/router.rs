@@ -50,7 +50,28 @@ struct NodePool {
     shared: [Vec<Option<BackendConn>>; 2],
 }
 
+/// Where read-only commands go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFrom {
+    Master,
+    /// A replica of the slot's master; an error if it has none.
+    Replica,
+    /// A replica if the slot's master has one, else the master.
+    PreferReplica,
+}
+
+impl ReadFrom {
+    pub fn parse(s: &str) -> ReadFrom {
+        match s {
+            "replica" => ReadFrom::Replica,
+            "prefer-replica" => ReadFrom::PreferReplica,
+            _ => ReadFrom::Master,
+        }
+    }
+}
+
 pub struct ClusterBackend {
+    pub read_from: ReadFrom,
     topology: RwLock<Arc<Topology>>,
     seeds: Vec<String>,
     params: ConnectParams,
@@ -60,8 +81,14 @@ pub struct ClusterBackend {
 }
 
 impl ClusterBackend {
-    pub fn new(seeds: Vec<String>, params: ConnectParams, connections: usize) -> ClusterBackend {
+    pub fn new(
+        seeds: Vec<String>,
+        params: ConnectParams,
+        connections: usize,
+        read_from: ReadFrom,
+    ) -> ClusterBackend {
         ClusterBackend {
+            read_from,
             topology: RwLock::new(Arc::new(Topology::new())),
             seeds,
             params,
@@ -134,6 +161,23 @@ impl ClusterBackend {
         t.master_for(slot).map(|n| t.address(n).to_string())
     }
 
+    /// Where a read-only command on `slot` goes under `read_from` (a replica, spread over
+    /// the slot's replicas by client); Err when `replica` is required and there is none.
+    pub fn read_addr(&self, slot: u16, client_id: u64) -> Result<Option<String>, String> {
+        let t = self.topology.read();
+        let replicas = t.replicas_for(slot);
+        if replicas.is_empty() {
+            return match self.read_from {
+                ReadFrom::Replica => Err(format!(
+                    "ERR respgate: read_from = \"replica\" but no replica serves slot {slot}"
+                )),
+                _ => Ok(t.master_for(slot).map(|n| t.address(n).to_string())),
+            };
+        }
+        let n = replicas[(client_id as usize) % replicas.len()];
+        Ok(Some(t.address(n).to_string()))
+    }
+
     /// A master for keyless commands, spread over the masters by client.
     pub fn any_master(&self, client_id: u64) -> Option<String> {
         let t = self.topology.read();
@@ -165,6 +209,16 @@ impl ClusterBackend {
             Some(c) if !c.is_dead() => c.clone(),
             _ => {
                 let c = remote.spawn_to(pool.target.clone(), proto, 0);
+                if self.read_from != ReadFrom::Master {
+                    // Replicas serve their master's slots to connections in READONLY mode;
+                    // on a master the flag changes nothing. Queued before any command.
+                    let mut bytes = BytesMut::new();
+                    encode_command(&mut bytes, &[b"READONLY"]);
+                    let _ = c.send(Batch {
+                        bytes: bytes.freeze(),
+                        owed: vec![None],
+                    });
+                }
                 slots[i] = Some(c.clone());
                 c
             }
