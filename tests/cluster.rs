@@ -178,6 +178,18 @@ fn keyless_commands_fan_out_across_masters() {
         Value::Int(n) => assert!(n >= 200, "DBSIZE {n}"),
         other => panic!("DBSIZE: {other:?}"),
     }
+    // INFO backend: every master's INFO under its own header; INFO respgate: respgate's own.
+    let info = g.cmd_str("INFO backend keyspace");
+    let text = String::from_utf8_lossy(info.as_bytes().unwrap_or_default()).into_owned();
+    assert_eq!(text.matches("# node ").count(), 3, "{text}");
+    assert_eq!(text.matches("# Keyspace").count(), 3, "{text}");
+    let own = g.cmd_str("INFO respgate server");
+    let port = gate.addr.rsplit(':').next().unwrap_or_default();
+    assert!(
+        String::from_utf8_lossy(own.as_bytes().unwrap_or_default())
+            .contains(&format!("tcp_port:{port}\r\n")),
+        "{own:?}"
+    );
     // SCRIPT LOAD reaches every master, so EVALSHA works whatever the key's node.
     let sha = g.cmd_str("SCRIPT LOAD return(1)");
     let sha = sha.as_bytes().expect("sha").to_vec();

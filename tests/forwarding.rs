@@ -82,6 +82,26 @@ fn resp3_clients_get_resp3_replies_and_resp2_clients_resp2() {
     );
     assert_eq!(c3.cmd_str("GET missing"), Value::Null);
     assert!(matches!(c3.cmd_str("ZSCORE nokey m"), Value::Null));
+    // INFO is the backend's (transparent); INFO respgate is respgate's own; INFO backend too.
+    let port_of = |v: &Value| {
+        String::from_utf8_lossy(v.as_bytes().unwrap_or_default())
+            .lines()
+            .find_map(|l| l.strip_prefix("tcp_port:").map(str::to_string))
+    };
+    let backend_port = backend.port.to_string();
+    assert_eq!(
+        port_of(&c2.cmd_str("INFO server")).as_deref(),
+        Some(backend_port.as_str())
+    );
+    assert_eq!(
+        port_of(&c2.cmd_str("INFO backend server")).as_deref(),
+        Some(backend_port.as_str())
+    );
+    let gate_port = gate.addr.rsplit(':').next().unwrap_or_default().to_string();
+    assert_eq!(
+        port_of(&c2.cmd_str("INFO respgate server")).as_deref(),
+        Some(gate_port.as_str())
+    );
     // Back to RESP2 on the same connection.
     c3.cmd_str("HELLO 2");
     assert_eq!(c3.cmd_str("GET missing"), Value::NullBulk);

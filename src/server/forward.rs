@@ -284,6 +284,24 @@ impl Session {
             }
             _ => {}
         }
+        if name == "info"
+            && let Some(at) = argv.iter().skip(1).position(|a| {
+                a.eq_ignore_ascii_case(b"respgate") || a.eq_ignore_ascii_case(b"backend")
+            })
+        {
+            // INFO respgate: respgate's own sections; INFO backend: the backend's (every
+            // master's in cluster mode). A plain INFO is the backend's, passed through.
+            let mut rest: Vec<Bytes> = argv.to_vec();
+            let which = rest.remove(at + 1);
+            if which.eq_ignore_ascii_case(b"respgate") {
+                return Outcome::Reply(crate::command::info::info(self, &rest[1..]));
+            }
+            if let Some(cluster) = &cluster {
+                let _ = cluster;
+                return self.defer(Deferred::InfoBackend(rest));
+            }
+            return self.forward(spec, &rest);
+        }
         if answered_locally(name, argv) {
             let reply = crate::command::connection::run_local(self, name, argv)
                 .unwrap_or_else(|| Reply::err(errors::not_implemented(name)));

@@ -33,6 +33,8 @@ pub enum Deferred {
     AllMasters(Vec<Bytes>, Merge),
     /// SCAN, one master at a time.
     Scan(Vec<Bytes>),
+    /// `INFO backend [section ...]`: every master's INFO, each under a `# node <addr>` line.
+    InfoBackend(Vec<Bytes>),
 }
 
 /// What a command needs to be resent after a redirection.
@@ -455,6 +457,19 @@ pub async fn run_deferred(
             let replies = futures_join_all(runs).await;
             split::merge_fan_out(merge, &replies)
         }
+        Deferred::InfoBackend(argv) => {
+            let topo = cluster.topology();
+            let masters: Vec<String> = topo
+                .masters()
+                .iter()
+                .map(|&n| topo.address(n).to_string())
+                .collect();
+            let runs = masters.iter().map(|addr| {
+                run_on_node(remote, cluster, addr, None, argv.clone(), proto, client_id)
+            });
+            let replies = futures_join_all(runs).await;
+            Ok(info_by_node(&masters, &replies, proto))
+        }
         Deferred::Scan(argv) => {
             let topo = cluster.topology();
             let masters = topo.masters();
@@ -473,6 +488,42 @@ pub async fn run_deferred(
     merged.unwrap_or_else(|e| {
         error_frame(&format!("ERR respgate: cannot merge cluster replies: {e}"))
     })
+}
+
+/// Every node's INFO text under a `# node <addr>` header, as one bulk (RESP2) or verbatim
+/// (RESP3) string like INFO's own reply; a node's error reply is shown in its place.
+pub fn info_by_node(nodes: &[String], replies: &[Bytes], proto: Protocol) -> Bytes {
+    let mut text = Vec::new();
+    for (addr, reply) in nodes.iter().zip(replies) {
+        text.extend_from_slice(format!("# node {addr}\r\n").as_bytes());
+        match crate::protocol::reply_scan::decode(reply) {
+            crate::protocol::reply_scan::Frame::Bulk(b) => {
+                // RESP3 INFO is a verbatim string: drop its "txt:" format tag.
+                let body = if b.starts_with(b"txt:") {
+                    b.slice(4..)
+                } else {
+                    b
+                };
+                text.extend_from_slice(&body);
+            }
+            crate::protocol::reply_scan::Frame::Error(e) => {
+                text.extend_from_slice(b"error:");
+                text.extend_from_slice(&e);
+                text.extend_from_slice(b"\r\n");
+            }
+            _ => {}
+        }
+        text.extend_from_slice(b"\r\n");
+    }
+    let mut out = BytesMut::with_capacity(text.len() + 16);
+    if proto == Protocol::Resp3 {
+        out.extend_from_slice(format!("={}\r\ntxt:", text.len() + 4).as_bytes());
+    } else {
+        out.extend_from_slice(format!("${}\r\n", text.len()).as_bytes());
+    }
+    out.extend_from_slice(&text);
+    out.extend_from_slice(b"\r\n");
+    out.freeze()
 }
 
 /// Awaits futures concurrently, keeping their order (a tiny join_all: they are few).
