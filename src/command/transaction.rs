@@ -19,6 +19,9 @@ pub const NOT_IN_MULTI: &str = "ERR Command not allowed inside a transaction";
 #[derive(Default)]
 pub struct Multi {
     queue: Vec<(&'static CommandSpec, Vec<Bytes>)>,
+    /// The queue was moved into a tenant's namespace (forwarding; done once per EXEC even
+    /// when EXEC has to wait and run again).
+    pub rewritten: bool,
     /// A command was rejected while queuing: EXEC must answer EXECABORT.
     aborted: bool,
 }
@@ -37,6 +40,21 @@ impl Multi {
         self.queue
             .iter()
             .map(|(spec, argv)| (*spec, argv.as_slice()))
+    }
+
+    /// Rewrites every queued command (a tenant's namespace), or fails with the first error.
+    pub fn rewrite(
+        &mut self,
+        mut f: impl FnMut(&'static CommandSpec, &[Bytes]) -> Result<Vec<Bytes>, String>,
+    ) -> Result<(), String> {
+        if self.rewritten {
+            return Ok(());
+        }
+        for (spec, argv) in &mut self.queue {
+            *argv = f(spec, argv)?;
+        }
+        self.rewritten = true;
+        Ok(())
     }
 
     /// Names of the queued commands.

@@ -444,12 +444,16 @@ impl Config {
         if self.backend.connections == 0 || self.backend.connections > 256 {
             return Err(invalid("backend.connections", "must be 1..=256".into()));
         }
-        if !self.tenants.is_empty() && self.backend.mode != BackendMode::Embedded {
-            // Namespacing is wired for the embedded engine only so far: forwarding without it
-            // would hand every tenant the whole backend.
+        if self.backend.mode != BackendMode::Embedded
+            && self.tenants.iter().any(|t| !t.ttl.is_empty())
+        {
+            // Namespaces and command policy are enforced in every mode; TTL rules only by the
+            // embedded engine so far, and a rule that silently does nothing would be worse
+            // than none.
             return Err(invalid(
-                "tenants",
-                "tenants are enforced with backend.mode = \"embedded\" only in this version".into(),
+                "tenants.ttl",
+                "TTL rules are enforced with backend.mode = \"embedded\" only in this version"
+                    .into(),
             ));
         }
         tenants::validate(&self.tenants, &self.server)

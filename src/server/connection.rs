@@ -235,31 +235,36 @@ async fn drain(
     let client_id = session.client_id();
     session.flush_outgoing();
     while let Some(slot) = session.pending.pop_front() {
-        let (deadline, resend) = match slot {
+        let (deadline, resend, strip) = match slot {
             Slot::Local(bytes) => {
                 out.extend_from_slice(&bytes);
                 continue;
             }
-            Slot::Deferred(deferred) => {
+            Slot::Deferred(deferred, strip) => {
                 // Cluster mode: every earlier reply is in; run it across the nodes now.
                 if let Some(remote) = &shared.remote
                     && let Some(cluster) = &remote.cluster
                 {
                     let reply =
                         router::run_deferred(remote, cluster, *deferred, proto, client_id).await;
+                    let reply = strip_tenant(session, strip, reply, proto);
                     out.extend_from_slice(&reply);
                 }
                 if let Some(st) = session.remote.as_mut()
                     && !session
                         .pending
                         .iter()
-                        .any(|s| matches!(s, Slot::Deferred(_)))
+                        .any(|s| matches!(s, Slot::Deferred(..)))
                 {
                     st.barrier = false;
                 }
                 continue;
             }
-            Slot::Remote { deadline, resend } => (deadline, resend),
+            Slot::Remote {
+                deadline,
+                resend,
+                strip,
+            } => (deadline, resend, strip),
         };
         let Some(st) = session.remote.as_mut() else {
             return Err(ClientGone);
@@ -324,30 +329,38 @@ async fn drain(
                 None => return Err(ClientGone),
             }
         }
-        if let Some(resend) = resend {
-            // Cluster mode: one reply, resent elsewhere if the node redirects it.
+        if resend.is_some() || strip.is_some() {
+            // One reply on its own: resent elsewhere if a cluster node redirects it, and
+            // stripped of the tenant's prefix if it names keys or channels.
             let mut one = BytesMut::new();
             let used = st.take_replies(1, &mut one);
             st.settled(used);
-            let reply = one.freeze();
-            match &shared.remote {
-                Some(remote) if router::needs_resend(&reply) => {
-                    if let Some(cluster) = &remote.cluster {
-                        let r =
-                            router::follow(remote, cluster, &resend, Ok(reply), proto, client_id)
-                                .await;
-                        out.extend_from_slice(&r);
-                    }
-                }
-                _ => out.extend_from_slice(&reply),
+            let mut reply = one.freeze();
+            if let Some(resend) = &resend
+                && router::needs_resend(&reply)
+                && let Some(remote) = &shared.remote
+                && let Some(cluster) = &remote.cluster
+            {
+                reply = router::follow(remote, cluster, resend, Ok(reply), proto, client_id).await;
             }
+            let reply = strip_tenant(session, strip, reply, proto);
+            out.extend_from_slice(&reply);
             continue;
         }
         // This slot, and the plain remote slots right behind it, take replies from the chunk.
         let following = session
             .pending
             .iter()
-            .take_while(|s| matches!(s, Slot::Remote { resend: None, .. }))
+            .take_while(|s| {
+                matches!(
+                    s,
+                    Slot::Remote {
+                        resend: None,
+                        strip: None,
+                        ..
+                    }
+                )
+            })
             .count();
         let used = st.take_replies(1 + following, out);
         st.settled(used);
@@ -356,6 +369,27 @@ async fn drain(
         }
     }
     Ok(())
+}
+
+/// A tenant's reply that names keys or channels, without the tenant's prefix.
+fn strip_tenant(
+    session: &Session,
+    strip: Option<crate::policy::namespace::Shape>,
+    reply: bytes::Bytes,
+    proto: crate::protocol::Protocol,
+) -> bytes::Bytes {
+    let (Some(shape), Some(tenant)) = (strip, &session.tenant) else {
+        return reply;
+    };
+    match crate::policy::replies::strip_raw(&tenant.namespace, shape, &reply, proto) {
+        Ok(r) => r,
+        Err(e) => {
+            let mut err = BytesMut::new();
+            crate::protocol::Reply::err(format!("ERR respgate: unreadable backend reply: {e}"))
+                .encode(proto, &mut err);
+            err.freeze()
+        }
+    }
 }
 
 /// How a blocked command's wait ended.

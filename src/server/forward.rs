@@ -25,6 +25,23 @@ use crate::command::CommandSpec;
 use crate::protocol::reply_scan::ReplyScanner;
 use crate::protocol::{Protocol, Reply, errors};
 
+/// A tenant's queued command moved into its namespace; commands whose replies would need
+/// stripping inside EXEC's array are refused.
+fn tenant_queued(
+    tenant: &crate::policy::tenant::Tenant,
+    spec: &'static CommandSpec,
+    argv: &[Bytes],
+) -> Result<Vec<Bytes>, String> {
+    use crate::policy::namespace::{Plan, Shape};
+    match tenant.namespace.plan(spec, argv)? {
+        Plan::Run(rewritten, Shape::Plain) => Ok(rewritten),
+        _ => Err(format!(
+            "ERR respgate: {} inside MULTI is not available to tenants when forwarding",
+            spec.name.to_uppercase()
+        )),
+    }
+}
+
 /// Redis's text for keys of several slots in a command a cluster node cannot split.
 const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 
@@ -38,9 +55,12 @@ pub enum Slot {
     Remote {
         deadline: Option<Duration>,
         resend: Option<Box<Resend>>,
+        /// A tenant's reply that names keys or channels: stripped of the prefix.
+        strip: Option<crate::policy::namespace::Shape>,
     },
-    /// Cluster mode: a command several nodes answer together, run when its turn comes.
-    Deferred(Box<Deferred>),
+    /// Cluster mode: a command several nodes answer together, run when its turn comes (and
+    /// stripped of a tenant's prefix like a remote reply).
+    Deferred(Box<Deferred>, Option<crate::policy::namespace::Shape>),
 }
 
 /// A forwarding client's backend-side state.
@@ -65,6 +85,8 @@ pub struct RemoteState {
     watching: bool,
     /// The pinned connection died while WATCHing: the next EXEC fails.
     watch_lost: bool,
+    /// A tenant's command being forwarded: how its reply loses the prefix.
+    pub next_strip: Option<crate::policy::namespace::Shape>,
     /// Commands collected for one connection, sent together.
     outgoing: Option<Outgoing>,
 }
@@ -92,6 +114,7 @@ impl RemoteState {
             outstanding: 0,
             watching: false,
             watch_lost: false,
+            next_strip: None,
             outgoing: None,
             carry: None,
             shared_conn: None,
@@ -173,6 +196,16 @@ fn unsupported(name: &str, argv: &[Bytes]) -> Option<String> {
     ))
 }
 
+/// Commands whose namespacing is not a plain argument rewrite before forwarding: answered by
+/// respgate, or handled by their own forwarding step (EXEC rewrites its queue).
+fn stays_local(name: &str, argv: &[Bytes]) -> bool {
+    answered_locally(name, argv)
+        || matches!(
+            name,
+            "select" | "hello" | "exec" | "discard" | "reset" | "unwatch"
+        )
+}
+
 /// Commands answered by respgate itself in forwarding mode (connection state and
 /// introspection of respgate's own clients and command table).
 fn answered_locally(name: &str, argv: &[Bytes]) -> bool {
@@ -252,6 +285,23 @@ impl Session {
         if let Some(e) = unsupported(name, argv) {
             return Outcome::Reply(Reply::err(e));
         }
+        // A tenant's command goes to the backend inside its namespace.
+        let rewritten;
+        let argv = match self.tenant.clone() {
+            Some(tenant) if !stays_local(name, argv) => {
+                match self.tenant_forward_plan(&tenant, spec, argv) {
+                    super::forward_tenancy::TenantPlan::Done(outcome) => return outcome,
+                    super::forward_tenancy::TenantPlan::Forward(a, strip) => {
+                        if let Some(st) = self.remote.as_mut() {
+                            st.next_strip = strip;
+                        }
+                        rewritten = a;
+                        &rewritten[..]
+                    }
+                }
+            }
+            _ => argv,
+        };
         if name == "ping"
             && let Some(r) = crate::command::pubsub::subscribed_ping(self, argv)
         {
@@ -496,10 +546,12 @@ impl Session {
 
     /// Queues a command several nodes answer; later commands wait until it has run.
     fn defer(&mut self, deferred: Deferred) -> Outcome {
-        if let Some(st) = self.remote.as_mut() {
+        let strip = self.remote.as_mut().and_then(|st| {
             st.barrier = true;
-        }
-        self.pending.push_back(Slot::Deferred(Box::new(deferred)));
+            st.next_strip.take()
+        });
+        self.pending
+            .push_back(Slot::Deferred(Box::new(deferred), strip));
         Outcome::Forwarded
     }
 
@@ -534,6 +586,7 @@ impl Session {
             return Outcome::Reply(Reply::err(errors::not_implemented("forwarding")));
         };
         let sink = st.sink.clone();
+        let strip = st.next_strip.take();
         let mut owed = vec![None; skip];
         owed.push(Some(sink));
         st.outstanding += 1;
@@ -543,7 +596,11 @@ impl Session {
         {
             st.inflight = Some(conn);
         }
-        self.pending.push_back(Slot::Remote { deadline, resend });
+        self.pending.push_back(Slot::Remote {
+            deadline,
+            resend,
+            strip,
+        });
         Outcome::Forwarded
     }
 
@@ -748,6 +805,14 @@ impl Session {
     fn forward_exec(&mut self) -> Outcome {
         if self.multi.is_none() {
             return Outcome::Reply(Reply::err("ERR EXEC without MULTI"));
+        }
+        if let Some(tenant) = self.tenant.clone()
+            && let Some(m) = self.multi.as_mut()
+            && let Err(e) = m.rewrite(|spec, argv| tenant_queued(&tenant, spec, argv))
+        {
+            self.multi = None;
+            self.clear_watch();
+            return Outcome::Reply(Reply::err(e));
         }
         // SELECT inside the transaction changes the connection's db: only on the client's own.
         let selects = self

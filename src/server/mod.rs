@@ -3,6 +3,7 @@
 pub mod clients;
 mod connection;
 pub mod forward;
+mod forward_tenancy;
 mod params_data;
 pub mod pubsub;
 pub mod session;

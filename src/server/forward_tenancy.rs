@@ -1,0 +1,117 @@
+//! Tenants in forwarding modes: a tenant's command is rewritten into its namespace before it
+//! goes to the backend (keys, channels, patterns — the same pure plan as the embedded
+//! engine uses), and replies that name keys or channels lose the prefix on the way back.
+//!
+//! Whole-keyspace commands run as small Lua scripts over the tenant's keys only (SCAN with
+//! the namespace's pattern): DBSIZE counts them, FLUSHDB/FLUSHALL unlink them; in cluster
+//! mode on every master. Scripts of the tenant's own are refused: a script could name keys
+//! outside its namespace, and respgate cannot see inside it.
+
+use bytes::Bytes;
+
+use super::session::{Outcome, Session};
+use crate::backend::remote::cluster::router::Deferred;
+use crate::backend::remote::cluster::split::Merge;
+use crate::command::CommandSpec;
+use crate::policy::namespace::{Plan, Wide};
+use crate::policy::tenant::Tenant;
+use crate::protocol::Reply;
+
+/// Counts the keys matching ARGV[1] (a tenant's namespace) on this server.
+const COUNT_SCRIPT: &str = "local n = 0 local c = '0' repeat \
+local r = redis.call('SCAN', c, 'MATCH', ARGV[1], 'COUNT', 1000) c = r[1] n = n + #r[2] \
+until c == '0' return n";
+
+/// Unlinks the keys matching ARGV[1] on this server.
+const FLUSH_SCRIPT: &str = "local c = '0' repeat \
+local r = redis.call('SCAN', c, 'MATCH', ARGV[1], 'COUNT', 1000) c = r[1] \
+for _, k in ipairs(r[2]) do redis.call('UNLINK', k) end \
+until c == '0' return redis.status_reply('OK')";
+
+/// Commands whose bodies respgate cannot confine to a namespace.
+fn is_script(name: &str) -> bool {
+    matches!(
+        name,
+        "eval"
+            | "evalsha"
+            | "eval_ro"
+            | "evalsha_ro"
+            | "fcall"
+            | "fcall_ro"
+            | "function"
+            | "script"
+    )
+}
+
+/// What a tenant's command becomes when forwarded.
+pub enum TenantPlan {
+    /// Forward this argv; strip the reply per the shape (None: nothing to strip).
+    Forward(Vec<Bytes>, Option<crate::policy::namespace::Shape>),
+    /// Answered or scheduled already.
+    Done(Outcome),
+}
+
+impl Session {
+    /// Rewrites a tenant's command for the backend.
+    pub(super) fn tenant_forward_plan(
+        &mut self,
+        tenant: &Tenant,
+        spec: &'static CommandSpec,
+        argv: &[Bytes],
+    ) -> TenantPlan {
+        if is_script(spec.name) {
+            return TenantPlan::Done(Outcome::Reply(Reply::err(format!(
+                "ERR respgate: {} is not available to tenants when forwarding (a script could reach keys outside its namespace)",
+                spec.name.to_uppercase()
+            ))));
+        }
+        let ns = &tenant.namespace;
+        match ns.plan(spec, argv) {
+            Err(e) => TenantPlan::Done(Outcome::Reply(Reply::err(e))),
+            Ok(Plan::Run(rewritten, shape)) => {
+                let strip = (shape != crate::policy::namespace::Shape::Plain).then_some(shape);
+                TenantPlan::Forward(rewritten, strip)
+            }
+            Ok(Plan::Wide(wide)) => {
+                let pattern = ns.pattern(b"*");
+                let (script, merge) = match wide {
+                    Wide::DbSize => (COUNT_SCRIPT, Merge::SumIntegers),
+                    Wide::FlushDb | Wide::FlushAll => (FLUSH_SCRIPT, Merge::Same),
+                    Wide::RandomKey => {
+                        return TenantPlan::Done(Outcome::Reply(Reply::err(
+                            "ERR respgate: RANDOMKEY is not available to tenants when forwarding yet",
+                        )));
+                    }
+                };
+                let argv = vec![
+                    Bytes::from_static(b"EVAL"),
+                    Bytes::from_static(script.as_bytes()),
+                    Bytes::from_static(b"0"),
+                    pattern,
+                ];
+                if self
+                    .shared
+                    .remote
+                    .as_ref()
+                    .is_some_and(|r| r.cluster.is_some())
+                {
+                    return TenantPlan::Done(self.defer_all_masters(argv, merge));
+                }
+                TenantPlan::Forward(argv, None)
+            }
+        }
+    }
+}
+
+impl Session {
+    fn defer_all_masters(&mut self, argv: Vec<Bytes>, merge: Merge) -> Outcome {
+        if let Some(st) = self.remote.as_mut() {
+            st.barrier = true;
+        }
+        self.pending.push_back(super::forward::Slot::Deferred(
+            Box::new(Deferred::AllMasters(argv, merge)),
+            None,
+        ));
+        Outcome::Forwarded
+    }
+}
