@@ -15,5 +15,7 @@ pub mod command;
 pub mod config;
 pub mod glob;
 pub mod metrics;
+pub mod net;
 pub mod protocol;
 pub mod server;
+pub mod tls;

@@ -8,6 +8,8 @@ use std::sync::atomic::Ordering;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::net::{ReadHalf, Stream, WriteHalf};
 use tokio::sync::watch;
 use tracing::debug;
 
@@ -34,7 +36,7 @@ pub async fn reject(mut stream: TcpStream) {
 
 pub async fn serve(
     shared: Arc<Shared>,
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -42,6 +44,9 @@ pub async fn serve(
     let local = stream.local_addr().unwrap_or(shared.listen_addr);
     let registration = shared.clients.register(peer, local);
     let handle = registration.handle.clone();
+    if let Some(certs) = stream.peer_certificates() {
+        handle.info.lock().tls_peer = crate::tls::peer_identity(certs);
+    }
     crate::metrics::handles().connected_clients.increment(1.0);
     let mut session = Session::new(shared.clone(), handle.clone());
     let mut parser = RequestParser::new(shared.limits.clone());
@@ -226,7 +231,7 @@ async fn drain(
     shared: &Shared,
     handle: &crate::server::clients::ClientHandle,
     session: &mut Session,
-    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    rd: &mut ReadHalf,
     parser: &mut RequestParser,
     out: &mut BytesMut,
 ) -> Result<(), ClientGone> {
@@ -320,7 +325,7 @@ enum Woke {
 async fn wait_while_blocked(
     shared: &Shared,
     handle: &crate::server::clients::ClientHandle,
-    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    rd: &mut ReadHalf,
     parser: &mut RequestParser,
     shutdown: &mut watch::Receiver<bool>,
     pending: &mut PendingBlock,
@@ -375,11 +380,12 @@ async fn sleep_or_forever(d: Option<std::time::Duration>) {
 async fn write_out(
     shared: &Shared,
     handle: &super::clients::ClientHandle,
-    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    wr: &mut WriteHalf,
     out: &mut BytesMut,
 ) -> std::io::Result<()> {
+    // The flush is a no-op on plain TCP; over TLS it sends what rustls still holds.
     let r = tokio::select! {
-        r = wr.write_all(out) => r,
+        r = async { wr.write_all(out).await?; wr.flush().await } => r,
         _ = handle.killed() => Err(std::io::Error::other("client killed")),
     };
     shared

@@ -15,11 +15,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::RwLock;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::backend::embedded::Engine;
 use crate::config::Config;
+use crate::net::Stream;
 use crate::protocol::ParserLimits;
+use crate::tls::TlsSetup;
 use clients::ClientRegistry;
 use stats::{CommandStats, ServerStats};
 
@@ -35,7 +37,13 @@ pub enum ServerError {
     Metrics(String),
     #[error("cannot load the append-only file: {0}")]
     Aof(crate::backend::embedded::aof::AofError),
+    /// A TLS certificate or key named in the config cannot be used.
+    #[error("{0}")]
+    Tls(crate::config::ConfigError),
 }
+
+/// How long a client may take to finish its TLS handshake before it is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// State every connection task shares.
 pub struct Shared {
@@ -70,6 +78,7 @@ pub struct Bound {
     listener: TcpListener,
     metrics: Option<TcpListener>,
     config: Config,
+    tls: TlsSetup,
 }
 
 impl Bound {
@@ -99,8 +108,15 @@ impl Bound {
     }
 }
 
-/// Binds the client and metrics listeners named in `config`.
+/// Binds the client and metrics listeners named in `config`, after reading its TLS files.
 pub async fn bind(config: Config) -> Result<Bound, ServerError> {
+    let tls = TlsSetup::load(&config, "config").map_err(ServerError::Tls)?;
+    bind_with_tls(config, tls).await
+}
+
+/// [`bind`] with TLS configurations already loaded (main loads them first, to report a bad
+/// file with the config file's name).
+pub async fn bind_with_tls(config: Config, tls: TlsSetup) -> Result<Bound, ServerError> {
     let listener = TcpListener::bind(&config.server.listen)
         .await
         .map_err(|source| ServerError::Bind {
@@ -123,6 +139,7 @@ pub async fn bind(config: Config) -> Result<Bound, ServerError> {
         listener,
         metrics,
         config,
+        tls,
     })
 }
 
@@ -133,6 +150,7 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         listener,
         metrics,
         config,
+        tls,
     } = bound;
     let listen_addr = listener.local_addr().map_err(|source| ServerError::Bind {
         addr: config.server.listen.clone(),
@@ -153,14 +171,17 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
     let _fsync = engine.spawn_aof_fsync();
     let params = stats::Params::from_config(&config);
     let remote = match config.backend.mode {
-        crate::config::BackendMode::Standalone | crate::config::BackendMode::Sentinel => Some(
-            Arc::new(crate::backend::remote::Remote::new(&config.backend)),
-        ),
+        crate::config::BackendMode::Standalone | crate::config::BackendMode::Sentinel => {
+            Some(Arc::new(crate::backend::remote::Remote::new(
+                &config.backend,
+                tls.backend.clone(),
+            )))
+        }
         _ => None,
     };
     if let (Some(remote), Some(sentinels)) = (
         &remote,
-        crate::backend::remote::sentinel_config(&config.backend),
+        crate::backend::remote::sentinel_config(&config.backend, tls.sentinel.clone()),
     ) {
         // Find the master before accepting clients; if no sentinel answers yet, start anyway
         // (clients get errors) and keep asking.
@@ -205,6 +226,7 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         remote.log_reachability().await;
     }
 
+    let acceptor = tls.server.clone().map(tokio_rustls::TlsAcceptor::from);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     let stop = shutdown_signal();
@@ -221,7 +243,36 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
                         tasks.spawn(connection::reject(stream));
                         continue;
                     }
-                    tasks.spawn(connection::serve(shared.clone(), stream, peer, shutdown_rx.clone()));
+                    match &acceptor {
+                        None => {
+                            tasks.spawn(connection::serve(shared.clone(), Stream::Plain(stream), peer, shutdown_rx.clone()));
+                        }
+                        Some(acceptor) => {
+                            // The handshake runs in the client's own task: a slow or
+                            // silent client must not hold up the accept loop.
+                            let acceptor = acceptor.clone();
+                            let shared = shared.clone();
+                            let shutdown = shutdown_rx.clone();
+                            tasks.spawn(async move {
+                                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                    Ok(Ok(tls)) => {
+                                        let stream = Stream::Tls(Box::new(tls.into()));
+                                        connection::serve(shared, stream, peer, shutdown).await
+                                    }
+                                    // Plain-text clients, wrong certificates, scanners: the
+                                    // client's fault, and only its own connection ends.
+                                    Ok(Err(e)) => {
+                                        shared.stats.tls_handshake_failed();
+                                        debug!(client = %peer, error = %e, "TLS handshake failed");
+                                    }
+                                    Err(_) => {
+                                        shared.stats.tls_handshake_failed();
+                                        debug!(client = %peer, "TLS handshake timed out");
+                                    }
+                                }
+                            });
+                        }
+                    }
                 }
                 // Out of file descriptors and the like: back off instead of spinning.
                 Err(e) => {

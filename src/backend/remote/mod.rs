@@ -24,6 +24,8 @@ use conn::{BackendConn, Init};
 pub enum BackendError {
     #[error("backend unavailable: {0}")]
     Unavailable(String),
+    #[error("backend TLS handshake failed: {0}")]
+    Tls(String),
     #[error("backend refused respgate's login: {0}")]
     Refused(String),
     #[error("backend connection error: {0}")]
@@ -54,6 +56,8 @@ pub struct Target {
     pub username: Option<String>,
     pub password: Option<String>,
     pub connect_timeout: Duration,
+    /// TLS settings; None: plain TCP.
+    pub tls: Option<crate::tls::BackendTls>,
     /// Bumped on every address change: connections to an older master are dead.
     generation: std::sync::atomic::AtomicU64,
     /// Announces address changes (the pub/sub bridge reconnects on them).
@@ -69,12 +73,14 @@ impl Target {
         username: Option<String>,
         password: Option<String>,
         connect_timeout: Duration,
+        tls: Option<crate::tls::BackendTls>,
     ) -> Target {
         Target {
             address: parking_lot::RwLock::new(address),
             username,
             password,
             connect_timeout,
+            tls,
             generation: std::sync::atomic::AtomicU64::new(0),
             changes: tokio::sync::watch::channel(0).0,
             recheck: tokio::sync::Notify::new(),
@@ -112,8 +118,12 @@ impl Target {
     }
 }
 
-/// Sentinel mode's settings, or None in other modes.
-pub fn sentinel_config(config: &BackendConfig) -> Option<sentinel::Sentinels> {
+/// Sentinel mode's settings, or None in other modes. `tls`: for the sentinels
+/// ([`crate::tls::TlsSetup::sentinel`]).
+pub fn sentinel_config(
+    config: &BackendConfig,
+    tls: Option<crate::tls::BackendTls>,
+) -> Option<sentinel::Sentinels> {
     if config.mode != crate::config::BackendMode::Sentinel {
         return None;
     }
@@ -123,6 +133,7 @@ pub fn sentinel_config(config: &BackendConfig) -> Option<sentinel::Sentinels> {
         username: config.sentinel_username.clone(),
         password: config.sentinel_password.clone(),
         connect_timeout: parse_duration(&config.connect_timeout).unwrap_or(Duration::from_secs(2)),
+        tls,
     })
 }
 
@@ -139,12 +150,14 @@ pub struct Remote {
 }
 
 impl Remote {
-    pub fn new(config: &BackendConfig) -> Remote {
+    /// `tls`: for the Redis server(s) ([`crate::tls::TlsSetup::backend`]).
+    pub fn new(config: &BackendConfig, tls: Option<crate::tls::BackendTls>) -> Remote {
         let target = Arc::new(Target::new(
             config.address.clone().unwrap_or_default(),
             config.username.clone(),
             config.password.clone(),
             parse_duration(&config.connect_timeout).unwrap_or(Duration::from_secs(2)),
+            tls,
         ));
         let slots = || (0..config.connections).map(|_| Mutex::new(None)).collect();
         Remote {
