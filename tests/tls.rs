@@ -179,6 +179,11 @@ fn mutual_tls_with_a_client_certificate() {
     let err = error_text(&c.cmd_str("GET k"));
     assert!(err.starts_with("ERR respgate: backend"), "{err}");
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    // The startup check says why, though the TLS 1.3 handshake itself "succeeded".
+    let warning = std::iter::from_fn(|| gate.logs.recv_timeout(Duration::from_secs(5)).ok())
+        .find(|line| line.contains("backend not reachable yet"))
+        .expect("a startup warning about the backend");
+    assert!(warning.contains("CertificateRequired"), "{warning}");
 }
 
 #[test]

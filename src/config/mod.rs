@@ -88,11 +88,35 @@ pub struct BackendTlsConfig {
 /// `[backend] sentinel_tls`: absent means the sentinels are reached as `tls` says (TLS
 /// deployments usually put sentinels behind TLS too); `false` means plain TCP to them; a
 /// table gives them settings of their own.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum SentinelTlsConfig {
     Enabled(bool),
     Own(BackendTlsConfig),
+}
+
+// By hand rather than `#[serde(untagged)]`, whose only error is "data did not match any
+// variant": a typo inside the table must still be named ("unknown field `bogus`").
+impl<'de> Deserialize<'de> for SentinelTlsConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = SentinelTlsConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false or a table like backend.tls")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(SentinelTlsConfig::Enabled(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                BackendTlsConfig::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(SentinelTlsConfig::Own)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl Default for ServerConfig {

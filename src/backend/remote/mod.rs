@@ -191,18 +191,29 @@ impl Remote {
     }
 
     /// Startup check: says in the log whether the backend answers (respgate starts either
-    /// way and connects when it comes up).
+    /// way and connects when it comes up). A PING follows the connect because a refusal can
+    /// come after it: in TLS 1.3 a server rejects a missing client certificate only after
+    /// the client has finished its handshake, and a server may require AUTH.
     pub async fn log_reachability(&self) {
-        match conn::connect(
-            &self.target,
-            Init {
-                resp3: false,
-                db: 0,
-            },
-        )
-        .await
-        {
-            Ok(_) => {
+        let init = Init {
+            resp3: false,
+            db: 0,
+        };
+        let checked = async {
+            let mut stream = conn::connect(&self.target, init).await?;
+            let ping = conn::round_trip(&mut stream, &[b"PING"]);
+            let reply = tokio::time::timeout(self.target.connect_timeout, ping)
+                .await
+                .map_err(|_| BackendError::Timeout(self.target.connect_timeout.as_millis()))??;
+            match crate::protocol::reply_scan::decode(&reply) {
+                crate::protocol::reply_scan::Frame::Error(e) => Err(BackendError::Refused(
+                    String::from_utf8_lossy(&e).into_owned(),
+                )),
+                _ => Ok(()),
+            }
+        };
+        match checked.await {
+            Ok(()) => {
                 tracing::info!(backend = %self.target.address(), "forwarding to redis")
             }
             Err(e) => tracing::warn!(
