@@ -186,6 +186,120 @@ fn mutual_tls_with_a_client_certificate() {
     assert!(warning.contains("CertificateRequired"), "{warning}");
 }
 
+/// One redis-server in Sentinel mode watching `master` (quorum 1), with TLS on its own
+/// port when `tls` (then it also reaches the master over TLS), killed by pid on drop.
+struct Sentinel {
+    addr: String,
+    child: std::process::Child,
+    conf: std::path::PathBuf,
+}
+
+impl Sentinel {
+    fn start(pki: &Pki, master: &RedisServer, tls: bool) -> Sentinel {
+        let port = common::redis_server::free_port();
+        let conf = std::env::temp_dir().join(format!(
+            "respgate-tls-sentinel-{}-{port}.conf",
+            std::process::id()
+        ));
+        let listen = if tls {
+            format!(
+                "port 0\ntls-port {port}\ntls-cert-file {}\ntls-key-file {}\n\
+                 tls-ca-cert-file {}\ntls-auth-clients no\ntls-replication yes\n",
+                pki.server_cert, pki.server_key, pki.ca
+            )
+        } else {
+            // Plain sentinel, TLS master: it still reaches the master over TLS.
+            format!(
+                "port {port}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n\
+                 tls-replication yes\n",
+                pki.server_cert, pki.server_key, pki.ca
+            )
+        };
+        std::fs::write(
+            &conf,
+            format!(
+                "{listen}bind 127.0.0.1\ndaemonize no\ndir {dir}\n\
+                 sentinel monitor mymaster 127.0.0.1 {master_port} 1\n",
+                dir = std::env::temp_dir().display(),
+                master_port = master.port
+            ),
+        )
+        .expect("writing sentinel.conf");
+        let child = std::process::Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawning redis-server --sentinel");
+        Sentinel {
+            addr: format!("127.0.0.1:{port}"),
+            child,
+            conf,
+        }
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.conf);
+    }
+}
+
+/// Retries `GET k` through `gate` until it answers `v` (the sentinel may still be starting).
+fn eventually_get(gate: &Respgate) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = Value::Null;
+    while Instant::now() < deadline {
+        let mut c = Conn::connect(&gate.addr);
+        last = c.cmd_str("GET k");
+        if last == bulk("v") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("GET through sentinel mode never worked: {last:?}");
+}
+
+#[test]
+fn sentinel_mode_over_tls_to_sentinels_and_master() {
+    let pki = Pki::generate();
+    let master = tls_redis(&pki, false);
+    {
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let tls = rustls::ClientConnection::new(pki.client_config(false), name).unwrap();
+        let tcp = std::net::TcpStream::connect(master.addr()).unwrap();
+        let mut s = std::io::BufReader::new(rustls::StreamOwned::new(tls, tcp));
+        use std::io::Write;
+        s.get_mut()
+            .write_all(&Conn::encode(&[b"SET", b"k", b"v"]))
+            .unwrap();
+        assert_eq!(read_value(&mut s).unwrap(), Value::Simple("OK".into()));
+    }
+
+    // Sentinels behind TLS too: `tls` serves both (no sentinel_tls).
+    let sentinel = Sentinel::start(&pki, &master, true);
+    let gate = Respgate::sentinel(
+        std::slice::from_ref(&sentinel.addr),
+        "mymaster",
+        &format!("tls = {{ ca = \"{}\" }}", pki.ca),
+    );
+    eventually_get(&gate);
+    drop(gate);
+    drop(sentinel);
+
+    // A plain sentinel in front of a TLS master: sentinel_tls = false.
+    let sentinel = Sentinel::start(&pki, &master, false);
+    let gate = Respgate::sentinel(
+        std::slice::from_ref(&sentinel.addr),
+        "mymaster",
+        &format!("tls = {{ ca = \"{}\" }}\nsentinel_tls = false", pki.ca),
+    );
+    eventually_get(&gate);
+}
+
 #[test]
 fn check_config_names_the_tls_key_of_a_bad_file() {
     let pki = Pki::generate();

@@ -369,6 +369,12 @@ fn hand_out(
 pub async fn connect(target: &Target, init: Init) -> Result<Stream, BackendError> {
     let fut = async {
         let address = target.address();
+        if address.is_empty() {
+            // Sentinel mode before any sentinel answered.
+            return Err(BackendError::Unavailable(
+                "the master is not known yet (no sentinel has named it)".into(),
+            ));
+        }
         let tcp = TcpStream::connect(&address)
             .await
             .map_err(|e| BackendError::Unavailable(e.to_string()))?;
