@@ -408,6 +408,32 @@ mod tests {
     }
 
     #[test]
+    fn peer_identity_reads_cn_and_dns_names_of_a_real_certificate() {
+        let mut params =
+            rcgen::CertificateParams::new(vec!["app-1.clients.example".to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "respgate tests");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "app-1");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        assert_eq!(
+            peer_identity(&[cert.der().clone()]),
+            Some(PeerIdentity {
+                common_name: Some("app-1".into()),
+                dns_names: vec!["app-1.clients.example".into()],
+            })
+        );
+        assert_eq!(
+            peer_identity(&[CertificateDer::from(vec![0x30, 0x00])]),
+            None
+        );
+        assert_eq!(peer_identity(&[]), None);
+    }
+
+    #[test]
     fn host_of_strips_port_and_brackets() {
         assert_eq!(host_of("127.0.0.1:6379"), "127.0.0.1");
         assert_eq!(host_of("redis.example:6380"), "redis.example");

@@ -463,6 +463,21 @@ async fn tls_clients_are_served_and_plain_clients_on_the_tls_port_are_dropped() 
         .await
         .expect("a second TLS client");
     assert_eq!(b.cmd(&[b"GET", b"k"]).await.unwrap(), bulk("v"));
+
+    // Over max_clients, a TLS client is refused in words it can read (over TLS).
+    assert_eq!(
+        b.cmd(&[b"CONFIG", b"SET", b"maxclients", b"2"])
+            .await
+            .unwrap(),
+        Value::Simple("OK".into())
+    );
+    let mut over = tls_connect(&gate.addr, pki.client_config(false))
+        .await
+        .expect("handshake of a client over the limit");
+    assert_eq!(
+        over.read().await.unwrap(),
+        Value::Error("ERR max number of clients reached".into())
+    );
 }
 
 #[tokio::test]

@@ -26,12 +26,43 @@ const MAX_PENDING: usize = 4096;
 /// Give back buffer memory after a burst.
 const KEEP_CAPACITY: usize = 1024 * 1024;
 
+/// How long a client may take to finish its TLS handshake before it is dropped.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Refuses a client over max_clients the way Redis does, then closes.
-pub async fn reject(mut stream: TcpStream) {
+pub async fn reject<S: tokio::io::AsyncWrite + Unpin>(mut stream: S) {
     let _ = stream
         .write_all(b"-ERR max number of clients reached\r\n")
         .await;
     let _ = stream.shutdown().await;
+}
+
+/// A client of the TLS listener: the handshake (bounded in time), then [`serve`], or
+/// [`reject`] over TLS when the client is over max_clients (so it can read why).
+pub async fn serve_tls(
+    shared: Arc<Shared>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+    over_limit: bool,
+) {
+    // Before the handshake, so its flights are not held back by Nagle either.
+    let _ = tcp.set_nodelay(true);
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) if over_limit => reject(tls).await,
+        Ok(Ok(tls)) => serve(shared, Stream::Tls(Box::new(tls.into())), peer, shutdown).await,
+        // Plain-text clients, untrusted or missing client certificates, scanners: the
+        // client's fault, and only its own connection ends.
+        Ok(Err(e)) => {
+            shared.stats.tls_handshake_failed();
+            debug!(client = %peer, error = %e, "TLS handshake failed");
+        }
+        Err(_) => {
+            shared.stats.tls_handshake_failed();
+            debug!(client = %peer, "TLS handshake timed out");
+        }
+    }
 }
 
 pub async fn serve(

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::RwLock;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::backend::embedded::Engine;
 use crate::config::Config;
@@ -41,9 +41,6 @@ pub enum ServerError {
     #[error("{0}")]
     Tls(crate::config::ConfigError),
 }
-
-/// How long a client may take to finish its TLS handshake before it is dropped.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// State every connection task shares.
 pub struct Shared {
@@ -238,39 +235,28 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
                 Ok((stream, peer)) => {
                     shared.stats.accepted();
                     let max = shared.params.read().maxclients;
-                    if shared.clients.len() >= max {
+                    let over_limit = shared.clients.len() >= max;
+                    if over_limit {
                         shared.stats.rejected();
-                        tasks.spawn(connection::reject(stream));
-                        continue;
                     }
                     match &acceptor {
+                        None if over_limit => {
+                            tasks.spawn(connection::reject(stream));
+                        }
                         None => {
                             tasks.spawn(connection::serve(shared.clone(), Stream::Plain(stream), peer, shutdown_rx.clone()));
                         }
+                        // The handshake runs in the client's own task: a slow or silent
+                        // client must not hold up the accept loop.
                         Some(acceptor) => {
-                            // The handshake runs in the client's own task: a slow or
-                            // silent client must not hold up the accept loop.
-                            let acceptor = acceptor.clone();
-                            let shared = shared.clone();
-                            let shutdown = shutdown_rx.clone();
-                            tasks.spawn(async move {
-                                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                                    Ok(Ok(tls)) => {
-                                        let stream = Stream::Tls(Box::new(tls.into()));
-                                        connection::serve(shared, stream, peer, shutdown).await
-                                    }
-                                    // Plain-text clients, wrong certificates, scanners: the
-                                    // client's fault, and only its own connection ends.
-                                    Ok(Err(e)) => {
-                                        shared.stats.tls_handshake_failed();
-                                        debug!(client = %peer, error = %e, "TLS handshake failed");
-                                    }
-                                    Err(_) => {
-                                        shared.stats.tls_handshake_failed();
-                                        debug!(client = %peer, "TLS handshake timed out");
-                                    }
-                                }
-                            });
+                            tasks.spawn(connection::serve_tls(
+                                shared.clone(),
+                                acceptor.clone(),
+                                stream,
+                                peer,
+                                shutdown_rx.clone(),
+                                over_limit,
+                            ));
                         }
                     }
                 }
