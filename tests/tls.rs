@@ -505,3 +505,53 @@ async fn client_ca_requires_a_client_certificate() {
         Value::Simple("OK".into())
     );
 }
+
+#[tokio::test]
+async fn a_tls_subscriber_that_stops_reading_is_closed_at_the_output_limit() {
+    let pki = Pki::generate();
+    let gate = tls_gate(&pki, false);
+    let mut admin = tls_connect(&gate.addr, pki.client_config(false))
+        .await
+        .unwrap();
+    admin
+        .cmd(&[
+            b"CONFIG",
+            b"SET",
+            b"client-output-buffer-limit",
+            b"pubsub 1mb 0 0",
+        ])
+        .await
+        .unwrap();
+    let mut lazy = tls_connect(&gate.addr, pki.client_config(false))
+        .await
+        .unwrap();
+    lazy.cmd(&[b"SUBSCRIBE", b"flood"]).await.unwrap();
+    let payload = vec![b'x'; 64 * 1024];
+    for _ in 0..1024 {
+        admin.cmd(&[b"PUBLISH", b"flood", &payload]).await.unwrap();
+        let numsub = admin.cmd(&[b"PUBSUB", b"NUMSUB", b"flood"]).await.unwrap();
+        if numsub == Value::Array(vec![bulk("flood"), Value::Int(0)]) {
+            break;
+        }
+    }
+    // Killed: its connection task ends although the client never reads what the TLS layer
+    // still wants to send (closing gives up after a second), and the rest go on.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let info = admin.cmd(&[b"INFO", b"clients"]).await.unwrap();
+        let text = String::from_utf8_lossy(info.as_bytes().unwrap_or_default()).into_owned();
+        if text.contains("connected_clients:1\r\n") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lazy subscriber's task lives on: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(lazy);
+    assert_eq!(
+        admin.cmd(&[b"PING"]).await.unwrap(),
+        Value::Simple("PONG".into())
+    );
+}

@@ -26,6 +26,8 @@ const MAX_PENDING: usize = 4096;
 /// Give back buffer memory after a burst.
 const KEEP_CAPACITY: usize = 1024 * 1024;
 
+/// How long closing a connection may wait for the client to take our last bytes.
+const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 /// How long a client may take to finish its TLS handshake before it is dropped.
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -34,7 +36,7 @@ pub async fn reject<S: tokio::io::AsyncWrite + Unpin>(mut stream: S) {
     let _ = stream
         .write_all(b"-ERR max number of clients reached\r\n")
         .await;
-    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, stream.shutdown()).await;
 }
 
 /// A client of the TLS listener: the handshake (bounded in time), then [`serve`], or
@@ -247,7 +249,10 @@ pub async fn serve(
             },
         }
     }
-    let _ = wr.shutdown().await;
+    // Bounded: over TLS, shutting down first sends what rustls still holds plus a
+    // close_notify, which waits forever on a client that stopped reading (one killed for
+    // its output buffer, say). Plain TCP shuts down at once.
+    let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, wr.shutdown()).await;
     crate::metrics::handles().connected_clients.decrement(1.0);
 }
 
