@@ -511,5 +511,14 @@ mod tests {
             backend.server_name_for("127.0.0.1:5").unwrap().to_str(),
             "127.0.0.1"
         );
+
+        // A bad file in sentinel_tls is named as such.
+        let cfg = Config::parse(
+            &format!("{base}sentinel_tls = {{ ca = \"/nonexistent/sentinel-ca.pem\" }}\n"),
+            "t",
+        )
+        .unwrap();
+        let err = TlsSetup::load(&cfg, "t").unwrap_err().to_string();
+        assert!(err.starts_with("t: backend.sentinel_tls.ca: "), "{err}");
     }
 }
