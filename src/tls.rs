@@ -197,6 +197,10 @@ fn backend_tls(t: &BackendTlsConfig) -> Result<BackendTls, Bad> {
         .with_safe_default_protocol_versions()
         .map_err(|e| Bad::new("ca", e.to_string()))?;
     let builder = if t.insecure_skip_verify {
+        tracing::warn!(
+            "insecure_skip_verify: the backend's certificate is not verified; anyone in the \
+             middle can pose as Redis"
+        );
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
