@@ -126,7 +126,7 @@ fn a_wrong_ca_or_server_name_is_a_clear_error_at_once() {
         "{err}"
     );
     assert!(err.contains("UnknownIssuer"), "{err}");
-    assert!(took < Duration::from_secs(1), "took {took:?}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
 
     let (err, took) = backend_tls_error(
         &redis,
@@ -137,7 +137,7 @@ fn a_wrong_ca_or_server_name_is_a_clear_error_at_once() {
         "{err}"
     );
     assert!(err.contains("redis.example"), "{err}");
-    assert!(took < Duration::from_secs(1), "took {took:?}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
 
     // Plain TCP to a TLS port: an error, not a hang.
     let gate = Respgate::standalone(
