@@ -397,15 +397,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                     self.buf.drain(..used);
                     return Ok(v);
                 }
-                let mut chunk = [0u8; 64 * 1024];
-                match self.stream.read(&mut chunk).await? {
-                    0 => {
-                        return Err(std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            "closed",
-                        ));
-                    }
-                    n => self.buf.extend_from_slice(&chunk[..n]),
+                // Into the heap buffer: a stack array here would sit inside every future
+                // that awaits a reply (the test futures overflowed the stack with one).
+                self.buf.reserve(64 * 1024);
+                if self.stream.read_buf(&mut self.buf).await? == 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "closed",
+                    ));
                 }
             }
         };
@@ -478,6 +477,33 @@ async fn tls_clients_are_served_and_plain_clients_on_the_tls_port_are_dropped() 
         over.read().await.unwrap(),
         Value::Error("ERR max number of clients reached".into())
     );
+
+    // Connections still in their handshake count too: a and b are in, `_silent` and
+    // `silent2` handshake, so a fifth is one too many for maxclients 4...
+    b.cmd(&[b"CONFIG", b"SET", b"maxclients", b"4"])
+        .await
+        .unwrap();
+    let silent2 = tokio::net::TcpStream::connect(&gate.addr).await.unwrap();
+    let mut over = tls_connect(&gate.addr, pki.client_config(false))
+        .await
+        .unwrap();
+    assert_eq!(
+        over.read().await.unwrap(),
+        Value::Error("ERR max number of clients reached".into())
+    );
+    // ...until the silent ones leave.
+    drop((_silent, silent2));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut c = tls_connect(&gate.addr, pki.client_config(false))
+            .await
+            .unwrap();
+        match c.cmd(&[b"PING"]).await {
+            Ok(Value::Simple(s)) if s == "PONG" => break,
+            other => assert!(Instant::now() < deadline, "still refused: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

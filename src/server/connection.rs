@@ -39,6 +39,23 @@ pub async fn reject<S: tokio::io::AsyncWrite + Unpin>(mut stream: S) {
     let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, stream.shutdown()).await;
 }
 
+/// Counts a client in [`Shared::handshaking`] for as long as it lives. Taken in the accept
+/// loop, so a burst of connections is counted before their tasks even start.
+pub struct Handshaking(Arc<Shared>);
+
+impl Handshaking {
+    pub fn new(shared: &Arc<Shared>) -> Self {
+        shared.handshaking.fetch_add(1, Ordering::Relaxed);
+        Handshaking(shared.clone())
+    }
+}
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        self.0.handshaking.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A client of the TLS listener: the handshake (bounded in time), then [`serve`], or
 /// [`reject`] over TLS when the client is over max_clients (so it can read why).
 pub async fn serve_tls(
@@ -48,10 +65,13 @@ pub async fn serve_tls(
     peer: SocketAddr,
     shutdown: watch::Receiver<bool>,
     over_limit: bool,
+    counted: Handshaking,
 ) {
     // Before the handshake, so its flights are not held back by Nagle either.
     let _ = tcp.set_nodelay(true);
-    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
+    drop(counted);
+    match handshake {
         Ok(Ok(tls)) if over_limit => reject(tls).await,
         Ok(Ok(tls)) => serve(shared, Stream::Tls(Box::new(tls.into())), peer, shutdown).await,
         // Plain-text clients, untrusted or missing client certificates, scanners: the

@@ -47,6 +47,9 @@ pub struct Shared {
     pub config: Config,
     pub engine: Arc<Engine>,
     pub clients: Arc<ClientRegistry>,
+    /// TLS clients still in their handshake (not registered yet, but holding a socket):
+    /// counted against max_clients so silent connections cannot pile up unbounded.
+    pub handshaking: std::sync::atomic::AtomicUsize,
     pub pubsub: Arc<pubsub::PubSub>,
     /// The Redis backend in forwarding modes; None: the embedded engine answers.
     pub remote: Option<Arc<crate::backend::remote::Remote>>,
@@ -194,6 +197,7 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         limits: config.parser_limits(),
         engine,
         clients: Arc::new(ClientRegistry::default()),
+        handshaking: std::sync::atomic::AtomicUsize::new(0),
         pubsub: Arc::new(pubsub::PubSub::default()),
         remote: remote.clone(),
         stats: ServerStats::default(),
@@ -235,7 +239,8 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
                 Ok((stream, peer)) => {
                     shared.stats.accepted();
                     let max = shared.params.read().maxclients;
-                    let over_limit = shared.clients.len() >= max;
+                    let handshaking = shared.handshaking.load(std::sync::atomic::Ordering::Relaxed);
+                    let over_limit = shared.clients.len() + handshaking >= max;
                     if over_limit {
                         shared.stats.rejected();
                     }
@@ -256,6 +261,7 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
                                 peer,
                                 shutdown_rx.clone(),
                                 over_limit,
+                                connection::Handshaking::new(&shared),
                             ));
                         }
                     }
