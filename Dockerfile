@@ -8,6 +8,9 @@ COPY src ./src
 RUN cargo build --release --locked --bin respgate
 
 FROM debian:bookworm-slim
+# The system trust store, for [backend] tls without `ca` (publicly trusted managed Redis).
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --no-create-home respgate
 COPY --from=build /src/target/release/respgate /usr/local/bin/respgate
 COPY config /etc/respgate

@@ -15,6 +15,8 @@ pub mod command;
 pub mod config;
 pub mod glob;
 pub mod metrics;
+pub mod net;
 pub mod policy;
 pub mod protocol;
 pub mod server;
+pub mod tls;

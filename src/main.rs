@@ -40,7 +40,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::CheckConfig { file }) = &cli.command {
-        return match Config::load(file) {
+        let shown = file.display().to_string();
+        let loaded = Config::load(file).and_then(|c| {
+            respgate::tls::TlsSetup::load(&c, &shown)?;
+            Ok(c)
+        });
+        return match loaded {
             Ok(_) => {
                 println!("{}: ok", file.display());
                 ExitCode::SUCCESS
@@ -73,6 +78,20 @@ fn main() -> ExitCode {
         eprintln!("respgate: {e}");
         return ExitCode::from(2);
     }
+    // Certificates and keys are read once, here: a bad file stops respgate before it
+    // listens, naming the config key.
+    let origin = cli
+        .config
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "config".into());
+    let tls = match respgate::tls::TlsSetup::load(&config, &origin) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("respgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -85,7 +104,7 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let bound = match respgate::server::bind(config).await {
+        let bound = match respgate::server::bind_with_tls(config, tls).await {
             Ok(b) => b,
             Err(e) => {
                 eprintln!("respgate: {e}");

@@ -16,6 +16,7 @@ pub const CONNECTIONS_ACCEPTED: &str = "respgate_connections_accepted_total";
 pub const CONNECTIONS_REJECTED: &str = "respgate_connections_rejected_total";
 pub const CONNECTED_CLIENTS: &str = "respgate_connected_clients";
 pub const PROTOCOL_ERRORS: &str = "respgate_protocol_errors_total";
+pub const TLS_HANDSHAKE_FAILURES: &str = "respgate_tls_handshake_failures_total";
 pub const COMMANDS: &str = "respgate_commands_total";
 pub const EMBEDDED_EVICTED: &str = "respgate_embedded_evicted_keys_total";
 pub const EMBEDDED_EXPIRED: &str = "respgate_embedded_expired_keys_total";
@@ -28,6 +29,7 @@ pub struct Handles {
     pub connections_rejected: Counter,
     pub connected_clients: Gauge,
     pub protocol_errors: Counter,
+    pub tls_handshake_failures: Counter,
     pub evicted_keys: Counter,
     pub expired_keys: Counter,
     pub used_memory: Gauge,
@@ -43,6 +45,7 @@ pub fn handles() -> &'static Handles {
         connections_rejected: counter!(CONNECTIONS_REJECTED),
         connected_clients: gauge!(CONNECTED_CLIENTS),
         protocol_errors: counter!(PROTOCOL_ERRORS),
+        tls_handshake_failures: counter!(TLS_HANDSHAKE_FAILURES),
         evicted_keys: counter!(EMBEDDED_EVICTED),
         expired_keys: counter!(EMBEDDED_EXPIRED),
         used_memory: gauge!(EMBEDDED_USED_MEMORY),
@@ -83,6 +86,10 @@ pub fn install() -> Result<PrometheusHandle, String> {
     metrics::describe_counter!(
         PROTOCOL_ERRORS,
         "Clients disconnected for breaking the protocol or its limits"
+    );
+    metrics::describe_counter!(
+        TLS_HANDSHAKE_FAILURES,
+        "Client connections dropped because their TLS handshake failed or timed out"
     );
     metrics::describe_counter!(COMMANDS, "Commands executed, by command and result");
     metrics::describe_counter!(

@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::net::TcpStream;
+use respgate::net::Stream as TcpStream;
 
 use common::redis_cluster::RedisCluster;
 use common::redis_server::RedisServer;
@@ -32,11 +32,12 @@ fn params() -> ConnectParams {
         username: None,
         password: None,
         connect_timeout: Duration::from_secs(2),
+        tls: None,
     }
 }
 
 async fn open(addr: &str, resp3: bool) -> TcpStream {
-    let target = Target::new(addr.to_string(), None, None, Duration::from_secs(2));
+    let target = Target::new(addr.to_string(), None, None, Duration::from_secs(2), None);
     match connect(&target, Init { resp3, db: 0 }).await {
         Ok(s) => s,
         Err(e) => panic!("connect {addr}: {e}"),

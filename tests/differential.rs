@@ -169,6 +169,29 @@ fn scripts_match_real_redis_through_standalone_forwarding() {
     run_all_scripts(&redis.addr(), &gate.addr, &[]);
 }
 
+/// Through standalone forwarding over mutual TLS (certificates made by the test): TLS must
+/// change nothing a client sees.
+#[test]
+fn scripts_match_real_redis_through_tls_forwarding() {
+    let pki = common::tls::Pki::generate();
+    let redis = RedisServer::start();
+    let backend = RedisServer::start_tls(
+        &pki.server_cert,
+        &pki.server_key,
+        &pki.ca,
+        pki.client_config(true),
+        &["--tls-auth-clients", "yes"],
+    );
+    let gate = Respgate::standalone(
+        &backend.addr(),
+        &format!(
+            "tls = {{ ca = \"{}\", cert = \"{}\", key = \"{}\" }}",
+            pki.ca, pki.client_cert, pki.client_key
+        ),
+    );
+    run_all_scripts(&redis.addr(), &gate.addr, &[]);
+}
+
 /// Through respgate following a Sentinel-managed master (with a replica attached).
 #[test]
 fn scripts_match_real_redis_through_sentinel() {

@@ -57,6 +57,80 @@ pub struct ServerConfig {
     /// limit otherwise (single-user mode behaves as Redis).
     #[serde(default)]
     pub auth_failures_per_minute: Option<u32>,
+    /// Serve clients over TLS (the listener then accepts TLS only).
+    #[serde(default)]
+    pub tls: Option<ServerTlsConfig>,
+}
+
+/// `[server] tls = { cert, key, client_ca }`. Paths are relative to respgate's working
+/// directory, like `embedded.dir` and Redis's own `tls-*-file`s.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTlsConfig {
+    /// PEM certificate chain respgate presents (leaf first).
+    pub cert: String,
+    /// PEM private key of `cert` (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
+    /// PEM CA certificates; when set, every client must present a certificate they signed.
+    #[serde(default)]
+    pub client_ca: Option<String>,
+}
+
+/// `[backend] tls = { ca, cert, key, server_name, insecure_skip_verify }`: TLS to Redis.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BackendTlsConfig {
+    /// PEM CA certificates the backend's certificate must chain to; without it, the
+    /// system's trust store (/etc/ssl/certs and the like) is used.
+    #[serde(default)]
+    pub ca: Option<String>,
+    /// Client certificate (PEM chain) for mutual TLS; needs `key`.
+    #[serde(default)]
+    pub cert: Option<String>,
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Name the backend's certificate must be valid for (and the SNI sent); default: the
+    /// host of the address connected to (a DNS name or an IP address).
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Accept any certificate the backend presents (still encrypted, but anyone in the
+    /// middle can pose as the backend). For tests against throwaway servers only.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// `[backend] sentinel_tls`: absent means the sentinels are reached as `tls` says (TLS
+/// deployments usually put sentinels behind TLS too); `false` means plain TCP to them; a
+/// table gives them settings of their own.
+#[derive(Debug, Clone)]
+pub enum SentinelTlsConfig {
+    Enabled(bool),
+    Own(BackendTlsConfig),
+}
+
+// By hand rather than `#[serde(untagged)]`, whose only error is "data did not match any
+// variant": a typo inside the table must still be named ("unknown field `bogus`").
+impl<'de> Deserialize<'de> for SentinelTlsConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = SentinelTlsConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false or a table like backend.tls")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(SentinelTlsConfig::Enabled(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                BackendTlsConfig::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(SentinelTlsConfig::Own)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl Default for ServerConfig {
@@ -69,6 +143,7 @@ impl Default for ServerConfig {
             timeout: default_zero(),
             default_tenant: None,
             auth_failures_per_minute: None,
+            tls: None,
         }
     }
 }
@@ -127,6 +202,25 @@ pub struct BackendConfig {
     /// by one of them, so its pipeline stays in order.
     #[serde(default = "default_backend_connections")]
     pub connections: usize,
+    /// TLS to the Redis server(s); None: plain TCP.
+    #[serde(default)]
+    pub tls: Option<BackendTlsConfig>,
+    /// sentinel: TLS to the sentinels (see [`SentinelTlsConfig`]).
+    #[serde(default)]
+    pub sentinel_tls: Option<SentinelTlsConfig>,
+}
+
+impl BackendConfig {
+    /// The TLS settings for connections to the sentinels, and the config key they come from.
+    pub fn sentinel_tls(&self) -> Option<(&BackendTlsConfig, &'static str)> {
+        match &self.sentinel_tls {
+            None | Some(SentinelTlsConfig::Enabled(true)) => {
+                self.tls.as_ref().map(|t| (t, "backend.tls"))
+            }
+            Some(SentinelTlsConfig::Enabled(false)) => None,
+            Some(SentinelTlsConfig::Own(t)) => Some((t, "backend.sentinel_tls")),
+        }
+    }
 }
 
 impl Default for BackendConfig {
@@ -145,6 +239,8 @@ impl Default for BackendConfig {
             connect_timeout: default_connect_timeout(),
             command_timeout: default_command_timeout(),
             connections: default_backend_connections(),
+            tls: None,
+            sentinel_tls: None,
         }
     }
 }
@@ -290,6 +386,13 @@ pub enum ConfigError {
     Invalid {
         path: String,
         /// The offending key's dotted path, e.g. `tenants[1].prefix`.
+        key: String,
+        message: String,
+    },
+    /// A TLS setting whose file cannot be used (key like `backend.tls.ca`).
+    #[error("{path}: {key}: {message}")]
+    Tls {
+        path: String,
         key: String,
         message: String,
     },
@@ -458,6 +561,16 @@ impl Config {
         }
         tenants::validate(&self.tenants, &self.server)
             .map_err(|(key, message)| invalid(&key, message))?;
+        if let Some(SentinelTlsConfig::Enabled(true)) = self.backend.sentinel_tls
+            && self.backend.tls.is_none()
+        {
+            return Err(invalid(
+                "backend.sentinel_tls",
+                "true means \"as backend.tls\", but backend.tls is not set".into(),
+            ));
+        }
+        // The certificate files themselves are read by `crate::tls::TlsSetup::load`, which
+        // names the key of a file it cannot use.
         Ok(())
     }
 

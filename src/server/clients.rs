@@ -30,6 +30,9 @@ pub struct ClientInfo {
     pub sub: usize,
     pub psub: usize,
     pub ssub: usize,
+    /// The client certificate's identity, on a TLS listener with `client_ca` (for mapping
+    /// to a tenant later; not shown in CLIENT LIST, which keeps Redis's fields).
+    pub tls_peer: Option<crate::tls::PeerIdentity>,
 }
 
 impl ClientInfo {
@@ -132,6 +135,7 @@ impl ClientRegistry {
                 sub: 0,
                 psub: 0,
                 ssub: 0,
+                tls_peer: None,
             }),
             killed: AtomicBool::new(false),
             kill_notify: Notify::new(),

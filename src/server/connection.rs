@@ -8,6 +8,8 @@ use std::sync::atomic::Ordering;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::net::{ReadHalf, Stream, WriteHalf};
 use tokio::sync::watch;
 use tracing::debug;
 
@@ -25,17 +27,70 @@ const MAX_PENDING: usize = 4096;
 /// Give back buffer memory after a burst.
 const KEEP_CAPACITY: usize = 1024 * 1024;
 
+/// How long closing a connection may wait for the client to take our last bytes.
+const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a client may take to finish its TLS handshake before it is dropped.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Refuses a client over max_clients the way Redis does, then closes.
-pub async fn reject(mut stream: TcpStream) {
+pub async fn reject<S: tokio::io::AsyncWrite + Unpin>(mut stream: S) {
     let _ = stream
         .write_all(b"-ERR max number of clients reached\r\n")
         .await;
-    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, stream.shutdown()).await;
+}
+
+/// Counts a client in [`Shared::handshaking`] for as long as it lives. Taken in the accept
+/// loop, so a burst of connections is counted before their tasks even start.
+pub struct Handshaking(Arc<Shared>);
+
+impl Handshaking {
+    pub fn new(shared: &Arc<Shared>) -> Self {
+        shared.handshaking.fetch_add(1, Ordering::Relaxed);
+        Handshaking(shared.clone())
+    }
+}
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        self.0.handshaking.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A client of the TLS listener: the handshake (bounded in time), then [`serve`], or
+/// [`reject`] over TLS when the client is over max_clients (so it can read why).
+pub async fn serve_tls(
+    shared: Arc<Shared>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+    over_limit: bool,
+    counted: Handshaking,
+) {
+    // Before the handshake, so its flights are not held back by Nagle either.
+    let _ = tcp.set_nodelay(true);
+    let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
+    drop(counted);
+    match handshake {
+        Ok(Ok(tls)) if over_limit => reject(tls).await,
+        Ok(Ok(tls)) => serve(shared, Stream::Tls(Box::new(tls.into())), peer, shutdown).await,
+        // Plain-text clients, untrusted or missing client certificates, scanners: the
+        // client's fault, and only its own connection ends.
+        Ok(Err(e)) => {
+            shared.stats.tls_handshake_failed();
+            debug!(client = %peer, error = %e, "TLS handshake failed");
+        }
+        Err(_) => {
+            shared.stats.tls_handshake_failed();
+            debug!(client = %peer, "TLS handshake timed out");
+        }
+    }
 }
 
 pub async fn serve(
     shared: Arc<Shared>,
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -43,6 +98,9 @@ pub async fn serve(
     let local = stream.local_addr().unwrap_or(shared.listen_addr);
     let registration = shared.clients.register(peer, local);
     let handle = registration.handle.clone();
+    if let Some(certs) = stream.peer_certificates() {
+        handle.info.lock().tls_peer = crate::tls::peer_identity(certs);
+    }
     crate::metrics::handles().connected_clients.increment(1.0);
     let mut session = Session::new(shared.clone(), handle.clone());
     let mut parser = RequestParser::new(shared.limits.clone());
@@ -212,7 +270,10 @@ pub async fn serve(
             },
         }
     }
-    let _ = wr.shutdown().await;
+    // Bounded: over TLS, shutting down first sends what rustls still holds plus a
+    // close_notify, which waits forever on a client that stopped reading (one killed for
+    // its output buffer, say). Plain TCP shuts down at once.
+    let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, wr.shutdown()).await;
     crate::metrics::handles().connected_clients.decrement(1.0);
 }
 
@@ -227,7 +288,7 @@ async fn drain(
     shared: &Shared,
     handle: &crate::server::clients::ClientHandle,
     session: &mut Session,
-    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    rd: &mut ReadHalf,
     parser: &mut RequestParser,
     out: &mut BytesMut,
 ) -> Result<(), ClientGone> {
@@ -406,7 +467,7 @@ enum Woke {
 async fn wait_while_blocked(
     shared: &Shared,
     handle: &crate::server::clients::ClientHandle,
-    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    rd: &mut ReadHalf,
     parser: &mut RequestParser,
     shutdown: &mut watch::Receiver<bool>,
     pending: &mut PendingBlock,
@@ -461,11 +522,12 @@ async fn sleep_or_forever(d: Option<std::time::Duration>) {
 async fn write_out(
     shared: &Shared,
     handle: &super::clients::ClientHandle,
-    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    wr: &mut WriteHalf,
     out: &mut BytesMut,
 ) -> std::io::Result<()> {
+    // The flush is a no-op on plain TCP; over TLS it sends what rustls still holds.
     let r = tokio::select! {
-        r = wr.write_all(out) => r,
+        r = async { wr.write_all(out).await?; wr.flush().await } => r,
         _ = handle.killed() => Err(std::io::Error::other("client killed")),
     };
     shared

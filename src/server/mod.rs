@@ -23,7 +23,9 @@ use tracing::{info, warn};
 
 use crate::backend::embedded::Engine;
 use crate::config::Config;
+use crate::net::Stream;
 use crate::protocol::ParserLimits;
+use crate::tls::TlsSetup;
 use clients::ClientRegistry;
 use stats::{CommandStats, ServerStats};
 
@@ -41,6 +43,9 @@ pub enum ServerError {
     Aof(crate::backend::embedded::aof::AofError),
     #[error("invalid tenants: {0}")]
     Tenants(#[from] crate::policy::tenant::TenantError),
+    /// A TLS certificate or key named in the config cannot be used.
+    #[error("{0}")]
+    Tls(crate::config::ConfigError),
 }
 
 /// State every connection task shares.
@@ -48,6 +53,9 @@ pub struct Shared {
     pub config: Config,
     pub engine: Arc<Engine>,
     pub clients: Arc<ClientRegistry>,
+    /// TLS clients still in their handshake (not registered yet, but holding a socket):
+    /// counted against max_clients so silent connections cannot pile up unbounded.
+    pub handshaking: std::sync::atomic::AtomicUsize,
     pub pubsub: Arc<pubsub::PubSub>,
     /// The Redis backend in forwarding modes; None: the embedded engine answers.
     pub remote: Option<Arc<crate::backend::remote::Remote>>,
@@ -80,6 +88,7 @@ pub struct Bound {
     listener: TcpListener,
     metrics: Option<TcpListener>,
     config: Config,
+    tls: TlsSetup,
 }
 
 impl Bound {
@@ -112,8 +121,15 @@ impl Bound {
     }
 }
 
-/// Binds the client and metrics listeners named in `config`.
+/// Binds the client and metrics listeners named in `config`, after reading its TLS files.
 pub async fn bind(config: Config) -> Result<Bound, ServerError> {
+    let tls = TlsSetup::load(&config, "config").map_err(ServerError::Tls)?;
+    bind_with_tls(config, tls).await
+}
+
+/// [`bind`] with TLS configurations already loaded (main loads them first, to report a bad
+/// file with the config file's name).
+pub async fn bind_with_tls(config: Config, tls: TlsSetup) -> Result<Bound, ServerError> {
     let listener = TcpListener::bind(&config.server.listen)
         .await
         .map_err(|source| ServerError::Bind {
@@ -136,6 +152,7 @@ pub async fn bind(config: Config) -> Result<Bound, ServerError> {
         listener,
         metrics,
         config,
+        tls,
     })
 }
 
@@ -146,6 +163,7 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         listener,
         metrics,
         config,
+        tls,
     } = bound;
     let listen_addr = listener.local_addr().map_err(|source| ServerError::Bind {
         addr: config.server.listen.clone(),
@@ -179,6 +197,7 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         crate::config::BackendMode::Embedded => None,
         _ => Some(Arc::new(crate::backend::remote::Remote::new(
             &config.backend,
+            tls.backend.clone(),
         ))),
     };
     if let Some(cluster) = remote.as_ref().and_then(|r| r.cluster.clone()) {
@@ -200,7 +219,7 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
     }
     if let (Some(remote), Some(sentinels)) = (
         &remote,
-        crate::backend::remote::sentinel_config(&config.backend),
+        crate::backend::remote::sentinel_config(&config.backend, tls.sentinel.clone()),
     ) {
         // Find the master before accepting clients; if no sentinel answers yet, start anyway
         // (clients get errors) and keep asking.
@@ -216,6 +235,7 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         limits: config.parser_limits(),
         engine,
         clients: Arc::new(ClientRegistry::default()),
+        handshaking: std::sync::atomic::AtomicUsize::new(0),
         pubsub: Arc::new(pubsub::PubSub::default()),
         remote: remote.clone(),
         stats: ServerStats::default(),
@@ -247,6 +267,7 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         remote.log_reachability().await;
     }
 
+    let acceptor = tls.server.clone().map(tokio_rustls::TlsAcceptor::from);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     let stop = shutdown_signal();
@@ -258,12 +279,32 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
                 Ok((stream, peer)) => {
                     shared.stats.accepted();
                     let max = shared.params.read().maxclients;
-                    if shared.clients.len() >= max {
+                    let handshaking = shared.handshaking.load(std::sync::atomic::Ordering::Relaxed);
+                    let over_limit = shared.clients.len() + handshaking >= max;
+                    if over_limit {
                         shared.stats.rejected();
-                        tasks.spawn(connection::reject(stream));
-                        continue;
                     }
-                    tasks.spawn(connection::serve(shared.clone(), stream, peer, shutdown_rx.clone()));
+                    match &acceptor {
+                        None if over_limit => {
+                            tasks.spawn(connection::reject(stream));
+                        }
+                        None => {
+                            tasks.spawn(connection::serve(shared.clone(), Stream::Plain(stream), peer, shutdown_rx.clone()));
+                        }
+                        // The handshake runs in the client's own task: a slow or silent
+                        // client must not hold up the accept loop.
+                        Some(acceptor) => {
+                            tasks.spawn(connection::serve_tls(
+                                shared.clone(),
+                                acceptor.clone(),
+                                stream,
+                                peer,
+                                shutdown_rx.clone(),
+                                over_limit,
+                                connection::Handshaking::new(&shared),
+                            ));
+                        }
+                    }
                 }
                 // Out of file descriptors and the like: back off instead of spinning.
                 Err(e) => {

@@ -28,6 +28,14 @@ impl ServerStats {
         crate::metrics::handles().connections_rejected.increment(1);
     }
 
+    /// A client on the TLS listener that did not complete the handshake (plain-text
+    /// client, untrusted or missing client certificate, timeout).
+    pub fn tls_handshake_failed(&self) {
+        crate::metrics::handles()
+            .tls_handshake_failures
+            .increment(1);
+    }
+
     pub fn protocol_error(&self) {
         self.protocol_errors.fetch_add(1, Ordering::Relaxed);
         crate::metrics::handles().protocol_errors.increment(1);

@@ -4,3 +4,4 @@ pub mod redis_sentinel;
 pub mod redis_server;
 pub mod resp;
 pub mod respgate;
+pub mod tls;

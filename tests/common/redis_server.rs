@@ -1,10 +1,12 @@
 //! A throwaway redis-server for tests: free port, no persistence, killed (by pid) on drop.
 
-use std::net::TcpListener;
+use std::io::{BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::resp::{Conn, Value};
+use super::resp::{Conn, Value, read_value};
 
 pub struct RedisServer {
     pub port: u16,
@@ -30,8 +32,54 @@ impl RedisServer {
         panic!("could not start redis-server");
     }
 
+    /// A redis-server that speaks TLS only (`--port 0 --tls-port <free>`), with the given
+    /// certificate, key and CA files (`--tls-auth-clients no` unless `extra` says otherwise);
+    /// [`RedisServer::port`] is the TLS port. Ready once PING answers over TLS, made with
+    /// `client` (which must trust the server's CA, and carry a client certificate if the
+    /// server requires one).
+    pub fn start_tls(
+        cert: &str,
+        key: &str,
+        ca: &str,
+        client: Arc<rustls::ClientConfig>,
+        extra: &[&str],
+    ) -> RedisServer {
+        for _ in 0..10 {
+            let port = free_port();
+            let port_text = port.to_string();
+            let mut args = vec![
+                "--port",
+                "0",
+                "--tls-port",
+                &port_text,
+                "--tls-cert-file",
+                cert,
+                "--tls-key-file",
+                key,
+                "--tls-ca-cert-file",
+                ca,
+                "--tls-auth-clients",
+                "no",
+            ];
+            args.extend_from_slice(extra);
+            let ready = |child: &mut Child, port: u16| wait_ready_tls(child, port, &client);
+            if let Some(server) = Self::try_start_inner(port, &args, &ready) {
+                return server;
+            }
+        }
+        panic!("could not start a TLS redis-server");
+    }
+
     /// A server on `port` (e.g. restarting one a test stopped); None if it cannot bind.
     pub fn try_start_on(port: u16, extra: &[&str]) -> Option<RedisServer> {
+        Self::try_start_inner(port, extra, &wait_ready)
+    }
+
+    fn try_start_inner(
+        port: u16,
+        extra: &[&str],
+        ready: &dyn Fn(&mut Child, u16) -> bool,
+    ) -> Option<RedisServer> {
         {
             // Each server works in a directory of its own: a replica writes the RDB it
             // receives there, and a server started in a directory holding a dump.rdb would
@@ -63,7 +111,7 @@ impl RedisServer {
                 }
                 Err(e) => panic!("spawning redis-server: {e}"),
             };
-            if wait_ready(&mut child, port) {
+            if ready(&mut child, port) {
                 return Some(RedisServer { port, child, dir });
             }
             let _ = child.kill();
@@ -104,6 +152,59 @@ impl Drop for RedisServer {
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("binding a probe port");
     l.local_addr().expect("probe port address").port()
+}
+
+/// [`wait_ready`] over TLS.
+fn wait_ready_tls(child: &mut Child, port: u16, client: &Arc<rustls::ClientConfig>) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        let connected = TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .and_then(|tcp| {
+                tcp.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+                let name = rustls_pki_types::ServerName::try_from("127.0.0.1").ok()?;
+                let tls = rustls::ClientConnection::new(client.clone(), name).ok()?;
+                Some(rustls::StreamOwned::new(tls, tcp))
+            });
+        if let Some(stream) = connected
+            && let Some(ready) = probe(stream, child.id(), deadline)
+        {
+            return ready;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// Asks the server on `stream` whether it is the process `pid` and answers PING:
+/// Some(true) when ready, Some(false) when it never will be, None when it is not ours (yet).
+fn probe<S: Read + Write>(stream: S, pid: u32, deadline: Instant) -> Option<bool> {
+    let mut c = BufReader::new(stream);
+    c.get_mut()
+        .write_all(&Conn::encode(&[b"INFO", b"server"]))
+        .ok()?;
+    let ours = format!("process_id:{pid}\r\n");
+    let info = read_value(&mut c).ok()?;
+    if !info
+        .as_bytes()
+        .is_some_and(|b| String::from_utf8_lossy(b).contains(&ours))
+    {
+        return None;
+    }
+    while Instant::now() < deadline {
+        if c.get_mut().write_all(&Conn::encode(&[b"PING"])).is_err() {
+            return Some(false);
+        }
+        match read_value(&mut c) {
+            Ok(Value::Simple(_)) => return Some(true),
+            Ok(_) => std::thread::sleep(Duration::from_millis(10)),
+            Err(_) => return Some(false),
+        }
+    }
+    Some(false)
 }
 
 /// True once PING answers PONG; false if the server exits or stays silent for 10 s.

@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::Target;
-use super::conn::{Init, RECONNECT_PAUSE, connect, encode_command};
+use super::conn::{Init, RECONNECT_PAUSE, connect, encode_command, write_flush};
 use crate::protocol::reply_scan::{Frame, ReplyScanner, decode};
 use crate::server::pubsub::{Kind, PubSub, Upstream};
 
@@ -78,12 +78,12 @@ async fn run(target: Arc<Target>, pubsub: Arc<PubSub>, mut rx: mpsc::UnboundedRe
         info!(backend = %target.address(), "pub/sub bridge connected");
         let mut moved = target.watch_changes();
         moved.mark_unchanged();
-        let (mut rd, mut wr) = stream.split();
+        // Reads and writes take turns in this loop, so the stream needs no splitting.
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let mut scanner = ReplyScanner::new();
         let failure: String = 'conn: loop {
             if !out.is_empty() {
-                if let Err(e) = wr.write_all(&out).await {
+                if let Err(e) = write_flush(&mut stream, &out).await {
                     break 'conn e.to_string();
                 }
                 out.clear();
@@ -95,7 +95,7 @@ async fn run(target: Arc<Target>, pubsub: Arc<PubSub>, mut rx: mpsc::UnboundedRe
                     Some(Upstream::Unsubscribe(kind, name)) => encode_command(&mut out, &[verb(kind, false), &name]),
                     None => return,
                 },
-                read = rd.read_buf(&mut buf) => match read {
+                read = stream.read_buf(&mut buf) => match read {
                     Ok(0) => break 'conn "closed by the backend".to_string(),
                     Err(e) => break 'conn e.to_string(),
                     Ok(_) => loop {

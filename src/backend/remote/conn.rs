@@ -14,11 +14,12 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use super::{BackendError, Target};
+use crate::net::{ReadHalf, Stream, WriteHalf};
 use crate::protocol::reply_scan::{Frame, ReplyScanner, decode};
 
 /// Where a client's forwarded replies arrive, in the order it sent the commands.
@@ -223,7 +224,7 @@ async fn run(
 }
 
 async fn write_batches(
-    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    mut wr: WriteHalf,
     rx: &mut mpsc::UnboundedReceiver<Batch>,
     state: &ConnState,
 ) {
@@ -251,8 +252,10 @@ async fn write_batches(
             // Failed meanwhile: what we just recorded is answered by the final sweep.
             return;
         }
+        // The flush is a no-op on plain TCP; over TLS it pushes out the records rustls still
+        // holds when the socket was full (the replies to them would otherwise never come).
         let written = tokio::select! {
-            r = wr.write_all(&buf) => r,
+            r = async { wr.write_all(&buf).await?; wr.flush().await } => r,
             _ = stopped.wait_for(|s| *s) => return,
         };
         if let Err(e) = written {
@@ -266,11 +269,7 @@ async fn write_batches(
     }
 }
 
-async fn read_replies(
-    mut rd: tokio::net::tcp::OwnedReadHalf,
-    state: Arc<ConnState>,
-    target: Arc<Target>,
-) {
+async fn read_replies(mut rd: ReadHalf, state: Arc<ConnState>, target: Arc<Target>) {
     let mut stopped = state.stop.subscribe();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut scanner = ReplyScanner::new();
@@ -365,13 +364,32 @@ fn hand_out(
     Ok(())
 }
 
-/// Opens a connection and runs the handshake (AUTH / HELLO 3 / SELECT).
-pub async fn connect(target: &Target, init: Init) -> Result<TcpStream, BackendError> {
+/// Opens a connection (TCP, then TLS if configured) and runs the handshake
+/// (AUTH / HELLO 3 / SELECT), all within the connect timeout.
+pub async fn connect(target: &Target, init: Init) -> Result<Stream, BackendError> {
     let fut = async {
-        let mut stream = TcpStream::connect(target.address())
+        let address = target.address();
+        if address.is_empty() {
+            // Sentinel mode before any sentinel answered.
+            return Err(BackendError::Unavailable(
+                "the master is not known yet (no sentinel has named it)".into(),
+            ));
+        }
+        let tcp = TcpStream::connect(&address)
             .await
             .map_err(|e| BackendError::Unavailable(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let mut stream = match &target.tls {
+            None => Stream::Plain(tcp),
+            Some(tls) => {
+                let name = tls.server_name_for(&address).map_err(BackendError::Tls)?;
+                let tls = tokio_rustls::TlsConnector::from(tls.config.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| BackendError::Tls(e.to_string()))?;
+                Stream::Tls(Box::new(tls.into()))
+            }
+        };
         let mut hello = Vec::new();
         if init.resp3 {
             let mut args: Vec<&[u8]> = vec![b"HELLO", b"3"];
@@ -412,13 +430,13 @@ pub async fn connect(target: &Target, init: Init) -> Result<TcpStream, BackendEr
 }
 
 /// Sends one command and reads its one reply (handshakes only).
-pub async fn round_trip(stream: &mut TcpStream, args: &[&[u8]]) -> Result<Bytes, BackendError> {
+pub async fn round_trip<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    args: &[&[u8]],
+) -> Result<Bytes, BackendError> {
     let mut out = BytesMut::new();
     encode_command(&mut out, args);
-    stream
-        .write_all(&out)
-        .await
-        .map_err(|e| BackendError::Io(e.to_string()))?;
+    write_flush(stream, &out).await?;
     let mut buf = BytesMut::with_capacity(1024);
     let mut scanner = ReplyScanner::new();
     loop {
@@ -434,6 +452,21 @@ pub async fn round_trip(stream: &mut TcpStream, args: &[&[u8]]) -> Result<Bytes,
             Err(e) => return Err(BackendError::Io(e.to_string())),
         }
     }
+}
+
+/// Writes `bytes` and flushes them (over TLS, a write may leave records inside rustls).
+pub async fn write_flush<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+) -> Result<(), BackendError> {
+    stream
+        .write_all(bytes)
+        .await
+        .map_err(|e| BackendError::Io(e.to_string()))?;
+    stream
+        .flush()
+        .await
+        .map_err(|e| BackendError::Io(e.to_string()))
 }
 
 /// RESP multibulk encoding of one command.

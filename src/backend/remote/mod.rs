@@ -25,6 +25,8 @@ use conn::{BackendConn, Init};
 pub enum BackendError {
     #[error("backend unavailable: {0}")]
     Unavailable(String),
+    #[error("backend TLS handshake failed: {0}")]
+    Tls(String),
     #[error("backend refused respgate's login: {0}")]
     Refused(String),
     #[error("backend connection error: {0}")]
@@ -55,6 +57,8 @@ pub struct Target {
     pub username: Option<String>,
     pub password: Option<String>,
     pub connect_timeout: Duration,
+    /// TLS settings; None: plain TCP.
+    pub tls: Option<crate::tls::BackendTls>,
     /// Bumped on every address change: connections to an older master are dead.
     generation: std::sync::atomic::AtomicU64,
     /// Announces address changes (the pub/sub bridge reconnects on them).
@@ -70,12 +74,14 @@ impl Target {
         username: Option<String>,
         password: Option<String>,
         connect_timeout: Duration,
+        tls: Option<crate::tls::BackendTls>,
     ) -> Target {
         Target {
             address: parking_lot::RwLock::new(address),
             username,
             password,
             connect_timeout,
+            tls,
             generation: std::sync::atomic::AtomicU64::new(0),
             changes: tokio::sync::watch::channel(0).0,
             recheck: tokio::sync::Notify::new(),
@@ -113,8 +119,12 @@ impl Target {
     }
 }
 
-/// Sentinel mode's settings, or None in other modes.
-pub fn sentinel_config(config: &BackendConfig) -> Option<sentinel::Sentinels> {
+/// Sentinel mode's settings, or None in other modes. `tls`: for the sentinels
+/// ([`crate::tls::TlsSetup::sentinel`]).
+pub fn sentinel_config(
+    config: &BackendConfig,
+    tls: Option<crate::tls::BackendTls>,
+) -> Option<sentinel::Sentinels> {
     if config.mode != crate::config::BackendMode::Sentinel {
         return None;
     }
@@ -124,6 +134,7 @@ pub fn sentinel_config(config: &BackendConfig) -> Option<sentinel::Sentinels> {
         username: config.sentinel_username.clone(),
         password: config.sentinel_password.clone(),
         connect_timeout: parse_duration(&config.connect_timeout).unwrap_or(Duration::from_secs(2)),
+        tls,
     })
 }
 
@@ -142,14 +153,17 @@ pub struct Remote {
 }
 
 impl Remote {
-    pub fn new(config: &BackendConfig) -> Remote {
+    /// `tls`: for the Redis server(s) ([`crate::tls::TlsSetup::backend`]).
+    pub fn new(config: &BackendConfig, tls: Option<crate::tls::BackendTls>) -> Remote {
         let target = Arc::new(Target::new(
             config.address.clone().unwrap_or_default(),
             config.username.clone(),
             config.password.clone(),
             parse_duration(&config.connect_timeout).unwrap_or(Duration::from_secs(2)),
+            tls,
         ));
         let slots = || (0..config.connections).map(|_| Mutex::new(None)).collect();
+        let cluster_tls = target.tls.clone();
         Remote {
             target,
             shared: [slots(), slots()],
@@ -165,6 +179,7 @@ impl Remote {
                         password: config.password.clone(),
                         connect_timeout: parse_duration(&config.connect_timeout)
                             .unwrap_or(Duration::from_secs(2)),
+                        tls: cluster_tls.clone(),
                     },
                     config.connections,
                     cluster::router::ReadFrom::parse(&config.read_from),
@@ -194,18 +209,29 @@ impl Remote {
     }
 
     /// Startup check: says in the log whether the backend answers (respgate starts either
-    /// way and connects when it comes up).
+    /// way and connects when it comes up). A PING follows the connect because a refusal can
+    /// come after it: in TLS 1.3 a server rejects a missing client certificate only after
+    /// the client has finished its handshake, and a server may require AUTH.
     pub async fn log_reachability(&self) {
-        match conn::connect(
-            &self.target,
-            Init {
-                resp3: false,
-                db: 0,
-            },
-        )
-        .await
-        {
-            Ok(_) => {
+        let init = Init {
+            resp3: false,
+            db: 0,
+        };
+        let checked = async {
+            let mut stream = conn::connect(&self.target, init).await?;
+            let ping = conn::round_trip(&mut stream, &[b"PING"]);
+            let reply = tokio::time::timeout(self.target.connect_timeout, ping)
+                .await
+                .map_err(|_| BackendError::Timeout(self.target.connect_timeout.as_millis()))??;
+            match crate::protocol::reply_scan::decode(&reply) {
+                crate::protocol::reply_scan::Frame::Error(e) => Err(BackendError::Refused(
+                    String::from_utf8_lossy(&e).into_owned(),
+                )),
+                _ => Ok(()),
+            }
+        };
+        match checked.await {
+            Ok(()) => {
                 tracing::info!(backend = %self.target.address(), "forwarding to redis")
             }
             Err(e) => tracing::warn!(

@@ -11,11 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncReadExt;
 use tracing::{debug, info, warn};
 
-use super::conn::{Init, connect, encode_command, round_trip};
+use super::conn::{Init, connect, encode_command, round_trip, write_flush};
 use super::{BackendError, Remote, Target};
 use crate::protocol::reply_scan::{Frame, ReplyScanner, decode};
 
@@ -30,6 +29,8 @@ pub struct Sentinels {
     pub username: Option<String>,
     pub password: Option<String>,
     pub connect_timeout: Duration,
+    /// TLS to the sentinels (`sentinel_tls`, or `tls` reused); None: plain TCP.
+    pub tls: Option<crate::tls::BackendTls>,
 }
 
 impl Sentinels {
@@ -39,6 +40,7 @@ impl Sentinels {
             self.username.clone(),
             self.password.clone(),
             self.connect_timeout,
+            self.tls.clone(),
         )
     }
 
@@ -150,7 +152,7 @@ async fn watch_one(
     address: &str,
 ) -> Result<(), BackendError> {
     let target = sentinels.target(address);
-    let mut stream: TcpStream = connect(
+    let mut stream = connect(
         &target,
         Init {
             resp3: false,
@@ -160,10 +162,7 @@ async fn watch_one(
     .await?;
     let mut out = BytesMut::new();
     encode_command(&mut out, &[b"SUBSCRIBE".as_slice(), b"+switch-master"]);
-    stream
-        .write_all(&out)
-        .await
-        .map_err(|e| BackendError::Io(e.to_string()))?;
+    write_flush(&mut stream, &out).await?;
     info!(sentinel = %address, master = %sentinels.master_name, "watching for failovers");
     // Announcements missed before the subscription took effect: ask once now.
     if let Ok(master) = sentinels.ask_master().await {

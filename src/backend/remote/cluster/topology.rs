@@ -427,6 +427,8 @@ pub struct ConnectParams {
     pub password: Option<String>,
     /// Bounds the connection, the login and the CLUSTER SLOTS round trip, each.
     pub connect_timeout: Duration,
+    /// TLS to every node (`[backend] tls`), if configured.
+    pub tls: Option<crate::tls::BackendTls>,
 }
 
 impl ConnectParams {
@@ -438,6 +440,7 @@ impl ConnectParams {
             password: config.password.clone(),
             connect_timeout: parse_duration(&config.connect_timeout)
                 .unwrap_or(Duration::from_secs(2)),
+            tls: None,
         }
     }
 
@@ -448,6 +451,7 @@ impl ConnectParams {
             self.username.clone(),
             self.password.clone(),
             self.connect_timeout,
+            self.tls.clone(),
         )
     }
 }
