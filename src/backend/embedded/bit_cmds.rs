@@ -2,13 +2,11 @@
 //! BITOP, BITFIELD and BITFIELD_RO. Bits are numbered from the most significant bit of the
 //! first byte, as in Redis.
 
-use std::collections::HashMap;
-
 use bytes::{Bytes, BytesMut};
 
+use super::Ctx;
 use super::num::parse_i64;
 use super::value::Value;
-use super::{Ctx, Handler};
 use crate::protocol::Reply;
 use crate::protocol::errors;
 
@@ -23,7 +21,7 @@ const BITFIELD_RO_ERR: &str = "ERR BITFIELD_RO only supports the GET subcommand"
 /// proto-max-bulk-len: a bitmap may not grow past 512 MiB.
 const MAX_BITMAP_BYTES: u64 = 512 * 1024 * 1024;
 
-pub(super) fn register(t: &mut HashMap<&'static str, Handler>) {
+pub(super) fn register(t: &mut crate::backend::embedded::Handlers) {
     t.insert("setbit", setbit);
     t.insert("getbit", getbit);
     t.insert("bitcount", bitcount);

@@ -1,13 +1,11 @@
 //! DUMP and RESTORE (cluster.c): values serialized as Redis 7.0 DUMP payloads (see
 //! [`super::rdb`]), so keys move between respgate and a real redis-server both ways.
 
-use std::collections::HashMap;
-
 use bytes::Bytes;
 
 use super::db::Entry;
 use super::rdb::{self, RdbError};
-use super::{Ctx, Handler, arg_i64};
+use super::{Ctx, arg_i64};
 use crate::protocol::{Reply, errors};
 
 pub const BAD_PAYLOAD: &str = "ERR DUMP payload version or checksum are wrong";
@@ -17,7 +15,7 @@ pub const INVALID_TTL: &str = "ERR Invalid TTL value, must be >= 0";
 pub const INVALID_IDLETIME: &str = "ERR Invalid IDLETIME value, must be >= 0";
 pub const INVALID_FREQ: &str = "ERR Invalid FREQ value, must be >= 0 and <= 255";
 
-pub(super) fn register(t: &mut HashMap<&'static str, Handler>) {
+pub(super) fn register(t: &mut crate::backend::embedded::Handlers) {
     t.insert("dump", dump);
     t.insert("restore", restore);
 }

@@ -7,7 +7,7 @@
 //! hash, field), the same scheme as the keyspace (see `db.rs`): HSCAN's cursor is the hash
 //! of the next field, so a scan survives inserts and deletes between calls.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 
 use bytes::Bytes;
@@ -16,7 +16,7 @@ use super::db::HKey;
 use super::keyspace_cmds::parse_cursor;
 use super::string_cmds::longdouble;
 use super::value::Value;
-use super::{Ctx, Handler, Tunables, arg_i64};
+use super::{Ctx, Tunables, arg_i64};
 use crate::protocol::{Reply, errors};
 
 const HASH_NOT_INTEGER: &str = "ERR hash value is not an integer";
@@ -304,7 +304,7 @@ impl HashValue {
     }
 }
 
-pub(super) fn register(t: &mut HashMap<&'static str, Handler>) {
+pub(super) fn register(t: &mut crate::backend::embedded::Handlers) {
     t.insert("hset", hset);
     t.insert("hmset", hmset);
     t.insert("hsetnx", hsetnx);

@@ -4,12 +4,10 @@
 //! 6-bit registers, MurmurHash64A and the Ertl estimator of Redis 7.0. PFADD, PFCOUNT
 //! and PFMERGE.
 
-use std::collections::HashMap;
-
 use bytes::Bytes;
 
+use super::Ctx;
 use super::value::Value;
-use super::{Ctx, Handler};
 use crate::protocol::Reply;
 use crate::protocol::errors;
 
@@ -32,7 +30,7 @@ const SPARSE_VAL_MAX_LEN: usize = 4;
 const SPARSE_ZERO_MAX_LEN: usize = 64;
 const SPARSE_XZERO_MAX_LEN: usize = 16384;
 
-pub(super) fn register(t: &mut HashMap<&'static str, Handler>) {
+pub(super) fn register(t: &mut crate::backend::embedded::Handlers) {
     t.insert("pfadd", pfadd);
     t.insert("pfcount", pfcount);
     t.insert("pfmerge", pfmerge);

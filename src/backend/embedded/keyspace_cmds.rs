@@ -7,15 +7,13 @@
 //! without touching, `lookupKeyWrite` touches without counting. All of them delete an
 //! expired key first.
 
-use std::collections::HashMap;
-
 use bytes::Bytes;
 
 use super::db::Entry;
-use super::{Ctx, Handler, State, arg_i64};
+use super::{Ctx, State, arg_i64};
 use crate::protocol::{Reply, errors};
 
-pub(super) fn register(t: &mut HashMap<&'static str, Handler>) {
+pub(super) fn register(t: &mut crate::backend::embedded::Handlers) {
     t.insert("del", del);
     t.insert("unlink", del);
     t.insert("exists", exists);

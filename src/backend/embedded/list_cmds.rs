@@ -5,13 +5,13 @@
 //! and otherwise return the null Redis returns on timeout. The blocking layer re-runs these
 //! handlers when a key is pushed to, so they depend on the keyspace only.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use bytes::Bytes;
 
+use super::Ctx;
 use super::num::parse_i64;
 use super::value::Value;
-use super::{Ctx, Handler};
 use crate::protocol::{Reply, errors};
 
 const INDEX_OUT_OF_RANGE: &str = "ERR index out of range";
@@ -216,7 +216,7 @@ impl ListValue {
     }
 }
 
-pub(super) fn register(t: &mut HashMap<&'static str, Handler>) {
+pub(super) fn register(t: &mut crate::backend::embedded::Handlers) {
     t.insert("lpush", lpush);
     t.insert("rpush", rpush);
     t.insert("lpushx", lpushx);

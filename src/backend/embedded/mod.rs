@@ -33,7 +33,7 @@ pub mod value;
 mod watch;
 pub mod zset_cmds;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -228,10 +228,13 @@ impl Ctx<'_> {
 /// A command handler: argv includes the command name.
 pub type Handler = fn(&mut Ctx, &[Bytes]) -> Reply;
 
-fn handlers() -> &'static HashMap<&'static str, Handler> {
-    static TABLE: OnceLock<HashMap<&'static str, Handler>> = OnceLock::new();
+/// Command handlers by name. FxHash: our own command names, looked up once per command.
+pub(crate) type Handlers = rustc_hash::FxHashMap<&'static str, Handler>;
+
+fn handlers() -> &'static Handlers {
+    static TABLE: OnceLock<Handlers> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut t: HashMap<&'static str, Handler> = HashMap::new();
+        let mut t = Handlers::default();
         string_cmds::register(&mut t);
         keyspace_cmds::register(&mut t);
         server_cmds::register(&mut t);

@@ -1,13 +1,11 @@
 //! Database-wide commands of the embedded engine: DBSIZE, FLUSHDB, FLUSHALL, SWAPDB.
 
-use std::collections::HashMap;
-
 use bytes::Bytes;
 
-use super::{Ctx, Handler, arg_i64};
+use super::{Ctx, arg_i64};
 use crate::protocol::{Reply, errors};
 
-pub(super) fn register(t: &mut HashMap<&'static str, Handler>) {
+pub(super) fn register(t: &mut crate::backend::embedded::Handlers) {
     t.insert("dbsize", dbsize);
     t.insert("flushdb", flushdb);
     t.insert("flushall", flushall);

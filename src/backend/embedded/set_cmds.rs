@@ -8,7 +8,7 @@
 //! `BTreeSet` ordered by (member hash, member), the keyspace's scheme (see `db.rs`): the
 //! SSCAN cursor is the hash of the next member, so a scan survives inserts and deletes.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::ops::Bound;
 
 use bytes::Bytes;
@@ -19,7 +19,7 @@ use super::hash_cmds::{
 };
 use super::keyspace_cmds::parse_cursor;
 use super::value::Value;
-use super::{Ctx, Handler, Tunables};
+use super::{Ctx, Tunables};
 use crate::protocol::{Reply, errors};
 
 const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
@@ -283,7 +283,7 @@ impl SetValue {
     }
 }
 
-pub(super) fn register(t: &mut HashMap<&'static str, Handler>) {
+pub(super) fn register(t: &mut crate::backend::embedded::Handlers) {
     t.insert("sadd", sadd);
     t.insert("srem", srem);
     t.insert("smembers", smembers);

@@ -15,19 +15,18 @@
 //! errno. Here each weight is judged on its own.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 
 use bytes::Bytes;
 
+use super::Ctx;
 use super::list_cmds::ListValue;
 use super::pqsort::partial_sort;
 use super::value::Value;
-use super::{Ctx, Handler};
 use crate::protocol::{Reply, errors};
 
 const NOT_DOUBLE: &str = "ERR One or more scores can't be converted into double";
 
-pub(super) fn register(t: &mut HashMap<&'static str, Handler>) {
+pub(super) fn register(t: &mut crate::backend::embedded::Handlers) {
     t.insert("sort", sort);
     t.insert("sort_ro", sort_ro);
 }

@@ -8,20 +8,18 @@
 //! Redis 7.0. INCRBYFLOAT emulates Redis's `long double` arithmetic and `%.17Lf`
 //! formatting exactly, in software (see [`longdouble`]).
 
-use std::collections::HashMap;
-
 use bytes::{Bytes, BytesMut};
 
+use super::Ctx;
 use super::num::parse_i64;
 use super::value::{StrEncoding, Value};
-use super::{Ctx, Handler};
 use crate::protocol::{Reply, errors};
 
 /// Redis's default proto-max-bulk-len: the largest string APPEND/SETRANGE may build.
 // TODO: read the configured `limits.max_bulk_len` once the engine is given it.
 const PROTO_MAX_BULK_LEN: u64 = 512 * 1024 * 1024;
 
-pub(super) fn register(t: &mut HashMap<&'static str, Handler>) {
+pub(super) fn register(t: &mut crate::backend::embedded::Handlers) {
     t.insert("get", get);
     t.insert("set", set);
     t.insert("setnx", setnx);
@@ -1550,7 +1548,7 @@ mod tests {
             .map(|s| Bytes::copy_from_slice(s.as_bytes()))
             .collect();
         let name = line[0].to_ascii_lowercase();
-        let mut t = HashMap::new();
+        let mut t = crate::backend::embedded::Handlers::default();
         register(&mut t);
         let handler = t[name.as_str()];
         let mut ctx = Ctx {
@@ -1673,7 +1671,7 @@ mod tests {
         use rand::{Rng, SeedableRng};
         let engine = Engine::new(&EmbeddedConfig::default());
         let mut st = engine.state.lock();
-        let mut t = HashMap::new();
+        let mut t = crate::backend::embedded::Handlers::default();
         register(&mut t);
         let mut names: Vec<&str> = t.keys().copied().collect();
         names.sort();

@@ -1,4 +1,5 @@
 use super::*;
+use std::collections::HashMap;
 
 fn engine() -> Engine {
     Engine::new(&EmbeddedConfig::default())

@@ -5,15 +5,14 @@
 mod geohash;
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 
 use bytes::Bytes;
 
+use super::Ctx;
 use super::num::parse_i64;
 use super::pqsort::partial_sort;
 use super::value::Value;
 use super::zset_cmds::{ScoreRange, ZSetValue, parse_score};
-use super::{Ctx, Handler};
 use crate::protocol::{Reply, errors};
 use geohash::{Shape, ShapeKind};
 
@@ -27,7 +26,7 @@ const BOX_NEGATIVE: &str = "ERR height or width cannot be negative";
 const COUNT_POSITIVE: &str = "ERR COUNT must be > 0";
 const ANY_NEEDS_COUNT: &str = "ERR the ANY argument requires COUNT argument";
 
-pub(super) fn register(t: &mut HashMap<&'static str, Handler>) {
+pub(super) fn register(t: &mut crate::backend::embedded::Handlers) {
     t.insert("geoadd", geoadd);
     t.insert("geopos", geopos);
     t.insert("geodist", geodist);

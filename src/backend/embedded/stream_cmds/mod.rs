@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use self::stream::{Group, INVALID_ENTRIES_READ, StreamId, StreamValue, Trim};
 use super::value::Value;
-use super::{Ctx, Handler, arg_i64};
+use super::{Ctx, arg_i64};
 use crate::protocol::{Protocol, Reply, errors};
 
 const INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
@@ -89,7 +89,7 @@ const XINFO_HELP: &[&str] = &[
     "    Prints this help.",
 ];
 
-pub fn register(t: &mut std::collections::HashMap<&'static str, Handler>) {
+pub fn register(t: &mut crate::backend::embedded::Handlers) {
     t.insert("xadd", xadd);
     t.insert("xlen", xlen);
     t.insert("xrange", xrange);

@@ -12,13 +12,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 
+use super::Ctx;
 use super::db::key_hash;
 use super::keyspace_cmds::parse_cursor;
 use super::list_cmds::parse_timeout_ms;
 use super::num::{parse_f64, parse_i64};
 use super::set_cmds::SetValue;
 use super::value::Value;
-use super::{Ctx, Handler};
 use crate::protocol::reply::format_double;
 use crate::protocol::{Protocol, Reply, errors};
 use order_tree::OrderTree;
@@ -400,7 +400,7 @@ impl LexRange {
     }
 }
 
-pub(super) fn register(t: &mut HashMap<&'static str, Handler>) {
+pub(super) fn register(t: &mut crate::backend::embedded::Handlers) {
     t.insert("zadd", zadd);
     t.insert("zincrby", zincrby);
     t.insert("zrem", zrem);
