@@ -196,7 +196,7 @@ fn scripts_match_real_redis_through_tls_forwarding() {
 #[test]
 fn scripts_match_real_redis_through_sentinel() {
     let redis = RedisServer::start();
-    let setup = common::redis_sentinel::SentinelSetup::start();
+    let setup = common::redis_sentinel::SentinelSetup::start_stable();
     let gate = Respgate::sentinel(
         &setup.sentinel_addrs(),
         common::redis_sentinel::MASTER_NAME,

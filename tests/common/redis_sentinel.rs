@@ -25,6 +25,17 @@ impl SentinelSetup {
 
     /// Like [`SentinelSetup::start`], with extra arguments for the master.
     pub fn start_with(master_args: &[&str]) -> SentinelSetup {
+        Self::start_opts(master_args, 1000)
+    }
+
+    /// A setup whose sentinels do not fail over by themselves (a master must be silent for a
+    /// minute): for tests that are not about failover, so a busy machine cannot trigger one.
+    pub fn start_stable() -> SentinelSetup {
+        Self::start_opts(&[], 60_000)
+    }
+
+    /// `down_after_ms`: how long the master may be silent before the sentinels act.
+    pub fn start_opts(master_args: &[&str], down_after_ms: u64) -> SentinelSetup {
         let master = RedisServer::start_with(master_args);
         let replica =
             RedisServer::start_with(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
@@ -49,7 +60,7 @@ impl SentinelSetup {
                 format!(
                     "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {dir}\n\
                      sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
-                     sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+                     sentinel down-after-milliseconds {MASTER_NAME} {down_after_ms}\n\
                      sentinel failover-timeout {MASTER_NAME} 5000\n\
                      sentinel parallel-syncs {MASTER_NAME} 1\n",
                     dir = setup.dir.display()
