@@ -155,11 +155,11 @@ impl Session {
                 engine.batch().execute_as(view, tenant, spec, argv)
             }));
         }
-        Blocking::Done(replies::strip(
-            ns,
-            shape,
-            engine.execute(view, spec, &rewritten),
-        ))
+        // TTL rules are enforced inside the one engine lock of this command.
+        let reply = engine
+            .batch()
+            .execute_under_ttl(view, tenant, spec, &rewritten);
+        Blocking::Done(replies::strip(ns, shape, reply))
     }
 
     /// A tenant's connection command queued in MULTI (PUBLISH, WATCH ...), namespaced.

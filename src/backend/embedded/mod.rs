@@ -29,6 +29,7 @@ mod string_cmds;
 mod tenancy;
 #[cfg(test)]
 mod test_support;
+mod ttl;
 pub mod value;
 mod watch;
 pub mod zset_cmds;
