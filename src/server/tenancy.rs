@@ -135,10 +135,13 @@ impl Session {
         }
         let view = self.view();
         if spec.has(table::flags::BLOCKING) && blocking::may_block(spec, &rewritten) {
-            return match engine
-                .batch()
-                .execute_blocking(view, self.client_id(), spec, &rewritten)
-            {
+            return match engine.batch().execute_blocking_as(
+                view,
+                self.client_id(),
+                Some(tenant),
+                spec,
+                &rewritten,
+            ) {
                 Blocking::Done(reply) => Blocking::Done(replies::strip(ns, shape, reply)),
                 wait => {
                     self.block_shape = Some(shape);

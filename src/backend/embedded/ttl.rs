@@ -16,7 +16,7 @@ use crate::policy::ttl::{self, Action, Effect, Fix, KeyState, TtlRule};
 use crate::protocol::Reply;
 
 /// One key of the write that falls under a rule.
-struct Ruled<'t> {
+pub(super) struct Ruled<'t> {
     /// The stored (prefixed) key and the tenant's name for it.
     key: Bytes,
     plain: Bytes,
@@ -35,15 +35,46 @@ impl Batch<'_> {
         cmd: &CommandSpec,
         argv: &[Bytes],
     ) -> Reply {
-        if tenant.ttl.is_empty() || !cmd.has(table::flags::WRITE) {
-            return self.execute(client, cmd, argv);
-        }
-        let now = self.clock();
-        let ruled = self.ruled_keys(client, tenant, cmd, argv, now);
+        let ruled = self.ttl_prepare(client, tenant, cmd, argv);
         if ruled.is_empty() {
             return self.execute(client, cmd, argv);
         }
-        for r in &ruled {
+        if let Some(refused) = self.ttl_refusal(client, tenant, cmd, argv, &ruled) {
+            return refused;
+        }
+        let reply = self.execute(client, cmd, argv);
+        self.ttl_settle(client, tenant, cmd, &ruled);
+        reply
+    }
+
+    /// The keys of the write that fall under a rule, with their state before it.
+    pub(super) fn ttl_prepare<'t>(
+        &self,
+        client: ClientView,
+        tenant: &'t Tenant,
+        cmd: &CommandSpec,
+        argv: &[Bytes],
+    ) -> Vec<Ruled<'t>> {
+        // Containers (XGROUP CREATE ... MKSTREAM) carry the write flag on the subcommand.
+        let effective = keys::resolve(cmd, argv).unwrap_or(cmd);
+        if tenant.ttl.is_empty() || !effective.has(table::flags::WRITE) {
+            return Vec::new();
+        }
+        let now = self.clock();
+        self.ruled_keys(client, tenant, cmd, argv, now)
+    }
+
+    /// The refusal of a write whose predicted outcome breaks a rule (counted).
+    fn ttl_refusal(
+        &self,
+        client: ClientView,
+        tenant: &Tenant,
+        cmd: &CommandSpec,
+        argv: &[Bytes],
+        ruled: &[Ruled<'_>],
+    ) -> Option<Reply> {
+        let now = self.clock();
+        for r in ruled {
             let source = match r.effect {
                 Effect::CopyFrom(i) => argv
                     .get(i)
@@ -61,12 +92,22 @@ impl Batch<'_> {
             if let Some(text) = ttl::refusal(r.rule, &r.plain, verdict) {
                 r.rule.count(&tenant.name, Action::Rejected);
                 tracing::debug!(tenant = %tenant.name, rule = %r.rule.pattern, command = cmd.name, "TTL policy refused a write");
-                return Reply::err(text);
+                return Some(Reply::err(text));
             }
         }
-        let reply = self.execute(client, cmd, argv);
+        None
+    }
+
+    /// After the write: the default given, the TTL shortened, or the breach recorded.
+    pub(super) fn ttl_settle(
+        &mut self,
+        client: ClientView,
+        tenant: &Tenant,
+        cmd: &CommandSpec,
+        ruled: &[Ruled<'_>],
+    ) {
         let now = self.clock();
-        for r in &ruled {
+        for r in ruled {
             let after = self.key_state(r.db, &r.key, now);
             let verdict = ttl::verdict(r.rule, r.before, after, r.effect == Effect::Persist, now);
             let view = ClientView { db: r.db, ..client };
@@ -91,7 +132,6 @@ impl Batch<'_> {
                 }
             }
         }
-        reply
     }
 
     /// The command clock, as handlers see it.
