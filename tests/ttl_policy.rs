@@ -506,3 +506,32 @@ fn fifty_concurrent_writers_never_leave_a_key_without_ttl() {
         assert!((3590..=3600).contains(&t), "{key}: TTL {t}");
     }
 }
+
+#[test]
+fn a_blocked_move_served_later_gets_the_default_ttl() {
+    let gate = start();
+    let mut waiter = Conn::connect(&gate.addr);
+    let mut pusher = Conn::connect(&gate.addr);
+    waiter.send(&[b"BLMOVE", b"s:empty", b"c:dest", b"LEFT", b"RIGHT", b"0"]);
+    // Until the waiter is blocked, a push would be served at once (not what is tested).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !String::from_utf8_lossy(
+        cmd(&mut pusher, "CLIENT LIST")
+            .as_bytes()
+            .unwrap_or_default(),
+    )
+    .contains("cmd=blmove")
+    {
+        assert!(std::time::Instant::now() < deadline, "BLMOVE never blocked");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(int(&mut pusher, "LPUSH s:empty x"), 1);
+    assert_eq!(waiter.read(), Value::Bulk(b"x".to_vec()));
+    let t = ttl(&mut pusher, "c:dest");
+    assert!((595..=600).contains(&t), "TTL {t}");
+    // In reject mode it is refused before it waits.
+    assert_eq!(
+        cmd(&mut waiter, "BLMOVE s:empty r:dest LEFT RIGHT 0"),
+        requires("r:dest")
+    );
+}
