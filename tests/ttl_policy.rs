@@ -371,6 +371,15 @@ fn reject_mode_refuses_and_leaves_the_key_alone() {
     ok_or_value(&mut c, "SET s:short v EX 60");
     assert_eq!(int(&mut c, "COPY s:short r:c"), 1);
     assert!(ttl(&mut c, "r:c") <= 60);
+    // Commands that cannot create the key, or leave an existing one alone, pass.
+    assert_eq!(int(&mut c, "LPUSHX r:none a"), 0);
+    assert_eq!(int(&mut c, "COPY s:str r:c"), 0);
+    assert_eq!(int(&mut c, "RENAMENX s:str r:c"), 0);
+    assert!(cmd(&mut c, "LSET r:none 0 a").is_error());
+    // An overwrite would drop the TTL: refused.
+    assert_eq!(cmd(&mut c, "SINTERSTORE r:c s:set"), requires("r:c"));
+    assert_eq!(cmd(&mut c, "GETSET r:c v"), requires("r:c"));
+    assert!(ttl(&mut c, "r:c") <= 60);
     // Inside MULTI the refused command fails on its own, like any runtime error.
     assert_eq!(cmd(&mut c, "MULTI"), Value::Simple("OK".into()));
     cmd(&mut c, "SET r:m v");

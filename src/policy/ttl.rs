@@ -209,8 +209,9 @@ pub enum Effect {
     Expire { at: i64, cond: Cond },
     /// PERSIST, GETEX PERSIST: the TTL removed on request.
     Persist,
-    /// COPY / RENAME / RENAMENX destination: gets the source's TTL (argv index of the source).
-    CopyFrom(usize),
+    /// COPY / RENAME / RENAMENX destination: gets the source's TTL (argv index of the source);
+    /// `keeps_existing`: COPY without REPLACE and RENAMENX leave an existing destination alone.
+    CopyFrom { source: usize, keeps_existing: bool },
     /// Any other write: `overwrite` replaces the value (key spec OW: TTL dropped), `creates`
     /// may create the key without a TTL.
     Write { overwrite: bool, creates: bool },
@@ -259,13 +260,20 @@ pub fn effect(name: &str, argv: &[Bytes], pos: usize, flags: &[&str], now: u64) 
             }
             Effect::Value { at, keep, nx, xx }
         }
+        // GETSET is SET ... GET: the TTL goes.
+        "getset" => Effect::Value {
+            at: None,
+            keep: false,
+            nx: false,
+            xx: false,
+        },
         "setex" | "psetex" => Effect::Value {
             at: argv.get(2).and_then(|v| abs_ms(name.as_bytes(), v, now)),
             keep: false,
             nx: false,
             xx: false,
         },
-        "restore" => {
+        "restore" | "restore-asking" => {
             let absttl = argv
                 .iter()
                 .skip(4)
@@ -320,11 +328,38 @@ pub fn effect(name: &str, argv: &[Bytes], pos: usize, flags: &[&str], now: u64) 
             },
         },
         "persist" => Effect::Persist,
-        "copy" | "rename" | "renamenx" if pos == 2 => Effect::CopyFrom(1),
-        // Only push onto a list that exists.
-        "lpushx" | "rpushx" => Effect::Write {
+        "copy" | "rename" | "renamenx" if pos == 2 => Effect::CopyFrom {
+            source: 1,
+            keeps_existing: name == "renamenx"
+                || (name == "copy"
+                    && !argv
+                        .iter()
+                        .skip(3)
+                        .any(|a| a.eq_ignore_ascii_case(b"replace"))),
+        },
+        // Key specs say what a command may do to a key, not whether it needs the key to
+        // exist: these write only into a key that is already there (or fail).
+        "lpushx"
+        | "rpushx"
+        | "lset"
+        | "linsert"
+        | "xack"
+        | "xclaim"
+        | "xsetid"
+        | "xgroup|setid"
+        | "xgroup|createconsumer"
+        | "pfdebug" => Effect::Write {
             overwrite: false,
             creates: false,
+        },
+        "xgroup|create" => Effect::Write {
+            overwrite: false,
+            creates: argv.iter().any(|a| a.eq_ignore_ascii_case(b"mkstream")),
+        },
+        // Redis 7.0 flags SINTERSTORE's destination RW, but it replaces it like SUNIONSTORE.
+        "sinterstore" => Effect::Write {
+            overwrite: true,
+            creates: true,
         },
         _ => {
             let removes = has(flags, "RM") || (has(flags, "delete") && !has(flags, "insert"));
@@ -384,8 +419,9 @@ pub fn predict(effect: &Effect, before: KeyState, source: KeyState, now: u64) ->
             KeyState::Expires(_) => KeyState::Persistent,
             s => s,
         },
-        Effect::CopyFrom(_) => match source {
+        Effect::CopyFrom { keeps_existing, .. } => match source {
             KeyState::Missing => before,
+            _ if keeps_existing && before != KeyState::Missing => before,
             s => s,
         },
         Effect::Write { overwrite, creates } => match before {

@@ -76,7 +76,7 @@ impl Batch<'_> {
         let now = self.clock();
         for r in ruled {
             let source = match r.effect {
-                Effect::CopyFrom(i) => argv
+                Effect::CopyFrom { source: i, .. } => argv
                     .get(i)
                     .map_or(KeyState::Missing, |k| self.key_state(client.db, k, now)),
                 _ => KeyState::Missing,
@@ -158,6 +158,8 @@ impl Batch<'_> {
         let Ok(refs) = keys::keys_and_flags(cmd, argv) else {
             return Vec::new();
         };
+        // Subcommands by their own name (`xgroup|create`).
+        let name = keys::resolve(cmd, argv).map_or(cmd.name, |c| c.name);
         let mut out: Vec<Ruled<'t>> = Vec::new();
         for k in refs {
             // Read-only keys (sources of *STORE, COPY ...) keep their TTL.
@@ -180,7 +182,7 @@ impl Batch<'_> {
             if out.iter().any(|r| r.key == *key && r.db == db) {
                 continue;
             }
-            let effect = ttl::effect(cmd.name, argv, k.pos, k.flags, now);
+            let effect = ttl::effect(name, argv, k.pos, k.flags, now);
             let before = self.key_state(db, key, now);
             out.push(Ruled {
                 key: key.clone(),
