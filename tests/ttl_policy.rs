@@ -201,6 +201,12 @@ fn clamp_mode_gives_every_new_key_the_default_ttl() {
         let t = ttl(&mut c, key);
         assert!((595..=600).contains(&t), "{key}: TTL {t}");
     }
+    // COPY ... DB n: the destination in the other database gets it.
+    assert_eq!(int(&mut c, "COPY s:str c:otherdb DB 1"), 1);
+    assert_eq!(cmd(&mut c, "SELECT 1"), Value::Simple("OK".into()));
+    let t = ttl(&mut c, "c:otherdb");
+    assert!((595..=600).contains(&t), "COPY DB 1: TTL {t}");
+    assert_eq!(cmd(&mut c, "SELECT 0"), Value::Simple("OK".into()));
     // A key outside every rule keeps Redis's behaviour.
     ok_or_value(&mut c, "HSET s:free f v");
     assert_eq!(ttl(&mut c, "s:free"), -1);
@@ -248,9 +254,20 @@ fn clamp_mode_shortens_long_ttls_and_never_lengthens_one() {
         !c.cmd(&[b"RESTORE", b"c:r", b"99999000", &payload])
             .is_error()
     );
+    let abs = (now_s() + 99_999) * 1000;
+    assert!(
+        !c.cmd(&[
+            b"RESTORE",
+            b"c:abs",
+            abs.to_string().as_bytes(),
+            &payload,
+            b"ABSTTL"
+        ])
+        .is_error()
+    );
     ok_or_value(&mut c, "COPY s:long c:copy");
     ok_or_value(&mut c, "RENAME s:long c:renamed");
-    for key in ["c:r", "c:copy", "c:renamed"] {
+    for key in ["c:r", "c:abs", "c:copy", "c:renamed"] {
         let t = ttl(&mut c, key);
         assert!((3595..=3600).contains(&t), "{key}: TTL {t}");
     }
