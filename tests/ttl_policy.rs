@@ -292,11 +292,16 @@ fn clamp_mode_shortens_long_ttls_and_never_lengthens_one() {
     // Without require_ttl an explicit PERSIST is honoured.
     assert_eq!(int(&mut c, "PERSIST c:e"), 1);
     assert_eq!(ttl(&mut c, "c:e"), -1);
-    // require_ttl in clamp mode without a default: max_ttl is given, PERSIST included.
+    // require_ttl in clamp mode without a default: max_ttl is given; an explicit PERSIST
+    // gets the key's old TTL back (never a longer one).
     ok_or_value(&mut c, "HSET n:h f v");
     assert!((295..=300).contains(&ttl(&mut c, "n:h")));
     ok_or_value(&mut c, "SET n:s v EX 100");
     ok_or_value(&mut c, "GETEX n:s PERSIST");
+    assert!((95..=100).contains(&ttl(&mut c, "n:s")));
+    assert_eq!(int(&mut c, "PERSIST n:s"), 1);
+    assert!((95..=100).contains(&ttl(&mut c, "n:s")));
+    ok_or_value(&mut c, "SET n:s v");
     assert!((295..=300).contains(&ttl(&mut c, "n:s")));
     ok_or_value(&mut c, "SET n:s v EX 99999");
     assert!((295..=300).contains(&ttl(&mut c, "n:s")));

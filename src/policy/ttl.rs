@@ -16,8 +16,9 @@
 //! * `max_ttl`: a TTL this write set (or copied: COPY, RENAME, RESTORE) that is longer is
 //!   shortened (clamp), refused (reject) or recorded (audit). A TTL the key already had is
 //!   never touched.
-//! * `require_ttl`: a write that leaves the key without a TTL (explicit PERSIST included) gets
-//!   default_ttl (or max_ttl) in clamp mode, is refused in reject mode, recorded in audit mode.
+//! * `require_ttl`: a write that leaves the key without a TTL gets default_ttl (or max_ttl) in
+//!   clamp mode — an explicit PERSIST gets its old TTL back instead —, is refused in reject
+//!   mode, recorded in audit mode.
 //! * `audit` never changes anything: it records what clamp would have done.
 
 use std::sync::OnceLock;
@@ -501,7 +502,9 @@ pub enum Fix {
     Record,
 }
 
-pub fn fix(rule: &TtlRule, verdict: Verdict) -> Fix {
+/// The fix-up for `verdict`. `undone_ttl`: the ms the key had left before an explicit
+/// PERSIST removed it — a required TTL is then given back, not replaced by a longer default.
+pub fn fix(rule: &TtlRule, verdict: Verdict, undone_ttl: Option<u64>) -> Fix {
     if verdict == Verdict::Fine {
         return Fix::None;
     }
@@ -509,10 +512,11 @@ pub fn fix(rule: &TtlRule, verdict: Verdict) -> Fix {
         return Fix::Record;
     }
     match verdict {
-        Verdict::NoTtl => match (rule.default_ms, rule.max_ms) {
-            (Some(d), _) => Fix::Give(d, Action::DefaultApplied),
-            (None, Some(m)) => Fix::Give(m, Action::Clamped),
-            (None, None) => Fix::None,
+        Verdict::NoTtl => match (undone_ttl, rule.default_ms, rule.max_ms) {
+            (Some(left), _, _) => Fix::Give(left.max(1), Action::Clamped),
+            (None, Some(d), _) => Fix::Give(d, Action::DefaultApplied),
+            (None, None, Some(m)) => Fix::Give(m, Action::Clamped),
+            (None, None, None) => Fix::None,
         },
         Verdict::TooLong => rule.max_ms.map_or(Fix::None, Fix::Shorten),
         Verdict::Fine => Fix::None,

@@ -111,7 +111,11 @@ impl Batch<'_> {
             let after = self.key_state(r.db, &r.key, now);
             let verdict = ttl::verdict(r.rule, r.before, after, r.effect == Effect::Persist, now);
             let view = ClientView { db: r.db, ..client };
-            match ttl::fix(r.rule, verdict) {
+            let undone_ttl = match (r.effect == Effect::Persist, r.before) {
+                (true, KeyState::Expires(at)) => Some(at.saturating_sub(now)),
+                _ => None,
+            };
+            match ttl::fix(r.rule, verdict, undone_ttl) {
                 Fix::None => {}
                 Fix::Give(ms, action) => {
                     self.pexpire(view, &r.key, ms, b"NX");

@@ -327,23 +327,33 @@ fn refusals_per_mode() {
 fn fixes_per_mode() {
     let clamp = rule("*", Some("10m"), Some("1h"), false, TtlMode::Clamp);
     assert_eq!(
-        fix(&clamp, Verdict::NoTtl),
+        fix(&clamp, Verdict::NoTtl, None),
         Fix::Give(10 * MIN, Action::DefaultApplied)
     );
-    assert_eq!(fix(&clamp, Verdict::TooLong), Fix::Shorten(60 * MIN));
-    assert_eq!(fix(&clamp, Verdict::Fine), Fix::None);
+    assert_eq!(fix(&clamp, Verdict::TooLong, None), Fix::Shorten(60 * MIN));
+    assert_eq!(fix(&clamp, Verdict::Fine, None), Fix::None);
     let max_only = rule("*", None, Some("5m"), true, TtlMode::Clamp);
     assert_eq!(
-        fix(&max_only, Verdict::NoTtl),
+        fix(&max_only, Verdict::NoTtl, None),
         Fix::Give(5 * MIN, Action::Clamped)
     );
+    // An explicit PERSIST of a required TTL gets the old TTL back, not a longer one.
+    let required = rule("*", Some("10m"), Some("1h"), true, TtlMode::Clamp);
+    assert_eq!(
+        fix(&required, Verdict::NoTtl, Some(5_000)),
+        Fix::Give(5_000, Action::Clamped)
+    );
+    assert_eq!(
+        fix(&required, Verdict::NoTtl, Some(0)),
+        Fix::Give(1, Action::Clamped)
+    );
     let audit = rule("*", Some("10m"), Some("1h"), true, TtlMode::Audit);
-    assert_eq!(fix(&audit, Verdict::NoTtl), Fix::Record);
-    assert_eq!(fix(&audit, Verdict::TooLong), Fix::Record);
+    assert_eq!(fix(&audit, Verdict::NoTtl, None), Fix::Record);
+    assert_eq!(fix(&audit, Verdict::TooLong, None), Fix::Record);
     // Reject mode: what slipped past the prediction is still fixed.
     let reject = rule("*", Some("10m"), Some("1h"), true, TtlMode::Reject);
     assert_eq!(
-        fix(&reject, Verdict::NoTtl),
+        fix(&reject, Verdict::NoTtl, None),
         Fix::Give(10 * MIN, Action::DefaultApplied)
     );
 }
