@@ -22,6 +22,8 @@ pub const EMBEDDED_EVICTED: &str = "respgate_embedded_evicted_keys_total";
 pub const EMBEDDED_EXPIRED: &str = "respgate_embedded_expired_keys_total";
 pub const EMBEDDED_USED_MEMORY: &str = "respgate_embedded_used_memory_bytes";
 pub const AUTH_FAILURES: &str = "respgate_auth_failures_total";
+/// `{tenant, rule, action}`: what TTL rules did (default_applied, clamped, rejected, audited).
+pub const TTL_POLICY_ACTIONS: &str = "respgate_ttl_policy_actions_total";
 
 /// Process-wide metric handles.
 pub struct Handles {
@@ -95,6 +97,10 @@ pub fn install() -> Result<PrometheusHandle, String> {
     metrics::describe_counter!(
         AUTH_FAILURES,
         "Failed AUTH and HELLO AUTH attempts (wrong credentials or rate-limited)"
+    );
+    metrics::describe_counter!(
+        TTL_POLICY_ACTIONS,
+        "TTL policy actions per tenant and rule: default_applied, clamped, rejected, audited"
     );
     metrics::describe_counter!(
         EMBEDDED_EVICTED,

@@ -6,11 +6,14 @@
 //! * [`acl`]: may this tenant run this command (allow/deny, read-only, default deny list).
 //! * [`namespace`]: keys, channels and patterns of a command moved into the tenant's prefix.
 //! * [`replies`]: the prefix removed from replies and pub/sub messages (values or raw RESP).
+//! * [`ttl`]: TTL rules — which rule a key falls under, what a write does to its TTL, and
+//!   whether it is refused, given a default, clamped or recorded.
 
 pub mod acl;
 pub mod namespace;
 pub mod replies;
 pub mod tenant;
+pub mod ttl;
 
 pub use namespace::{Namespace, Plan, Shape, Wide};
 pub use tenant::{Tenant, Tenants};

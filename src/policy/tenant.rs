@@ -7,7 +7,8 @@ use sha2::{Digest, Sha256};
 
 use super::acl::Acl;
 use super::namespace::Namespace;
-use crate::config::{Config, TenantConfig, TtlRuleConfig};
+use super::ttl::TtlRules;
+use crate::config::{Config, TenantConfig};
 
 /// How a tenant's password is kept.
 #[derive(Clone)]
@@ -48,8 +49,8 @@ pub struct Tenant {
     pub namespace: Namespace,
     pub acl: Acl,
     pub durable: bool,
-    /// TTL rules as configured (enforced by a later policy module).
-    pub ttl: Vec<TtlRuleConfig>,
+    /// TTL rules, first match wins (enforced by the embedded engine, see `policy::ttl`).
+    pub ttl: TtlRules,
 }
 
 /// Why tenants could not be compiled (config validation catches these first).
@@ -147,7 +148,7 @@ fn compile(t: &TenantConfig) -> Result<Tenant, String> {
         namespace: Namespace::new(t.prefix.as_bytes()),
         acl: Acl::new(&t.deny, &t.allow, t.read_only, t.default_deny)?,
         durable: t.durable,
-        ttl: t.ttl.clone(),
+        ttl: TtlRules::compile(&t.ttl).map_err(|e| e.to_string())?,
     })
 }
 

@@ -135,10 +135,13 @@ impl Session {
         }
         let view = self.view();
         if spec.has(table::flags::BLOCKING) && blocking::may_block(spec, &rewritten) {
-            return match engine
-                .batch()
-                .execute_blocking(view, self.client_id(), spec, &rewritten)
-            {
+            return match engine.batch().execute_blocking_as(
+                view,
+                self.client_id(),
+                Some(tenant),
+                spec,
+                &rewritten,
+            ) {
                 Blocking::Done(reply) => Blocking::Done(replies::strip(ns, shape, reply)),
                 wait => {
                     self.block_shape = Some(shape);
@@ -155,11 +158,11 @@ impl Session {
                 engine.batch().execute_as(view, tenant, spec, argv)
             }));
         }
-        Blocking::Done(replies::strip(
-            ns,
-            shape,
-            engine.execute(view, spec, &rewritten),
-        ))
+        // TTL rules are enforced inside the one engine lock of this command.
+        let reply = engine
+            .batch()
+            .execute_under_ttl(view, tenant, spec, &rewritten);
+        Blocking::Done(replies::strip(ns, shape, reply))
     }
 
     /// A tenant's connection command queued in MULTI (PUBLISH, WATCH ...), namespaced.

@@ -24,6 +24,8 @@ pub struct Waiter {
     pub reply_to: oneshot::Sender<Reply>,
     /// What it answers if it times out (or is unblocked by CLIENT UNBLOCK ... TIMEOUT).
     pub timeout_reply: Reply,
+    /// The tenant it runs for: BLMOVE's destination is held to its TTL rules when served.
+    pub tenant: Option<std::sync::Arc<crate::policy::Tenant>>,
 }
 
 /// All blocked clients, keyed by client id (a client blocks on one command at a time).

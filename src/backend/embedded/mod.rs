@@ -29,6 +29,7 @@ mod string_cmds;
 mod tenancy;
 #[cfg(test)]
 mod test_support;
+mod ttl;
 pub mod value;
 mod watch;
 pub mod zset_cmds;
@@ -743,7 +744,23 @@ impl Batch<'_> {
         cmd: &'static CommandSpec,
         argv: &[Bytes],
     ) -> Blocking {
-        let reply = self.execute(client, cmd, argv);
+        self.execute_blocking_as(client, client_id, None, cmd, argv)
+    }
+
+    /// [`Batch::execute_blocking`] for a tenant (argv already namespaced): its TTL rules hold
+    /// for what the command writes now, and for what it writes when served later.
+    pub fn execute_blocking_as(
+        &mut self,
+        client: ClientView,
+        client_id: u64,
+        tenant: Option<&std::sync::Arc<crate::policy::Tenant>>,
+        cmd: &'static CommandSpec,
+        argv: &[Bytes],
+    ) -> Blocking {
+        let reply = match tenant {
+            Some(t) => self.execute_under_ttl(client, t, cmd, argv),
+            None => self.execute(client, cmd, argv),
+        };
         if !blocking::is_unserved(&reply) {
             return Blocking::Done(reply);
         }
@@ -778,6 +795,7 @@ impl Batch<'_> {
                 keys: wait_keys,
                 reply_to: tx,
                 timeout_reply: reply.clone(),
+                tenant: tenant.cloned(),
             },
         );
         Blocking::Wait {
@@ -1218,6 +1236,7 @@ impl Batch<'_> {
                     continue;
                 };
                 let (client, cmd, argv) = (w.client, w.cmd, w.argv.clone());
+                let tenant = w.tenant.clone();
                 let value = self
                     .state
                     .dbs
@@ -1240,6 +1259,10 @@ impl Batch<'_> {
                     continue;
                 };
                 let before = self.state.dirty;
+                let ruled = match &tenant {
+                    Some(t) => self.ttl_prepare(client, t, cmd, &argv),
+                    None => Vec::new(),
+                };
                 let reply = self.run(*handler, client, &argv);
                 // Nothing for it (or the key now has another type): it keeps waiting, as in
                 // Redis 7.0.
@@ -1263,6 +1286,9 @@ impl Batch<'_> {
                 }
                 if wrote {
                     self.after_write(client.db, cmd, &argv, &written);
+                    if let Some(t) = &tenant {
+                        self.ttl_settle(client, t, cmd, &ruled);
+                    }
                 }
             }
         }

@@ -42,7 +42,7 @@ impl Batch<'_> {
             Err(e) => Reply::err(e),
             Ok(Plan::Wide(wide)) => self.execute_wide(client, ns, wide),
             Ok(Plan::Run(rewritten, shape)) => {
-                let reply = self.execute(client, cmd, &rewritten);
+                let reply = self.execute_under_ttl(client, tenant, cmd, &rewritten);
                 replies::strip(ns, shape, reply)
             }
         }
