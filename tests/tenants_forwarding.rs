@@ -163,3 +163,73 @@ fn tenants_stay_in_their_namespace_through_a_cluster() {
         other => panic!("DBSIZE {other:?}"),
     }
 }
+
+fn ttl(c: &mut Conn, key: &str) -> i64 {
+    match c.cmd(&[b"TTL", key.as_bytes()]) {
+        Value::Int(t) => t,
+        other => panic!("TTL {key}: {other:?}"),
+    }
+}
+
+#[test]
+fn ttl_rules_hold_through_a_standalone_backend() {
+    let backend = RedisServer::start();
+    let cfg = format!(
+        r#"{TENANTS}
+[[tenants.ttl]]
+pattern = "tile:*"
+default_ttl = "10m"
+max_ttl = "1h"
+mode = "clamp"
+[[tenants.ttl]]
+pattern = "lock:*"
+require_ttl = true
+max_ttl = "5m"
+mode = "reject"
+[backend]
+mode = "standalone"
+address = "{}"
+"#,
+        backend.addr()
+    );
+    let gate = Respgate::start_with(&["--config", &temp_config(&cfg)]);
+    let mut b = login(&gate.addr, "ub", "pb");
+    let mut direct = Conn::connect(&backend.addr());
+    // Default TTL on a created key, whatever the type; the client sees its own reply.
+    assert_eq!(b.cmd_str("SET tile:1 x"), ok());
+    assert_eq!(b.cmd_str("HSET tile:2 f v"), Value::Int(1));
+    assert_eq!(b.cmd_str("INCR tile:3"), Value::Int(1));
+    for k in ["b*?[tile:1", "b*?[tile:2", "b*?[tile:3"] {
+        let t = ttl(&mut direct, k);
+        assert!((590..=600).contains(&t), "{k}: {t}");
+    }
+    // A longer TTL is clamped; an existing TTL is never lengthened by the default.
+    assert_eq!(b.cmd_str("EXPIRE tile:1 86400"), Value::Int(1));
+    let t = ttl(&mut b, "tile:1");
+    assert!((3590..=3600).contains(&t), "clamped to {t}");
+    assert_eq!(b.cmd_str("EXPIRE tile:2 30"), Value::Int(1));
+    assert_eq!(b.cmd_str("HSET tile:2 g w"), Value::Int(1));
+    assert!(ttl(&mut b, "tile:2") <= 30);
+    // Reject mode: a lock needs a TTL of at most 5 minutes.
+    assert_eq!(
+        b.cmd_str("SET lock:1 x"),
+        Value::Error("ERR respgate: TTL policy lock:* requires a TTL for key 'lock:1'".into())
+    );
+    assert_eq!(
+        b.cmd_str("SET lock:1 x EX 3600"),
+        Value::Error("ERR respgate: TTL policy lock:* allows at most 5m for key 'lock:1'".into())
+    );
+    assert_eq!(b.cmd_str("SET lock:1 x NX PX 30000"), ok());
+    assert_eq!(direct.cmd_str("EXISTS b*?[lock:1"), Value::Int(1));
+    // Inside MULTI the client gets only its own replies.
+    b.cmd_str("MULTI");
+    b.cmd_str("SET tile:9 a");
+    b.cmd_str("GET tile:9");
+    assert_eq!(b.cmd_str("EXEC"), Value::Array(vec![ok(), bulk("a")]));
+    let t = ttl(&mut direct, "b*?[tile:9");
+    assert!((590..=600).contains(&t), "{t}");
+    // Tenant a has no rules: untouched.
+    let mut a = login(&gate.addr, "ua", "pa");
+    assert_eq!(a.cmd_str("SET tile:1 x"), ok());
+    assert_eq!(ttl(&mut a, "tile:1"), -1);
+}

@@ -547,15 +547,15 @@ impl Config {
         if self.backend.connections == 0 || self.backend.connections > 256 {
             return Err(invalid("backend.connections", "must be 1..=256".into()));
         }
-        if self.backend.mode != BackendMode::Embedded
+        if self.backend.mode == BackendMode::Cluster
             && self.tenants.iter().any(|t| !t.ttl.is_empty())
         {
-            // Namespaces and command policy are enforced in every mode; TTL rules only by the
-            // embedded engine so far, and a rule that silently does nothing would be worse
-            // than none.
+            // Namespaces and command policy are enforced in every mode; TTL rules in the
+            // embedded engine, standalone and sentinel modes so far, and a rule that silently
+            // does nothing would be worse than none.
             return Err(invalid(
                 "tenants.ttl",
-                "TTL rules are enforced with backend.mode = \"embedded\" only in this version"
+                "TTL rules are not enforced in cluster mode yet (embedded, standalone, sentinel)"
                     .into(),
             ));
         }

@@ -296,7 +296,7 @@ async fn drain(
     let client_id = session.client_id();
     session.flush_outgoing();
     while let Some(slot) = session.pending.pop_front() {
-        let (deadline, resend, strip) = match slot {
+        let (deadline, resend, strip, unwrap) = match slot {
             Slot::Local(bytes) => {
                 out.extend_from_slice(&bytes);
                 continue;
@@ -325,7 +325,8 @@ async fn drain(
                 deadline,
                 resend,
                 strip,
-            } => (deadline, resend, strip),
+                unwrap,
+            } => (deadline, resend, strip, unwrap),
         };
         let Some(st) = session.remote.as_mut() else {
             return Err(ClientGone);
@@ -390,7 +391,7 @@ async fn drain(
                 None => return Err(ClientGone),
             }
         }
-        if resend.is_some() || strip.is_some() {
+        if resend.is_some() || strip.is_some() || unwrap.is_some() {
             // One reply on its own: resent elsewhere if a cluster node redirects it, and
             // stripped of the tenant's prefix if it names keys or channels.
             let mut one = BytesMut::new();
@@ -403,6 +404,9 @@ async fn drain(
                 && let Some(cluster) = &remote.cluster
             {
                 reply = router::follow(remote, cluster, resend, Ok(reply), proto, client_id).await;
+            }
+            if let Some(unwrap) = &unwrap {
+                reply = unwrap.apply(&reply);
             }
             let reply = strip_tenant(session, strip, reply, proto);
             out.extend_from_slice(&reply);
@@ -418,6 +422,7 @@ async fn drain(
                     Slot::Remote {
                         resend: None,
                         strip: None,
+                        unwrap: None,
                         ..
                     }
                 )

@@ -57,6 +57,8 @@ pub enum Slot {
         resend: Option<Box<Resend>>,
         /// A tenant's reply that names keys or channels: stripped of the prefix.
         strip: Option<crate::policy::namespace::Shape>,
+        /// The reply is an EXEC array holding TTL fix-ups next to the client's replies.
+        unwrap: Option<Box<super::forward_ttl::Unwrap>>,
     },
     /// Cluster mode: a command several nodes answer together, run when its turn comes (and
     /// stripped of a tenant's prefix like a remote reply).
@@ -87,6 +89,8 @@ pub struct RemoteState {
     watch_lost: bool,
     /// A tenant's command being forwarded: how its reply loses the prefix.
     pub next_strip: Option<crate::policy::namespace::Shape>,
+    /// ... and the TTL fix-ups sent with it, to take out of EXEC's reply.
+    pub next_unwrap: Option<Box<super::forward_ttl::Unwrap>>,
     /// Commands collected for one connection, sent together.
     outgoing: Option<Outgoing>,
 }
@@ -115,6 +119,7 @@ impl RemoteState {
             watching: false,
             watch_lost: false,
             next_strip: None,
+            next_unwrap: None,
             outgoing: None,
             carry: None,
             shared_conn: None,
@@ -381,6 +386,35 @@ impl Session {
             Some(None) => None,
             Some(Some(wait)) => Some(wait + timeout.unwrap_or(Duration::ZERO)),
         };
+        // A tenant's write under a TTL rule travels inside MULTI with its fix-ups (not a
+        // blocking one: MULTI would make it answer at once; not while WATCHing: our EXEC
+        // would consume the client's WATCH).
+        if let Some(tenant) = self.tenant.clone()
+            && !tenant.ttl.is_empty()
+            && blocking.is_none()
+            && !self.remote.as_ref().is_some_and(|st| st.watching)
+        {
+            let now = crate::backend::embedded::unix_ms();
+            match super::forward_ttl::plan(&tenant, spec, argv, now) {
+                Err(e) => return Outcome::Reply(Reply::err(e)),
+                Ok(fixes) if !fixes.is_empty() => {
+                    let skip = fixes.len() + 2;
+                    let mut parts = vec![None];
+                    parts.extend(fixes.iter().map(|f| Some((f.rule_key.clone(), f.action))));
+                    if let Some(st) = self.remote.as_mut() {
+                        st.next_unwrap = Some(Box::new(super::forward_ttl::Unwrap {
+                            tenant,
+                            parts,
+                            single: true,
+                        }));
+                    }
+                    let encode =
+                        |b: &mut BytesMut| super::forward_ttl::encode_wrapped(b, argv, &fixes);
+                    return self.submit(conn, encode, skip, deadline);
+                }
+                Ok(_) => {}
+            }
+        }
         self.submit(conn, |b| encode_command(b, argv), 0, deadline)
     }
 
@@ -587,6 +621,7 @@ impl Session {
         };
         let sink = st.sink.clone();
         let strip = st.next_strip.take();
+        let unwrap = st.next_unwrap.take();
         let mut owed = vec![None; skip];
         owed.push(Some(sink));
         st.outstanding += 1;
@@ -600,6 +635,7 @@ impl Session {
             deadline,
             resend,
             strip,
+            unwrap,
         });
         Outcome::Forwarded
     }
@@ -870,11 +906,49 @@ impl Session {
         }
         // Blocking commands answer at once inside a transaction: the usual limit applies.
         let deadline = self.remote_target().command_timeout;
-        let skip = queue.len() + 1;
+        // A tenant's writes under TTL rules get their fix-ups right behind them.
+        let mut fixes: Vec<Vec<super::forward_ttl::FixUp>> = Vec::with_capacity(queue.len());
+        let tenant = self.tenant.clone().filter(|t| !t.ttl.is_empty());
+        if let Some(tenant) = &tenant {
+            let now = crate::backend::embedded::unix_ms();
+            for (spec, argv) in &queue {
+                match super::forward_ttl::plan(tenant, spec, argv, now) {
+                    Ok(f) => fixes.push(f),
+                    Err(e) => {
+                        self.clear_watch();
+                        return Outcome::Reply(Reply::err(format!(
+                            "EXECABORT Transaction discarded because of: {}",
+                            e.strip_prefix("ERR ").unwrap_or(&e)
+                        )));
+                    }
+                }
+            }
+        }
+        let extra: usize = fixes.iter().map(Vec::len).sum();
+        if let Some(tenant) = tenant
+            && extra > 0
+        {
+            let mut parts = Vec::new();
+            for f in &fixes {
+                parts.push(None);
+                parts.extend(f.iter().map(|f| Some((f.rule_key.clone(), f.action))));
+            }
+            if let Some(st) = self.remote.as_mut() {
+                st.next_unwrap = Some(Box::new(super::forward_ttl::Unwrap {
+                    tenant,
+                    parts,
+                    single: false,
+                }));
+            }
+        }
+        let skip = queue.len() + extra + 1;
         let encode = |b: &mut BytesMut| {
             encode_command(b, &[b"MULTI"]);
-            for (_, argv) in &queue {
+            for (i, (_, argv)) in queue.iter().enumerate() {
                 encode_command(b, argv);
+                for f in fixes.get(i).into_iter().flatten() {
+                    encode_command(b, &f.argv);
+                }
             }
             encode_command(b, &[b"EXEC"]);
         };

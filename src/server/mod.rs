@@ -4,6 +4,7 @@ pub mod clients;
 mod connection;
 pub mod forward;
 mod forward_tenancy;
+mod forward_ttl;
 mod params_data;
 pub mod pubsub;
 pub mod session;
