@@ -150,9 +150,13 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         addr: config.server.listen.clone(),
         source,
     })?;
+    // The monitor fills it; /status shows it from the start (mode, tenants, no nodes yet).
+    let board = Arc::new(crate::monitor::status::StatusBoard::new(
+        crate::monitor::initial_status(&config),
+    ));
     if let Some(m) = metrics {
         let handle = crate::metrics::install().map_err(ServerError::Metrics)?;
-        tokio::spawn(crate::metrics::serve(m, handle));
+        tokio::spawn(crate::metrics::serve(m, handle, board.clone()));
     }
     let engine = Arc::new(Engine::new(&config.embedded));
     if config.embedded.appendonly {
@@ -165,15 +169,6 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
     let _fsync = engine.spawn_aof_fsync();
     let params = stats::Params::from_config(&config);
     let tenants = Arc::new(crate::policy::Tenants::from_config(&config)?);
-    let maxmemory = crate::config::parse_size(&config.embedded.maxmemory).unwrap_or(0);
-    for name in tenants.durable_at_risk(maxmemory, &config.embedded.maxmemory_policy) {
-        // Said once at start; the monitor will watch it continuously.
-        warn!(
-            tenant = name,
-            policy = %config.embedded.maxmemory_policy,
-            "tenant is durable, but maxmemory_policy can evict its keys (use noeviction)"
-        );
-    }
     let remote = match config.backend.mode {
         crate::config::BackendMode::Embedded => None,
         _ => Some(Arc::new(crate::backend::remote::Remote::new(
@@ -245,6 +240,10 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         crate::backend::remote::bridge::spawn(remote.target.clone(), shared.pubsub.clone());
         remote.log_reachability().await;
     }
+    // Its first poll is the startup eviction check (logged once, for durable tenants).
+    let monitor =
+        crate::monitor::Monitor::new(&shared.config, shared.engine.clone(), remote.clone(), board)
+            .spawn();
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
@@ -288,6 +287,7 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         warn!("some connections did not finish within 10s; closing them");
     }
     expiry.abort();
+    monitor.abort();
     info!("bye");
     Ok(())
 }

@@ -298,6 +298,11 @@ impl Engine {
         }
     }
 
+    /// The memory limit in bytes (0 = none), as CONFIG SET maxmemory last left it.
+    pub fn maxmemory(&self) -> u64 {
+        self.maxmemory.load(Ordering::Relaxed)
+    }
+
     /// CONFIG SET maxmemory-policy.
     pub fn set_maxmemory_policy(&self, policy: &str) {
         self.lock_state().maxmemory_policy = policy.to_ascii_lowercase();
