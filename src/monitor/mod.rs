@@ -297,8 +297,7 @@ impl Poller {
                 (i, conn, result)
             });
         }
-        let mut results: Vec<Option<(Option<TcpStream>, Result<NodeInfo, BackendError>)>> =
-            (0..expected.len()).map(|_| None).collect();
+        let mut results: Vec<Option<Polled>> = (0..expected.len()).map(|_| None).collect();
         while let Some(joined) = tasks.join_next().await {
             match joined {
                 Ok((i, conn, result)) => {
@@ -477,13 +476,12 @@ impl Poller {
     }
 }
 
+/// A poll's outcome: the connection to keep, and the node's INFO or why there is none.
+type Polled = (Option<TcpStream>, Result<NodeInfo, BackendError>);
+
 /// One node's INFO over the kept connection `kept` (or a new one); returns the connection
 /// to keep (None after any failure: the next poll reconnects).
-async fn poll_node(
-    target: &Target,
-    kept: Option<TcpStream>,
-    timeout: Duration,
-) -> (Option<TcpStream>, Result<NodeInfo, BackendError>) {
+async fn poll_node(target: &Target, kept: Option<TcpStream>, timeout: Duration) -> Polled {
     let mut stream = match kept {
         Some(s) => s,
         None => match connect(
