@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::redis_cluster::RedisCluster;
+use common::redis_sentinel::{MASTER_NAME, SentinelSetup};
 use common::redis_server::RedisServer;
 use common::resp::{Conn, Value};
 use common::respgate::{Respgate, temp_config};
@@ -300,4 +301,27 @@ fn every_cluster_master_and_replica_is_polled_with_its_role() {
     assert!(m.contains("respgate_backend_used_memory_bytes{"), "{m}");
     let text = status_cmd(&gate.metrics_addr);
     assert!(text.contains("backends (6)"), "{text}");
+}
+
+#[test]
+fn sentinel_master_and_its_replicas_are_polled() {
+    let setup = SentinelSetup::start();
+    let master = setup.master.as_ref().map(|m| m.addr()).expect("master");
+    let replica = setup.replica.as_ref().map(|r| r.addr()).expect("replica");
+    let gate = Respgate::sentinel(&setup.sentinel_addrs(), MASTER_NAME, FAST);
+    wait_metrics(&gate, "master and replica up", |m| {
+        sample(
+            m,
+            "respgate_backend_up",
+            &[("node", &master), ("role", "master")],
+        ) == Some(1.0)
+            && sample(
+                m,
+                "respgate_backend_up",
+                &[("node", &replica), ("role", "replica")],
+            ) == Some(1.0)
+    });
+    let text = status_cmd(&gate.metrics_addr);
+    assert!(text.contains("mode sentinel"), "{text}");
+    assert!(text.contains(&format!("{replica} replica up")), "{text}");
 }
