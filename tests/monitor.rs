@@ -325,3 +325,39 @@ fn sentinel_master_and_its_replicas_are_polled() {
     assert!(text.contains("mode sentinel"), "{text}");
     assert!(text.contains(&format!("{replica} replica up")), "{text}");
 }
+
+#[test]
+fn a_node_above_memory_warn_ratio_alarms_until_it_is_not() {
+    let redis = RedisServer::start();
+    let node = redis.addr();
+    let gate = Respgate::standalone(
+        &node,
+        "[monitor]\ninterval = \"100ms\"\nmemory_warn_ratio = 0.1\n",
+    );
+    let mut direct = Conn::connect(&node);
+    // An idle redis-server uses about 1 MB: above 10% of 2 MB.
+    direct.cmd_str("CONFIG SET maxmemory 2mb");
+    let alarm = format!("EVICTION RISK on {node} (memory_ratio)");
+    let wait_status = |want: bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = http_get(&gate.metrics_addr, "/status?format=text");
+            if text.contains(&alarm) == want {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "alarm {want}? status:\n{text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_status(true);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let warned = loop {
+        match gate.logs.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) if line.contains("WARN") && line.contains("memory_ratio") => break line,
+            _ => assert!(Instant::now() < deadline, "no memory_ratio warning logged"),
+        }
+    };
+    assert!(warned.contains(&node), "{warned}");
+    direct.cmd_str("CONFIG SET maxmemory 0");
+    wait_status(false);
+}

@@ -141,6 +141,7 @@ impl Monitor {
                 gauges: HashMap::new(),
                 risk: HashMap::new(),
                 limiter: WarnLimiter::default(),
+                last_alarms: HashMap::new(),
                 replicas: Vec::new(),
             };
             let alarms = poller.poll().await;
@@ -166,6 +167,8 @@ struct Poller {
     /// `respgate_eviction_risk` handles by (durable tenant index, node, reason).
     risk: HashMap<(usize, String, Reason), Gauge>,
     limiter: WarnLimiter,
+    /// The alarms of each node's last answered poll (shown while it does not answer).
+    last_alarms: HashMap<String, Vec<Alarm>>,
     /// Sentinel mode: the replicas last listed, kept when no sentinel answers.
     replicas: Vec<String>,
 }
@@ -381,6 +384,16 @@ impl Poller {
             keep
         });
         self.conns.retain(|addr, _| current.contains(addr.as_str()));
+        // A node that left the backend holds no keys any more: its alarms are over.
+        self.risk.retain(|(_, addr, _), g| {
+            let keep = current.contains(addr.as_str());
+            if !keep {
+                g.set(0.0);
+            }
+            keep
+        });
+        self.last_alarms
+            .retain(|addr, _| current.contains(addr.as_str()));
     }
 
     /// The eviction risk check over the polled nodes: gauges for every durable tenant ×
@@ -389,7 +402,16 @@ impl Poller {
         let ratio = self.monitor.warn_ratio;
         let now = Instant::now();
         let mut alarms = Vec::new();
-        for n in nodes.iter().filter(|n| n.up) {
+        for n in nodes {
+            if !n.up {
+                // Nothing new is known about a node that does not answer: its last alarms
+                // (and gauges) stand until it answers again.
+                if let Some(last) = self.last_alarms.get(&n.node) {
+                    alarms.extend(last.iter().cloned());
+                }
+                continue;
+            }
+            let first = alarms.len();
             let (Some(used), Some(max)) = (n.info.used_memory, n.info.maxmemory) else {
                 continue;
             };
@@ -451,6 +473,8 @@ impl Poller {
                     });
                 }
             }
+            self.last_alarms
+                .insert(n.node.clone(), alarms[first..].to_vec());
         }
         alarms
     }
