@@ -79,6 +79,7 @@ pub struct Bound {
     listener: TcpListener,
     metrics: Option<TcpListener>,
     config: Config,
+    signals: Signals,
 }
 
 impl Bound {
@@ -135,6 +136,7 @@ pub async fn bind(config: Config) -> Result<Bound, ServerError> {
         listener,
         metrics,
         config,
+        signals: Signals::install(),
     })
 }
 
@@ -145,6 +147,7 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         listener,
         metrics,
         config,
+        signals,
     } = bound;
     let listen_addr = listener.local_addr().map_err(|source| ServerError::Bind {
         addr: config.server.listen.clone(),
@@ -247,7 +250,7 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
-    let stop = shutdown_signal();
+    let stop = signals.recv();
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -292,25 +295,60 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// SIGINT/SIGTERM handlers, installed when the listeners are bound: from the moment respgate
+/// reports its address, a signal means the graceful stop, never the default immediate exit
+/// (handlers installed only when the accept loop first polled them left a window in which a
+/// SIGTERM killed the process).
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        {
+            Signals {}
+        }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Resolves on the first SIGINT or SIGTERM.
+    async fn recv(self) {
+        #[cfg(unix)]
+        {
+            let (term, int) = (self.term, self.int);
+            match (term, int) {
+                (Some(mut term), Some(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                (Some(mut term), None) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                (None, _) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
