@@ -360,4 +360,24 @@ fn a_node_above_memory_warn_ratio_alarms_until_it_is_not() {
     assert!(warned.contains(&node), "{warned}");
     direct.cmd_str("CONFIG SET maxmemory 0");
     wait_status(false);
+
+    // A node that stops answering keeps its last alarms, marked as such.
+    direct.cmd_str("CONFIG SET maxmemory 2mb");
+    wait_status(true);
+    drop(direct);
+    let _port = redis.kill_holding_port();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = http_get(&gate.metrics_addr, "/status?format=text");
+        if text.contains(&format!("{node} master DOWN")) {
+            assert!(text.contains(&alarm), "{text}");
+            assert!(text.contains("last known"), "{text}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node never read down:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

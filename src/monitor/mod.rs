@@ -407,12 +407,17 @@ impl Poller {
                 // Nothing new is known about a node that does not answer: its last alarms
                 // (and gauges) stand until it answers again.
                 if let Some(last) = self.last_alarms.get(&n.node) {
-                    alarms.extend(last.iter().cloned());
+                    alarms.extend(last.iter().cloned().map(|mut a| {
+                        a.detail += " (last known: the node is not answering)";
+                        a
+                    }));
                 }
                 continue;
             }
             let first = alarms.len();
             let (Some(used), Some(max)) = (n.info.used_memory, n.info.maxmemory) else {
+                // An INFO without the memory fields (not a Redis?) proves nothing either way.
+                self.last_alarms.remove(&n.node);
                 continue;
             };
             let policy = n.info.maxmemory_policy.as_deref().unwrap_or("noeviction");
