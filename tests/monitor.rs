@@ -84,6 +84,36 @@ fn status_cmd(metrics_addr: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs `promtool check metrics` on a scrape; fails the test if promtool is missing
+/// (scripts/test.sh installs it).
+fn promtool_check(m: &str) {
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => panic!(
+            "promtool not runnable ({e}): scripts/test.sh installs it (Debian package prometheus)"
+        ),
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(m.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{m}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn backend_gauges_follow_a_real_redis_server() {
     let redis = RedisServer::start();
@@ -190,31 +220,7 @@ fn promtool_accepts_the_metrics() {
     let m = wait_metrics(&gate, "backend gauges", |m| {
         m.contains("respgate_backend_maxmemory_policy_info{")
     });
-    let child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => panic!(
-            "promtool not runnable ({e}): scripts/test.sh installs it (Debian package prometheus)"
-        ),
-    };
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(m.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}{}\n{m}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_check(&m);
 }
 
 #[test]
@@ -244,7 +250,10 @@ fn durable_tenant_on_an_evicting_embedded_engine_raises_the_alarm() {
         Some(0.0)
     );
     // Only durable tenants are watched.
-    assert!(!m.contains("tenant=\"cache\""), "{m}");
+    assert!(
+        !m.contains("respgate_eviction_risk{tenant=\"cache\""),
+        "{m}"
+    );
 
     // The startup check said so in the log.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -273,7 +282,10 @@ fn durable_tenant_on_an_evicting_embedded_engine_raises_the_alarm() {
         text.contains("billing prefix \"billing:\" durable"),
         "{text}"
     );
-    assert!(text.contains("cache prefix \"cache:\"\n"), "{text}");
+    assert!(
+        text.contains("cache prefix \"cache:\", evicted 0\n"),
+        "{text}"
+    );
     assert!(
         text.contains("EVICTION RISK tenant billing on embedded (allkeys_policy)"),
         "{text}"
@@ -379,5 +391,68 @@ fn a_node_above_memory_warn_ratio_alarms_until_it_is_not() {
             "the node never read down:\n{text}"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn embedded_evictions_are_counted_per_tenant() {
+    let path = temp_config(&format!(
+        "[embedded]\nmaxmemory = \"2mb\"\nmaxmemory_policy = \"allkeys-lru\"\n\
+         [[tenants]]\nname = \"billing\"\npassword = \"b-secret\"\nprefix = \"billing:\"\ndurable = true\n\
+         [[tenants]]\nname = \"cache\"\npassword = \"c-secret\"\nprefix = \"cache:\"\n{FAST}"
+    ));
+    let gate = Respgate::start_with(&["--config", &path]);
+    let value = "x".repeat(10_000);
+    for (password, n) in [("b-secret", 150), ("c-secret", 300)] {
+        let mut c = Conn::connect(&gate.addr);
+        assert_eq!(
+            c.cmd(&[b"AUTH", password.as_bytes()]),
+            Value::Simple("OK".into())
+        );
+        for i in 0..n {
+            let key = format!("k{i}");
+            let reply = c.cmd(&[b"SET", key.as_bytes(), value.as_bytes()]);
+            assert!(!reply.is_error(), "{reply:?}");
+        }
+    }
+    let tenant = |t: &'static str| [("tenant", t)];
+    let m = wait_metrics(&gate, "evictions per tenant", |m| {
+        sample(m, "respgate_embedded_evicted_keys_total", &[]).unwrap_or(0.0) > 0.0
+    });
+    let total = sample(&m, "respgate_embedded_evicted_keys_total", &[]).unwrap_or(0.0);
+    let billing = sample(&m, "respgate_tenant_evicted_keys_total", &tenant("billing"));
+    let cache = sample(&m, "respgate_tenant_evicted_keys_total", &tenant("cache"));
+    let none = sample(&m, "respgate_tenant_evicted_keys_total", &tenant(""));
+    assert_eq!(none, Some(0.0), "{m}");
+    // 450 values of 10 kB into 2 MB: billing's older keys go first.
+    assert!(billing.unwrap_or(0.0) > 0.0, "{m}");
+    assert_eq!(
+        billing.unwrap_or(0.0) + cache.unwrap_or(0.0),
+        total,
+        "per-tenant evictions must sum to the engine's\n{m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "respgate_eviction_risk",
+            &[("tenant", "billing"), ("reason", "allkeys_policy")]
+        ),
+        Some(1.0)
+    );
+    // Empty `tenant` labels (keys of no tenant) included, the scrape is valid.
+    promtool_check(&m);
+    // The status shows the same count.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let want = format!(
+        "billing prefix \"billing:\" durable, evicted {}",
+        billing.unwrap_or(0.0)
+    );
+    loop {
+        let text = status_cmd(&gate.metrics_addr);
+        if text.contains(&want) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no {want:?} in\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -76,6 +76,10 @@ pub fn describe() {
         EXPIRES,
         "Keys with a TTL on the backend node, all databases"
     );
+    describe_counter!(
+        super::tenants::TENANT_EVICTED_KEYS,
+        "Keys of the tenant the embedded engine evicted (tenant \"\": keys of no tenant)"
+    );
     describe_gauge!(
         EVICTION_RISK,
         "1 if a durable tenant's keys can be lost on the node for the reason given, else 0"

@@ -20,6 +20,7 @@ pub mod gauges;
 pub mod info;
 pub mod risk;
 pub mod status;
+pub mod tenants;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -71,6 +72,7 @@ pub fn initial_status(config: &Config) -> Status {
                 name: t.name.clone(),
                 prefix: t.prefix.clone(),
                 durable: t.durable,
+                evicted_keys: None,
             })
             .collect(),
         alarms: Vec::new(),
@@ -101,6 +103,8 @@ pub struct Monitor {
     /// Bounds each connect and each INFO round trip.
     timeout: Duration,
     board: Arc<StatusBoard>,
+    /// Evictions per tenant, where they can be attributed (embedded engine).
+    tenant_evictions: Option<Arc<tenants::TenantEvictions>>,
 }
 
 impl Monitor {
@@ -128,7 +132,14 @@ impl Monitor {
             timeout: parse_duration(&config.backend.connect_timeout)
                 .unwrap_or(Duration::from_secs(2)),
             board,
+            tenant_evictions: None,
         }
+    }
+
+    /// Shows these per-tenant eviction counts in the status.
+    pub fn with_tenant_evictions(mut self, counts: Arc<tenants::TenantEvictions>) -> Monitor {
+        self.tenant_evictions = Some(counts);
+        self
     }
 
     /// Runs the startup check now, then polls every interval until the process exits
@@ -191,10 +202,16 @@ impl Poller {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
         let shown = alarms.clone();
+        let evictions = self.monitor.tenant_evictions.clone();
         self.monitor.board.update(move |s| {
             s.nodes = nodes;
             s.alarms = shown;
             s.polled_unix_ms = polled;
+            if let Some(counts) = evictions {
+                for t in &mut s.tenants {
+                    t.evicted_keys = Some(counts.count(&t.name));
+                }
+            }
         });
         alarms
     }

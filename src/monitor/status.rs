@@ -42,6 +42,9 @@ pub struct TenantStatus {
     pub name: String,
     pub prefix: String,
     pub durable: bool,
+    /// Its keys evicted so far, where respgate can attribute evictions (embedded engine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evicted_keys: Option<u64>,
 }
 
 /// One raised eviction risk alarm.
@@ -147,9 +150,12 @@ pub fn render_text(s: &Status) -> String {
         let _ = writeln!(out, "  (none: single-user mode)");
     }
     for t in &s.tenants {
+        let evicted = t
+            .evicted_keys
+            .map_or_else(String::new, |n| format!(", evicted {n}"));
         let _ = writeln!(
             out,
-            "  {} prefix {:?}{}",
+            "  {} prefix {:?}{}{evicted}",
             t.name,
             t.prefix,
             if t.durable { " durable" } else { "" }
@@ -203,6 +209,7 @@ mod tests {
                 name: "billing".into(),
                 prefix: "b:".into(),
                 durable: true,
+                evicted_keys: Some(4),
             }],
             alarms: vec![Alarm {
                 tenant: "billing".into(),
@@ -221,7 +228,10 @@ mod tests {
             text.contains("of 4.00M, policy allkeys-lru, evicted 12"),
             "{text}"
         );
-        assert!(text.contains("billing prefix \"b:\" durable"), "{text}");
+        assert!(
+            text.contains("billing prefix \"b:\" durable, evicted 4"),
+            "{text}"
+        );
         assert!(
             text.contains("EVICTION RISK tenant billing on 127.0.0.1:6380"),
             "{text}"

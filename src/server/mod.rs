@@ -244,9 +244,20 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         remote.log_reachability().await;
     }
     // Its first poll is the startup eviction check (logged once, for durable tenants).
-    let monitor =
-        crate::monitor::Monitor::new(&shared.config, shared.engine.clone(), remote.clone(), board)
-            .spawn();
+    let mut monitor =
+        crate::monitor::Monitor::new(&shared.config, shared.engine.clone(), remote.clone(), board);
+    if remote.is_none() && !shared.config.tenants.is_empty() {
+        // The embedded engine names every key it evicts: exact per-tenant attribution.
+        let counts = Arc::new(crate::monitor::tenants::TenantEvictions::new(
+            &shared.config.tenants,
+        ));
+        let hook = counts.clone();
+        shared
+            .engine
+            .set_eviction_hook(Box::new(move |key| hook.record(key)));
+        monitor = monitor.with_tenant_evictions(counts);
+    }
+    let monitor = monitor.spawn();
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
