@@ -456,3 +456,22 @@ fn embedded_evictions_are_counted_per_tenant() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn status_says_when_respgate_is_not_there() {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_respgate"))
+        .args(["status", "--metrics-addr", &addr])
+        .output()
+        .expect("running respgate status");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot read http://{addr}/status")),
+        "{err}"
+    );
+}

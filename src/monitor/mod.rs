@@ -655,6 +655,97 @@ mod tests {
         Frame::Bulk(Bytes::from_static(s.as_bytes()))
     }
 
+    fn poller(config: &str) -> Poller {
+        let config = Config::parse(config, "test").expect("test config");
+        let engine = Arc::new(Engine::new(&config.embedded));
+        let board = Arc::new(StatusBoard::new(initial_status(&config)));
+        Poller {
+            monitor: Monitor::new(&config, engine, None, board),
+            conns: HashMap::new(),
+            gauges: HashMap::new(),
+            risk: HashMap::new(),
+            limiter: WarnLimiter::default(),
+            last_alarms: HashMap::new(),
+            replicas: Vec::new(),
+        }
+    }
+
+    fn node(addr: &str, up: bool, used: u64, max: u64, policy: &str) -> NodeStatus {
+        NodeStatus {
+            node: addr.to_string(),
+            role: "master".to_string(),
+            up,
+            error: None,
+            info: NodeInfo {
+                used_memory: up.then_some(used),
+                maxmemory: up.then_some(max),
+                maxmemory_policy: up.then(|| policy.to_string()),
+                ..NodeInfo::default()
+            },
+        }
+    }
+
+    fn reasons_of(alarms: &[Alarm]) -> Vec<(String, String, String)> {
+        alarms
+            .iter()
+            .map(|a| (a.tenant.clone(), a.node.clone(), a.reason.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn durable_tenants_alarm_on_every_node_that_can_evict() {
+        let mut p = poller(
+            "[[tenants]]\nname = \"keep\"\npassword = \"a\"\nprefix = \"k:\"\ndurable = true\n\
+             [[tenants]]\nname = \"cache\"\npassword = \"b\"\nprefix = \"c:\"\n",
+        );
+        let alarms = p.check_risk(&[
+            node("10.0.0.1:6379", true, 10, 100, "volatile-lru"),
+            node("10.0.0.2:6379", true, 95, 100, "noeviction"),
+            node("10.0.0.3:6379", true, 95, 0, "allkeys-lru"),
+        ]);
+        let keep = |n: &str, r: &str| ("keep".to_string(), n.to_string(), r.to_string());
+        assert_eq!(
+            reasons_of(&alarms),
+            vec![
+                keep("10.0.0.1:6379", "volatile_policy"),
+                keep("10.0.0.2:6379", "memory_ratio"),
+            ]
+        );
+        // The node goes down: its last alarms stand, marked; the others' are recomputed.
+        let alarms = p.check_risk(&[
+            node("10.0.0.1:6379", false, 0, 0, ""),
+            node("10.0.0.2:6379", true, 10, 100, "noeviction"),
+        ]);
+        assert_eq!(
+            reasons_of(&alarms),
+            vec![keep("10.0.0.1:6379", "volatile_policy")]
+        );
+        assert!(alarms[0].detail.contains("last known"), "{alarms:?}");
+        // Leaving the topology ends them.
+        p.forget_gone(&[("10.0.0.2:6379".to_string(), "master")]);
+        assert!(
+            p.check_risk(&[node("10.0.0.1:6379", false, 0, 0, "")])
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn without_durable_tenants_only_the_memory_ratio_alarms() {
+        let mut p = poller("");
+        let alarms = p.check_risk(&[
+            node("10.0.0.1:6379", true, 10, 100, "allkeys-lru"),
+            node("10.0.0.2:6379", true, 95, 100, "allkeys-lru"),
+        ]);
+        assert_eq!(
+            reasons_of(&alarms),
+            vec![(
+                String::new(),
+                "10.0.0.2:6379".to_string(),
+                "memory_ratio".to_string()
+            )]
+        );
+    }
+
     #[test]
     fn reads_replica_addresses_from_sentinel() {
         let reply = Frame::Array(vec![
