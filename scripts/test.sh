@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test respgate has, on a fresh Debian machine: installs what the tests need
-# (redis-server, redis-sentinel, redis-tools, redis-py, ioredis/node-redis) when missing, then runs the
+# (redis-server, redis-sentinel, redis-tools, promtool, redis-py, ioredis/node-redis) when missing, then runs the
 # Rust unit and integration tests. Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,9 @@ command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 command -v redis-sentinel >/dev/null 2>&1 || need_apt+=(redis-sentinel)
 command -v redis-benchmark >/dev/null 2>&1 || need_apt+=(redis-tools)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+# promtool (tests/monitor.rs checks /metrics with `promtool check metrics`); the package also
+# ships a Prometheus server, which the tests do not use.
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi

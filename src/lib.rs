@@ -15,6 +15,7 @@ pub mod command;
 pub mod config;
 pub mod glob;
 pub mod metrics;
+pub mod monitor;
 pub mod net;
 pub mod policy;
 pub mod protocol;

@@ -35,6 +35,17 @@ enum Command {
         /// The TOML file to check.
         file: PathBuf,
     },
+    /// Print a running respgate's status: mode, backend nodes and roles, memory and
+    /// evictions per node, tenants, eviction risk alarms (from its metrics listener).
+    Status {
+        /// respgate's metrics listener; default: server.metrics_listen of --config, else
+        /// 127.0.0.1:9379.
+        #[arg(long, value_name = "HOST:PORT")]
+        metrics_addr: Option<String>,
+        /// Print the raw JSON of GET /status instead of the summary.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -55,6 +66,22 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         };
+    }
+    if let Some(Command::Status { metrics_addr, json }) = &cli.command {
+        let addr = match metrics_addr {
+            Some(a) => a.clone(),
+            None => match &cli.config {
+                Some(path) => match Config::load(path) {
+                    Ok(c) => c.server.metrics_listen,
+                    Err(e) => {
+                        eprintln!("respgate: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => respgate::config::ServerConfig::default().metrics_listen,
+            },
+        };
+        return status(&addr, *json);
     }
     init_logging(cli.log_level.as_deref());
     let mut config = match &cli.config {
@@ -129,6 +156,62 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// `respgate status`: GET /status from the metrics listener and print it.
+fn status(addr: &str, json: bool) -> ExitCode {
+    let body = match http_get(addr, "/status") {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("respgate status: cannot read http://{addr}/status: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        println!("{body}");
+        return ExitCode::SUCCESS;
+    }
+    match serde_json::from_str::<respgate::monitor::status::Status>(&body) {
+        Ok(s) => {
+            print!("{}", respgate::monitor::status::render_text(&s));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("respgate status: http://{addr}/status did not answer a status: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET (the metrics listener closes after one response).
+fn http_get(addr: &str, path: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    use std::time::Duration;
+    let timeout = Duration::from_secs(5);
+    let sock = addr
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or_else(|| format!("{addr}: no address"))?;
+    let mut s = std::net::TcpStream::connect_timeout(&sock, timeout).map_err(|e| e.to_string())?;
+    let _ = s.set_read_timeout(Some(timeout));
+    let _ = s.set_write_timeout(Some(timeout));
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or("incomplete HTTP response")?;
+    let status_line = head.lines().next().unwrap_or("");
+    if !status_line.contains(" 200 ") {
+        return Err(format!("HTTP {status_line}"));
+    }
+    Ok(body.to_string())
 }
 
 fn init_logging(level: Option<&str>) {

@@ -111,19 +111,26 @@ pub fn install() -> Result<PrometheusHandle, String> {
         EMBEDDED_USED_MEMORY,
         "Bytes the embedded engine's keys and values use (INFO used_memory)"
     );
+    crate::monitor::gauges::describe();
     Ok(handle)
 }
 
-/// Serves `GET /metrics` (Prometheus text format) on `listener`. A deliberately tiny HTTP/1
-/// responder: one request per connection, bounded header size and time, so a scraper or a
-/// stray client can never hold resources.
-pub async fn serve(listener: TcpListener, handle: PrometheusHandle) {
+/// Serves `GET /metrics` (Prometheus text format) and `GET /status` (the monitor's view as
+/// JSON; `/status?format=text` for the human summary) on `listener`. A deliberately tiny
+/// HTTP/1 responder: one request per connection, bounded header size and time, so a scraper
+/// or a stray client can never hold resources.
+pub async fn serve(
+    listener: TcpListener,
+    handle: PrometheusHandle,
+    status: std::sync::Arc<crate::monitor::status::StatusBoard>,
+) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
         let handle = handle.clone();
+        let status = status.clone();
         tokio::spawn(async move {
             let mut buf = Vec::with_capacity(1024);
             let read_head = async {
@@ -142,13 +149,22 @@ pub async fn serve(listener: TcpListener, handle: PrometheusHandle) {
             }
             let first = buf.split(|&b| b == b'\n').next().unwrap_or_default();
             let path = first.split(|&b| b == b' ').nth(1).unwrap_or_default();
-            let (status, ctype, body) = if path == b"/metrics" {
-                ("200 OK", "text/plain; version=0.0.4", handle.render())
-            } else {
-                ("404 Not Found", "text/plain", "not found\n".to_string())
+            let (route, query) = match path.iter().position(|&b| b == b'?') {
+                Some(q) => (&path[..q], &path[q + 1..]),
+                None => (path, &b""[..]),
+            };
+            let (code, ctype, body) = match route {
+                b"/metrics" => ("200 OK", "text/plain; version=0.0.4", handle.render()),
+                b"/status" if query == b"format=text" => (
+                    "200 OK",
+                    "text/plain; charset=utf-8",
+                    crate::monitor::status::render_text(&status.snapshot()),
+                ),
+                b"/status" => ("200 OK", "application/json", status.to_json()),
+                _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
             };
             let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 {code}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
             );
             if let Err(e) = async {

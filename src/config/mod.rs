@@ -29,6 +29,52 @@ pub struct Config {
     /// Applications sharing this respgate, each in its own key namespace (`[[tenants]]`).
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
+    /// Backend memory/eviction monitoring (`[monitor]`).
+    #[serde(default)]
+    pub monitor: MonitorConfig,
+}
+
+/// `[monitor]`: how often every backend node's INFO is polled, and when memory use alarms.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorConfig {
+    /// Time between two INFO polls of every backend node ("5s").
+    #[serde(default = "default_monitor_interval")]
+    pub interval: String,
+    /// A node whose used_memory / maxmemory exceeds this raises the eviction risk alarm.
+    #[serde(default = "default_memory_warn_ratio")]
+    pub memory_warn_ratio: f64,
+    /// May respgate turn on `notify-keyspace-events` on the backends to attribute evictions
+    /// to tenants? Off by default: it changes the backend's configuration.
+    #[serde(default)]
+    pub enable_keyspace_events: bool,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig {
+            interval: default_monitor_interval(),
+            memory_warn_ratio: default_memory_warn_ratio(),
+            enable_keyspace_events: false,
+        }
+    }
+}
+
+impl MonitorConfig {
+    /// The validated poll interval (5 s if unparsable, which validation rules out).
+    pub fn interval(&self) -> std::time::Duration {
+        parse_duration(&self.interval)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .unwrap_or(std::time::Duration::from_secs(5))
+    }
+}
+
+fn default_monitor_interval() -> String {
+    "5s".into()
+}
+fn default_memory_warn_ratio() -> f64 {
+    0.9
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -546,6 +592,21 @@ impl Config {
             .map_err(|e| invalid("backend.command_timeout", e))?;
         if self.backend.connections == 0 || self.backend.connections > 256 {
             return Err(invalid("backend.connections", "must be 1..=256".into()));
+        }
+        match parse_duration(&self.monitor.interval) {
+            Ok(d) if d.is_zero() => {
+                return Err(invalid("monitor.interval", "must be more than 0".into()));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(invalid("monitor.interval", e)),
+        }
+        let ratio = self.monitor.memory_warn_ratio;
+        // NaN fails both comparisons, so it is refused too.
+        if !(ratio > 0.0 && ratio <= 1.0) {
+            return Err(invalid(
+                "monitor.memory_warn_ratio",
+                format!("{ratio}: must be in (0, 1]"),
+            ));
         }
         if self.backend.mode == BackendMode::Cluster
             && self.tenants.iter().any(|t| !t.ttl.is_empty())

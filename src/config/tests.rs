@@ -208,3 +208,29 @@ fn read_from_is_checked() {
     .to_string();
     assert!(err.contains("backend.read_from"), "{err}");
 }
+
+#[test]
+fn monitor_section_defaults_and_checks() {
+    let c = Config::parse("", "t").unwrap();
+    assert_eq!(c.monitor.interval(), std::time::Duration::from_secs(5));
+    assert_eq!(c.monitor.memory_warn_ratio, 0.9);
+    assert!(!c.monitor.enable_keyspace_events);
+    let c = Config::parse(
+        "[monitor]\ninterval = \"250ms\"\nmemory_warn_ratio = 0.5\nenable_keyspace_events = true\n",
+        "t",
+    )
+    .unwrap();
+    assert_eq!(c.monitor.interval(), std::time::Duration::from_millis(250));
+    for (bad, key) in [
+        ("interval = \"0s\"", "monitor.interval"),
+        ("interval = \"soon\"", "monitor.interval"),
+        ("memory_warn_ratio = 0.0", "monitor.memory_warn_ratio"),
+        ("memory_warn_ratio = 1.5", "monitor.memory_warn_ratio"),
+        ("memroy_warn_ratio = 0.5", "memroy_warn_ratio"),
+    ] {
+        let err = Config::parse(&format!("[monitor]\n{bad}\n"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "{bad}: {err}");
+    }
+}

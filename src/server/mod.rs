@@ -90,6 +90,7 @@ pub struct Bound {
     metrics: Option<TcpListener>,
     config: Config,
     tls: TlsSetup,
+    signals: Signals,
 }
 
 impl Bound {
@@ -154,6 +155,7 @@ pub async fn bind_with_tls(config: Config, tls: TlsSetup) -> Result<Bound, Serve
         metrics,
         config,
         tls,
+        signals: Signals::install(),
     })
 }
 
@@ -165,14 +167,19 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         metrics,
         config,
         tls,
+        signals,
     } = bound;
     let listen_addr = listener.local_addr().map_err(|source| ServerError::Bind {
         addr: config.server.listen.clone(),
         source,
     })?;
+    // The monitor fills it; /status shows it from the start (mode, tenants, no nodes yet).
+    let board = Arc::new(crate::monitor::status::StatusBoard::new(
+        crate::monitor::initial_status(&config),
+    ));
     if let Some(m) = metrics {
         let handle = crate::metrics::install().map_err(ServerError::Metrics)?;
-        tokio::spawn(crate::metrics::serve(m, handle));
+        tokio::spawn(crate::metrics::serve(m, handle, board.clone()));
     }
     let engine = Arc::new(Engine::new(&config.embedded));
     if config.embedded.appendonly {
@@ -185,15 +192,6 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
     let _fsync = engine.spawn_aof_fsync();
     let params = stats::Params::from_config(&config);
     let tenants = Arc::new(crate::policy::Tenants::from_config(&config)?);
-    let maxmemory = crate::config::parse_size(&config.embedded.maxmemory).unwrap_or(0);
-    for name in tenants.durable_at_risk(maxmemory, &config.embedded.maxmemory_policy) {
-        // Said once at start; the monitor will watch it continuously.
-        warn!(
-            tenant = name,
-            policy = %config.embedded.maxmemory_policy,
-            "tenant is durable, but maxmemory_policy can evict its keys (use noeviction)"
-        );
-    }
     let remote = match config.backend.mode {
         crate::config::BackendMode::Embedded => None,
         _ => Some(Arc::new(crate::backend::remote::Remote::new(
@@ -267,11 +265,27 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         crate::backend::remote::bridge::spawn(remote.target.clone(), shared.pubsub.clone());
         remote.log_reachability().await;
     }
+    // Its first poll is the startup eviction check (logged once, for durable tenants).
+    let mut monitor =
+        crate::monitor::Monitor::new(&shared.config, shared.engine.clone(), remote.clone(), board)
+            .with_sentinel_tls(tls.sentinel.clone());
+    if remote.is_none() && !shared.config.tenants.is_empty() {
+        // The embedded engine names every key it evicts: exact per-tenant attribution.
+        let counts = Arc::new(crate::monitor::tenants::TenantEvictions::new(
+            &shared.config.tenants,
+        ));
+        let hook = counts.clone();
+        shared
+            .engine
+            .set_eviction_hook(Box::new(move |key| hook.record(key)));
+        monitor = monitor.with_tenant_evictions(counts);
+    }
+    let monitor = monitor.spawn();
 
     let acceptor = tls.server.clone().map(tokio_rustls::TlsAcceptor::from);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
-    let stop = shutdown_signal();
+    let stop = signals.recv();
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -331,29 +345,65 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         warn!("some connections did not finish within 10s; closing them");
     }
     expiry.abort();
+    monitor.abort();
     info!("bye");
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// SIGINT/SIGTERM handlers, installed when the listeners are bound: from the moment respgate
+/// reports its address, a signal means the graceful stop, never the default immediate exit
+/// (handlers installed only when the accept loop first polled them left a window in which a
+/// SIGTERM killed the process).
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        {
+            Signals {}
+        }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Resolves on the first SIGINT or SIGTERM.
+    async fn recv(self) {
+        #[cfg(unix)]
+        {
+            let (term, int) = (self.term, self.int);
+            match (term, int) {
+                (Some(mut term), Some(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                (Some(mut term), None) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                (None, _) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

@@ -157,10 +157,16 @@ pub struct Engine {
     maxmemory_samples: AtomicU64,
     /// Publishes keyspace notifications (set by the server to its pub/sub registry).
     notifier: OnceLock<Notifier>,
+    /// Told the name of every evicted key (the monitor counts evictions per tenant).
+    eviction_hook: OnceLock<EvictionHook>,
 }
 
 /// Where keyspace notifications go: (channel, message).
 pub type Notifier = Box<dyn Fn(&Bytes, &Bytes) + Send + Sync>;
+
+/// Called with each evicted key, under the engine lock: must be quick and must not call
+/// back into the engine.
+pub type EvictionHook = Box<dyn Fn(&[u8]) + Send + Sync>;
 
 /// Per-connection state the engine needs: the selected database and protocol.
 #[derive(Debug, Clone, Copy)]
@@ -299,7 +305,13 @@ impl Engine {
             maxmemory: AtomicU64::new(crate::config::parse_size(&config.maxmemory).unwrap_or(0)),
             maxmemory_samples: AtomicU64::new(5),
             notifier: OnceLock::new(),
+            eviction_hook: OnceLock::new(),
         }
+    }
+
+    /// The memory limit in bytes (0 = none), as CONFIG SET maxmemory last left it.
+    pub fn maxmemory(&self) -> u64 {
+        self.maxmemory.load(Ordering::Relaxed)
     }
 
     /// CONFIG SET maxmemory-policy.
@@ -405,6 +417,11 @@ impl Engine {
     /// Sets where keyspace notifications are published (once, at server start).
     pub fn set_notifier(&self, notifier: Notifier) {
         let _ = self.notifier.set(notifier);
+    }
+
+    /// Sets the eviction hook (once, at server start).
+    pub fn set_eviction_hook(&self, hook: EvictionHook) {
+        let _ = self.eviction_hook.set(hook);
     }
 
     pub fn aof_enabled(&self) -> bool {
@@ -949,6 +966,9 @@ impl Batch<'_> {
             .evicted_keys
             .fetch_add(1, Ordering::Relaxed);
         crate::metrics::handles().evicted_keys.increment(1);
+        if let Some(hook) = self.engine.eviction_hook.get() {
+            hook(&key);
+        }
         self.state.watched.touch(db, &key);
         if let Some(aof) = self.engine.aof.lock().as_mut() {
             aof.append(db, &[Bytes::from_static(b"DEL"), key.clone()]);
