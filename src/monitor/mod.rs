@@ -585,31 +585,13 @@ async fn poll_node(target: &Target, kept: Option<TcpStream>, timeout: Duration) 
 async fn ask_replicas(sentinels: &Sentinels) -> Result<Vec<String>, BackendError> {
     let mut last = BackendError::Unavailable("no sentinel configured".into());
     for address in &sentinels.addresses {
-        let target = Target::new(
-            address.clone(),
-            sentinels.username.clone(),
-            sentinels.password.clone(),
-            sentinels.connect_timeout,
-            sentinels.tls.clone(),
-        );
         let attempt = async {
-            let mut stream = connect(
-                &target,
-                Init {
-                    resp3: false,
-                    db: 0,
-                },
-            )
-            .await?;
-            let reply = tokio::time::timeout(
-                sentinels.connect_timeout,
-                round_trip(
-                    &mut stream,
+            let reply = sentinels
+                .command(
+                    address,
                     &[b"SENTINEL", b"replicas", sentinels.master_name.as_bytes()],
-                ),
-            )
-            .await
-            .map_err(|_| BackendError::Timeout(sentinels.connect_timeout.as_millis()))??;
+                )
+                .await?;
             match decode(&reply) {
                 Frame::Error(e) => Err(BackendError::Refused(
                     String::from_utf8_lossy(&e).into_owned(),

@@ -380,12 +380,7 @@ impl Session {
         if self.needs_drain_for(&conn) {
             return Outcome::DrainFirst;
         }
-        let timeout = self.remote_target().command_timeout;
-        let deadline = match blocking {
-            None => timeout,
-            Some(None) => None,
-            Some(Some(wait)) => Some(wait + timeout.unwrap_or(Duration::ZERO)),
-        };
+        let deadline = self.deadline(blocking);
         // A tenant's write under a TTL rule travels inside MULTI with its fix-ups (not a
         // blocking one: MULTI would make it answer at once; not while WATCHing: our EXEC
         // would consume the client's WATCH).
@@ -416,6 +411,17 @@ impl Session {
             }
         }
         self.submit(conn, |b| encode_command(b, argv), 0, deadline)
+    }
+
+    /// How long a command may wait for its reply: the command timeout, plus its own wait for
+    /// a blocking command (`blocking` from [`blocking_wait`]; `Some(None)`: forever).
+    fn deadline(&self, blocking: Option<Option<Duration>>) -> Option<Duration> {
+        let timeout = self.remote_target().command_timeout;
+        match blocking {
+            None => timeout,
+            Some(None) => None,
+            Some(Some(wait)) => Some(wait + timeout.unwrap_or(Duration::ZERO)),
+        }
     }
 
     fn remote_target(&self) -> &crate::backend::remote::Remote {
@@ -564,12 +570,7 @@ impl Session {
         if self.needs_drain_for(&conn) {
             return Outcome::DrainFirst;
         }
-        let timeout = self.remote_target().command_timeout;
-        let deadline = match blocking {
-            None => timeout,
-            Some(None) => None,
-            Some(Some(wait)) => Some(wait + timeout.unwrap_or(Duration::ZERO)),
-        };
+        let deadline = self.deadline(blocking);
         let resend = Some(Box::new(Resend {
             slot,
             argv: argv.to_vec(),

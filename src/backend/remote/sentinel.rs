@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 use tracing::{debug, info, warn};
 
@@ -44,6 +44,27 @@ impl Sentinels {
         )
     }
 
+    /// Sends one command to the sentinel at `address` (a connection of its own) and returns
+    /// the reply, within the connect timeout.
+    pub async fn command(&self, address: &str, args: &[&[u8]]) -> Result<Bytes, BackendError> {
+        let target = self.target(address);
+        let mut stream = self.open(&target).await?;
+        tokio::time::timeout(self.connect_timeout, round_trip(&mut stream, args))
+            .await
+            .map_err(|_| BackendError::Timeout(self.connect_timeout.as_millis()))?
+    }
+
+    async fn open(&self, target: &Target) -> Result<crate::net::Stream, BackendError> {
+        connect(
+            target,
+            Init {
+                resp3: false,
+                db: 0,
+            },
+        )
+        .await
+    }
+
     /// The master's address according to the first sentinel that knows it.
     pub async fn ask_master(&self) -> Result<String, BackendError> {
         let mut last = BackendError::Unavailable("no sentinel configured".into());
@@ -60,28 +81,16 @@ impl Sentinels {
     }
 
     async fn ask_one(&self, address: &str) -> Result<String, BackendError> {
-        let target = self.target(address);
-        let mut stream = connect(
-            &target,
-            Init {
-                resp3: false,
-                db: 0,
-            },
-        )
-        .await?;
-        let reply = tokio::time::timeout(
-            self.connect_timeout,
-            round_trip(
-                &mut stream,
+        let reply = self
+            .command(
+                address,
                 &[
                     b"SENTINEL",
                     b"get-master-addr-by-name",
                     self.master_name.as_bytes(),
                 ],
-            ),
-        )
-        .await
-        .map_err(|_| BackendError::Timeout(self.connect_timeout.as_millis()))??;
+            )
+            .await?;
         match decode(&reply) {
             Frame::Array(items) => match items.as_slice() {
                 [host, port] => match (host.as_bytes(), port.as_bytes()) {
@@ -152,14 +161,7 @@ async fn watch_one(
     address: &str,
 ) -> Result<(), BackendError> {
     let target = sentinels.target(address);
-    let mut stream = connect(
-        &target,
-        Init {
-            resp3: false,
-            db: 0,
-        },
-    )
-    .await?;
+    let mut stream = sentinels.open(&target).await?;
     let mut out = BytesMut::new();
     encode_command(&mut out, &[b"SUBSCRIBE".as_slice(), b"+switch-master"]);
     write_flush(&mut stream, &out).await?;
