@@ -351,8 +351,7 @@ impl Session {
             if which.eq_ignore_ascii_case(b"respgate") {
                 return Outcome::Reply(crate::command::info::info(self, &rest[1..]));
             }
-            if let Some(cluster) = &cluster {
-                let _ = cluster;
+            if cluster.is_some() {
                 return self.defer(Deferred::InfoBackend(rest));
             }
             return self.forward(spec, &rest);
