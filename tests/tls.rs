@@ -581,3 +581,49 @@ async fn a_tls_subscriber_that_stops_reading_is_closed_at_the_output_limit() {
         Value::Simple("PONG".into())
     );
 }
+
+#[tokio::test]
+async fn a_client_certificate_can_stand_for_a_tenant() {
+    let pki = Pki::generate();
+    let path = temp_config(&format!(
+        "[server]\nrequirepass = \"root\"\ntls = {{ cert = \"{}\", key = \"{}\", client_ca = \"{}\" }}\n\
+         [[tenants]]\nname = \"app\"\nprefix = \"app:\"\ntls_identity = \"app-1\"\n",
+        pki.server_cert, pki.server_key, pki.ca
+    ));
+    let gate = Respgate::start_with(&["--config", &path]);
+    // The test client certificate's CN is app-1: no AUTH needed, and it is in app's namespace.
+    let mut app = tls_connect(&gate.addr, pki.client_config(true))
+        .await
+        .expect("TLS handshake with a client certificate");
+    assert_eq!(
+        app.cmd(&[b"SET", b"k", b"v"]).await.unwrap(),
+        Value::Simple("OK".into())
+    );
+    assert_eq!(
+        app.cmd(&[b"KEYS", b"*"]).await.unwrap(),
+        Value::Array(vec![bulk("k")])
+    );
+    // The admin (requirepass) sees where the key really is.
+    let mut admin = tls_connect(&gate.addr, pki.client_config(true))
+        .await
+        .expect("TLS handshake");
+    assert_eq!(
+        admin.cmd(&[b"AUTH", b"default", b"root"]).await.unwrap(),
+        Value::Simple("OK".into())
+    );
+    assert_eq!(admin.cmd(&[b"GET", b"app:k"]).await.unwrap(), bulk("v"));
+}
+
+#[test]
+fn tls_identity_needs_verified_client_certificates() {
+    let path =
+        temp_config("[[tenants]]\nname = \"app\"\nprefix = \"app:\"\ntls_identity = \"app-1\"\n");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_respgate"))
+        .args(["check-config", &path])
+        .output()
+        .expect("running check-config");
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("tenants[0].tls_identity"), "{text}");
+}

@@ -25,6 +25,10 @@ pub struct TenantConfig {
     /// Its keys must never be evicted (enforcement comes with the monitor).
     #[serde(default)]
     pub durable: bool,
+    /// A client certificate's commonName or DNS subjectAltName: a client presenting it (to a
+    /// `[server] tls` listener with `client_ca`) acts as this tenant without AUTH.
+    #[serde(default)]
+    pub tls_identity: Option<String>,
     /// Commands (`get`, `client|kill`) and categories (`@dangerous`) refused.
     #[serde(default)]
     pub deny: Vec<String>,
@@ -94,6 +98,28 @@ pub(super) fn validate(
     }
     for (i, t) in tenants.iter().enumerate() {
         let key = |field: &str| format!("tenants[{i}].{field}");
+        if let Some(id) = &t.tls_identity {
+            // Only a verified certificate can stand for a tenant.
+            if server
+                .tls
+                .as_ref()
+                .is_none_or(|tls| tls.client_ca.is_none())
+            {
+                return Err((
+                    key("tls_identity"),
+                    "needs [server] tls with client_ca (verified client certificates)".into(),
+                ));
+            }
+            if id.is_empty() {
+                return Err((key("tls_identity"), "must not be empty".into()));
+            }
+            if tenants[..i]
+                .iter()
+                .any(|o| o.tls_identity.as_deref() == Some(id.as_str()))
+            {
+                return Err((key("tls_identity"), format!("{id:?} names two tenants")));
+            }
+        }
         if t.name.is_empty() || t.name.bytes().any(|c| !(b'!'..=b'~').contains(&c)) {
             return Err((
                 key("name"),
@@ -123,10 +149,14 @@ pub(super) fn validate(
             ));
         }
         let is_default = server.default_tenant.as_deref() == Some(t.name.as_str());
-        if t.password.is_none() && t.password_sha256.is_none() && !is_default {
+        if t.password.is_none()
+            && t.password_sha256.is_none()
+            && !is_default
+            && t.tls_identity.is_none()
+        {
             return Err((
                 key("password"),
-                "a tenant needs password or password_sha256 (or must be server.default_tenant)"
+                "a tenant needs password or password_sha256 (or tls_identity, or must be server.default_tenant)"
                     .into(),
             ));
         }

@@ -45,6 +45,8 @@ impl Secret {
 pub struct Tenant {
     pub name: String,
     pub username: Option<String>,
+    /// Client certificate CN / DNS SAN that stands for this tenant.
+    pub tls_identity: Option<String>,
     secret: Secret,
     pub namespace: Namespace,
     pub acl: Acl,
@@ -111,6 +113,15 @@ impl Tenants {
         self.list.iter().find(|t| t.name == name)
     }
 
+    /// The tenant a verified client certificate stands for (its CN, else a DNS SAN).
+    pub fn by_tls_identity(&self, peer: &crate::tls::PeerIdentity) -> Option<&Arc<Tenant>> {
+        self.list.iter().find(|t| {
+            t.tls_identity.as_deref().is_some_and(|id| {
+                peer.common_name.as_deref() == Some(id) || peer.dns_names.iter().any(|n| n == id)
+            })
+        })
+    }
+
     /// `AUTH username password` / `HELLO .. AUTH username password`.
     pub fn authenticate(&self, username: &[u8], password: &[u8]) -> Option<Arc<Tenant>> {
         // Usernames are not secret; the password comparison is constant-time.
@@ -144,6 +155,7 @@ fn compile(t: &TenantConfig) -> Result<Tenant, String> {
     Ok(Tenant {
         name: t.name.clone(),
         username: t.username.clone(),
+        tls_identity: t.tls_identity.clone(),
         secret,
         namespace: Namespace::new(t.prefix.as_bytes()),
         acl: Acl::new(&t.deny, &t.allow, t.read_only, t.default_deny)?,

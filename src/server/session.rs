@@ -82,7 +82,7 @@ pub struct PendingBlock {
 
 impl Session {
     pub fn new(shared: Arc<Shared>, client: Arc<ClientHandle>) -> Session {
-        let (authenticated, tenant) = super::tenancy::initial_identity(&shared);
+        let (authenticated, tenant) = super::tenancy::initial_identity(&shared, &client);
         super::tenancy::show_user(&client, tenant.as_deref());
         let shared_remote = shared.remote.is_some();
         let id = client.info.lock().id;
@@ -435,7 +435,7 @@ impl Session {
         transaction::discard_state(self);
         self.proto = Protocol::Resp2;
         self.db = 0;
-        let (authenticated, tenant) = super::tenancy::initial_identity(&self.shared);
+        let (authenticated, tenant) = super::tenancy::initial_identity(&self.shared, &self.client);
         self.authenticated = authenticated;
         self.tenant = tenant;
         super::tenancy::show_user(&self.client, self.tenant.as_deref());

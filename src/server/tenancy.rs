@@ -22,11 +22,18 @@ use crate::policy::{Plan, Tenant, replies};
 use crate::protocol::{Reply, errors};
 
 /// Whether a new (or RESET) client is authenticated, and as which tenant: without tenants,
-/// as before (authenticated unless `requirepass`); with tenants, as the default tenant if
-/// one is configured, else not until it AUTHs.
-pub fn initial_identity(shared: &Shared) -> (bool, Option<Arc<Tenant>>) {
+/// as before (authenticated unless `requirepass`); with tenants, as the tenant its client
+/// certificate stands for, else the default tenant if one is configured, else not until it
+/// AUTHs.
+pub fn initial_identity(shared: &Shared, client: &ClientHandle) -> (bool, Option<Arc<Tenant>>) {
     if shared.tenants.is_empty() {
         return (shared.config.server.requirepass.is_none(), None);
+    }
+    // A verified client certificate that stands for a tenant is that tenant's login.
+    if let Some(peer) = client.info.lock().tls_peer.as_ref()
+        && let Some(t) = shared.tenants.by_tls_identity(peer)
+    {
+        return (true, Some(t.clone()));
     }
     match shared.tenants.default_tenant() {
         Some(t) => (true, Some(t.clone())),
