@@ -12,6 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tracing::debug;
 
+/// SIGHUP reloads that failed (the running config stayed).
+pub const CONFIG_RELOAD_FAILURES: &str = "respgate_config_reload_failures_total";
 pub const CONNECTIONS_ACCEPTED: &str = "respgate_connections_accepted_total";
 pub const CONNECTIONS_REJECTED: &str = "respgate_connections_rejected_total";
 pub const CONNECTED_CLIENTS: &str = "respgate_connected_clients";

@@ -885,3 +885,59 @@ fn escaped_prefixes_are_literal_for_redis_itself() {
         );
     }
 }
+
+#[test]
+fn sighup_reloads_tenants_without_dropping_connections() {
+    let base = "[[tenants]]\nname = \"a\"\nusername = \"ua\"\npassword = \"pa\"\nprefix = \"a:\"\n";
+    let path = temp_config(base);
+    let gate = Respgate::start_with(&["--config", &path]);
+    let mut a = Conn::connect(&gate.addr);
+    assert_eq!(a.cmd_str("AUTH ua pa"), Value::Simple("OK".into()));
+    assert_eq!(a.cmd_str("SET k v"), Value::Simple("OK".into()));
+    assert_eq!(a.cmd_str("GET k"), Value::Bulk(b"v".to_vec()));
+    let hup = || {
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &gate.pid().to_string()])
+            .status()
+            .expect("kill -HUP");
+        assert!(status.success());
+    };
+    // A stricter policy reaches the connection that is already open.
+    std::fs::write(&path, format!("{base}deny = [\"get\"]\n")).expect("rewriting the config");
+    hup();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if a.cmd_str("GET k").is_error() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "reload not applied");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(a.cmd_str("SET k w"), Value::Simple("OK".into()));
+    // A broken file changes nothing, and respgate keeps serving.
+    std::fs::write(&path, "[[tenants]]\nname = \"a\"\nbogus = 1\n").expect("rewriting the config");
+    hup();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(a.cmd_str("GET k").is_error());
+    assert_eq!(a.cmd_str("SET k x"), Value::Simple("OK".into()));
+    // A tenant that is gone must AUTH again.
+    std::fs::write(
+        &path,
+        base.replace("name = \"a\"", "name = \"b\"")
+            .replace("ua", "ub"),
+    )
+    .expect("rewriting the config");
+    hup();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match a.cmd_str("SET k y") {
+            Value::Error(e) if e.starts_with("NOAUTH") => break,
+            _ => {}
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "removed tenant still served"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

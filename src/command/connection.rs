@@ -94,7 +94,7 @@ enum Identity {
 /// requirepass, `default` accepts any password (Redis's `nopass`) only when no tenants are
 /// configured — with tenants it would bypass them.
 fn identify(s: &Session, user: Option<&[u8]>, pass: &[u8]) -> Option<Identity> {
-    let tenants = &s.shared.tenants;
+    let tenants = s.shared.tenants();
     let tenant = match user {
         Some(u) => tenants.authenticate(u, pass),
         None => tenants.authenticate_password(pass),
@@ -158,7 +158,7 @@ fn authenticate(s: &mut Session, user: Option<&[u8]>, pass: &[u8]) -> Result<(),
 fn auth(s: &mut Session, argv: &[Bytes]) -> Reply {
     let (user, pass): (Option<&[u8]>, &[u8]) = match argv.len() {
         2 => {
-            if s.shared.config.server.requirepass.is_none() && s.shared.tenants.is_empty() {
+            if s.shared.config.server.requirepass.is_none() && s.shared.tenants().is_empty() {
                 return Reply::err(
                     "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
                 );

@@ -32,6 +32,9 @@ pub struct Config {
     /// Backend memory/eviction monitoring (`[monitor]`).
     #[serde(default)]
     pub monitor: MonitorConfig,
+    /// The file this was read from (SIGHUP reads it again); None without `--config`.
+    #[serde(skip)]
+    pub source: Option<std::path::PathBuf>,
 }
 
 /// `[monitor]`: how often every backend node's INFO is polled, and when memory use alarms.
@@ -463,7 +466,9 @@ impl Config {
             path: shown.clone(),
             source,
         })?;
-        Config::parse(&text, &shown)
+        let mut config = Config::parse(&text, &shown)?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
     }
 
     /// Parses and validates config text; `origin` names it in errors. toml's errors carry

@@ -70,12 +70,53 @@ pub struct Shared {
     pub listen_addr: SocketAddr,
     pub run_id: String,
     /// Configured tenants (empty: single-user mode, as Redis without ACL users).
-    pub tenants: Arc<crate::policy::Tenants>,
+    /// The tenants in force; replaced as a whole when SIGHUP reloads the config.
+    tenants: RwLock<Arc<crate::policy::Tenants>>,
+    /// Bumped on every reload: sessions re-resolve their tenant when it moved.
+    pub tenants_generation: std::sync::atomic::AtomicU64,
     /// Failed AUTHs per client address, for `auth_failures_per_minute`.
     pub auth_limiter: tenancy::AuthLimiter,
 }
 
 impl Shared {
+    /// The tenants in force now.
+    pub fn tenants(&self) -> Arc<crate::policy::Tenants> {
+        self.tenants.read().clone()
+    }
+
+    /// SIGHUP: reads the config file again and puts its tenants (namespaces, command
+    /// policy, TTL rules) in force for every connection, without dropping any. A file that
+    /// does not load leaves everything as it was. Listener, backend and engine settings
+    /// need a restart: a change there is reported, not applied.
+    pub fn reload(&self) -> Result<usize, String> {
+        let Some(path) = &self.config.source else {
+            return Err("respgate was started without --config: nothing to reload".into());
+        };
+        let new = crate::config::Config::load(path).map_err(|e| e.to_string())?;
+        let tenants = crate::policy::Tenants::from_config(&new).map_err(|e| e.to_string())?;
+        let differs =
+            |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+        for (section, changed) in [
+            ("[server]", differs(&self.config.server, &new.server)),
+            ("[backend]", differs(&self.config.backend, &new.backend)),
+            ("[embedded]", differs(&self.config.embedded, &new.embedded)),
+            ("[limits]", differs(&self.config.limits, &new.limits)),
+            ("[monitor]", differs(&self.config.monitor, &new.monitor)),
+        ] {
+            if changed {
+                warn!(
+                    section,
+                    "config reload: this section changed and needs a restart; only [[tenants]] was reloaded"
+                );
+            }
+        }
+        let n = new.tenants.len();
+        *self.tenants.write() = Arc::new(tenants);
+        self.tenants_generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Ok(n)
+    }
+
     /// Idle timeout from the (runtime-settable) `timeout` parameter; None = never.
     pub fn idle_timeout(&self) -> Option<Duration> {
         let secs = self.params.read().timeout_secs;
@@ -247,7 +288,8 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
             .unwrap_or(0),
         listen_addr,
         run_id: random_run_id(),
-        tenants,
+        tenants: RwLock::new(tenants),
+        tenants_generation: std::sync::atomic::AtomicU64::new(0),
         auth_limiter: tenancy::AuthLimiter::new(config.auth_failures_per_minute()),
         config,
     });
@@ -283,6 +325,8 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
     let monitor = monitor.spawn();
 
     let acceptor = tls.server.clone().map(tokio_rustls::TlsAcceptor::from);
+    spawn_reload_on_sighup(&shared);
+
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     let stop = signals.recv();
@@ -405,6 +449,34 @@ impl Signals {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// SIGHUP reloads the config file's tenants (see [`Shared::reload`]); a file that does not
+/// load is logged and counted, and the running config stays.
+fn spawn_reload_on_sighup(shared: &Arc<Shared>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            warn!("cannot listen for SIGHUP; config reload is unavailable");
+            return;
+        };
+        let weak = Arc::downgrade(shared);
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                let Some(shared) = weak.upgrade() else { return };
+                match shared.reload() {
+                    Ok(n) => info!(tenants = n, "config reloaded"),
+                    Err(e) => {
+                        metrics::counter!(crate::metrics::CONFIG_RELOAD_FAILURES).increment(1);
+                        tracing::error!(error = %e, "config reload failed; the running config stays");
+                    }
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = shared;
 }
 
 fn random_run_id() -> String {

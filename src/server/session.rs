@@ -44,6 +44,8 @@ pub struct Session {
     pub remote: Option<RemoteState>,
     /// When the connection task last received bytes.
     pub last_read: Instant,
+    /// The tenants reload this session's identity was resolved against.
+    tenants_generation: u64,
     /// The tenant this client acts as (None: no tenants configured, or the admin user).
     pub tenant: Option<Arc<crate::policy::Tenant>>,
     /// How to strip the reply of the command now blocked, when it arrives.
@@ -85,6 +87,9 @@ impl Session {
         let (authenticated, tenant) = super::tenancy::initial_identity(&shared, &client);
         super::tenancy::show_user(&client, tenant.as_deref());
         let shared_remote = shared.remote.is_some();
+        let shared_generation = shared
+            .tenants_generation
+            .load(std::sync::atomic::Ordering::Acquire);
         let id = client.info.lock().id;
         Session {
             shared,
@@ -104,6 +109,7 @@ impl Session {
             pending: VecDeque::new(),
             remote: shared_remote.then(RemoteState::new),
             last_read: Instant::now(),
+            tenants_generation: shared_generation,
             tenant,
             block_shape: None,
         }
@@ -217,6 +223,18 @@ impl Session {
         }
     }
 
+    /// The config was reloaded: this client keeps its tenant by name, now with the new
+    /// policy; a tenant that no longer exists must AUTH again.
+    fn follow_reload(&mut self, generation: u64) {
+        self.tenants_generation = generation;
+        if let Some(old) = self.tenant.take() {
+            match self.shared.tenants().by_name(&old.name) {
+                Some(t) => self.tenant = Some(t.clone()),
+                None => self.authenticated = false,
+            }
+        }
+    }
+
     /// Auth has passed (or is not needed) for `name`.
     fn may_run(&self, name: &str) -> bool {
         self.authenticated || name == "auth"
@@ -242,6 +260,13 @@ impl Session {
     }
 
     fn dispatch(&mut self, argv: &[Bytes]) -> Outcome {
+        let generation = self
+            .shared
+            .tenants_generation
+            .load(std::sync::atomic::Ordering::Acquire);
+        if generation != self.tenants_generation {
+            self.follow_reload(generation);
+        }
         let Some(name) = argv.first() else {
             return Outcome::Reply(Reply::err(errors::SYNTAX));
         };

@@ -26,16 +26,16 @@ use crate::protocol::{Reply, errors};
 /// certificate stands for, else the default tenant if one is configured, else not until it
 /// AUTHs.
 pub fn initial_identity(shared: &Shared, client: &ClientHandle) -> (bool, Option<Arc<Tenant>>) {
-    if shared.tenants.is_empty() {
+    if shared.tenants().is_empty() {
         return (shared.config.server.requirepass.is_none(), None);
     }
     // A verified client certificate that stands for a tenant is that tenant's login.
     if let Some(peer) = client.info.lock().tls_peer.as_ref()
-        && let Some(t) = shared.tenants.by_tls_identity(peer)
+        && let Some(t) = shared.tenants().by_tls_identity(peer)
     {
         return (true, Some(t.clone()));
     }
-    match shared.tenants.default_tenant() {
+    match shared.tenants().default_tenant() {
         Some(t) => (true, Some(t.clone())),
         None => (false, None),
     }
