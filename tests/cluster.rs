@@ -313,7 +313,10 @@ fn killing_a_master_under_load_spares_other_slots_and_recovers_after_promotion()
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Instant;
     let mut cluster = RedisCluster::start();
-    let gate = Respgate::cluster(&cluster.addrs(), "command_timeout = \"1s\"");
+    // While the cluster has no master for the victim's slots it refuses every slot
+    // (CLUSTERDOWN, cluster-require-full-coverage); respgate retries that until the command
+    // timeout, which must outlast the failover (node timeout 2 s + election).
+    let gate = Respgate::cluster(&cluster.addrs(), "command_timeout = \"8s\"");
     let victim = cluster.masters()[0].clone();
     let replica = cluster
         .replicas()
