@@ -447,7 +447,8 @@ pub enum ConfigError {
     },
 }
 
-const POLICIES: &[&str] = &[
+/// Redis's maxmemory policies (also the monitor's bounded `policy` label values).
+pub const POLICIES: &[&str] = &[
     "noeviction",
     "allkeys-lru",
     "allkeys-lfu",

@@ -9,6 +9,9 @@
 use metrics::{Counter, Gauge, counter, gauge};
 
 use super::info::NodeInfo;
+// The maxmemory policies Redis knows; anything else is labelled "other", so a misbehaving
+// node cannot grow the label set.
+use crate::config::POLICIES;
 
 pub const UP: &str = "respgate_backend_up";
 pub const USED_MEMORY: &str = "respgate_backend_used_memory_bytes";
@@ -26,19 +29,6 @@ pub const AOF_ENABLED: &str = "respgate_backend_aof_enabled";
 pub const KEYS: &str = "respgate_backend_keys";
 pub const EXPIRES: &str = "respgate_backend_expires";
 pub const EVICTION_RISK: &str = "respgate_eviction_risk";
-
-/// The maxmemory policies Redis knows; anything else is labelled "other", so a misbehaving
-/// node cannot grow the label set.
-const POLICIES: &[&str] = &[
-    "noeviction",
-    "allkeys-lru",
-    "allkeys-lfu",
-    "allkeys-random",
-    "volatile-lru",
-    "volatile-lfu",
-    "volatile-random",
-    "volatile-ttl",
-];
 
 /// Describes every monitor metric (HELP lines); call once after the recorder is installed.
 pub fn describe() {

@@ -180,19 +180,25 @@ impl Default for RemoteState {
 /// Commands that would change a shared connection's state for everybody on it, or that need
 /// machinery respgate does not forward yet.
 fn unsupported(name: &str, argv: &[Bytes]) -> Option<String> {
-    let sub = argv
-        .get(1)
-        .map(|s| s.to_ascii_lowercase())
-        .unwrap_or_default();
     let what = match name {
         "monitor" | "sync" | "psync" | "replconf" | "failover" | "shutdown" => name.to_uppercase(),
-        "client"
-            if matches!(
-                sub.as_slice(),
-                b"reply" | b"tracking" | b"caching" | b"getredir" | b"trackinginfo" | b"unblock"
-            ) =>
-        {
-            format!("CLIENT {}", String::from_utf8_lossy(&sub).to_uppercase())
+        // Only CLIENT looks at its subcommand (no per-command lowercase copy for the rest).
+        "client" => {
+            let sub = argv.get(1)?;
+            let refused = [
+                &b"reply"[..],
+                b"tracking",
+                b"caching",
+                b"getredir",
+                b"trackinginfo",
+                b"unblock",
+            ]
+            .iter()
+            .any(|w| sub.eq_ignore_ascii_case(w));
+            if !refused {
+                return None;
+            }
+            format!("CLIENT {}", String::from_utf8_lossy(sub).to_uppercase())
         }
         _ => return None,
     };
@@ -543,19 +549,6 @@ impl Session {
                 if let Some(d) = plan_keyless(spec, argv) {
                     return self.defer(d);
                 }
-                // Settings must hold on every node, as on one Redis.
-                if spec.name == "config"
-                    && argv.get(1).is_some_and(|s| {
-                        [&b"set"[..], b"resetstat", b"rewrite"]
-                            .iter()
-                            .any(|w| s.eq_ignore_ascii_case(w))
-                    })
-                {
-                    return self.defer(Deferred::AllMasters(
-                        argv.to_vec(),
-                        crate::backend::remote::cluster::split::Merge::Same,
-                    ));
-                }
                 cluster.any_master(self.client_id())
             }
         };
@@ -579,7 +572,7 @@ impl Session {
     }
 
     /// Queues a command several nodes answer; later commands wait until it has run.
-    fn defer(&mut self, deferred: Deferred) -> Outcome {
+    pub(super) fn defer(&mut self, deferred: Deferred) -> Outcome {
         let strip = self.remote.as_mut().and_then(|st| {
             st.barrier = true;
             st.next_strip.take()
@@ -622,10 +615,8 @@ impl Session {
         let sink = st.sink.clone();
         let strip = st.next_strip.take();
         let unwrap = st.next_unwrap.take();
-        let mut owed = vec![None; skip];
-        owed.push(Some(sink));
         st.outstanding += 1;
-        self.enqueue(&conn, encode, owed);
+        self.enqueue(&conn, encode, skip, Some(sink));
         if let Some(st) = self.remote.as_mut()
             && st.inflight.as_ref().map(|c| c.id) != Some(conn.id)
         {
@@ -642,7 +633,14 @@ impl Session {
 
     /// Adds commands to the batch being collected for `conn` (sending the batch of another
     /// connection first, and a big batch at once).
-    fn enqueue(&mut self, conn: &BackendConn, encode: impl FnOnce(&mut BytesMut), owed: Vec<Owed>) {
+    /// The batch owes `skip` replies nobody reads, then one to `sink` (if any).
+    fn enqueue(
+        &mut self,
+        conn: &BackendConn,
+        encode: impl FnOnce(&mut BytesMut),
+        skip: usize,
+        sink: Option<ReplySink>,
+    ) {
         if self
             .remote
             .as_ref()
@@ -660,7 +658,10 @@ impl Session {
             owed: Vec::new(),
         });
         encode(&mut out.bytes);
-        out.owed.extend(owed);
+        out.owed.extend(std::iter::repeat_n(None, skip));
+        if let Some(sink) = sink {
+            out.owed.push(Some(sink));
+        }
         if out.bytes.len() >= OUTGOING_FLUSH {
             self.flush_outgoing();
         }
@@ -704,7 +705,7 @@ impl Session {
 
     /// Sends a command whose reply nobody reads (state kept in step on the pinned connection).
     fn send_quietly(&mut self, conn: &BackendConn, argv: &[&[u8]]) {
-        self.enqueue(conn, |b| encode_command(b, argv), vec![None]);
+        self.enqueue(conn, |b| encode_command(b, argv), 1, None);
     }
 
     fn pinned(&self) -> Option<&BackendConn> {

@@ -95,23 +95,10 @@ impl Session {
                     .as_ref()
                     .is_some_and(|r| r.cluster.is_some())
                 {
-                    return TenantPlan::Done(self.defer_all_masters(argv, merge));
+                    return TenantPlan::Done(self.defer(Deferred::AllMasters(argv, merge)));
                 }
                 TenantPlan::Forward(argv, None)
             }
         }
-    }
-}
-
-impl Session {
-    fn defer_all_masters(&mut self, argv: Vec<Bytes>, merge: Merge) -> Outcome {
-        if let Some(st) = self.remote.as_mut() {
-            st.barrier = true;
-        }
-        self.pending.push_back(super::forward::Slot::Deferred(
-            Box::new(Deferred::AllMasters(argv, merge)),
-            None,
-        ));
-        Outcome::Forwarded
     }
 }

@@ -178,9 +178,7 @@ impl Unwrap {
             return Bytes::copy_from_slice(mine[0]);
         }
         let mut out = BytesMut::new();
-        out.extend_from_slice(&[kind]);
-        out.extend_from_slice(mine.len().to_string().as_bytes());
-        out.extend_from_slice(b"\r\n");
+        crate::backend::remote::cluster::split::push_header(&mut out, kind, mine.len());
         for m in mine {
             out.extend_from_slice(m);
         }

@@ -6,7 +6,7 @@
 //!   for the same node can still travel in one pipelined batch), and the sub-replies are
 //!   merged into the reply one Redis would give.
 //! * **Fan-out commands** (KEYS, SCAN, DBSIZE, FLUSHDB, FLUSHALL, SCRIPT LOAD/FLUSH/EXISTS,
-//!   RANDOMKEY, PUBLISH): where they go and how their replies combine.
+//!   CONFIG SET/RESETSTAT/REWRITE, RANDOMKEY, PUBLISH): where they go and how their replies combine.
 //!
 //! Merging works on raw reply frames: values are copied byte for byte, so RESP2 and RESP3
 //! clients each get their own null encoding (`$-1` / `_`), and an error reply from any node
@@ -156,7 +156,8 @@ fn first_error<R: AsRef<[u8]>>(replies: &[R]) -> Option<Bytes> {
         .map(Bytes::copy_from_slice)
 }
 
-fn push_header(out: &mut BytesMut, kind: u8, n: usize) {
+/// An aggregate's header (`*3\r\n`), for replies assembled from raw elements.
+pub(crate) fn push_header(out: &mut BytesMut, kind: u8, n: usize) {
     out.extend_from_slice(&[kind]);
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -274,7 +275,9 @@ pub fn fan_out(spec: &CommandSpec, argv: &[Bytes]) -> Option<FanOut> {
         "keys" => FanOut::AllMasters(Merge::ConcatArrays),
         "scan" => FanOut::Scan,
         "dbsize" => FanOut::AllMasters(Merge::SumIntegers),
-        "flushdb" | "flushall" | "script|flush" | "script|load" => FanOut::AllMasters(Merge::Same),
+        // CONFIG SET & co.: settings must hold on every node, as on one Redis.
+        "flushdb" | "flushall" | "script|flush" | "script|load" | "config|set"
+        | "config|resetstat" | "config|rewrite" => FanOut::AllMasters(Merge::Same),
         "script|exists" => FanOut::AllMasters(Merge::AndIntegerArrays),
         "randomkey" => FanOut::AllMasters(Merge::FirstNonNull),
         "publish" => FanOut::AnyNode,
