@@ -172,10 +172,15 @@ pub fn exec(s: &mut Session) -> Reply {
         } else {
             Reply::err(errors::not_implemented(spec.name))
         };
+        let verdict = match &reply {
+            Reply::Error(text) => Err(crate::metrics::commands::classify_error(text.as_bytes())),
+            _ => Ok(()),
+        };
         shared.cmdstats.record(
             effective.name,
-            started.elapsed().as_micros() as u64,
-            reply.is_error(),
+            s.tenant.as_deref(),
+            started.elapsed(),
+            verdict,
         );
         replies.push(reply);
     }

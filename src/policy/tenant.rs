@@ -53,6 +53,8 @@ pub struct Tenant {
     pub durable: bool,
     /// TTL rules, first match wins (enforced by the embedded engine, see `policy::ttl`).
     pub ttl: TtlRules,
+    /// This tenant's `respgate_commands_total` handles.
+    pub commands: crate::metrics::commands::TenantCommands,
 }
 
 /// Why tenants could not be compiled (config validation catches these first).
@@ -161,6 +163,7 @@ fn compile(t: &TenantConfig) -> Result<Tenant, String> {
         acl: Acl::new(&t.deny, &t.allow, t.read_only, t.default_deny)?,
         durable: t.durable,
         ttl: TtlRules::compile(&t.ttl).map_err(|e| e.to_string())?,
+        commands: crate::metrics::commands::TenantCommands::new(&t.name),
     })
 }
 

@@ -70,6 +70,8 @@ impl ClientInfo {
 pub struct ClientHandle {
     pub info: Mutex<ClientInfo>,
     killed: AtomicBool,
+    /// Killed for going over its output buffer limit (counted apart from CLIENT KILL).
+    over_output_limit: AtomicBool,
     kill_notify: Notify,
 }
 
@@ -77,6 +79,16 @@ impl ClientHandle {
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Release);
         self.kill_notify.notify_one();
+    }
+
+    /// Kills the client for going over its output buffer limit.
+    pub fn kill_over_output_limit(&self) {
+        self.over_output_limit.store(true, Ordering::Release);
+        self.kill();
+    }
+
+    pub fn was_over_output_limit(&self) -> bool {
+        self.over_output_limit.load(Ordering::Acquire)
     }
 
     pub fn is_killed(&self) -> bool {
@@ -138,6 +150,7 @@ impl ClientRegistry {
                 tls_peer: None,
             }),
             killed: AtomicBool::new(false),
+            over_output_limit: AtomicBool::new(false),
             kill_notify: Notify::new(),
         });
         self.clients.lock().insert(id, handle.clone());

@@ -9,6 +9,8 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::metrics::Disconnect;
+use crate::metrics::commands::{Verdict, verdict_of_encoded};
 use crate::net::{ReadHalf, Stream, WriteHalf};
 use tokio::sync::watch;
 use tracing::debug;
@@ -106,12 +108,17 @@ pub async fn serve(
     let mut parser = RequestParser::new(shared.limits.clone());
     let mut out = BytesMut::with_capacity(16 * 1024);
     let (mut rd, mut wr) = stream.into_split();
+    let mut why = Disconnect::Closed;
+    let metrics_on = crate::metrics::enabled();
 
     'conn: loop {
+        // Commands this read brought (pipeline depth).
+        let mut depth = 0u32;
         // Run every complete command already buffered, in order.
         loop {
             match parser.next_command() {
                 Ok(Some(argv)) => {
+                    depth += 1;
                     let mut handled = session.handle(argv, &mut out);
                     while let Handled::RetryAfterDrain(argv) = handled {
                         // It goes to another backend connection: its predecessors' replies
@@ -188,10 +195,18 @@ pub async fn serve(
                         break 'conn;
                     }
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    if metrics_on && depth > 0 {
+                        crate::metrics::handles()
+                            .pipeline_depth
+                            .record(f64::from(depth));
+                    }
+                    break;
+                }
                 Err(e) => {
                     // Redis replies with the error, then closes the connection.
                     shared.stats.protocol_error();
+                    why = Disconnect::ProtocolError;
                     debug!(client = %peer, error = %e, "protocol error, closing");
                     if drain(
                         &shared,
@@ -235,6 +250,9 @@ pub async fn serve(
         {
             break;
         }
+        if *shutdown.borrow() && !session.closing {
+            why = Disconnect::Shutdown;
+        }
         if session.closing || *shutdown.borrow() || handle.is_killed() {
             break;
         }
@@ -246,6 +264,7 @@ pub async fn serve(
             _ = shutdown.changed() => continue,
             _ = sleep_or_forever(idle) => {
                 debug!(client = %peer, "idle timeout, closing");
+                why = Disconnect::IdleTimeout;
                 break;
             }
             Some(msg) = recv_push(&mut session.inbox) => {
@@ -262,7 +281,7 @@ pub async fn serve(
             read = rd.read_buf(parser.buffer_mut()) => match read {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    shared.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    shared.stats.input(n);
                     if session.remote.is_some() {
                         session.last_read = std::time::Instant::now();
                     }
@@ -275,6 +294,14 @@ pub async fn serve(
     // its output buffer, say). Plain TCP shuts down at once.
     let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, wr.shutdown()).await;
     crate::metrics::handles().connected_clients.decrement(1.0);
+    if handle.was_over_output_limit() {
+        why = Disconnect::OutputBufferLimit;
+    } else if handle.is_killed() && why == Disconnect::Closed {
+        why = Disconnect::Killed;
+    } else if why == Disconnect::Closed && parser.buffered() > shared.limits.max_query_buffer {
+        why = Disconnect::QueryBufferLimit;
+    }
+    why.count();
 }
 
 /// The client went away (or was killed) while replies were owed to it.
@@ -296,12 +323,12 @@ async fn drain(
     let client_id = session.client_id();
     session.flush_outgoing();
     while let Some(slot) = session.pending.pop_front() {
-        let (deadline, resend, strip, unwrap) = match slot {
+        let (deadline, resend, strip, unwrap, cmd) = match slot {
             Slot::Local(bytes) => {
                 out.extend_from_slice(&bytes);
                 continue;
             }
-            Slot::Deferred(deferred, strip) => {
+            Slot::Deferred(deferred, strip, cmd) => {
                 // Cluster mode: every earlier reply is in; run it across the nodes now.
                 if let Some(remote) = &shared.remote
                     && let Some(cluster) = &remote.cluster
@@ -309,6 +336,7 @@ async fn drain(
                     let reply =
                         router::run_deferred(remote, cluster, *deferred, proto, client_id).await;
                     let reply = strip_tenant(session, strip, reply, proto);
+                    record_forwarded(shared, session, cmd, verdict_of_encoded(&reply));
                     out.extend_from_slice(&reply);
                 }
                 if let Some(st) = session.remote.as_mut()
@@ -326,7 +354,8 @@ async fn drain(
                 resend,
                 strip,
                 unwrap,
-            } => (deadline, resend, strip, unwrap),
+                cmd,
+            } => (deadline, resend, strip, unwrap, cmd),
         };
         let Some(st) = session.remote.as_mut() else {
             return Err(ClientGone);
@@ -353,7 +382,7 @@ async fn drain(
                             read = rd.read_buf(parser.buffer_mut()) => match read {
                                 Ok(0) | Err(_) => return Err(ClientGone),
                                 Ok(n) => {
-                                    shared.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                                    shared.stats.input(n);
                                     if parser.buffered() > shared.limits.max_query_buffer {
                                         return Err(ClientGone);
                                     }
@@ -376,6 +405,7 @@ async fn drain(
                         cluster.request_refresh();
                         let r =
                             router::follow(remote, cluster, resend, Err(e), proto, client_id).await;
+                        record_forwarded(shared, session, cmd, verdict_of_encoded(&r));
                         out.extend_from_slice(&r);
                         continue;
                     }
@@ -385,6 +415,7 @@ async fn drain(
                         .map(|r| r.target.address())
                         .unwrap_or_default();
                     crate::protocol::Reply::err(e.client_error(&address)).encode(proto, out);
+                    record_forwarded(shared, session, cmd, Err(0));
                     continue;
                 }
                 // Our own sink is alive while the session is: cannot happen.
@@ -395,7 +426,7 @@ async fn drain(
             // One reply on its own: resent elsewhere if a cluster node redirects it, and
             // stripped of the tenant's prefix if it names keys or channels.
             let mut one = BytesMut::new();
-            let used = st.take_replies(1, &mut one);
+            let (used, _) = st.take_replies(1, &mut one);
             st.settled(used);
             let mut reply = one.freeze();
             if let Some(resend) = &resend
@@ -409,6 +440,7 @@ async fn drain(
                 reply = unwrap.apply(&reply);
             }
             let reply = strip_tenant(session, strip, reply, proto);
+            record_forwarded(shared, session, cmd, verdict_of_encoded(&reply));
             out.extend_from_slice(&reply);
             continue;
         }
@@ -428,13 +460,75 @@ async fn drain(
                 )
             })
             .count();
-        let used = st.take_replies(1 + following, out);
+        let start = out.len();
+        let (used, errors) = st.take_replies(1 + following, out);
         st.settled(used);
+        let mut verdicts = Verdicts::new(&out[start..], errors);
+        record_forwarded(shared, session, cmd, verdicts.next());
         for _ in 1..used {
-            session.pending.pop_front();
+            if let Some(Slot::Remote { cmd, .. }) = session.pending.pop_front() {
+                record_forwarded(shared, session, cmd, verdicts.next());
+            }
         }
     }
     Ok(())
+}
+
+/// Counts and times a forwarded command now that its reply is here.
+fn record_forwarded(
+    shared: &Shared,
+    session: &Session,
+    cmd: Option<(&'static str, std::time::Instant)>,
+    verdict: Verdict,
+) {
+    if let Some((name, started)) = cmd {
+        shared
+            .cmdstats
+            .record(name, session.tenant.as_deref(), started.elapsed(), verdict);
+    }
+}
+
+/// The verdicts of consecutive whole replies, in order; only error replies (their bits in
+/// `errors`) are looked at, so a run of successes costs nothing.
+struct Verdicts<'a> {
+    replies: &'a [u8],
+    errors: u64,
+    index: u32,
+    offset: usize,
+    scanner: crate::protocol::reply_scan::ReplyScanner,
+}
+
+impl<'a> Verdicts<'a> {
+    fn new(replies: &'a [u8], errors: u64) -> Verdicts<'a> {
+        Verdicts {
+            replies,
+            errors,
+            index: 0,
+            offset: 0,
+            scanner: crate::protocol::reply_scan::ReplyScanner::new(),
+        }
+    }
+
+    fn next(&mut self) -> Verdict {
+        let i = self.index;
+        self.index += 1;
+        if i >= 64 || self.errors >> i == 0 {
+            return Ok(());
+        }
+        // Replies up to the next error are skipped by length.
+        let here = self.offset;
+        if let Ok(Some(n)) = self
+            .scanner
+            .scan(&self.replies[here.min(self.replies.len())..])
+        {
+            self.offset += n;
+        }
+        if self.errors & (1 << i) != 0 {
+            verdict_of_encoded(&self.replies[here.min(self.replies.len())..])
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// A tenant's reply that names keys or channels, without the tenant's prefix.
@@ -498,7 +592,7 @@ async fn wait_while_blocked(
             read = rd.read_buf(parser.buffer_mut()) => match read {
                 Ok(0) | Err(_) => return Woke::Gone,
                 Ok(n) => {
-                    shared.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    shared.stats.input(n);
                     if parser.buffered() > shared.limits.max_query_buffer {
                         return Woke::Gone;
                     }
@@ -535,10 +629,7 @@ async fn write_out(
         r = async { wr.write_all(out).await?; wr.flush().await } => r,
         _ = handle.killed() => Err(std::io::Error::other("client killed")),
     };
-    shared
-        .stats
-        .net_output_bytes
-        .fetch_add(out.len() as u64, Ordering::Relaxed);
+    shared.stats.output(out.len());
     out.clear();
     if out.capacity() > KEEP_CAPACITY {
         *out = BytesMut::with_capacity(16 * 1024);

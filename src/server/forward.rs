@@ -7,7 +7,7 @@
 //! clients use RESP3 connections) and are passed through byte for byte.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
@@ -59,10 +59,17 @@ pub enum Slot {
         strip: Option<crate::policy::namespace::Shape>,
         /// The reply is an EXEC array holding TTL fix-ups next to the client's replies.
         unwrap: Option<Box<super::forward_ttl::Unwrap>>,
+        /// The client's command (table name) and when it arrived, counted and timed when
+        /// its reply is handed on.
+        cmd: Option<(&'static str, Instant)>,
     },
     /// Cluster mode: a command several nodes answer together, run when its turn comes (and
     /// stripped of a tenant's prefix like a remote reply).
-    Deferred(Box<Deferred>, Option<crate::policy::namespace::Shape>),
+    Deferred(
+        Box<Deferred>,
+        Option<crate::policy::namespace::Shape>,
+        Option<(&'static str, Instant)>,
+    ),
 }
 
 /// A forwarding client's backend-side state.
@@ -143,15 +150,16 @@ impl RemoteState {
     }
 
     /// Appends up to `max` received replies to `out`; returns how many (at least one when a
-    /// chunk is carried). A chunk holding more than `max` is cut at a reply boundary.
-    pub fn take_replies(&mut self, max: usize, out: &mut BytesMut) -> usize {
+    /// chunk is carried) and which are errors (bit i: the i-th). A chunk holding more than
+    /// `max` is cut at a reply boundary.
+    pub fn take_replies(&mut self, max: usize, out: &mut BytesMut) -> (usize, u64) {
         let Some(chunk) = self.carry.take() else {
-            return 0;
+            return (0, 0);
         };
         let count = chunk.count as usize;
         if count <= max {
             out.extend_from_slice(&chunk.bytes);
-            return count;
+            return (count, chunk.errors);
         }
         let mut scanner = ReplyScanner::new();
         let mut cut = 0;
@@ -163,11 +171,13 @@ impl RemoteState {
             }
         }
         out.extend_from_slice(&chunk.bytes[..cut]);
+        // max < count <= MAX_CHUNK_REPLIES (64): the shifts stay in range.
         self.carry = Some(Chunk {
             bytes: chunk.bytes.slice(cut..),
             count: (count - max) as u32,
+            errors: chunk.errors >> max,
         });
-        max
+        (max, chunk.errors & ((1u64 << max) - 1))
     }
 }
 
@@ -577,8 +587,11 @@ impl Session {
             st.barrier = true;
             st.next_strip.take()
         });
-        self.pending
-            .push_back(Slot::Deferred(Box::new(deferred), strip));
+        self.pending.push_back(Slot::Deferred(
+            Box::new(deferred),
+            strip,
+            self.current.take(),
+        ));
         Outcome::Forwarded
     }
 
@@ -622,11 +635,13 @@ impl Session {
         {
             st.inflight = Some(conn);
         }
+        let cmd = self.current.take();
         self.pending.push_back(Slot::Remote {
             deadline,
             resend,
             strip,
             unwrap,
+            cmd,
         });
         Outcome::Forwarded
     }

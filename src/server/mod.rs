@@ -294,6 +294,7 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         config,
     });
 
+    crate::metrics::scrape::register(&shared);
     // Keyspace notifications go to the pub/sub registry (which never takes the engine
     // lock, so publishing under it cannot deadlock).
     let weak = Arc::downgrade(&shared);

@@ -228,7 +228,7 @@ impl PubSub {
                 queued,
                 "pub/sub client over its output buffer limit, disconnecting"
             );
-            to.client.kill();
+            to.client.kill_over_output_limit();
             return false;
         }
         to.tx.send(msg).is_ok()

@@ -15,6 +15,7 @@ use super::pubsub::{Inbox, Kind, Outbox};
 use crate::backend::embedded::{Batch, Blocking, ClientView, blocking, in_place, scripting};
 use crate::command::transaction::{self, Multi};
 use crate::command::{self, CommandSpec, table};
+use crate::metrics::commands::{Verdict, classify_error};
 use crate::protocol::{Protocol, Reply, errors};
 
 pub struct Session {
@@ -44,6 +45,9 @@ pub struct Session {
     pub remote: Option<RemoteState>,
     /// When the connection task last received bytes.
     pub last_read: Instant,
+    /// The command being dispatched (its table name) and when it arrived: a forwarded
+    /// command's slot keeps them to time and count it when its reply comes.
+    pub current: Option<(&'static str, Instant)>,
     /// The tenants reload this session's identity was resolved against.
     tenants_generation: u64,
     /// The tenant this client acts as (None: no tenants configured, or the admin user).
@@ -109,6 +113,7 @@ impl Session {
             pending: VecDeque::new(),
             remote: shared_remote.then(RemoteState::new),
             last_read: Instant::now(),
+            current: None,
             tenants_generation: shared_generation,
             tenant,
             block_shape: None,
@@ -279,7 +284,11 @@ impl Session {
             Err(reply) => return self.reject(name, reply),
         };
         if !self.authenticated && !effective.has(table::flags::NO_AUTH) {
-            self.shared.cmdstats.reject(effective.name);
+            self.shared.cmdstats.reject(
+                effective.name,
+                self.tenant.as_deref(),
+                classify_error(errors::NOAUTH.as_bytes()),
+            );
             return self.reject(name, Reply::err(errors::NOAUTH));
         }
         if let Err(refused) = self.tenant_allows(spec, effective) {
@@ -310,33 +319,37 @@ impl Session {
             m.queue(spec, argv);
             return Outcome::Reply(Reply::Simple("QUEUED"));
         }
-        // Forwarded commands are timed by nobody here (their time is the backend's): they
-        // take the read's timestamp instead of two clock reads each.
+        // A forwarded command's time runs from the read that brought it to its reply (timed
+        // when the reply is handed on, see `connection::drain`): it takes the read's
+        // timestamp instead of a clock read of its own.
         let forwarding = self.remote.is_some();
         let started = if forwarding {
             self.last_read
         } else {
             Instant::now()
         };
+        self.current = Some((effective.name, started));
         let outcome = if forwarding {
             self.forward(spec, argv)
         } else {
             Outcome::Wait(self.execute(spec, argv))
         };
-        let failed = match &outcome {
-            Outcome::Reply(r) | Outcome::Wait(Blocking::Done(r)) => r.is_error(),
-            Outcome::Wait(Blocking::Wait { timeout_reply, .. }) => timeout_reply.is_error(),
+        let verdict = match &outcome {
+            Outcome::Reply(r) | Outcome::Wait(Blocking::Done(r)) => reply_verdict(r),
+            Outcome::Wait(Blocking::Wait { timeout_reply, .. }) => reply_verdict(timeout_reply),
             // Counted when it runs again.
             Outcome::DrainFirst => return outcome,
-            // The backend's verdict is not known yet.
-            Outcome::Forwarded => false,
+            // Counted with the backend's verdict when the reply comes.
+            Outcome::Forwarded => Ok(()),
         };
-        let usec = if forwarding {
-            0
-        } else {
-            started.elapsed().as_micros() as u64
-        };
-        self.shared.cmdstats.record(effective.name, usec, failed);
+        if !matches!(outcome, Outcome::Forwarded) {
+            self.shared.cmdstats.record(
+                effective.name,
+                self.tenant.as_deref(),
+                started.elapsed(),
+                verdict,
+            );
+        }
         self.shared
             .stats
             .total_commands
@@ -358,7 +371,9 @@ impl Session {
     ) -> Result<&'static CommandSpec, Reply> {
         if spec.subcommands.is_empty() {
             if !spec.arity_ok(argv.len()) {
-                self.shared.cmdstats.reject(spec.name);
+                self.shared
+                    .cmdstats
+                    .reject(spec.name, self.tenant.as_deref(), 0);
                 return Err(Reply::err(errors::wrong_arity(spec.name)));
             }
             return Ok(spec);
@@ -370,7 +385,9 @@ impl Session {
             return Err(Reply::err(errors::unknown_subcommand(sub_name, spec.name)));
         };
         if !sub.arity_ok(argv.len()) {
-            self.shared.cmdstats.reject(sub.name);
+            self.shared
+                .cmdstats
+                .reject(sub.name, self.tenant.as_deref(), 0);
             return Err(Reply::err(errors::wrong_arity(sub.name)));
         }
         Ok(sub)
@@ -475,5 +492,13 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.unsubscribe_all();
         transaction::discard_state(self);
+    }
+}
+
+/// How a reply respgate made itself counts in `respgate_commands_total`.
+fn reply_verdict(reply: &Reply) -> Verdict {
+    match reply {
+        Reply::Error(text) => Err(classify_error(text.as_bytes())),
+        _ => Ok(()),
     }
 }

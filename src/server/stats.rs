@@ -3,8 +3,12 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::time::Duration;
+
 use crate::command::table;
 use crate::config::{Config, parse_size};
+use crate::metrics::commands::{DurationHistogram, TenantCommands, Verdict};
+use crate::policy::tenant::Tenant;
 
 /// Connection-level counters; each also feeds a Prometheus metric.
 #[derive(Default)]
@@ -36,6 +40,22 @@ impl ServerStats {
             .increment(1);
     }
 
+    /// Bytes read from a client.
+    pub fn input(&self, n: usize) {
+        self.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        crate::metrics::handles()
+            .net_input_bytes
+            .increment(n as u64);
+    }
+
+    /// Bytes written to a client.
+    pub fn output(&self, n: usize) {
+        self.net_output_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        crate::metrics::handles()
+            .net_output_bytes
+            .increment(n as u64);
+    }
+
     pub fn protocol_error(&self) {
         self.protocol_errors.fetch_add(1, Ordering::Relaxed);
         crate::metrics::handles().protocol_errors.increment(1);
@@ -48,6 +68,8 @@ impl ServerStats {
 pub struct CommandStats {
     // FxHash: fixed keys from the command table, looked up once per command.
     by_name: rustc_hash::FxHashMap<&'static str, CommandStat>,
+    /// `respgate_commands_total` of clients of no tenant (`tenant=""`).
+    untenanted: TenantCommands,
 }
 
 #[derive(Default)]
@@ -56,7 +78,7 @@ pub struct CommandStat {
     pub usec: AtomicU64,
     pub failed: AtomicU64,
     pub rejected: AtomicU64,
-    metric: crate::metrics::CommandMetric,
+    duration: DurationHistogram,
 }
 
 impl Default for CommandStats {
@@ -74,27 +96,44 @@ impl CommandStats {
                 by_name.insert(sub.name, CommandStat::default());
             }
         }
-        CommandStats { by_name }
+        CommandStats {
+            by_name,
+            untenanted: TenantCommands::new(""),
+        }
     }
 
-    /// Records one executed command.
-    pub fn record(&self, name: &'static str, usec: u64, failed: bool) {
+    /// Records one executed command of `tenant`'s client, which took `took` inside respgate.
+    pub fn record(
+        &self,
+        name: &'static str,
+        tenant: Option<&Tenant>,
+        took: Duration,
+        verdict: Verdict,
+    ) {
         if let Some(s) = self.by_name.get(name) {
             s.calls.fetch_add(1, Ordering::Relaxed);
-            s.usec.fetch_add(usec, Ordering::Relaxed);
-            if failed {
+            s.usec.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+            if verdict.is_err() {
                 s.failed.fetch_add(1, Ordering::Relaxed);
             }
-            s.metric.record(name, failed);
+            if crate::metrics::enabled() {
+                s.duration.record(name, took);
+            }
         }
+        tenant
+            .map_or(&self.untenanted, |t| &t.commands)
+            .count(name, verdict);
     }
 
     /// Records a command refused before running (arity, auth): Redis's `rejected_calls`.
-    pub fn reject(&self, name: &'static str) {
+    /// `class` is the refusal's error class (see `metrics::commands::classify_error`).
+    pub fn reject(&self, name: &'static str, tenant: Option<&Tenant>, class: usize) {
         if let Some(s) = self.by_name.get(name) {
             s.rejected.fetch_add(1, Ordering::Relaxed);
-            s.metric.record(name, true);
         }
+        tenant
+            .map_or(&self.untenanted, |t| &t.commands)
+            .count(name, Err(class));
     }
 
     /// Commands called at least once, sorted by name.

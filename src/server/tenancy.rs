@@ -112,7 +112,10 @@ impl Session {
         };
         let container = (!std::ptr::eq(spec, effective)).then_some(spec);
         match tenant.acl.check(effective, container) {
-            Some(e) => Err(Reply::err(e)),
+            Some(e) => {
+                crate::metrics::policy_denied(&tenant.name, "noperm");
+                Err(Reply::err(e))
+            }
             None => Ok(()),
         }
     }
@@ -126,7 +129,10 @@ impl Session {
     ) -> Blocking {
         let ns = &tenant.namespace;
         let (rewritten, shape) = match ns.plan(spec, argv) {
-            Err(e) => return Blocking::Done(Reply::err(e)),
+            Err(e) => {
+                crate::metrics::policy_denied(&tenant.name, "namespace");
+                return Blocking::Done(Reply::err(e));
+            }
             Ok(Plan::Wide(wide)) => {
                 let view = self.view();
                 return Blocking::Done(self.shared.engine.batch().execute_wide(view, ns, wide));

@@ -55,6 +55,9 @@ pub struct Stats {
     pub evicted_keys: AtomicU64,
     pub keyspace_hits: AtomicU64,
     pub keyspace_misses: AtomicU64,
+    /// Unix seconds of the last AOF fsync and rewrite (0: none yet).
+    pub aof_last_fsync: AtomicU64,
+    pub aof_last_rewrite: AtomicU64,
 }
 
 /// Everything behind the engine's lock.
@@ -404,7 +407,12 @@ impl Engine {
             match aof::rewrite_commands(state, unix_ms()) {
                 Ok(contents) => match aof::replace_file(&path, &contents) {
                     Ok(()) => match aof::Aof::open(&path, fsync) {
-                        Ok(fresh) => *slot = Some(fresh),
+                        Ok(fresh) => {
+                            *slot = Some(fresh);
+                            self.stats
+                                .aof_last_rewrite
+                                .store(unix_ms() / 1000, Ordering::Relaxed);
+                        }
                         Err(e) => tracing::error!(error = %e, "reopening the rewritten AOF failed"),
                     },
                     Err(e) => tracing::error!(error = %e, "AOF rewrite failed"),
@@ -426,6 +434,11 @@ impl Engine {
 
     pub fn aof_enabled(&self) -> bool {
         self.aof.lock().is_some()
+    }
+
+    /// The AOF's size in bytes, when appending is on.
+    pub fn aof_size(&self) -> Option<u64> {
+        self.aof.lock().as_ref().map(|a| a.size)
     }
 
     /// Persistence on at start: replays the AOF at `path` (if any), then appends to it.
@@ -477,6 +490,9 @@ impl Engine {
         let contents = aof::rewrite_commands(&state, unix_ms())?;
         aof::replace_file(&path, &contents).map_err(|e| format!("{}: {e}", path.display()))?;
         *slot = Some(aof::Aof::open(&path, fsync).map_err(|e| e.to_string())?);
+        self.stats
+            .aof_last_rewrite
+            .store(unix_ms() / 1000, Ordering::Relaxed);
         tracing::info!(path = %path.display(), bytes = contents.len(), "AOF rewritten");
         Ok(())
     }
@@ -492,8 +508,13 @@ impl Engine {
                     break;
                 };
                 let file = engine.aof.lock().as_mut().and_then(|a| a.take_unsynced());
-                if let Some(file) = file {
-                    let _ = tokio::task::spawn_blocking(move || file.sync_data()).await;
+                if let Some(file) = file
+                    && let Ok(Ok(())) = tokio::task::spawn_blocking(move || file.sync_data()).await
+                {
+                    engine
+                        .stats
+                        .aof_last_fsync
+                        .store(unix_ms() / 1000, Ordering::Relaxed);
                 }
             }
         })

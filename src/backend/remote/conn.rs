@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use parking_lot::Mutex;
@@ -31,7 +31,12 @@ pub type ReplySink = mpsc::UnboundedSender<Result<Chunk, BackendError>>;
 pub struct Chunk {
     pub bytes: Bytes,
     pub count: u32,
+    /// Bit i set: reply i is an error (a chunk holds at most [`MAX_CHUNK_REPLIES`]).
+    pub errors: u64,
 }
+
+/// Replies per chunk, so that [`Chunk::errors`] has a bit for each.
+pub const MAX_CHUNK_REPLIES: u32 = 64;
 
 /// Write at most this much before letting the socket drain.
 const WRITE_BATCH: usize = 256 * 1024;
@@ -60,7 +65,8 @@ struct ConnState {
     /// Tells both tasks to stop (set once, by whoever notices the failure first).
     stop: watch::Sender<bool>,
     why: Mutex<Option<BackendError>>,
-    inflight: Mutex<VecDeque<Owed>>,
+    /// Owed replies in order, each with when its command was handed to the connection.
+    inflight: Mutex<VecDeque<(Owed, Instant)>>,
     /// A `-READONLY` reply went by (checked by the reader task's owner).
     readonly_seen: AtomicBool,
     /// Plain TCP, while the writer task has nothing queued: the write half, so a client
@@ -88,7 +94,7 @@ impl ConnState {
 
     /// Answers every owed reply with the connection's error.
     fn answer_inflight(&self) {
-        let owed: Vec<Owed> = self.inflight.lock().drain(..).collect();
+        let owed: Vec<Owed> = self.inflight.lock().drain(..).map(|(o, _)| o).collect();
         let err = self.error();
         for sink in owed.into_iter().flatten() {
             let _ = sink.send(Err(err.clone()));
@@ -182,7 +188,11 @@ impl BackendConn {
         let mut direct = state.direct.lock();
         if let Some(half) = direct.as_mut() {
             // Owed replies are recorded before the bytes leave, so the reader always finds them.
-            state.inflight.lock().extend(batch.owed);
+            let now = Instant::now();
+            state
+                .inflight
+                .lock()
+                .extend(batch.owed.into_iter().map(|o| (o, now)));
             let bytes = batch.bytes;
             let written = match half.try_write(&bytes) {
                 Ok(n) => n,
@@ -246,20 +256,31 @@ async fn run(
             Err(BackendError::Failover)
         }
     });
+    let node = target.address();
     match connected {
         Ok(stream) => {
+            metrics::counter!(crate::metrics::BACKEND_CONNECTS, "node" => node.clone())
+                .increment(1);
+            let open = metrics::gauge!(crate::metrics::BACKEND_CONNECTIONS, "node" => node.clone());
+            open.increment(1.0);
             let (rd, wr) = stream.into_split();
-            let reader = tokio::spawn(read_replies(rd, state.clone(), target.clone()));
+            let round_trip =
+                metrics::histogram!(crate::metrics::BACKEND_DURATION, "node" => node.clone());
+            let reader = tokio::spawn(read_replies(rd, state.clone(), target.clone(), round_trip));
             write_batches(wr, &mut rx, &state).await;
             // The writer is done (all handles dropped, or the connection failed): stop the
             // reader too, closing the socket; with our handles gone nobody waits for more.
-            if !state.dead.load(Ordering::Acquire) {
+            if state.dead.load(Ordering::Acquire) {
+                count_error(&node, &state.error());
+            } else {
                 state.fail(BackendError::Closed);
             }
             let _ = reader.await;
+            open.decrement(1.0);
         }
         Err(e) => {
             target.recheck.notify_one();
+            count_error(&node, &e);
             state.fail(e)
         }
     }
@@ -276,6 +297,21 @@ async fn run(
         }
     }
     state.answer_inflight();
+}
+
+/// Counts a backend connection that failed or was lost, by kind.
+fn count_error(node: &str, e: &BackendError) {
+    let kind = match e {
+        BackendError::Unavailable(_) => "connect",
+        BackendError::Tls(_) | BackendError::Refused(_) => "auth",
+        BackendError::Io(_) => "io",
+        BackendError::Closed => "closed",
+        BackendError::Timeout(_) => "timeout",
+        BackendError::Protocol(_) => "protocol",
+        BackendError::Failover => "failover",
+    };
+    metrics::counter!(crate::metrics::BACKEND_ERRORS, "node" => node.to_string(), "kind" => kind)
+        .increment(1);
 }
 
 async fn write_batches(wr: WriteHalf, rx: &mut mpsc::UnboundedReceiver<Msg>, state: &ConnState) {
@@ -348,7 +384,11 @@ fn absorb(msg: Msg, wr: &mut Option<WriteHalf>, buf: &mut BytesMut, state: &Conn
             {
                 *wr = Some(WriteHalf::Plain(half));
             }
-            state.inflight.lock().extend(batch.owed);
+            let now = Instant::now();
+            state
+                .inflight
+                .lock()
+                .extend(batch.owed.into_iter().map(|o| (o, now)));
             buf.extend_from_slice(&batch.bytes);
         }
         Msg::Resume(half, rest) => {
@@ -362,7 +402,13 @@ fn absorb(msg: Msg, wr: &mut Option<WriteHalf>, buf: &mut BytesMut, state: &Conn
     }
 }
 
-async fn read_replies(mut rd: ReadHalf, state: Arc<ConnState>, target: Arc<Target>) {
+async fn read_replies(
+    mut rd: ReadHalf,
+    state: Arc<ConnState>,
+    target: Arc<Target>,
+    round_trip: metrics::Histogram,
+) {
+    let timed = crate::metrics::enabled();
     let mut stopped = state.stop.subscribe();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut scanner = ReplyScanner::new();
@@ -385,7 +431,8 @@ async fn read_replies(mut rd: ReadHalf, state: Arc<ConnState>, target: Arc<Targe
             }
             Ok(_) => {}
         }
-        if let Err(e) = hand_out(&mut buf, &mut scanner, &state) {
+        let now = timed.then(Instant::now);
+        if let Err(e) = hand_out(&mut buf, &mut scanner, &state, now, &round_trip) {
             return state.fail(e);
         }
         if state.readonly_seen.swap(false, Ordering::AcqRel) {
@@ -397,21 +444,39 @@ async fn read_replies(mut rd: ReadHalf, state: Arc<ConnState>, target: Arc<Targe
 /// Cuts the complete replies at the front of `buf` and hands them to their clients.
 /// Consecutive replies for the same client leave as one chunk (no per-reply split, send or
 /// wake-up: a pipeline's replies usually arrive together).
+/// `now` (when metrics are on) times each reply's round trip from when its command was
+/// handed to the connection; replies sent together are recorded together.
 fn hand_out(
     buf: &mut BytesMut,
     scanner: &mut ReplyScanner,
     state: &ConnState,
+    now: Option<Instant>,
+    round_trip: &metrics::Histogram,
 ) -> Result<(), BackendError> {
     let mut inflight = state.inflight.lock();
-    // The run of replies at the front of `buf` (`run_len` bytes) owed to one client.
-    let mut run: Option<(ReplySink, u32)> = None;
+    // The run of replies at the front of `buf` (`run_len` bytes) owed to one client, its
+    // count and error bits.
+    let mut run: Option<(ReplySink, u32, u64)> = None;
     let mut run_len = 0;
-    let emit = |buf: &mut BytesMut, run: &mut Option<(ReplySink, u32)>, run_len: &mut usize| {
-        if let Some((sink, count)) = run.take() {
-            let bytes = buf.split_to(*run_len).freeze();
-            let _ = sink.send(Ok(Chunk { bytes, count }));
+    // Replies whose commands were sent at the same instant, not yet recorded.
+    let mut timing: Option<(Instant, u64)> = None;
+    let emit =
+        |buf: &mut BytesMut, run: &mut Option<(ReplySink, u32, u64)>, run_len: &mut usize| {
+            if let Some((sink, count, errors)) = run.take() {
+                let bytes = buf.split_to(*run_len).freeze();
+                let _ = sink.send(Ok(Chunk {
+                    bytes,
+                    count,
+                    errors,
+                }));
+            }
+            *run_len = 0;
+        };
+    let record = |timing: Option<(Instant, u64)>| {
+        if let (Some(now), Some((sent, n))) = (now, timing) {
+            let secs = now.saturating_duration_since(sent).as_secs_f64();
+            round_trip.record_many(secs, n as usize);
         }
-        *run_len = 0;
     };
     loop {
         let n = match scanner.scan(&buf[run_len..]) {
@@ -430,13 +495,29 @@ fn hand_out(
             buf.advance(n);
             continue;
         }
-        match inflight.pop_front() {
+        let is_error = matches!(buf[run_len], b'-' | b'!');
+        let owed = inflight.pop_front();
+        if let Some((_, sent)) = &owed {
+            match timing.as_mut() {
+                Some((at, n)) if at == sent => *n += 1,
+                _ => {
+                    record(timing.take());
+                    timing = Some((*sent, 1));
+                }
+            }
+        }
+        match owed.map(|(o, _)| o) {
             Some(Some(sink)) => {
                 match run.as_mut() {
-                    Some((current, count)) if current.same_channel(&sink) => *count += 1,
+                    Some((current, count, errors))
+                        if *count < MAX_CHUNK_REPLIES && current.same_channel(&sink) =>
+                    {
+                        *errors |= u64::from(is_error) << *count;
+                        *count += 1;
+                    }
                     _ => {
                         emit(buf, &mut run, &mut run_len);
-                        run = Some((sink, 1));
+                        run = Some((sink, 1, u64::from(is_error)));
                     }
                 }
                 run_len += n;
@@ -454,6 +535,7 @@ fn hand_out(
         }
     }
     emit(buf, &mut run, &mut run_len);
+    record(timing);
     Ok(())
 }
 

@@ -108,6 +108,8 @@ impl Target {
         if *current == address {
             return false;
         }
+        metrics::gauge!(crate::metrics::SENTINEL_MASTER, "address" => current.clone()).set(0.0);
+        metrics::gauge!(crate::metrics::SENTINEL_MASTER, "address" => address.to_string()).set(1.0);
         *current = address.to_string();
         let generation = self
             .generation
@@ -269,6 +271,7 @@ impl Remote {
             return false;
         }
         tracing::warn!(master = %address, "following the new master");
+        crate::metrics::handles().sentinel_failovers.increment(1);
         let live = std::mem::take(&mut *self.live.lock());
         for conn in live {
             conn.kill(BackendError::Failover);

@@ -80,6 +80,8 @@ pub struct ClusterBackend {
     pools: Mutex<FxHashMap<String, NodePool>>,
     connections: usize,
     refresh: tokio::sync::Notify,
+    /// When the slot map was last read successfully (None: never).
+    refreshed_at: Mutex<Option<Instant>>,
 }
 
 impl ClusterBackend {
@@ -97,7 +99,15 @@ impl ClusterBackend {
             pools: Mutex::new(FxHashMap::default()),
             connections: connections.max(1),
             refresh: tokio::sync::Notify::new(),
+            refreshed_at: Mutex::new(None),
         }
+    }
+
+    /// Time since the slot map was last read (since start while it never was).
+    pub fn slot_map_age(&self) -> Duration {
+        self.refreshed_at
+            .lock()
+            .map_or(Duration::ZERO, |at| at.elapsed())
     }
 
     pub fn topology(&self) -> Arc<Topology> {
@@ -110,6 +120,8 @@ impl ClusterBackend {
         let seeds = self.topology().refresh_seeds(&self.seeds);
         match discover(&seeds, &self.params).await {
             Ok(t) => {
+                *self.refreshed_at.lock() = Some(Instant::now());
+                crate::metrics::handles().cluster_refreshes.increment(1);
                 let changed = **self.topology.read() != t;
                 if changed {
                     info!(masters = t.masters().len(), "cluster slot map updated");
@@ -320,11 +332,13 @@ pub async fn follow(
                 Some(_) if redirects >= MAX_ATTEMPTS => return reply.clone(),
                 Some(Redirect::Moved { slot, addr }) => {
                     redirects += 1;
+                    crate::metrics::handles().cluster_moved.increment(1);
                     cluster.moved(slot, &addr);
                     (addr, false)
                 }
                 Some(Redirect::Ask { addr, .. }) => {
                     redirects += 1;
+                    crate::metrics::handles().cluster_ask.increment(1);
                     (addr, true)
                 }
                 // TRYAGAIN (a slot mid-migration) or CLUSTERDOWN (mid-failover).
