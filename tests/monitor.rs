@@ -475,3 +475,216 @@ fn status_says_when_respgate_is_not_there() {
         "{err}"
     );
 }
+
+/// The sum of every `name` sample whose labels include all `labels`.
+fn sum_samples(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            let (labelset, value) = match rest.strip_prefix('{') {
+                Some(r) => r.split_once("} ")?,
+                None => ("", rest.strip_prefix(' ')?),
+            };
+            labels
+                .iter()
+                .all(|(k, v)| labelset.contains(&format!("{k}=\"{v}\"")))
+                .then(|| value.trim().parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+#[test]
+fn evictions_on_a_redis_backend_are_attributed_to_tenants() {
+    let redis =
+        RedisServer::start_with(&["--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru"]);
+    let node = redis.addr();
+    let gate = Respgate::standalone(
+        &node,
+        "[monitor]\ninterval = \"100ms\"\nenable_keyspace_events = true\n\
+         [[tenants]]\nname = \"cache\"\nusername = \"cache\"\npassword = \"pc\"\nprefix = \"c:\"\n\
+         [[tenants]]\nname = \"wf\"\nusername = \"wf\"\npassword = \"pw\"\nprefix = \"w:\"\ndurable = true\n",
+    );
+    let mut direct = Conn::connect(&node);
+    // respgate turned on the eviction events and subscribed before anything is written.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let subscribed = direct.cmd_str("PUBSUB NUMPAT") == Value::Int(1);
+        let flags = direct.cmd_str("CONFIG GET notify-keyspace-events");
+        let enabled = matches!(&flags, Value::Array(v) if v.get(1).and_then(Value::as_bytes).is_some_and(|f| f.contains(&b'E') && f.contains(&b'e')));
+        if subscribed && enabled {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no eviction subscription: {flags:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Two applications fill the 2 MB server until it evicts.
+    let mut cache = Conn::connect(&gate.addr);
+    assert_eq!(cache.cmd_str("AUTH cache pc"), Value::Simple("OK".into()));
+    let mut wf = Conn::connect(&gate.addr);
+    assert_eq!(wf.cmd_str("AUTH wf pw"), Value::Simple("OK".into()));
+    let value = "v".repeat(10_000);
+    for i in 0..300 {
+        for c in [&mut cache, &mut wf] {
+            let key = format!("k{i}");
+            let reply = c.cmd(&[b"SET", key.as_bytes(), value.as_bytes()]);
+            assert!(!reply.is_error(), "{reply:?}");
+        }
+    }
+    let node_evicted = || -> f64 {
+        info_field(&mut Conn::connect(&node), "stats", "evicted_keys")
+            .parse()
+            .unwrap_or(-1.0)
+    };
+    assert!(node_evicted() > 0.0, "the backend should have evicted");
+
+    // Once the events are in, the tenants' counts add up to the node's own count.
+    let labels = [("node", node.as_str()), ("role", "master")];
+    let m = wait_metrics(&gate, "per-tenant evictions to add up to the node's", |m| {
+        let node_count = sample(m, "respgate_backend_evicted_keys_total", &labels);
+        let tenants = sum_samples(m, "respgate_tenant_evicted_keys_total", &[]);
+        node_count == Some(node_evicted()) && Some(tenants) == node_count
+    });
+    let cache_count = sample(
+        &m,
+        "respgate_tenant_evicted_keys_total",
+        &[("tenant", "cache")],
+    )
+    .unwrap_or(0.0);
+    let wf_count = sample(
+        &m,
+        "respgate_tenant_evicted_keys_total",
+        &[("tenant", "wf")],
+    )
+    .unwrap_or(0.0);
+    // LRU over alternating writes evicts both applications' oldest keys.
+    assert!(cache_count > 0.0 && wf_count > 0.0, "{m}");
+    // The durable tenant's keys sit on a node that evicts: the alarm is up for it only.
+    assert_eq!(
+        sample(
+            &m,
+            "respgate_eviction_risk",
+            &[
+                ("tenant", "wf"),
+                ("node", &node),
+                ("reason", "allkeys_policy")
+            ]
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert!(
+        !m.contains("respgate_eviction_risk{tenant=\"cache\""),
+        "{m}"
+    );
+    let text = status_cmd(&gate.metrics_addr);
+    assert!(text.contains("wf"), "{text}");
+}
+
+/// Load from 4 clients (one of them a tenant), each pipelining SETs, GETs and INCRs on a
+/// string (which fail with ERR) while /metrics is scraped; afterwards every count equals
+/// what was sent, each command's latency histogram holds one sample per call, and every
+/// scrape passes promtool.
+fn scrape_during_load(gate: &Respgate) {
+    const ROUNDS: usize = 500;
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let addr = gate.addr.clone();
+            std::thread::spawn(move || {
+                let mut c = Conn::connect(&addr);
+                if w == 0 {
+                    assert_eq!(c.cmd_str("AUTH app pa"), Value::Simple("OK".into()));
+                }
+                for i in 0..ROUNDS {
+                    let key = format!("w{w}:{i}");
+                    c.send(&[b"SET", key.as_bytes(), b"v"]);
+                    c.send(&[b"GET", key.as_bytes()]);
+                    c.send(&[b"INCR", key.as_bytes()]);
+                    assert_eq!(c.read(), Value::Simple("OK".into()));
+                    assert_eq!(c.read(), Value::Bulk(b"v".to_vec()));
+                    assert!(c.read().is_error());
+                }
+            })
+        })
+        .collect();
+    let mut scrapes = 0;
+    while !workers.iter().all(|w| w.is_finished()) {
+        promtool_check(&http_get(&gate.metrics_addr, "/metrics"));
+        scrapes += 1;
+    }
+    for w in workers {
+        w.join().expect("load client");
+    }
+    assert!(scrapes > 0);
+    let m = http_get(&gate.metrics_addr, "/metrics");
+    promtool_check(&m);
+    let count = |cmd: &str, tenant: &str, result: &str| {
+        sample(
+            &m,
+            "respgate_commands_total",
+            &[("command", cmd), ("tenant", tenant), ("result", result)],
+        )
+        .unwrap_or(0.0)
+    };
+    let rounds = ROUNDS as f64;
+    for (tenant, clients) in [("app", 1.0), ("dev", 3.0)] {
+        assert_eq!(count("set", tenant, "ok"), rounds * clients, "{m}");
+        assert_eq!(count("get", tenant, "ok"), rounds * clients, "{m}");
+        assert_eq!(count("incr", tenant, "err"), rounds * clients, "{m}");
+        assert_eq!(count("incr", tenant, "ok"), 0.0, "{m}");
+    }
+    for cmd in ["set", "get", "incr"] {
+        let calls = sum_samples(&m, "respgate_commands_total", &[("command", cmd)]);
+        let histogram = sample(
+            &m,
+            "respgate_command_duration_seconds_count",
+            &[("command", cmd)],
+        );
+        assert_eq!(histogram, Some(calls), "{cmd}: {m}");
+        let inf = sample(
+            &m,
+            "respgate_command_duration_seconds_bucket",
+            &[("command", cmd), ("le", "+Inf")],
+        );
+        assert_eq!(inf, Some(calls), "{cmd}: {m}");
+    }
+    let bytes_in = sample(&m, "respgate_net_input_bytes_total", &[]).unwrap_or(0.0);
+    assert!(bytes_in > 0.0, "{m}");
+    let depth = sample(&m, "respgate_pipeline_depth_count", &[]).unwrap_or(0.0);
+    assert!(depth > 0.0, "{m}");
+}
+
+/// `app` logs in; everybody else is the default tenant `dev`.
+fn plain_load_config() -> String {
+    "[server]\ndefault_tenant = \"dev\"\n\
+     [[tenants]]\nname = \"app\"\nusername = \"app\"\npassword = \"pa\"\nprefix = \"app:\"\n\
+     [[tenants]]\nname = \"dev\"\nprefix = \"dev:\"\n"
+        .to_string()
+}
+
+#[test]
+fn metrics_count_every_command_during_load_embedded() {
+    let gate = Respgate::start_with(&["--config", &temp_config(&plain_load_config())]);
+    scrape_during_load(&gate);
+}
+
+#[test]
+fn metrics_count_every_command_during_load_forwarding() {
+    let redis = RedisServer::start();
+    let gate = Respgate::standalone(&redis.addr(), &plain_load_config());
+    scrape_during_load(&gate);
+    let m = http_get(&gate.metrics_addr, "/metrics");
+    let node = [("node", redis.addr())];
+    let node: Vec<(&str, &str)> = node.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // Every forwarded command's backend round trip is in the backend histogram.
+    let backend = sample(&m, "respgate_backend_request_duration_seconds_count", &node);
+    assert!(backend.unwrap_or(0.0) >= 6000.0, "{m}");
+    assert!(
+        sample(&m, "respgate_backend_connections", &node).unwrap_or(0.0) >= 1.0,
+        "{m}"
+    );
+}

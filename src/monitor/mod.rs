@@ -18,6 +18,7 @@
 
 pub mod gauges;
 pub mod info;
+pub mod keyevents;
 pub mod risk;
 pub mod status;
 pub mod tenants;
@@ -105,8 +106,11 @@ pub struct Monitor {
     /// TLS to the nodes, as for clients' commands.
     tls: Option<crate::tls::BackendTls>,
     board: Arc<StatusBoard>,
-    /// Evictions per tenant, where they can be attributed (embedded engine).
+    /// Evictions per tenant, where they can be attributed (embedded engine; Redis nodes
+    /// through their eviction keyspace events).
     tenant_evictions: Option<Arc<tenants::TenantEvictions>>,
+    /// `[monitor] enable_keyspace_events`: may turn on the nodes' eviction events.
+    enable_keyspace_events: bool,
 }
 
 impl Monitor {
@@ -138,6 +142,7 @@ impl Monitor {
             tls: node_tls,
             board,
             tenant_evictions: None,
+            enable_keyspace_events: config.monitor.enable_keyspace_events,
         }
     }
 
@@ -158,8 +163,21 @@ impl Monitor {
     /// Runs the startup check now, then polls every interval until the process exits
     /// (or the handle is aborted).
     pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        // Redis nodes report evictions only through keyspace events: watch every master.
+        let watchers = match (&self.remote, &self.tenant_evictions) {
+            (Some(_), Some(counts)) => Some(keyevents::EvictionWatchers::new(
+                counts.clone(),
+                self.enable_keyspace_events,
+                self.username.clone(),
+                self.password.clone(),
+                self.timeout,
+                self.tls.clone(),
+            )),
+            _ => None,
+        };
         tokio::spawn(async move {
             let mut poller = Poller {
+                watchers,
                 monitor: self,
                 conns: HashMap::new(),
                 gauges: HashMap::new(),
@@ -195,6 +213,8 @@ struct Poller {
     last_alarms: HashMap<String, Vec<Alarm>>,
     /// Sentinel mode: the replicas last listed, kept when no sentinel answers.
     replicas: Vec<String>,
+    /// Per-tenant eviction attribution on Redis nodes (tenants configured).
+    watchers: Option<keyevents::EvictionWatchers>,
 }
 
 impl Poller {
@@ -206,6 +226,14 @@ impl Poller {
             nodes.push(self.embedded_status());
         } else {
             let expected = self.discover().await;
+            if let Some(w) = self.watchers.as_mut() {
+                let masters: Vec<String> = expected
+                    .iter()
+                    .filter(|(_, role)| *role == "master")
+                    .map(|(a, _)| a.clone())
+                    .collect();
+                w.watch(&masters);
+            }
             nodes = self.poll_remote(&expected).await;
             self.forget_gone(&expected);
         }

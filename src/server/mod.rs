@@ -312,15 +312,17 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
     let mut monitor =
         crate::monitor::Monitor::new(&shared.config, shared.engine.clone(), remote.clone(), board)
             .with_sentinel_tls(tls.sentinel.clone());
-    if remote.is_none() && !shared.config.tenants.is_empty() {
-        // The embedded engine names every key it evicts: exact per-tenant attribution.
+    if !shared.config.tenants.is_empty() {
         let counts = Arc::new(crate::monitor::tenants::TenantEvictions::new(
             &shared.config.tenants,
         ));
-        let hook = counts.clone();
-        shared
-            .engine
-            .set_eviction_hook(Box::new(move |key| hook.record(key)));
+        if remote.is_none() {
+            // The embedded engine names every key it evicts: exact per-tenant attribution.
+            let hook = counts.clone();
+            shared
+                .engine
+                .set_eviction_hook(Box::new(move |key| hook.record(key)));
+        }
         monitor = monitor.with_tenant_evictions(counts);
     }
     let monitor = monitor.spawn();
