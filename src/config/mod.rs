@@ -614,18 +614,6 @@ impl Config {
                 format!("{ratio}: must be in (0, 1]"),
             ));
         }
-        if self.backend.mode == BackendMode::Cluster
-            && self.tenants.iter().any(|t| !t.ttl.is_empty())
-        {
-            // Namespaces and command policy are enforced in every mode; TTL rules in the
-            // embedded engine, standalone and sentinel modes so far, and a rule that silently
-            // does nothing would be worse than none.
-            return Err(invalid(
-                "tenants.ttl",
-                "TTL rules are not enforced in cluster mode yet (embedded, standalone, sentinel)"
-                    .into(),
-            ));
-        }
         tenants::validate(&self.tenants, &self.server)
             .map_err(|(key, message)| invalid(&key, message))?;
         if let Some(SentinelTlsConfig::Enabled(true)) = self.backend.sentinel_tls

@@ -16,7 +16,7 @@ use super::session::{Outcome, Session};
 use crate::backend::embedded::num::parse_i64;
 use crate::backend::remote::BackendError;
 use crate::backend::remote::cluster::router::{
-    ClusterBackend, Deferred, ReadFrom, Resend, plan_keyless,
+    ClusterBackend, Deferred, ReadFrom, Resend, Sent, plan_keyless,
 };
 use crate::backend::remote::cluster::slots::command_slot;
 use crate::backend::remote::cluster::split::{self as cluster_split, MultiKey};
@@ -386,36 +386,48 @@ impl Session {
             return Outcome::DrainFirst;
         }
         let deadline = self.deadline(blocking);
-        // A tenant's write under a TTL rule travels inside MULTI with its fix-ups (not a
-        // blocking one: MULTI would make it answer at once; not while WATCHing: our EXEC
-        // would consume the client's WATCH).
-        if let Some(tenant) = self.tenant.clone()
-            && !tenant.ttl.is_empty()
-            && blocking.is_none()
-            && !self.remote.as_ref().is_some_and(|st| st.watching)
-        {
-            let now = crate::backend::embedded::unix_ms();
-            match super::forward_ttl::plan(&tenant, spec, argv, now) {
-                Err(e) => return Outcome::Reply(Reply::err(e)),
-                Ok(fixes) if !fixes.is_empty() => {
-                    let skip = fixes.len() + 2;
-                    let mut parts = vec![None];
-                    parts.extend(fixes.iter().map(|f| Some((f.rule_key.clone(), f.action))));
-                    if let Some(st) = self.remote.as_mut() {
-                        st.next_unwrap = Some(Box::new(super::forward_ttl::Unwrap {
-                            tenant,
-                            parts,
-                            single: true,
-                        }));
-                    }
-                    let encode =
-                        |b: &mut BytesMut| super::forward_ttl::encode_wrapped(b, argv, &fixes);
-                    return self.submit(conn, encode, skip, deadline);
-                }
-                Ok(_) => {}
+        match self.ttl_fixups(spec, argv, blocking.is_some()) {
+            Err(e) => Outcome::Reply(Reply::err(e)),
+            Ok(fixes) if !fixes.is_empty() => {
+                let skip = fixes.len() + 2;
+                let encode = |b: &mut BytesMut| super::forward_ttl::encode_wrapped(b, argv, &fixes);
+                self.submit(conn, encode, skip, deadline)
+            }
+            Ok(_) => self.submit(conn, |b| encode_command(b, argv), 0, deadline),
+        }
+    }
+
+    /// A tenant's write under a TTL rule travels inside MULTI with its fix-ups: these are
+    /// they (none for other commands), and the reply slot of the next submit is told how
+    /// to take the client's reply out of EXEC's. Not for a blocking command (MULTI would
+    /// make it answer at once) nor while WATCHing (our EXEC would consume the client's
+    /// WATCH). Err: the policy refuses the command.
+    fn ttl_fixups(
+        &mut self,
+        spec: &'static CommandSpec,
+        argv: &[Bytes],
+        blocking: bool,
+    ) -> Result<Vec<super::forward_ttl::FixUp>, String> {
+        let Some(tenant) = self.tenant.clone() else {
+            return Ok(Vec::new());
+        };
+        if tenant.ttl.is_empty() || blocking || self.remote.as_ref().is_some_and(|st| st.watching) {
+            return Ok(Vec::new());
+        }
+        let now = crate::backend::embedded::unix_ms();
+        let fixes = super::forward_ttl::plan(&tenant, spec, argv, now)?;
+        if !fixes.is_empty() {
+            let mut parts = vec![None];
+            parts.extend(fixes.iter().map(|f| Some((f.rule_key.clone(), f.action))));
+            if let Some(st) = self.remote.as_mut() {
+                st.next_unwrap = Some(Box::new(super::forward_ttl::Unwrap {
+                    tenant,
+                    parts,
+                    single: true,
+                }));
             }
         }
-        self.submit(conn, |b| encode_command(b, argv), 0, deadline)
+        Ok(fixes)
     }
 
     /// How long a command may wait for its reply: the command timeout, plus its own wait for
@@ -529,6 +541,23 @@ impl Session {
                 if let Some(kind) = MultiKey::of(spec.name)
                     && let Some(split) = cluster_split::split(kind, argv)
                 {
+                    // The parts of a split run on several nodes, outside any one MULTI: an
+                    // MSET that needs TTL fix-ups gets what Redis Cluster itself answers.
+                    // (DEL, UNLINK, EXISTS, TOUCH and MGET create no key.)
+                    let fixups = match kind {
+                        MultiKey::Mset => self.ttl_fixups(spec, argv, false),
+                        _ => Ok(Vec::new()),
+                    };
+                    match fixups {
+                        Err(e) => return Outcome::Reply(Reply::err(e)),
+                        Ok(fixes) if !fixes.is_empty() => {
+                            if let Some(st) = self.remote.as_mut() {
+                                st.next_unwrap = None;
+                            }
+                            return Outcome::Reply(Reply::err(CROSSSLOT));
+                        }
+                        Ok(_) => {}
+                    }
                     return self.defer(Deferred::Split(split));
                 }
                 return Outcome::Reply(Reply::err(CROSSSLOT));
@@ -563,9 +592,28 @@ impl Session {
             return Outcome::DrainFirst;
         }
         let deadline = self.deadline(blocking);
+        // A tenant's write under a TTL rule: its fix-ups name the same key, so the whole
+        // MULTI ... EXEC goes to the key's slot, and is resent as a whole after MOVED/ASK.
+        let fixes = match self.ttl_fixups(spec, argv, blocking.is_some()) {
+            Ok(f) => f,
+            Err(e) => return Outcome::Reply(Reply::err(e)),
+        };
+        if !fixes.is_empty() {
+            let mut commands = Vec::with_capacity(fixes.len() + 1);
+            commands.push(argv.to_vec());
+            commands.extend(fixes.iter().map(|f| f.argv.clone()));
+            let resend = Some(Box::new(Resend {
+                slot,
+                sent: Sent::Transaction(commands),
+                node: addr,
+            }));
+            let skip = fixes.len() + 2;
+            let encode = |b: &mut BytesMut| super::forward_ttl::encode_wrapped(b, argv, &fixes);
+            return self.submit_resendable(conn, encode, skip, deadline, resend);
+        }
         let resend = Some(Box::new(Resend {
             slot,
-            argv: argv.to_vec(),
+            sent: Sent::One(argv.to_vec()),
             node: addr,
         }));
         self.submit_resendable(conn, |b| encode_command(b, argv), 0, deadline, resend)
@@ -811,7 +859,7 @@ impl Session {
     }
 
     /// Cluster mode: the node a transaction runs on (the one serving all its keys' slot).
-    fn exec_node(&self, cluster: &ClusterBackend) -> Result<String, Reply> {
+    fn exec_node(&self, cluster: &ClusterBackend) -> Result<(String, Option<u16>), Reply> {
         let mut slot = None;
         for (spec, argv) in self.multi.iter().flat_map(|m| m.queued()) {
             match command_slot(spec, argv) {
@@ -833,7 +881,8 @@ impl Session {
             // Keyless, after WATCH: on the watching connection's node, where EXEC sees them.
             None => watched_node.or_else(|| cluster.any_master(self.client_id())),
         };
-        addr.ok_or_else(|| Reply::err("CLUSTERDOWN Hash slot not served"))
+        addr.map(|a| (a, slot))
+            .ok_or_else(|| Reply::err("CLUSTERDOWN Hash slot not served"))
     }
 
     /// EXEC: the queued commands go to the backend as one contiguous MULTI ... EXEC, so no
@@ -856,9 +905,18 @@ impl Session {
             .multi
             .as_ref()
             .is_some_and(|m| m.queued_names().any(|n| n == "select"));
+        // Cluster mode, no WATCH: where to resend the whole transaction after MOVED/ASK
+        // (with WATCH it must run on the watching connection, or fail).
+        let mut resend_to = None;
+        let watching = self.remote.as_ref().is_some_and(|st| st.watching);
         let conn = match self.shared.remote.as_ref().and_then(|r| r.cluster.clone()) {
             Some(cluster) => match self.exec_node(&cluster) {
-                Ok(addr) => self.cluster_conn(&cluster, &addr, false),
+                Ok((addr, slot)) => {
+                    if !watching && slot.is_some() {
+                        resend_to = Some((addr.clone(), slot));
+                    }
+                    self.cluster_conn(&cluster, &addr, false)
+                }
                 Err(reply) => {
                     self.multi = None;
                     self.clear_watch();
@@ -943,6 +1001,18 @@ impl Session {
             }
         }
         let skip = queue.len() + extra + 1;
+        let resend = resend_to.map(|(node, slot)| {
+            let mut commands = Vec::with_capacity(queue.len() + extra);
+            for (i, (_, argv)) in queue.iter().enumerate() {
+                commands.push(argv.clone());
+                commands.extend(fixes.get(i).into_iter().flatten().map(|f| f.argv.clone()));
+            }
+            Box::new(Resend {
+                slot,
+                sent: Sent::Transaction(commands),
+                node,
+            })
+        });
         let encode = |b: &mut BytesMut| {
             encode_command(b, &[b"MULTI"]);
             for (i, (_, argv)) in queue.iter().enumerate() {
@@ -953,6 +1023,6 @@ impl Session {
             }
             encode_command(b, &[b"EXEC"]);
         };
-        self.submit(conn, encode, skip, deadline)
+        self.submit_resendable(conn, encode, skip, deadline, resend)
     }
 }
