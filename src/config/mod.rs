@@ -614,6 +614,23 @@ impl Config {
                 format!("{ratio}: must be in (0, 1]"),
             ));
         }
+        if let Some(i) = self
+            .tenants
+            .iter()
+            .position(|t| t.backend_username.is_some())
+            && !matches!(
+                self.backend.mode,
+                BackendMode::Standalone | BackendMode::Sentinel
+            )
+        {
+            // Embedded: scripts are confined by the engine already. Cluster: node
+            // connections per tenant are not there yet, and a setting that silently does
+            // nothing would be worse than a refusal.
+            return Err(invalid(
+                &format!("tenants[{i}].backend_username"),
+                "is for backend modes standalone and sentinel only".into(),
+            ));
+        }
         tenants::validate(&self.tenants, &self.server)
             .map_err(|(key, message)| invalid(&key, message))?;
         if let Some(SentinelTlsConfig::Enabled(true)) = self.backend.sentinel_tls

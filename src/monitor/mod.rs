@@ -549,6 +549,7 @@ async fn poll_node(target: &Target, kept: Option<TcpStream>, timeout: Duration) 
             Init {
                 resp3: false,
                 db: 0,
+                user: None,
             },
         )
         .await

@@ -22,6 +22,7 @@ use crate::backend::remote::cluster::slots::command_slot;
 use crate::backend::remote::cluster::split::{self as cluster_split, MultiKey};
 use crate::backend::remote::conn::{BackendConn, Batch, Chunk, Owed, ReplySink, encode_command};
 use crate::command::CommandSpec;
+use crate::policy::tenant::BackendUser;
 use crate::protocol::reply_scan::ReplyScanner;
 use crate::protocol::{Protocol, Reply, errors};
 
@@ -69,12 +70,15 @@ pub enum Slot {
 pub struct RemoteState {
     pub sink: ReplySink,
     pub replies: mpsc::UnboundedReceiver<Result<Chunk, BackendError>>,
-    /// The shared connection serving this client, and its protocol version.
-    shared_conn: Option<(BackendConn, Protocol)>,
+    /// The shared connection serving this client, its protocol version and backend user.
+    shared_conn: Option<(BackendConn, Protocol, Option<Arc<BackendUser>>)>,
     /// Replies received and not yet handed to their slots.
     carry: Option<Chunk>,
-    /// The client's own connection, once it needed one; kept until it leaves.
+    /// The client's own connection, once it needed one; kept until it leaves (or logs in
+    /// as a tenant with another backend user).
     pinned: Option<BackendConn>,
+    /// The backend user the pinned connection logged in as (None: the configured one).
+    pinned_user: Option<Arc<BackendUser>>,
     /// Cluster mode: the node the pinned connection goes to.
     pinned_addr: Option<String>,
     /// Cluster mode: a deferred command is queued; later commands wait until it has run.
@@ -112,6 +116,7 @@ impl RemoteState {
             sink,
             replies,
             pinned: None,
+            pinned_user: None,
             pinned_addr: None,
             barrier: false,
             inflight: None,
@@ -376,7 +381,11 @@ impl Session {
             && argv.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"kill"));
         let blocking = blocking_wait(spec, argv);
         let conn = match (kills, blocking.is_some()) {
-            (true, _) => self.remote_target().pinned_conn(self.proto, 0),
+            (true, _) => {
+                let user = self.backend_user();
+                self.remote_target()
+                    .pinned_conn_as(user.as_ref(), self.proto, 0)
+            }
             (false, pin) => match self.conn(pin) {
                 Some(c) => c,
                 None => return Outcome::DrainFirst,
@@ -467,8 +476,17 @@ impl Session {
         let db = self.db;
         let proto = self.proto;
         let id = self.client_id();
+        let user = self.backend_user();
         let remote = self.shared.remote.as_deref()?;
         let st = self.remote.as_mut()?;
+        if st.pinned.is_some() && st.pinned_user != user {
+            // The client logged in as a tenant with another backend user (AUTH, a reload):
+            // its own connection goes; WATCHes on it are lost as with a dead connection.
+            st.pinned = None;
+            if std::mem::take(&mut st.watching) {
+                st.watch_lost = true;
+            }
+        }
         if let Some(p) = &st.pinned {
             return Some(p.clone());
         }
@@ -476,20 +494,27 @@ impl Session {
             if st.outstanding > 0 {
                 return None;
             }
-            let p = remote.pinned_conn(proto, db);
+            let p = remote.pinned_conn_as(user.as_ref(), proto, db);
             st.pinned = Some(p.clone());
+            st.pinned_user = user;
             return Some(p);
         }
         // The pool's choice, remembered (no pool lock per command) until it dies.
-        if let Some((c, p)) = &st.shared_conn
+        if let Some((c, p, u)) = &st.shared_conn
             && *p == proto
+            && *u == user
             && !c.is_dead()
         {
             return Some(c.clone());
         }
-        let c = remote.shared_conn(proto, id);
-        st.shared_conn = Some((c.clone(), proto));
+        let c = remote.shared_conn_as(user.as_ref(), proto, id);
+        st.shared_conn = Some((c.clone(), proto, user));
         Some(c)
+    }
+
+    /// The backend user this client's commands log in as: its tenant's own, if it has one.
+    fn backend_user(&self) -> Option<Arc<BackendUser>> {
+        self.tenant.as_ref().and_then(|t| t.backend_user.clone())
     }
 
     /// Cluster mode: the connection to node `addr` for this client's next command; with
