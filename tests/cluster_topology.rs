@@ -38,7 +38,16 @@ fn params() -> ConnectParams {
 
 async fn open(addr: &str, resp3: bool) -> TcpStream {
     let target = Target::new(addr.to_string(), None, None, Duration::from_secs(2), None);
-    match connect(&target, Init { resp3, db: 0 }).await {
+    match connect(
+        &target,
+        Init {
+            resp3,
+            db: 0,
+            user: None,
+        },
+    )
+    .await
+    {
         Ok(s) => s,
         Err(e) => panic!("connect {addr}: {e}"),
     }

@@ -233,3 +233,90 @@ address = "{}"
     assert_eq!(a.cmd_str("SET tile:1 x"), ok());
     assert_eq!(ttl(&mut a, "tile:1"), -1);
 }
+
+/// The `ACL SETUSER` line README.md and config/tenants.toml document, for prefix `a:`.
+const BACKEND_ACL: &str = "ACL SETUSER a-backend on >a-secret resetkeys ~a:* resetchannels &a:* \
++@all -@dangerous -script|flush -function|flush -function|delete";
+
+#[test]
+fn a_tenant_with_its_own_backend_user_runs_scripts_confined_by_redis() {
+    let backend = RedisServer::start();
+    let mut direct = Conn::connect(&backend.addr());
+    assert_eq!(direct.cmd_str(BACKEND_ACL), ok());
+    let cfg = format!(
+        r#"[server]
+auth_failures_per_minute = 0
+[[tenants]]
+name = "a"
+username = "ua"
+password = "pa"
+prefix = "a:"
+backend_username = "a-backend"
+backend_password = "a-secret"
+[[tenants]]
+name = "b"
+username = "ub"
+password = "pb"
+prefix = "b:"
+[backend]
+mode = "standalone"
+address = "{}"
+"#,
+        backend.addr()
+    );
+    let gate = Respgate::start_with(&["--config", &temp_config(&cfg)]);
+    let mut a = login(&gate.addr, "ua", "pa");
+    let mut b = login(&gate.addr, "ub", "pb");
+    assert_eq!(b.cmd_str("SET x b-secret"), ok());
+    assert_eq!(a.cmd_str("SET k 1"), ok());
+    // Its own keys, named through KEYS (prefixed by respgate): fine.
+    let get = "return redis.call('GET', KEYS[1])";
+    assert_eq!(a.cmd(&[b"EVAL", get.as_bytes(), b"1", b"k"]), bulk("1"));
+    let set = "return redis.call('SET', KEYS[1], ARGV[1])";
+    assert_eq!(a.cmd(&[b"EVAL", set.as_bytes(), b"1", b"s", b"v"]), ok());
+    assert_eq!(direct.cmd_str("GET a:s"), bulk("v"));
+    // The script names another tenant's key itself: Redis's ACL refuses it (Redis 7.0
+    // words its ACL error inside a script this way; 7.2 says NOPERM).
+    let sneak = "return redis.call('GET', 'b:x')";
+    match a.cmd(&[b"EVAL", sneak.as_bytes(), b"0"]) {
+        Value::Error(e) => assert!(
+            e.contains("can't access at least one of the keys") || e.contains("NOPERM"),
+            "{e}"
+        ),
+        other => panic!("b's key read by a's script: {other:?}"),
+    }
+    let flush = "return redis.call('FLUSHALL')";
+    assert!(a.cmd(&[b"EVAL", flush.as_bytes(), b"0"]).is_error());
+    assert_eq!(direct.cmd_str("GET b:x"), bulk("b-secret"));
+    // SCRIPT LOAD / EVALSHA too.
+    let sha = match a.cmd(&[b"SCRIPT", b"LOAD", get.as_bytes()]) {
+        Value::Bulk(s) => s,
+        other => panic!("SCRIPT LOAD: {other:?}"),
+    };
+    assert_eq!(a.cmd(&[b"EVALSHA", &sha, b"1", b"k"]), bulk("1"));
+    // Whole-namespace commands still work over the tenant's own login; a blocking command
+    // (its own connection) too.
+    assert_eq!(a.cmd_str("DBSIZE"), Value::Int(2));
+    assert_eq!(a.cmd_str("RPUSH q v"), Value::Int(1));
+    assert_eq!(
+        a.cmd_str("BLPOP q 1"),
+        Value::Array(vec![bulk("q"), bulk("v")])
+    );
+    // respgate's connections for tenant a log in as a-backend.
+    let Value::Bulk(list) = direct.cmd_str("CLIENT LIST") else {
+        panic!("CLIENT LIST")
+    };
+    assert!(
+        String::from_utf8_lossy(&list).contains("user=a-backend"),
+        "{}",
+        String::from_utf8_lossy(&list)
+    );
+    // A tenant without a backend user keeps the refusal.
+    assert!(matches!(
+        b.cmd(&[b"EVAL", get.as_bytes(), b"1", b"x"]),
+        Value::Error(e) if e.contains("not available to tenants")
+    ));
+    // The same client logging in as b afterwards leaves a's backend login behind.
+    assert_eq!(a.cmd_str("AUTH ub pb"), ok());
+    assert_eq!(a.cmd_str("GET x"), bulk("b-secret"));
+}

@@ -2,6 +2,9 @@
 //! can create a key or set, copy or remove a TTL, in clamp, reject and audit modes, checked
 //! with TTL/PTTL; the metrics and the audit log; and 50 concurrent writers creating keys
 //! under a default_ttl rule, watched by another client that must never see a key without TTL.
+//! The same rules through a real Redis Cluster (keys hash-tagged so sources and destinations
+//! share a slot), including MOVED and ASK while a write and its fix-ups are in flight.
+//! (Through a standalone redis-server: tests/tenants_forwarding.rs.)
 
 mod common;
 
@@ -9,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::redis_cluster::RedisCluster;
 use common::resp::{Conn, Value, split_args};
 use common::respgate::{Respgate, temp_config};
 
@@ -574,4 +578,204 @@ fn a_blocked_move_served_later_gets_the_default_ttl() {
         cmd(&mut waiter, "BLMOVE s:empty r:dest LEFT RIGHT 0"),
         requires("r:dest")
     );
+}
+
+/// respgate with [`CONFIG`] in front of the shared test cluster.
+fn start_cluster(cluster: &RedisCluster) -> Respgate {
+    let nodes: Vec<String> = cluster.addrs().iter().map(|a| format!("\"{a}\"")).collect();
+    let cfg = format!(
+        "{CONFIG}[backend]\nmode = \"cluster\"\nnodes = [{}]\n",
+        nodes.join(", ")
+    );
+    Respgate::start_with(&["--config", &temp_config(&cfg)])
+}
+
+/// A line of this file's tables with every key in the `{x}` slot: `s:a` becomes `s:{x}a`
+/// (the tenant prefix then goes in front, outside the tag).
+fn tagged(line: &str, key: &str) -> String {
+    line.replace("s:", "s:{x}").replace("{k}", key)
+}
+
+#[test]
+fn rules_hold_through_a_cluster() {
+    let cluster = RedisCluster::shared();
+    let gate = start_cluster(&cluster);
+    let mut c = Conn::connect(&gate.addr);
+    // Clamp: every creator gives its key the default TTL. Not scripts (refused to tenants
+    // when forwarding) nor blocking commands (not wrapped: MULTI would make them answer at
+    // once).
+    for (i, line) in CREATORS.iter().enumerate() {
+        if line.starts_with("EVAL") || line.starts_with("BL") || line.starts_with("BR") {
+            continue;
+        }
+        for s in [
+            "DEL s:str s:set s:z s:list s:geo s:hll s:b1",
+            "SET s:str hello",
+            "SADD s:set a b",
+            "ZADD s:z 1 a 2 b",
+            "RPUSH s:list a b c d e f g h",
+            "GEOADD s:geo 13.361389 38.115556 Palermo",
+            "PFADD s:hll a",
+            "SET s:b1 x",
+        ] {
+            ok_or_value(&mut c, &tagged(s, ""));
+        }
+        let key = format!("c:{{x}}new{i}");
+        ok_or_value(&mut c, &tagged(line, &key));
+        let t = ttl(&mut c, &key);
+        assert!((595..=600).contains(&t), "{line}: TTL {t}");
+    }
+    // A transaction: every write gets its fix-ups, the client sees its own replies.
+    assert_eq!(cmd(&mut c, "MULTI"), Value::Simple("OK".into()));
+    cmd(&mut c, "HSET c:{x}multi f v");
+    cmd(&mut c, "LPUSH c:{x}multi2 a");
+    assert_eq!(
+        cmd(&mut c, "EXEC"),
+        Value::Array(vec![Value::Int(1), Value::Int(1)])
+    );
+    for key in ["c:{x}multi", "c:{x}multi2"] {
+        let t = ttl(&mut c, key);
+        assert!((595..=600).contains(&t), "{key}: TTL {t}");
+    }
+    // Long TTLs are clamped; an existing TTL is never lengthened.
+    ok_or_value(&mut c, "SET c:long v EX 99999");
+    assert!((3595..=3600).contains(&ttl(&mut c, "c:long")));
+    assert_eq!(int(&mut c, "EXPIRE c:long 99999"), 1);
+    assert!((3595..=3600).contains(&ttl(&mut c, "c:long")));
+    assert_eq!(int(&mut c, "EXPIRE c:long 50"), 1);
+    ok_or_value(&mut c, "APPEND c:long x");
+    assert!(ttl(&mut c, "c:long") <= 50);
+    // An MSET across slots is split by respgate; one that needs fix-ups cannot be (its
+    // parts run on several nodes), and gets Redis Cluster's own answer.
+    assert_eq!(
+        cmd(&mut c, "MSET s:a 1 s:b 2 s:c 3"),
+        Value::Simple("OK".into())
+    );
+    assert_eq!(
+        cmd(&mut c, "MSET c:a 1 c:b 2 c:c 3"),
+        Value::Error("CROSSSLOT Keys in request don't hash to the same slot".into())
+    );
+    ok_or_value(&mut c, "MSET c:{x}a 1 c:{x}b 2");
+    assert!((595..=600).contains(&ttl(&mut c, "c:{x}b")));
+    // Reject mode.
+    assert_eq!(cmd(&mut c, "SET r:x v"), requires("r:x"));
+    assert_eq!(
+        cmd(&mut c, "SET r:x v EX 99999"),
+        at_most("r:*", "5m", "r:x")
+    );
+    assert_eq!(int(&mut c, "EXISTS r:x"), 0);
+    ok_or_value(&mut c, "SET r:x v EX 100");
+    assert_eq!(cmd(&mut c, "PERSIST r:x"), requires("r:x"));
+    assert_eq!(cmd(&mut c, "EXPIRE r:x 1000"), at_most("r:*", "5m", "r:x"));
+    assert!((95..=100).contains(&ttl(&mut c, "r:x")));
+    // Audit mode changes nothing.
+    ok_or_value(&mut c, "HSET a:h f v");
+    assert_eq!(ttl(&mut c, "a:h"), -1);
+    ok_or_value(&mut c, "SET a:s v EX 99999");
+    assert_eq!(ttl(&mut c, "a:s"), 99999);
+    // Counted: what the command's own arguments show (the TTL over max_ttl). When
+    // forwarding respgate does not see that HSET created the key.
+    let metrics = http_get(&gate.metrics_addr, "/metrics");
+    for line in [
+        r#"respgate_ttl_policy_actions_total{tenant="t",rule="a:*",action="audited"} 1"#,
+        r#"respgate_ttl_policy_actions_total{tenant="t",rule="r:*",action="rejected"} 4"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    // The backend holds the keys under the prefix, with their TTLs.
+    let mut direct = cluster.conn(&cluster.masters()[0]);
+    let owner_reply = direct.cmd(&[b"TTL", b"t:c:{x}new0"]);
+    if let Value::Error(e) = &owner_reply {
+        // MOVED <slot> <addr>: ask the owner.
+        let addr = e.split(' ').nth(2).unwrap_or_default().to_string();
+        direct = cluster.conn(&addr);
+    }
+    let t = match direct.cmd(&[b"TTL", b"t:c:{x}new0"]) {
+        Value::Int(t) => t,
+        other => panic!("{other:?}"),
+    };
+    assert!((590..=600).contains(&t), "backend TTL {t}");
+    for k in ["c:long", "r:x", "a:h", "a:s", "s:a", "s:b", "s:c"] {
+        cmd(&mut c, &format!("DEL {k}"));
+    }
+    let all: Vec<String> = (0..CREATORS.len())
+        .map(|i| format!("c:{{x}}new{i}"))
+        .collect();
+    cmd(
+        &mut c,
+        &format!("DEL {} c:{{x}}multi c:{{x}}multi2", all.join(" ")),
+    );
+}
+
+/// Runs `args` on `addr`, expecting +OK.
+fn node_ok(addr: &str, args: &[&str]) {
+    let argv: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    let reply = Conn::connect(addr).cmd(&argv);
+    assert_eq!(reply, Value::Simple("OK".into()), "{args:?} on {addr}");
+}
+
+/// The slot is `to`'s: told to `to` first (it bumps its config epoch), then every master.
+fn give_slot(cluster: &RedisCluster, slot: &str, to: &str) {
+    let to_id = cluster.node_id(to);
+    node_ok(to, &["CLUSTER", "SETSLOT", slot, "NODE", &to_id]);
+    for m in cluster.masters() {
+        if m != to {
+            node_ok(&m, &["CLUSTER", "SETSLOT", slot, "NODE", &to_id]);
+        }
+    }
+}
+
+#[test]
+fn a_write_and_its_fix_ups_follow_ask_and_moved_as_one_transaction() {
+    let cluster = RedisCluster::shared();
+    let gate = start_cluster(&cluster);
+    let mut c = Conn::connect(&gate.addr);
+    // The tenant's `c:{mv}...` keys are `t:c:{mv}...` on the backend: slot of "mv", used by
+    // no other test of this binary.
+    let masters = cluster.masters();
+    let slot = match cluster
+        .conn(&masters[0])
+        .cmd(&[b"CLUSTER", b"KEYSLOT", b"mv"])
+    {
+        Value::Int(s) => s.to_string(),
+        other => panic!("KEYSLOT {other:?}"),
+    };
+    let from = masters
+        .iter()
+        .find(|m| !cluster.conn(m).cmd(&[b"GET", b"t:c:{mv}probe"]).is_error())
+        .cloned()
+        .unwrap_or_default();
+    let to = masters
+        .iter()
+        .find(|m| **m != from)
+        .cloned()
+        .unwrap_or_default();
+    // respgate knows the slot's owner.
+    assert_eq!(cmd(&mut c, "GET c:{mv}probe"), Value::NullBulk);
+    // Half-migrated: the source answers ASK for a missing key, inside MULTI too (the EXEC
+    // then says EXECABORT); respgate resends the whole transaction with ASKING.
+    let (from_id, to_id) = (cluster.node_id(&from), cluster.node_id(&to));
+    node_ok(&to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]);
+    node_ok(&from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]);
+    assert_eq!(int(&mut c, "HSET c:{mv}ask f v"), 1);
+    let t = ttl(&mut c, "c:{mv}ask");
+    assert!((595..=600).contains(&t), "after ASK: TTL {t}");
+    // Migrated: respgate's map still names the source, which answers MOVED.
+    give_slot(&cluster, &slot, &to);
+    assert_eq!(int(&mut c, "INCR c:{mv}moved"), 1);
+    let t = ttl(&mut c, "c:{mv}moved");
+    assert!((595..=600).contains(&t), "after MOVED: TTL {t}");
+    // Moved back (empty again): a client's own MULTI ... EXEC follows MOVED as a whole too.
+    assert_eq!(int(&mut c, "DEL c:{mv}ask c:{mv}moved"), 2);
+    give_slot(&cluster, &slot, &from);
+    assert_eq!(cmd(&mut c, "MULTI"), Value::Simple("OK".into()));
+    cmd(&mut c, "LPUSH c:{mv}l a");
+    cmd(&mut c, "LPUSH c:{mv}l b");
+    assert_eq!(
+        cmd(&mut c, "EXEC"),
+        Value::Array(vec![Value::Int(1), Value::Int(2)])
+    );
+    let t = ttl(&mut c, "c:{mv}l");
+    assert!((595..=600).contains(&t), "transaction after MOVED: TTL {t}");
+    assert_eq!(int(&mut c, "DEL c:{mv}l"), 1);
 }

@@ -45,6 +45,13 @@ pub struct TenantConfig {
     /// TTL rules, first match wins.
     #[serde(default)]
     pub ttl: Vec<TtlRuleConfig>,
+    /// Standalone/sentinel: log in to the backend as this Redis ACL user (limited to the
+    /// tenant's `~prefix*` keys and `&prefix*` channels) for this tenant's commands, which
+    /// lets its scripts run, confined by Redis.
+    #[serde(default)]
+    pub backend_username: Option<String>,
+    #[serde(default)]
+    pub backend_password: Option<String>,
 }
 
 fn default_true() -> bool {
@@ -159,6 +166,23 @@ pub(super) fn validate(
                 "a tenant needs password or password_sha256 (or tls_identity, or must be server.default_tenant)"
                     .into(),
             ));
+        }
+        match (&t.backend_username, &t.backend_password) {
+            (Some(u), Some(_))
+                if u.is_empty() || u.bytes().any(|c| !(b'!'..=b'~').contains(&c)) =>
+            {
+                return Err((
+                    key("backend_username"),
+                    "must be non-empty printable ASCII without spaces".into(),
+                ));
+            }
+            (Some(_), None) => {
+                return Err((key("backend_password"), "backend_username needs it".into()));
+            }
+            (None, Some(_)) => {
+                return Err((key("backend_username"), "backend_password needs it".into()));
+            }
+            _ => {}
         }
         if t.prefix.contains(['{', '}']) {
             // A cluster hash tag must stay the key's own: the prefix goes outside it.

@@ -234,3 +234,29 @@ fn monitor_section_defaults_and_checks() {
         assert!(err.contains(key), "{bad}: {err}");
     }
 }
+
+#[test]
+fn backend_users_come_in_pairs_and_only_where_they_work() {
+    let tenant = "[[tenants]]\nname = \"a\"\npassword = \"p\"\nprefix = \"a:\"\n";
+    let standalone = "[backend]\nmode = \"standalone\"\naddress = \"h:1\"\n";
+    let both = "backend_username = \"a-backend\"\nbackend_password = \"s\"\n";
+    assert!(Config::parse(&format!("{tenant}{both}{standalone}"), "t").is_ok());
+    for (cfg, key) in [
+        (
+            format!("{tenant}backend_username = \"u\"\n{standalone}"),
+            "tenants[0].backend_password",
+        ),
+        (
+            format!("{tenant}backend_password = \"s\"\n{standalone}"),
+            "tenants[0].backend_username",
+        ),
+        (
+            format!("{tenant}{both}[backend]\nmode = \"cluster\"\nnodes = [\"h:1\"]\n"),
+            "tenants[0].backend_username",
+        ),
+        (format!("{tenant}{both}"), "tenants[0].backend_username"),
+    ] {
+        let err = Config::parse(&cfg, "t").unwrap_err().to_string();
+        assert!(err.contains(key), "{cfg}: {err}");
+    }
+}

@@ -105,6 +105,7 @@ async fn run(target: &Target, counts: &TenantEvictions, enable: bool) -> Result<
         Init {
             resp3: false,
             db: 0,
+            user: None,
         },
     )
     .await?;

@@ -577,6 +577,7 @@ async fn poll_node(target: &Target, kept: Option<TcpStream>, timeout: Duration) 
             Init {
                 resp3: false,
                 db: 0,
+                user: None,
             },
         )
         .await
@@ -692,6 +693,7 @@ mod tests {
             limiter: WarnLimiter::default(),
             last_alarms: HashMap::new(),
             replicas: Vec::new(),
+            watchers: None,
         }
     }
 

@@ -55,6 +55,24 @@ pub struct Tenant {
     pub ttl: TtlRules,
     /// This tenant's `respgate_commands_total` handles.
     pub commands: crate::metrics::commands::TenantCommands,
+    /// Forwarding: the Redis ACL user this tenant's backend connections log in as.
+    pub backend_user: Option<Arc<BackendUser>>,
+}
+
+/// A tenant's own login on the backend (`AUTH username password`).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct BackendUser {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for BackendUser {
+    // Never the password (tenants are logged with {:?} in places).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendUser")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why tenants could not be compiled (config validation catches these first).
@@ -164,6 +182,13 @@ fn compile(t: &TenantConfig) -> Result<Tenant, String> {
         durable: t.durable,
         ttl: TtlRules::compile(&t.ttl).map_err(|e| e.to_string())?,
         commands: crate::metrics::commands::TenantCommands::new(&t.name),
+        backend_user: match (&t.backend_username, &t.backend_password) {
+            (Some(username), Some(password)) => Some(Arc::new(BackendUser {
+                username: username.clone(),
+                password: password.clone(),
+            })),
+            _ => None,
+        },
     })
 }
 

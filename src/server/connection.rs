@@ -430,7 +430,7 @@ async fn drain(
             st.settled(used);
             let mut reply = one.freeze();
             if let Some(resend) = &resend
-                && router::needs_resend(&reply)
+                && resend.wants_follow(&reply)
                 && let Some(remote) = &shared.remote
                 && let Some(cluster) = &remote.cluster
             {

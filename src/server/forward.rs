@@ -16,12 +16,13 @@ use super::session::{Outcome, Session};
 use crate::backend::embedded::num::parse_i64;
 use crate::backend::remote::BackendError;
 use crate::backend::remote::cluster::router::{
-    ClusterBackend, Deferred, ReadFrom, Resend, plan_keyless,
+    ClusterBackend, Deferred, ReadFrom, Resend, Sent, plan_keyless,
 };
 use crate::backend::remote::cluster::slots::command_slot;
 use crate::backend::remote::cluster::split::{self as cluster_split, MultiKey};
 use crate::backend::remote::conn::{BackendConn, Batch, Chunk, Owed, ReplySink, encode_command};
 use crate::command::CommandSpec;
+use crate::policy::tenant::BackendUser;
 use crate::protocol::reply_scan::ReplyScanner;
 use crate::protocol::{Protocol, Reply, errors};
 
@@ -76,12 +77,15 @@ pub enum Slot {
 pub struct RemoteState {
     pub sink: ReplySink,
     pub replies: mpsc::UnboundedReceiver<Result<Chunk, BackendError>>,
-    /// The shared connection serving this client, and its protocol version.
-    shared_conn: Option<(BackendConn, Protocol)>,
+    /// The shared connection serving this client, its protocol version and backend user.
+    shared_conn: Option<(BackendConn, Protocol, Option<Arc<BackendUser>>)>,
     /// Replies received and not yet handed to their slots.
     carry: Option<Chunk>,
-    /// The client's own connection, once it needed one; kept until it leaves.
+    /// The client's own connection, once it needed one; kept until it leaves (or logs in
+    /// as a tenant with another backend user).
     pinned: Option<BackendConn>,
+    /// The backend user the pinned connection logged in as (None: the configured one).
+    pinned_user: Option<Arc<BackendUser>>,
     /// Cluster mode: the node the pinned connection goes to.
     pinned_addr: Option<String>,
     /// Cluster mode: a deferred command is queued; later commands wait until it has run.
@@ -119,6 +123,7 @@ impl RemoteState {
             sink,
             replies,
             pinned: None,
+            pinned_user: None,
             pinned_addr: None,
             barrier: false,
             inflight: None,
@@ -386,7 +391,11 @@ impl Session {
             && argv.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"kill"));
         let blocking = blocking_wait(spec, argv);
         let conn = match (kills, blocking.is_some()) {
-            (true, _) => self.remote_target().pinned_conn(self.proto, 0),
+            (true, _) => {
+                let user = self.backend_user();
+                self.remote_target()
+                    .pinned_conn_as(user.as_ref(), self.proto, 0)
+            }
             (false, pin) => match self.conn(pin) {
                 Some(c) => c,
                 None => return Outcome::DrainFirst,
@@ -396,36 +405,48 @@ impl Session {
             return Outcome::DrainFirst;
         }
         let deadline = self.deadline(blocking);
-        // A tenant's write under a TTL rule travels inside MULTI with its fix-ups (not a
-        // blocking one: MULTI would make it answer at once; not while WATCHing: our EXEC
-        // would consume the client's WATCH).
-        if let Some(tenant) = self.tenant.clone()
-            && !tenant.ttl.is_empty()
-            && blocking.is_none()
-            && !self.remote.as_ref().is_some_and(|st| st.watching)
-        {
-            let now = crate::backend::embedded::unix_ms();
-            match super::forward_ttl::plan(&tenant, spec, argv, now) {
-                Err(e) => return Outcome::Reply(Reply::err(e)),
-                Ok(fixes) if !fixes.is_empty() => {
-                    let skip = fixes.len() + 2;
-                    let mut parts = vec![None];
-                    parts.extend(fixes.iter().map(|f| Some((f.rule_key.clone(), f.action))));
-                    if let Some(st) = self.remote.as_mut() {
-                        st.next_unwrap = Some(Box::new(super::forward_ttl::Unwrap {
-                            tenant,
-                            parts,
-                            single: true,
-                        }));
-                    }
-                    let encode =
-                        |b: &mut BytesMut| super::forward_ttl::encode_wrapped(b, argv, &fixes);
-                    return self.submit(conn, encode, skip, deadline);
-                }
-                Ok(_) => {}
+        match self.ttl_fixups(spec, argv, blocking.is_some()) {
+            Err(e) => Outcome::Reply(Reply::err(e)),
+            Ok(fixes) if !fixes.is_empty() => {
+                let skip = fixes.len() + 2;
+                let encode = |b: &mut BytesMut| super::forward_ttl::encode_wrapped(b, argv, &fixes);
+                self.submit(conn, encode, skip, deadline)
+            }
+            Ok(_) => self.submit(conn, |b| encode_command(b, argv), 0, deadline),
+        }
+    }
+
+    /// A tenant's write under a TTL rule travels inside MULTI with its fix-ups: these are
+    /// they (none for other commands), and the reply slot of the next submit is told how
+    /// to take the client's reply out of EXEC's. Not for a blocking command (MULTI would
+    /// make it answer at once) nor while WATCHing (our EXEC would consume the client's
+    /// WATCH). Err: the policy refuses the command.
+    fn ttl_fixups(
+        &mut self,
+        spec: &'static CommandSpec,
+        argv: &[Bytes],
+        blocking: bool,
+    ) -> Result<Vec<super::forward_ttl::FixUp>, String> {
+        let Some(tenant) = self.tenant.clone() else {
+            return Ok(Vec::new());
+        };
+        if tenant.ttl.is_empty() || blocking || self.remote.as_ref().is_some_and(|st| st.watching) {
+            return Ok(Vec::new());
+        }
+        let now = crate::backend::embedded::unix_ms();
+        let fixes = super::forward_ttl::plan(&tenant, spec, argv, now)?;
+        if !fixes.is_empty() {
+            let mut parts = vec![None];
+            parts.extend(fixes.iter().map(|f| Some((f.rule_key.clone(), f.action))));
+            if let Some(st) = self.remote.as_mut() {
+                st.next_unwrap = Some(Box::new(super::forward_ttl::Unwrap {
+                    tenant,
+                    parts,
+                    single: true,
+                }));
             }
         }
-        self.submit(conn, |b| encode_command(b, argv), 0, deadline)
+        Ok(fixes)
     }
 
     /// How long a command may wait for its reply: the command timeout, plus its own wait for
@@ -465,8 +486,17 @@ impl Session {
         let db = self.db;
         let proto = self.proto;
         let id = self.client_id();
+        let user = self.backend_user();
         let remote = self.shared.remote.as_deref()?;
         let st = self.remote.as_mut()?;
+        if st.pinned.is_some() && st.pinned_user != user {
+            // The client logged in as a tenant with another backend user (AUTH, a reload):
+            // its own connection goes; WATCHes on it are lost as with a dead connection.
+            st.pinned = None;
+            if std::mem::take(&mut st.watching) {
+                st.watch_lost = true;
+            }
+        }
         if let Some(p) = &st.pinned {
             return Some(p.clone());
         }
@@ -474,20 +504,27 @@ impl Session {
             if st.outstanding > 0 {
                 return None;
             }
-            let p = remote.pinned_conn(proto, db);
+            let p = remote.pinned_conn_as(user.as_ref(), proto, db);
             st.pinned = Some(p.clone());
+            st.pinned_user = user;
             return Some(p);
         }
         // The pool's choice, remembered (no pool lock per command) until it dies.
-        if let Some((c, p)) = &st.shared_conn
+        if let Some((c, p, u)) = &st.shared_conn
             && *p == proto
+            && *u == user
             && !c.is_dead()
         {
             return Some(c.clone());
         }
-        let c = remote.shared_conn(proto, id);
-        st.shared_conn = Some((c.clone(), proto));
+        let c = remote.shared_conn_as(user.as_ref(), proto, id);
+        st.shared_conn = Some((c.clone(), proto, user));
         Some(c)
+    }
+
+    /// The backend user this client's commands log in as: its tenant's own, if it has one.
+    fn backend_user(&self) -> Option<Arc<BackendUser>> {
+        self.tenant.as_ref().and_then(|t| t.backend_user.clone())
     }
 
     /// Cluster mode: the connection to node `addr` for this client's next command; with
@@ -539,6 +576,23 @@ impl Session {
                 if let Some(kind) = MultiKey::of(spec.name)
                     && let Some(split) = cluster_split::split(kind, argv)
                 {
+                    // The parts of a split run on several nodes, outside any one MULTI: an
+                    // MSET that needs TTL fix-ups gets what Redis Cluster itself answers.
+                    // (DEL, UNLINK, EXISTS, TOUCH and MGET create no key.)
+                    let fixups = match kind {
+                        MultiKey::Mset => self.ttl_fixups(spec, argv, false),
+                        _ => Ok(Vec::new()),
+                    };
+                    match fixups {
+                        Err(e) => return Outcome::Reply(Reply::err(e)),
+                        Ok(fixes) if !fixes.is_empty() => {
+                            if let Some(st) = self.remote.as_mut() {
+                                st.next_unwrap = None;
+                            }
+                            return Outcome::Reply(Reply::err(CROSSSLOT));
+                        }
+                        Ok(_) => {}
+                    }
                     return self.defer(Deferred::Split(split));
                 }
                 return Outcome::Reply(Reply::err(CROSSSLOT));
@@ -573,9 +627,28 @@ impl Session {
             return Outcome::DrainFirst;
         }
         let deadline = self.deadline(blocking);
+        // A tenant's write under a TTL rule: its fix-ups name the same key, so the whole
+        // MULTI ... EXEC goes to the key's slot, and is resent as a whole after MOVED/ASK.
+        let fixes = match self.ttl_fixups(spec, argv, blocking.is_some()) {
+            Ok(f) => f,
+            Err(e) => return Outcome::Reply(Reply::err(e)),
+        };
+        if !fixes.is_empty() {
+            let mut commands = Vec::with_capacity(fixes.len() + 1);
+            commands.push(argv.to_vec());
+            commands.extend(fixes.iter().map(|f| f.argv.clone()));
+            let resend = Some(Box::new(Resend {
+                slot,
+                sent: Sent::Transaction(commands),
+                node: addr,
+            }));
+            let skip = fixes.len() + 2;
+            let encode = |b: &mut BytesMut| super::forward_ttl::encode_wrapped(b, argv, &fixes);
+            return self.submit_resendable(conn, encode, skip, deadline, resend);
+        }
         let resend = Some(Box::new(Resend {
             slot,
-            argv: argv.to_vec(),
+            sent: Sent::One(argv.to_vec()),
             node: addr,
         }));
         self.submit_resendable(conn, |b| encode_command(b, argv), 0, deadline, resend)
@@ -826,7 +899,7 @@ impl Session {
     }
 
     /// Cluster mode: the node a transaction runs on (the one serving all its keys' slot).
-    fn exec_node(&self, cluster: &ClusterBackend) -> Result<String, Reply> {
+    fn exec_node(&self, cluster: &ClusterBackend) -> Result<(String, Option<u16>), Reply> {
         let mut slot = None;
         for (spec, argv) in self.multi.iter().flat_map(|m| m.queued()) {
             match command_slot(spec, argv) {
@@ -848,7 +921,8 @@ impl Session {
             // Keyless, after WATCH: on the watching connection's node, where EXEC sees them.
             None => watched_node.or_else(|| cluster.any_master(self.client_id())),
         };
-        addr.ok_or_else(|| Reply::err("CLUSTERDOWN Hash slot not served"))
+        addr.map(|a| (a, slot))
+            .ok_or_else(|| Reply::err("CLUSTERDOWN Hash slot not served"))
     }
 
     /// EXEC: the queued commands go to the backend as one contiguous MULTI ... EXEC, so no
@@ -871,9 +945,18 @@ impl Session {
             .multi
             .as_ref()
             .is_some_and(|m| m.queued_names().any(|n| n == "select"));
+        // Cluster mode, no WATCH: where to resend the whole transaction after MOVED/ASK
+        // (with WATCH it must run on the watching connection, or fail).
+        let mut resend_to = None;
+        let watching = self.remote.as_ref().is_some_and(|st| st.watching);
         let conn = match self.shared.remote.as_ref().and_then(|r| r.cluster.clone()) {
             Some(cluster) => match self.exec_node(&cluster) {
-                Ok(addr) => self.cluster_conn(&cluster, &addr, false),
+                Ok((addr, slot)) => {
+                    if !watching && slot.is_some() {
+                        resend_to = Some((addr.clone(), slot));
+                    }
+                    self.cluster_conn(&cluster, &addr, false)
+                }
                 Err(reply) => {
                     self.multi = None;
                     self.clear_watch();
@@ -958,6 +1041,18 @@ impl Session {
             }
         }
         let skip = queue.len() + extra + 1;
+        let resend = resend_to.map(|(node, slot)| {
+            let mut commands = Vec::with_capacity(queue.len() + extra);
+            for (i, (_, argv)) in queue.iter().enumerate() {
+                commands.push(argv.clone());
+                commands.extend(fixes.get(i).into_iter().flatten().map(|f| f.argv.clone()));
+            }
+            Box::new(Resend {
+                slot,
+                sent: Sent::Transaction(commands),
+                node,
+            })
+        });
         let encode = |b: &mut BytesMut| {
             encode_command(b, &[b"MULTI"]);
             for (i, (_, argv)) in queue.iter().enumerate() {
@@ -968,6 +1063,6 @@ impl Session {
             }
             encode_command(b, &[b"EXEC"]);
         };
-        self.submit(conn, encode, skip, deadline)
+        self.submit_resendable(conn, encode, skip, deadline, resend)
     }
 }

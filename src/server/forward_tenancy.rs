@@ -5,7 +5,9 @@
 //! Whole-keyspace commands run as small Lua scripts over the tenant's keys only (SCAN with
 //! the namespace's pattern): DBSIZE counts them, FLUSHDB/FLUSHALL unlink them; in cluster
 //! mode on every master. Scripts of the tenant's own are refused: a script could name keys
-//! outside its namespace, and respgate cannot see inside it.
+//! outside its namespace, and respgate cannot see inside it — unless the tenant has a
+//! backend ACL user of its own (`backend_username`, standalone and sentinel), whose
+//! connections Redis itself holds to `~prefix*` keys and `&prefix*` channels.
 
 use bytes::Bytes;
 
@@ -59,7 +61,15 @@ impl Session {
         spec: &'static CommandSpec,
         argv: &[Bytes],
     ) -> TenantPlan {
-        if is_script(spec.name) {
+        // With a backend user of its own (standalone, sentinel), Redis's ACL confines the
+        // tenant's scripts to its keys and channels; keys passed as KEYS are still prefixed.
+        let confined = tenant.backend_user.is_some()
+            && self
+                .shared
+                .remote
+                .as_ref()
+                .is_some_and(|r| r.cluster.is_none());
+        if is_script(spec.name) && !confined {
             return TenantPlan::Done(Outcome::Reply(Reply::err(format!(
                 "ERR respgate: {} is not available to tenants when forwarding (a script could reach keys outside its namespace)",
                 spec.name.to_uppercase()

@@ -37,13 +37,14 @@ pub fn plan(
     argv: &[Bytes],
     now: u64,
 ) -> Result<Vec<FixUp>, String> {
-    if tenant.ttl.is_empty() || !spec.has(table::flags::WRITE) {
+    // A container command (XGROUP, OBJECT ...) carries its subcommand's flags.
+    let effective = keys::resolve(spec, argv).unwrap_or(spec);
+    if tenant.ttl.is_empty() || !effective.has(table::flags::WRITE) {
         return Ok(Vec::new());
     }
     let Ok(found) = keys::keys_and_flags(spec, argv) else {
         return Ok(Vec::new());
     };
-    let effective = keys::resolve(spec, argv).unwrap_or(spec);
     let mut fixes = Vec::new();
     for k in found {
         let flags: Vec<&str> = k.flags.to_vec();

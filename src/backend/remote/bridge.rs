@@ -54,6 +54,7 @@ async fn run(target: Arc<Target>, pubsub: Arc<PubSub>, mut rx: mpsc::UnboundedRe
             Init {
                 resp3: false,
                 db: 0,
+                user: None,
             },
         )
         .await

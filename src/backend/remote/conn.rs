@@ -53,11 +53,13 @@ pub struct Batch {
 }
 
 /// How a fresh connection is prepared before it carries clients' commands.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Init {
     /// HELLO 3: replies arrive in RESP3, for RESP3 clients.
     pub resp3: bool,
     pub db: usize,
+    /// Log in as this user instead of the target's (a tenant's own backend ACL user).
+    pub user: Option<Arc<crate::policy::tenant::BackendUser>>,
 }
 
 struct ConnState {
@@ -565,16 +567,20 @@ pub async fn connect(target: &Target, init: Init) -> Result<Stream, BackendError
                 Stream::Tls(Box::new(tls.into()))
             }
         };
+        let (username, password) = match &init.user {
+            Some(u) => (Some(u.username.as_str()), Some(u.password.as_str())),
+            None => (target.username.as_deref(), target.password.as_deref()),
+        };
         let mut hello = Vec::new();
         if init.resp3 {
             let mut args: Vec<&[u8]> = vec![b"HELLO", b"3"];
-            if let Some(pass) = &target.password {
-                let user = target.username.as_deref().unwrap_or("default");
+            if let Some(pass) = password {
+                let user = username.unwrap_or("default");
                 args.extend([b"AUTH".as_slice(), user.as_bytes(), pass.as_bytes()]);
             }
             hello.push(args);
-        } else if let Some(pass) = &target.password {
-            match &target.username {
+        } else if let Some(pass) = password {
+            match username {
                 Some(user) => {
                     hello.push(vec![b"AUTH".as_slice(), user.as_bytes(), pass.as_bytes()])
                 }

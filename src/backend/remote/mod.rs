@@ -14,8 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
 
 use crate::config::{BackendConfig, parse_duration};
+use crate::policy::tenant::BackendUser;
 use crate::protocol::Protocol;
 use conn::{BackendConn, Init};
 
@@ -152,7 +154,13 @@ pub struct Remote {
     live: Mutex<Vec<conn::WeakConn>>,
     /// Cluster mode: the slot map and per-node connections.
     pub cluster: Option<Arc<cluster::router::ClusterBackend>>,
+    /// Shared connections of tenants that log in as their own ACL user, per user (same
+    /// shape as `shared`). Same target: they follow a sentinel failover like the others.
+    tenant_shared: Mutex<FxHashMap<Arc<BackendUser>, TenantPool>>,
 }
+
+/// [RESP2, RESP3] × `connections` shared connections of one backend user.
+type TenantPool = [Vec<Option<BackendConn>>; 2];
 
 impl Remote {
     /// `tls`: for the Redis server(s) ([`crate::tls::TlsSetup::backend`]).
@@ -173,6 +181,7 @@ impl Remote {
                 .ok()
                 .filter(|d| !d.is_zero()),
             live: Mutex::new(Vec::new()),
+            tenant_shared: Mutex::new(FxHashMap::default()),
             cluster: (config.mode == crate::config::BackendMode::Cluster).then(|| {
                 Arc::new(cluster::router::ClusterBackend::new(
                     config.nodes.clone(),
@@ -210,6 +219,44 @@ impl Remote {
         self.spawn(proto, db)
     }
 
+    /// The shared connection that serves this client when it logs in to the backend as
+    /// `user` (a tenant's own ACL user; None: the configured one).
+    pub fn shared_conn_as(
+        &self,
+        user: Option<&Arc<BackendUser>>,
+        proto: Protocol,
+        client_id: u64,
+    ) -> BackendConn {
+        let Some(user) = user else {
+            return self.shared_conn(proto, client_id);
+        };
+        let mut pools = self.tenant_shared.lock();
+        let n = self.shared[0].len().max(1);
+        let pool = pools
+            .entry(user.clone())
+            .or_insert_with(|| [vec![None; n], vec![None; n]]);
+        let slots = &mut pool[usize::from(proto == Protocol::Resp3)];
+        let slot = &mut slots[(client_id as usize) % n];
+        match slot.as_ref() {
+            Some(c) if !c.is_dead() => c.clone(),
+            _ => {
+                let c = self.spawn_as(self.target.clone(), Some(user.clone()), proto, 0);
+                *slot = Some(c.clone());
+                c
+            }
+        }
+    }
+
+    /// A connection of the client's own, logged in as `user` (None: the configured one).
+    pub fn pinned_conn_as(
+        &self,
+        user: Option<&Arc<BackendUser>>,
+        proto: Protocol,
+        db: usize,
+    ) -> BackendConn {
+        self.spawn_as(self.target.clone(), user.cloned(), proto, db)
+    }
+
     /// Startup check: says in the log whether the backend answers (respgate starts either
     /// way and connects when it comes up). A PING follows the connect because a refusal can
     /// come after it: in TLS 1.3 a server rejects a missing client certificate only after
@@ -218,6 +265,7 @@ impl Remote {
         let init = Init {
             resp3: false,
             db: 0,
+            user: None,
         };
         let checked = async {
             let mut stream = conn::connect(&self.target, init).await?;
@@ -245,16 +293,28 @@ impl Remote {
     }
 
     fn spawn(&self, proto: Protocol, db: usize) -> BackendConn {
-        self.spawn_to(self.target.clone(), proto, db)
+        self.spawn_as(self.target.clone(), None, proto, db)
     }
 
     /// A new connection to `target` (a cluster node), tracked like the others.
     pub fn spawn_to(&self, target: Arc<Target>, proto: Protocol, db: usize) -> BackendConn {
+        self.spawn_as(target, None, proto, db)
+    }
+
+    /// A new connection logged in as `user` (None: the configured backend user).
+    fn spawn_as(
+        &self,
+        target: Arc<Target>,
+        user: Option<Arc<BackendUser>>,
+        proto: Protocol,
+        db: usize,
+    ) -> BackendConn {
         let conn = BackendConn::spawn(
             target,
             Init {
                 resp3: proto == Protocol::Resp3,
                 db,
+                user,
             },
         );
         let mut live = self.live.lock();

@@ -60,6 +60,7 @@ impl Sentinels {
             Init {
                 resp3: false,
                 db: 0,
+                user: None,
             },
         )
         .await

@@ -17,6 +17,7 @@ use super::topology::{ConnectParams, Redirect, Topology, discover, parse_redirec
 use crate::backend::remote::conn::{BackendConn, Batch, encode_command};
 use crate::backend::remote::{BackendError, Remote, Target};
 use crate::protocol::Protocol;
+use crate::protocol::reply_scan::ReplyScanner;
 
 /// Redirections and transient errors followed for one command before giving up.
 const MAX_ATTEMPTS: usize = 16;
@@ -41,9 +42,29 @@ pub enum Deferred {
 pub struct Resend {
     /// None for keyless commands (sent to any master; followed if one redirects anyway).
     pub slot: Option<u16>,
-    pub argv: Vec<Bytes>,
+    pub sent: Sent,
     /// The node it was sent to (for error texts and ASK/MOVED endpoints without a host).
     pub node: String,
+}
+
+impl Resend {
+    /// Does this reply call for [`follow`]: a redirection, or EXECABORT of a transaction
+    /// (which may hide one)?
+    pub fn wants_follow(&self, reply: &[u8]) -> bool {
+        needs_resend(reply)
+            || (matches!(self.sent, Sent::Transaction(_)) && reply.starts_with(b"-EXECABORT"))
+    }
+}
+
+/// What was sent for one client reply.
+pub enum Sent {
+    /// One command; its reply is the client's.
+    One(Vec<Bytes>),
+    /// `MULTI`, these commands, `EXEC` (a client's transaction, or a tenant's write with its
+    /// TTL fix-ups); EXEC's reply is the one that counts. A redirection of one of the
+    /// commands shows only in a reply nobody reads (EXEC then answers EXECABORT), so an
+    /// EXECABORT is resent to the slot's master with every reply read, which finds it.
+    Transaction(Vec<Vec<Bytes>>),
 }
 
 struct NodePool {
@@ -325,6 +346,16 @@ pub async fn follow(
     let mut from = resend.node.clone();
     let mut current = first;
     let mut redirects = 0;
+    if let Sent::Transaction(_) = &resend.sent
+        && matches!(&current, Ok(r) if r.starts_with(b"-EXECABORT"))
+        && let Some(addr) = resend.slot.and_then(|s| cluster.master_addr(s))
+    {
+        // An aborted transaction ran nothing: running it again (reading every reply) is
+        // safe, and shows a MOVED/ASK that aborted it; a real error aborts it again.
+        let conn = cluster.conn_to(remote, &addr, proto, client_id);
+        current = send(&conn, &resend.sent, false, timeout).await;
+        from = addr;
+    }
     loop {
         let (addr, asking) = match &current {
             Ok(reply) if !needs_resend(reply) => return reply.clone(),
@@ -361,16 +392,96 @@ pub async fn follow(
             Err(e) => return error_frame(&e.client_error(&from)),
         };
         let conn = cluster.conn_to(remote, &addr, proto, client_id);
-        let mut bytes = BytesMut::new();
-        if asking {
-            encode_command(&mut bytes, &[b"ASKING"]);
-        }
-        encode_command(&mut bytes, &resend.argv);
-        current = ask(&conn, bytes.freeze(), usize::from(asking), timeout).await;
+        current = send(&conn, &resend.sent, asking, timeout).await;
         if current.is_err() {
             cluster.request_refresh();
         }
         from = addr;
+    }
+}
+
+/// Sends a command or transaction (after ASKING when `asking`) and returns its reply: for a
+/// transaction, the first redirection among its replies if there is one, else EXEC's.
+async fn send(
+    conn: &BackendConn,
+    sent: &Sent,
+    asking: bool,
+    timeout: Option<Duration>,
+) -> Result<Bytes, BackendError> {
+    let mut bytes = BytesMut::new();
+    if asking {
+        // Inside MULTI the ASKING flag lasts until EXEC, so it covers every queued command.
+        encode_command(&mut bytes, &[b"ASKING"]);
+    }
+    match sent {
+        Sent::One(argv) => {
+            encode_command(&mut bytes, argv);
+            ask(conn, bytes.freeze(), usize::from(asking), timeout).await
+        }
+        Sent::Transaction(commands) => {
+            encode_command(&mut bytes, &[b"MULTI"]);
+            for argv in commands {
+                encode_command(&mut bytes, argv);
+            }
+            encode_command(&mut bytes, &[b"EXEC"]);
+            let n = usize::from(asking) + commands.len() + 2;
+            let replies = ask_all(conn, bytes.freeze(), n, timeout).await?;
+            let redirect = replies.iter().find(|r| needs_resend(r));
+            match redirect.or(replies.last()) {
+                Some(r) => Ok(r.clone()),
+                None => Err(BackendError::Protocol(
+                    "ERR respgate: no reply to EXEC".into(),
+                )),
+            }
+        }
+    }
+}
+
+/// Like [`ask`], but returns all `n` replies, each as its own frame.
+async fn ask_all(
+    conn: &BackendConn,
+    bytes: Bytes,
+    n: usize,
+    timeout: Option<Duration>,
+) -> Result<Vec<Bytes>, BackendError> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    conn.send(Batch {
+        bytes,
+        owed: vec![Some(tx); n],
+    })
+    .map_err(|(_, e)| e)?;
+    let wait = async {
+        let mut replies = Vec::with_capacity(n);
+        while replies.len() < n {
+            let chunk = match rx.recv().await {
+                Some(Ok(chunk)) => chunk,
+                Some(Err(e)) => return Err(e),
+                None => return Err(BackendError::Closed),
+            };
+            // A chunk is whole replies in a row; cut it into them.
+            let mut scanner = ReplyScanner::new();
+            let mut at = 0;
+            for _ in 0..chunk.count {
+                match scanner.scan(&chunk.bytes[at..]) {
+                    Ok(Some(len)) => {
+                        replies.push(chunk.bytes.slice(at..at + len));
+                        at += len;
+                    }
+                    _ => return Err(BackendError::Protocol("ERR respgate: bad reply".into())),
+                }
+            }
+        }
+        Ok(replies)
+    };
+    match timeout {
+        Some(t) => match tokio::time::timeout(t, wait).await {
+            Ok(r) => r,
+            Err(_) => {
+                conn.kill(BackendError::Timeout(t.as_millis()));
+                Err(BackendError::Timeout(t.as_millis()))
+            }
+        },
+        None => wait.await,
     }
 }
 
@@ -426,7 +537,7 @@ async fn run_on_node(
     }
     let resend = Resend {
         slot,
-        argv,
+        sent: Sent::One(argv),
         node: addr.to_string(),
     };
     follow(remote, cluster, &resend, reply, proto, client_id).await

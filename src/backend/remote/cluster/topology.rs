@@ -492,6 +492,7 @@ async fn ask_slots(seed: &str, params: &ConnectParams) -> Result<Topology, Strin
     let init = Init {
         resp3: false,
         db: 0,
+        user: None,
     };
     let mut stream = connect(&target, init).await.map_err(|e| e.to_string())?;
     let reply = tokio::time::timeout(
