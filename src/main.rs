@@ -46,6 +46,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Send PING to a respgate (or any Redis) and exit 0 if it answers PONG, or NOAUTH
+    /// (alive, wants a login); for container health checks. Plain TCP only.
+    Ping {
+        /// Where to connect; default 127.0.0.1:6379.
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:6379")]
+        addr: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -66,6 +73,9 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         };
+    }
+    if let Some(Command::Ping { addr }) = &cli.command {
+        return ping(addr);
     }
     if let Some(Command::Status { metrics_addr, json }) = &cli.command {
         let addr = match metrics_addr {
@@ -226,4 +236,42 @@ fn init_logging(level: Option<&str>) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+/// `respgate ping`: one PING, two seconds at most.
+fn ping(addr: &str) -> ExitCode {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    use std::time::Duration;
+    let limit = Duration::from_secs(2);
+    let answer = (|| -> std::io::Result<Vec<u8>> {
+        let target = addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| std::io::Error::other("address did not resolve"))?;
+        let mut s = std::net::TcpStream::connect_timeout(&target, limit)?;
+        s.set_read_timeout(Some(limit))?;
+        s.set_write_timeout(Some(limit))?;
+        s.write_all(b"*1\r\n$4\r\nPING\r\n")?;
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf)?;
+        Ok(buf[..n].to_vec())
+    })();
+    match answer {
+        Ok(reply) if reply.starts_with(b"+PONG") || reply.starts_with(b"-NOAUTH") => {
+            println!("{addr}: {}", String::from_utf8_lossy(&reply).trim_end());
+            ExitCode::SUCCESS
+        }
+        Ok(reply) => {
+            eprintln!(
+                "{addr}: unexpected reply {:?}",
+                String::from_utf8_lossy(&reply)
+            );
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("{addr}: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

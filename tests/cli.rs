@@ -116,11 +116,41 @@ fn metrics_endpoint_counts_connections_and_commands() {
     );
     assert!(body.contains("respgate_connected_clients 1"), "{body}");
     assert!(
-        body.contains("respgate_commands_total{command=\"get\",result=\"ok\"} 1"),
+        body.contains("respgate_commands_total{command=\"get\",tenant=\"\",result=\"ok\"} 1"),
         "{body}"
     );
     assert!(
-        body.contains("respgate_commands_total{command=\"get\",result=\"error\"} 1"),
+        // Refused for its arity: Redis's ERR class.
+        body.contains("respgate_commands_total{command=\"get\",tenant=\"\",result=\"err\"} 1"),
         "{body}"
     );
+}
+
+#[test]
+fn ping_is_a_health_check() {
+    let gate = Respgate::start();
+    let out = bin().args(["ping", "--addr", &gate.addr]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("PONG"));
+    // Nobody listening: unhealthy, quickly.
+    let gone = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = gone.local_addr().unwrap().to_string();
+    drop(gone);
+    let out = bin().args(["ping", "--addr", &addr]).output().unwrap();
+    assert!(!out.status.success(), "{out:?}");
+}
+
+#[test]
+fn dockerfile_runs_as_non_root_with_a_ping_health_check() {
+    // The image cannot be built here (no Docker engine): check what it promises.
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile"))
+        .expect("Dockerfile");
+    assert_eq!(
+        text.matches("\nFROM ").count() + usize::from(text.starts_with("FROM ")),
+        2
+    );
+    assert!(text.contains("\nUSER respgate"));
+    assert!(text.contains("HEALTHCHECK") && text.contains("\"ping\""));
+    assert!(text.contains("EXPOSE 6379 9379"));
+    assert!(text.contains("VOLUME [\"/etc/respgate\""));
 }

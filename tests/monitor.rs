@@ -688,3 +688,83 @@ fn metrics_count_every_command_during_load_forwarding() {
         "{m}"
     );
 }
+
+/// Metric names used by a shipped file that respgate does not define (histogram and
+/// counter suffixes folded onto their family).
+fn unknown_metrics(text: &str) -> Vec<String> {
+    let mut sources = String::new();
+    let mut dirs = vec![std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src"
+    ))];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("src dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                sources += &std::fs::read_to_string(&path).unwrap_or_default();
+            }
+        }
+    }
+    let mut unknown = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(at) = text[i..].find("respgate_") {
+        let start = i + at;
+        let mut end = start;
+        while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
+            end += 1;
+        }
+        let name = &text[start..end];
+        let family = ["_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(name);
+        if !sources.contains(&format!("\"{family}\"")) && !unknown.contains(&name.to_string()) {
+            unknown.push(name.to_string());
+        }
+        i = end;
+    }
+    unknown
+}
+
+#[test]
+fn shipped_alert_rules_and_dashboard_are_valid_and_use_real_metrics() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let rules = format!("{root}/config/prometheus/alerts.yml");
+    let out = Command::new("promtool")
+        .args(["check", "rules", &rules])
+        .output()
+        .expect("promtool (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "promtool check rules: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rules_text = std::fs::read_to_string(&rules).unwrap();
+    assert_eq!(unknown_metrics(&rules_text), Vec::<String>::new());
+    for alert in [
+        "RespgateDurableDataAtRisk",
+        "RespgateBackendEvicting",
+        "RespgateBackendMemoryHigh",
+        "RespgateBackendDown",
+        "RespgateHighErrorRatio",
+        "RespgateHighLatencyP99",
+    ] {
+        assert!(rules_text.contains(&format!("alert: {alert}")), "{alert}");
+    }
+
+    let dashboard =
+        std::fs::read_to_string(format!("{root}/config/grafana/respgate.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&dashboard).expect("dashboard is JSON");
+    let panels = json["panels"].as_array().expect("panels");
+    assert!(panels.len() >= 8);
+    for p in panels {
+        let targets = p["targets"].as_array().expect("targets");
+        assert!(!targets.is_empty(), "{}", p["title"]);
+    }
+    assert!(dashboard.contains("histogram_quantile(0.99"));
+    assert_eq!(unknown_metrics(&dashboard), Vec::<String>::new());
+}
