@@ -768,3 +768,77 @@ fn shipped_alert_rules_and_dashboard_are_valid_and_use_real_metrics() {
     assert!(dashboard.contains("histogram_quantile(0.99"));
     assert_eq!(unknown_metrics(&dashboard), Vec::<String>::new());
 }
+
+fn slowlog_entries(c: &mut Conn) -> Vec<Vec<Value>> {
+    match c.cmd_str("SLOWLOG GET -1") {
+        Value::Array(entries) => entries
+            .into_iter()
+            .map(|e| match e {
+                Value::Array(fields) => fields,
+                other => panic!("slowlog entry {other:?}"),
+            })
+            .collect(),
+        other => panic!("SLOWLOG GET: {other:?}"),
+    }
+}
+
+#[test]
+fn slowlog_and_latencystats_describe_respgate_itself() {
+    // Embedded, logging every command: entries shaped as Redis's.
+    let gate = Respgate::start_with(&[
+        "--config",
+        &temp_config("[server]\nslowlog_log_slower_than = 0\nslowlog_max_len = 3\n"),
+    ]);
+    let mut c = Conn::connect(&gate.addr);
+    c.cmd_str("CLIENT SETNAME tester");
+    c.cmd_str("SET k v");
+    let long = "x".repeat(300);
+    c.cmd(&[b"GET", long.as_bytes()]);
+    let entries = slowlog_entries(&mut c);
+    assert_eq!(entries.len(), 3, "{entries:?}");
+    let newest = &entries[0];
+    assert_eq!(newest.len(), 6, "{newest:?}");
+    let Value::Array(args) = &newest[3] else {
+        panic!("{newest:?}")
+    };
+    assert_eq!(args[0], Value::Bulk(b"GET".to_vec()));
+    let shown = args[1].as_bytes().unwrap_or_default();
+    assert!(shown.ends_with(b"... (172 more bytes)"), "{args:?}");
+    assert_eq!(newest[5], Value::Bulk(b"tester".to_vec()));
+    let (Value::Int(id_new), Value::Int(id_old)) = (&entries[0][0], &entries[1][0]) else {
+        panic!("{entries:?}")
+    };
+    assert!(id_new > id_old);
+    assert_eq!(c.cmd_str("SLOWLOG LEN"), Value::Int(3));
+    // As Redis: the RESET (run before it is logged) and each LEN are logged too; the
+    // CONFIG SET that turns logging off is not.
+    assert_eq!(c.cmd_str("SLOWLOG RESET"), Value::Simple("OK".into()));
+    assert_eq!(c.cmd_str("SLOWLOG LEN"), Value::Int(1));
+    // CONFIG SET turns it off.
+    c.cmd_str("CONFIG SET slowlog-log-slower-than -1");
+    c.cmd_str("GET k");
+    assert_eq!(c.cmd_str("SLOWLOG LEN"), Value::Int(2));
+    let lat = match c.cmd_str("INFO latencystats") {
+        Value::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("{other:?}"),
+    };
+    assert!(lat.contains("# Latencystats"), "{lat}");
+    assert!(lat.contains("latency_percentiles_usec_set:p50="), "{lat}");
+
+    // Forwarding: a command slow on the backend is logged by respgate (default 10 ms).
+    let redis = RedisServer::start_with(&["--enable-debug-command", "yes"]);
+    let gate = Respgate::standalone(&redis.addr(), "");
+    let mut c = Conn::connect(&gate.addr);
+    c.cmd_str("GET quick");
+    assert_eq!(c.cmd_str("DEBUG SLEEP 0.05"), Value::Simple("OK".into()));
+    let entries = slowlog_entries(&mut c);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let Value::Int(micros) = entries[0][2] else {
+        panic!("{entries:?}")
+    };
+    assert!(micros >= 50_000, "{micros}");
+    let Value::Array(args) = &entries[0][3] else {
+        panic!("{entries:?}")
+    };
+    assert_eq!(args[0], Value::Bulk(b"debug".to_vec()));
+}

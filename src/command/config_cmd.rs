@@ -44,6 +44,7 @@ pub fn config(s: &mut Session, argv: &[Bytes]) -> Reply {
             let mut params = s.shared.params.write();
             for (name, value) in accepted {
                 s.shared.engine.apply_config(name, &value);
+                s.shared.slowlog.configure(name, &value);
                 if name == "client-output-buffer-limit" {
                     s.shared.pubsub.set_output_limit(&value);
                 }

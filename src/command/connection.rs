@@ -70,6 +70,7 @@ pub fn run_local(s: &mut Session, name: &str, argv: &[Bytes]) -> Option<Reply> {
         "config" => super::config_cmd::config(s, argv),
         "command" => super::introspection::command_command(&argv[1..]),
         "info" => super::info::info(s, &argv[1..]),
+        "slowlog" => slowlog(s, argv),
         _ => return None,
     })
 }
@@ -256,4 +257,54 @@ fn select(s: &mut Session, argv: &[Bytes]) -> Reply {
 /// Seconds since the unix epoch, for INFO and CLIENT fields.
 pub fn unix_secs() -> u64 {
     unix_ms() / 1000
+}
+
+/// SLOWLOG GET [count] | LEN | RESET | HELP, over respgate's own slow log.
+fn slowlog(s: &Session, argv: &[Bytes]) -> Reply {
+    let log = &s.shared.slowlog;
+    let sub = argv
+        .get(1)
+        .map(|a| a.to_ascii_lowercase())
+        .unwrap_or_default();
+    match sub.as_slice() {
+        b"get" => {
+            let count = match argv.get(2) {
+                None => 10,
+                Some(a) => match std::str::from_utf8(a)
+                    .ok()
+                    .and_then(|t| t.parse::<i64>().ok())
+                {
+                    Some(n) if n >= -1 => n,
+                    _ => {
+                        return Reply::err("ERR count should be greater than or equal to -1");
+                    }
+                },
+            };
+            log.get(count)
+        }
+        b"len" => Reply::Integer(log.len() as i64),
+        b"reset" => {
+            log.reset();
+            Reply::ok()
+        }
+        _ => Reply::Array(
+            [
+                "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GET [<count>]",
+                "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+                "    Entries are made of:",
+                "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+                "    client name",
+                "LEN",
+                "    Return the length of the slowlog.",
+                "RESET",
+                "    Reset the slowlog.",
+                "HELP",
+                "    Print this help.",
+            ]
+            .iter()
+            .map(|l| Reply::Status((*l).to_string()))
+            .collect(),
+        ),
+    }
 }

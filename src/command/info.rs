@@ -24,6 +24,7 @@ const SECTIONS: &[(&str, bool)] = &[
     ("cluster", true),
     ("keyspace", true),
     ("commandstats", false),
+    ("latencystats", false),
 ];
 
 pub fn info(s: &Session, args: &[Bytes]) -> Reply {
@@ -220,6 +221,16 @@ fn section(s: &Session, name: &str, out: &mut String) {
                     &format!("db{i}"),
                     &format!("keys={keys},expires={expires},avg_ttl=0"),
                 );
+            }
+        }
+        "latencystats" => {
+            for (name, c) in sh.cmdstats.used() {
+                if let Some(p) = c.latency.percentiles_usec(&[50.0, 99.0, 99.9]) {
+                    line(
+                        &format!("latency_percentiles_usec_{name}"),
+                        &format!("p50={:.3},p99={:.3},p99.9={:.3}", p[0], p[1], p[2]),
+                    );
+                }
             }
         }
         "commandstats" => {

@@ -97,6 +97,13 @@ pub struct ServerConfig {
     /// Close clients idle this long ("0" = never), like Redis's `timeout`.
     #[serde(default = "default_zero")]
     pub timeout: String,
+    /// SLOWLOG keeps commands that took at least this many microseconds inside respgate
+    /// (Redis's slowlog-log-slower-than: negative turns it off, 0 logs every command).
+    #[serde(default = "default_slowlog_slower_than")]
+    pub slowlog_log_slower_than: i64,
+    /// How many entries SLOWLOG keeps (Redis's slowlog-max-len).
+    #[serde(default = "default_slowlog_max_len")]
+    pub slowlog_max_len: usize,
     /// The tenant an unauthenticated client acts as (by name); without it, clients must AUTH
     /// once tenants are configured.
     #[serde(default)]
@@ -190,6 +197,8 @@ impl Default for ServerConfig {
             max_clients: default_max_clients(),
             requirepass: None,
             timeout: default_zero(),
+            slowlog_log_slower_than: default_slowlog_slower_than(),
+            slowlog_max_len: default_slowlog_max_len(),
             default_tenant: None,
             auth_failures_per_minute: None,
             tls: None,
@@ -401,6 +410,12 @@ fn default_max_clients() -> usize {
 }
 fn default_zero() -> String {
     "0".into()
+}
+fn default_slowlog_slower_than() -> i64 {
+    10_000
+}
+fn default_slowlog_max_len() -> usize {
+    128
 }
 fn default_policy() -> String {
     "noeviction".into()

@@ -482,9 +482,19 @@ fn record_forwarded(
     verdict: Verdict,
 ) {
     if let Some((name, started)) = cmd {
+        let took = started.elapsed();
         shared
             .cmdstats
-            .record(name, session.tenant.as_deref(), started.elapsed(), verdict);
+            .record(name, session.tenant.as_deref(), took, verdict);
+        if shared.slowlog.is_slow(took) {
+            // A forwarded command's arguments are not kept while it is in flight (that
+            // would cost every command a copy): its entry names the command only.
+            let args = [
+                bytes::Bytes::from_static(name.as_bytes()),
+                bytes::Bytes::from_static(b"(arguments of forwarded commands are not kept)"),
+            ];
+            session.log_slow(&args, took);
+        }
     }
 }
 

@@ -237,7 +237,7 @@ fn stays_local(name: &str, argv: &[Bytes]) -> bool {
 fn answered_locally(name: &str, argv: &[Bytes]) -> bool {
     match name {
         "auth" | "hello" | "quit" | "reset" | "command" | "cluster" | "readonly" | "readwrite"
-        | "asking" | "multi" => true,
+        | "asking" | "multi" | "slowlog" => true,
         // CLIENT ID/LIST/KILL/SETNAME ... are about respgate's clients; PAUSE/UNPAUSE and
         // NO-EVICT are about the server: forward those.
         "client" => !argv.get(1).is_some_and(|s| {

@@ -8,6 +8,7 @@ mod forward_ttl;
 mod params_data;
 pub mod pubsub;
 pub mod session;
+pub mod slowlog;
 pub mod stats;
 mod tenancy;
 
@@ -62,6 +63,7 @@ pub struct Shared {
     pub remote: Option<Arc<crate::backend::remote::Remote>>,
     pub stats: ServerStats,
     pub cmdstats: CommandStats,
+    pub slowlog: slowlog::SlowLog,
     pub limits: ParserLimits,
     /// Parameters CONFIG GET/SET see.
     pub params: RwLock<stats::Params>,
@@ -280,6 +282,10 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         remote: remote.clone(),
         stats: ServerStats::default(),
         cmdstats: CommandStats::new(),
+        slowlog: slowlog::SlowLog::new(
+            config.server.slowlog_log_slower_than,
+            config.server.slowlog_max_len,
+        ),
         params: RwLock::new(params),
         started: Instant::now(),
         started_unix: SystemTime::now()

@@ -343,12 +343,13 @@ impl Session {
             Outcome::Forwarded => Ok(()),
         };
         if !matches!(outcome, Outcome::Forwarded) {
-            self.shared.cmdstats.record(
-                effective.name,
-                self.tenant.as_deref(),
-                started.elapsed(),
-                verdict,
-            );
+            let took = started.elapsed();
+            self.shared
+                .cmdstats
+                .record(effective.name, self.tenant.as_deref(), took, verdict);
+            if self.shared.slowlog.is_slow(took) && !effective.has(table::flags::SKIP_SLOWLOG) {
+                self.log_slow(argv, took);
+            }
         }
         self.shared
             .stats
@@ -361,6 +362,15 @@ impl Session {
             info.db = self.db;
         }
         outcome
+    }
+
+    /// Puts a slow command in SLOWLOG with this client's address and name.
+    pub fn log_slow(&self, argv: &[Bytes], took: std::time::Duration) {
+        let (addr, name) = {
+            let info = self.client.info.lock();
+            (info.addr.to_string(), info.name.clone())
+        };
+        self.shared.slowlog.push(argv, took, addr, name);
     }
 
     /// Arity checks and subcommand resolution, with Redis's error texts.

@@ -79,6 +79,77 @@ pub struct CommandStat {
     pub failed: AtomicU64,
     pub rejected: AtomicU64,
     duration: DurationHistogram,
+    pub latency: LatencyBuckets,
+}
+
+/// Command times in log-linear buckets (8 per power of two of nanoseconds, so within
+/// 12.5%), for INFO latencystats' percentiles. Allocated on a command's first call.
+#[derive(Default)]
+pub struct LatencyBuckets(std::sync::OnceLock<Box<[AtomicU64]>>);
+
+const LATENCY_BUCKETS: usize = 16 + 8 * 44;
+
+impl LatencyBuckets {
+    fn index(nanos: u64) -> usize {
+        if nanos < 16 {
+            return nanos as usize;
+        }
+        let exp = 63 - nanos.leading_zeros() as usize; // >= 4
+        let sub = ((nanos >> (exp - 3)) & 7) as usize;
+        (16 + (exp - 4) * 8 + sub).min(LATENCY_BUCKETS - 1)
+    }
+
+    /// The smallest time (ns) bucket `i` holds.
+    fn lower(i: usize) -> u64 {
+        if i < 16 {
+            return i as u64;
+        }
+        let exp = (i - 16) / 8 + 4;
+        let sub = ((i - 16) % 8) as u64;
+        (8 + sub) << (exp - 3)
+    }
+
+    fn record(&self, took: Duration) {
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let buckets = self
+            .0
+            .get_or_init(|| (0..LATENCY_BUCKETS).map(|_| AtomicU64::new(0)).collect());
+        buckets[Self::index(nanos)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The given percentiles in microseconds (None before the first call).
+    pub fn percentiles_usec(&self, wanted: &[f64]) -> Option<Vec<f64>> {
+        let buckets = self.0.get()?;
+        let counts: Vec<u64> = buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        Some(
+            wanted
+                .iter()
+                .map(|p| {
+                    let rank = ((p / 100.0) * total as f64).ceil().max(1.0) as u64;
+                    let mut seen = 0;
+                    for (i, c) in counts.iter().enumerate() {
+                        seen += c;
+                        if seen >= rank {
+                            return Self::lower(i) as f64 / 1000.0;
+                        }
+                    }
+                    Self::lower(LATENCY_BUCKETS - 1) as f64 / 1000.0
+                })
+                .collect(),
+        )
+    }
+
+    fn reset(&self) {
+        if let Some(b) = self.0.get() {
+            for c in b.iter() {
+                c.store(0, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 impl Default for CommandStats {
@@ -116,6 +187,7 @@ impl CommandStats {
             if verdict.is_err() {
                 s.failed.fetch_add(1, Ordering::Relaxed);
             }
+            s.latency.record(took);
             if crate::metrics::enabled() {
                 s.duration.record(name, took);
             }
@@ -156,6 +228,7 @@ impl CommandStats {
             s.usec.store(0, Ordering::Relaxed);
             s.failed.store(0, Ordering::Relaxed);
             s.rejected.store(0, Ordering::Relaxed);
+            s.latency.reset();
         }
     }
 }
@@ -226,6 +299,11 @@ impl Params {
         );
         values.insert("maxmemory-policy", config.embedded.maxmemory_policy.clone());
         values.insert("maxclients", config.server.max_clients.to_string());
+        values.insert(
+            "slowlog-log-slower-than",
+            config.server.slowlog_log_slower_than.to_string(),
+        );
+        values.insert("slowlog-max-len", config.server.slowlog_max_len.to_string());
         let timeout = crate::config::parse_duration(&config.server.timeout)
             .map(|d| d.as_secs())
             .unwrap_or(0);
@@ -358,4 +436,27 @@ fn alias_twin(name: &str) -> Option<&'static str> {
         };
         PARAMS.iter().map(|(n, _, _)| *n).find(|n| *n == twin)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_buckets_keep_percentiles_within_an_eighth() {
+        for nanos in [0u64, 1, 15, 16, 17, 1000, 6015, 123_456, 10_000_000_000] {
+            let i = LatencyBuckets::index(nanos);
+            let lower = LatencyBuckets::lower(i);
+            assert!(lower <= nanos, "{nanos}: {lower}");
+            assert!(nanos - lower <= nanos / 8, "{nanos}: {lower}");
+        }
+        let b = LatencyBuckets::default();
+        assert_eq!(b.percentiles_usec(&[50.0]), None);
+        for us in 1..=100u64 {
+            b.record(Duration::from_micros(us));
+        }
+        let p = b.percentiles_usec(&[50.0, 99.0]).unwrap_or_default();
+        assert!((44.0..=50.0).contains(&p[0]), "{p:?}");
+        assert!((87.0..=99.0).contains(&p[1]), "{p:?}");
+    }
 }
