@@ -10,7 +10,6 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics::{Counter, Histogram, counter, histogram};
-use rustc_hash::FxHashMap;
 
 use crate::command::table;
 
@@ -86,10 +85,19 @@ struct ResultCounters {
     errors: OnceLock<Box<[OnceLock<Counter>; ERROR_CLASSES.len()]>>,
 }
 
-/// `respgate_commands_total` handles of one tenant (`""`: clients of no tenant).
+/// Every command and subcommand name of the table, in a fixed order: a command's position
+/// here is its index into each tenant's counters (no second hash lookup per command).
+pub fn command_names() -> impl Iterator<Item = &'static str> {
+    table::all()
+        .iter()
+        .flat_map(|cmd| std::iter::once(cmd.name).chain(cmd.subcommands.iter().map(|s| s.name)))
+}
+
+/// `respgate_commands_total` handles of one tenant (`""`: clients of no tenant), indexed
+/// as [`command_names`].
 pub struct TenantCommands {
     tenant: String,
-    by_name: FxHashMap<&'static str, ResultCounters>,
+    by_index: Vec<ResultCounters>,
 }
 
 impl std::fmt::Debug for TenantCommands {
@@ -100,22 +108,16 @@ impl std::fmt::Debug for TenantCommands {
 
 impl TenantCommands {
     pub fn new(tenant: &str) -> TenantCommands {
-        let mut by_name = FxHashMap::default();
-        for cmd in table::all() {
-            by_name.insert(cmd.name, ResultCounters::default());
-            for sub in cmd.subcommands {
-                by_name.insert(sub.name, ResultCounters::default());
-            }
-        }
         TenantCommands {
             tenant: tenant.to_string(),
-            by_name,
+            by_index: command_names().map(|_| ResultCounters::default()).collect(),
         }
     }
 
-    /// Counts one command `name` (a table name: `get`, `client|list`) that ended so.
-    pub fn count(&self, name: &'static str, verdict: Verdict) {
-        let Some(c) = self.by_name.get(name) else {
+    /// Counts one command `name` (a table name: `get`, `client|list`; `index` its position
+    /// in [`command_names`]) that ended so.
+    pub fn count(&self, index: usize, name: &'static str, verdict: Verdict) {
+        let Some(c) = self.by_index.get(index) else {
             return;
         };
         let counter = match verdict {

@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::time::Duration;
 
-use crate::command::table;
 use crate::config::{Config, parse_size};
 use crate::metrics::commands::{DurationHistogram, TenantCommands, Verdict};
 use crate::policy::tenant::Tenant;
@@ -78,6 +77,8 @@ pub struct CommandStat {
     pub usec: AtomicU64,
     pub failed: AtomicU64,
     pub rejected: AtomicU64,
+    /// Position in `metrics::commands::command_names` (the per-tenant counters' index).
+    index: usize,
     duration: DurationHistogram,
     pub latency: LatencyBuckets,
 }
@@ -161,11 +162,14 @@ impl Default for CommandStats {
 impl CommandStats {
     pub fn new() -> CommandStats {
         let mut by_name = rustc_hash::FxHashMap::default();
-        for cmd in table::all() {
-            by_name.insert(cmd.name, CommandStat::default());
-            for sub in cmd.subcommands {
-                by_name.insert(sub.name, CommandStat::default());
-            }
+        for (index, name) in crate::metrics::commands::command_names().enumerate() {
+            by_name.insert(
+                name,
+                CommandStat {
+                    index,
+                    ..CommandStat::default()
+                },
+            );
         }
         CommandStats {
             by_name,
@@ -181,31 +185,33 @@ impl CommandStats {
         took: Duration,
         verdict: Verdict,
     ) {
-        if let Some(s) = self.by_name.get(name) {
-            s.calls.fetch_add(1, Ordering::Relaxed);
-            s.usec.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
-            if verdict.is_err() {
-                s.failed.fetch_add(1, Ordering::Relaxed);
-            }
-            s.latency.record(took);
-            if crate::metrics::enabled() {
-                s.duration.record(name, took);
-            }
+        let Some(s) = self.by_name.get(name) else {
+            return;
+        };
+        s.calls.fetch_add(1, Ordering::Relaxed);
+        s.usec.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        if verdict.is_err() {
+            s.failed.fetch_add(1, Ordering::Relaxed);
         }
-        tenant
-            .map_or(&self.untenanted, |t| &t.commands)
-            .count(name, verdict);
+        s.latency.record(took);
+        if crate::metrics::enabled() {
+            s.duration.record(name, took);
+            tenant
+                .map_or(&self.untenanted, |t| &t.commands)
+                .count(s.index, name, verdict);
+        }
     }
 
     /// Records a command refused before running (arity, auth): Redis's `rejected_calls`.
     /// `class` is the refusal's error class (see `metrics::commands::classify_error`).
     pub fn reject(&self, name: &'static str, tenant: Option<&Tenant>, class: usize) {
-        if let Some(s) = self.by_name.get(name) {
-            s.rejected.fetch_add(1, Ordering::Relaxed);
-        }
+        let Some(s) = self.by_name.get(name) else {
+            return;
+        };
+        s.rejected.fetch_add(1, Ordering::Relaxed);
         tenant
             .map_or(&self.untenanted, |t| &t.commands)
-            .count(name, Err(class));
+            .count(s.index, name, Err(class));
     }
 
     /// Commands called at least once, sorted by name.
