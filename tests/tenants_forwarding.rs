@@ -320,3 +320,277 @@ address = "{}"
     assert_eq!(a.cmd_str("AUTH ub pb"), ok());
     assert_eq!(a.cmd_str("GET x"), bulk("b-secret"));
 }
+
+/// A backend ACL user on every node of a cluster (ACLs are per node), removed again when
+/// dropped: the shared cluster must not keep it for other tests.
+struct ClusterAclUser<'a> {
+    cluster: &'a RedisCluster,
+    name: String,
+}
+
+impl<'a> ClusterAclUser<'a> {
+    fn create(cluster: &'a RedisCluster, name: &str, password: &str, prefix: &str) -> Self {
+        let user = ClusterAclUser {
+            cluster,
+            name: name.to_string(),
+        };
+        for addr in cluster.addrs() {
+            let line = format!(
+                "ACL SETUSER {name} on >{password} resetkeys ~{prefix}* resetchannels &{prefix}* \
+                 +@all -@dangerous -script|flush -function|flush -function|delete"
+            );
+            assert_eq!(cluster.conn(&addr).cmd_str(&line), ok(), "{addr}");
+        }
+        user
+    }
+}
+
+impl Drop for ClusterAclUser<'_> {
+    fn drop(&mut self) {
+        for addr in self.cluster.addrs() {
+            if let Some(mut c) = self.cluster.try_conn(&addr) {
+                c.cmd(&[b"ACL", b"DELUSER", self.name.as_bytes()]);
+            }
+        }
+    }
+}
+
+/// The master serving `key` now (the one that does not answer MOVED).
+fn owner_of(cluster: &RedisCluster, key: &str) -> String {
+    cluster
+        .masters()
+        .into_iter()
+        .find(|m| !cluster.conn(m).cmd(&[b"TYPE", key.as_bytes()]).is_error())
+        .unwrap_or_else(|| panic!("no master serves {key}"))
+}
+
+/// Runs `args` on `addr`, expecting +OK.
+fn node_ok(addr: &str, args: &[&str]) {
+    let argv: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    let reply = Conn::connect(addr).cmd(&argv);
+    assert_eq!(reply, ok(), "{args:?} on {addr}");
+}
+
+/// Slot `slot` belongs to `to`: told to `to` first (it bumps its epoch), then every master.
+fn give_slot(cluster: &RedisCluster, slot: &str, to: &str) {
+    let to_id = cluster.node_id(to);
+    node_ok(to, &["CLUSTER", "SETSLOT", slot, "NODE", &to_id]);
+    for m in cluster.masters() {
+        if m != to {
+            node_ok(&m, &["CLUSTER", "SETSLOT", slot, "NODE", &to_id]);
+        }
+    }
+}
+
+#[test]
+fn a_cluster_tenant_with_its_own_backend_user_runs_scripts_confined_by_redis() {
+    let cluster = RedisCluster::shared();
+    // Names of this run only: the shared cluster's other tests never see them.
+    let id = std::process::id();
+    let (pa, pb) = (format!("acl{id}a:"), format!("acl{id}b:"));
+    let backend_user = format!("rg-acl-{id}");
+    let _acl = ClusterAclUser::create(&cluster, &backend_user, "acl-secret", &pa);
+    let nodes: Vec<String> = cluster.addrs().iter().map(|a| format!("\"{a}\"")).collect();
+    let cfg = format!(
+        r#"[server]
+auth_failures_per_minute = 0
+[[tenants]]
+name = "a"
+username = "ua"
+password = "pa"
+prefix = "{pa}"
+backend_username = "{backend_user}"
+backend_password = "acl-secret"
+[[tenants]]
+name = "b"
+username = "ub"
+password = "pb"
+prefix = "{pb}"
+[backend]
+mode = "cluster"
+nodes = [{}]
+"#,
+        nodes.join(", ")
+    );
+    let gate = Respgate::start_with(&["--config", &temp_config(&cfg)]);
+    let mut a = login(&gate.addr, "ua", "pa");
+    let mut b = login(&gate.addr, "ub", "pb");
+    assert_eq!(b.cmd_str("SET {u}:x b-secret"), ok());
+    assert_eq!(a.cmd_str("SET {u}:k 1"), ok());
+    // Its own keys, named through KEYS (prefixed by respgate, routed by their slot).
+    let get = "return redis.call('GET', KEYS[1])";
+    assert_eq!(a.cmd(&[b"EVAL", get.as_bytes(), b"1", b"{u}:k"]), bulk("1"));
+    let mset = "return redis.call('MSET', KEYS[1], ARGV[1], KEYS[2], ARGV[2])";
+    assert_eq!(
+        a.cmd(&[
+            b"EVAL",
+            mset.as_bytes(),
+            b"2",
+            b"{u}:s",
+            b"{u}:t",
+            b"1",
+            b"2"
+        ]),
+        ok()
+    );
+    let owner = owner_of(&cluster, &format!("{pa}{{u}}:s"));
+    assert_eq!(
+        cluster
+            .conn(&owner)
+            .cmd_str(&format!("MGET {pa}{{u}}:s {pa}{{u}}:t")),
+        Value::Array(vec![bulk("1"), bulk("2")])
+    );
+    // Keys of several slots: what a cluster node says.
+    assert_eq!(
+        a.cmd(&[b"EVAL", get.as_bytes(), b"2", b"k1", b"k2"]),
+        Value::Error("CROSSSLOT Keys in request don't hash to the same slot".into())
+    );
+    // The script names another tenant's key (same slot, so only the ACL can refuse it):
+    // Redis 7.0 words its ACL error inside a script this way, 7.2 says NOPERM.
+    let sneak = format!("redis.call('GET', KEYS[1]) return redis.call('GET', '{pb}{{u}}:x')");
+    match a.cmd(&[b"EVAL", sneak.as_bytes(), b"1", b"{u}:k"]) {
+        Value::Error(e) => assert!(
+            e.contains("can't access at least one of the keys") || e.contains("NOPERM"),
+            "{e}"
+        ),
+        other => panic!("b's key read by a's script: {other:?}"),
+    }
+    assert_eq!(b.cmd_str("GET {u}:x"), bulk("b-secret"));
+    // SCRIPT LOAD reaches every master, so EVALSHA works whatever slot its keys are in.
+    let sha = match a.cmd(&[b"SCRIPT", b"LOAD", get.as_bytes()]) {
+        Value::Bulk(s) => s,
+        other => panic!("SCRIPT LOAD: {other:?}"),
+    };
+    for m in cluster.masters() {
+        assert_eq!(
+            cluster.conn(&m).cmd(&[b"SCRIPT", b"EXISTS", &sha]),
+            Value::Array(vec![Value::Int(1)]),
+            "{m}"
+        );
+    }
+    assert_eq!(a.cmd(&[b"EVALSHA", &sha, b"1", b"{u}:k"]), bulk("1"));
+    assert_eq!(a.cmd(&[b"EVALSHA", &sha, b"1", b"other"]), Value::NullBulk);
+    assert_eq!(
+        a.cmd(&[b"SCRIPT", b"EXISTS", &sha]),
+        Value::Array(vec![Value::Int(1)])
+    );
+    // FUNCTION LOAD would reach one master only: still refused in cluster mode.
+    assert!(matches!(
+        a.cmd_str("FUNCTION LIST"),
+        Value::Error(e) if e.contains("cluster mode")
+    ));
+    // Split and fanned-out commands over the tenant's login: MSET/MGET/DEL across slots,
+    // SCAN and DBSIZE (a SCAN script on every master), KEYS refused by the ACL
+    // (@dangerous) with Redis's own NOPERM.
+    let keys: Vec<String> = (0..12).map(|i| format!("m{i}")).collect();
+    let mut mset = vec!["MSET".to_string()];
+    for k in &keys {
+        mset.extend([k.clone(), format!("v-{k}")]);
+    }
+    assert_eq!(a.cmd_str(&mset.join(" ")), ok());
+    assert_eq!(
+        a.cmd_str(&format!("MGET {}", keys.join(" "))),
+        Value::Array(keys.iter().map(|k| bulk(&format!("v-{k}"))).collect())
+    );
+    let mut seen = 0;
+    for m in cluster.masters() {
+        if let Value::Array(found) = cluster.conn(&m).cmd_str(&format!("KEYS {pa}m*")) {
+            seen += found.len();
+        }
+    }
+    assert_eq!(seen, keys.len());
+    assert_eq!(a.cmd_str("DBSIZE"), Value::Int(15));
+    let mut scanned = 0;
+    let mut cursor = "0".to_string();
+    loop {
+        let Value::Array(parts) = a.cmd_str(&format!("SCAN {cursor} COUNT 100")) else {
+            panic!("SCAN")
+        };
+        let [Value::Bulk(c), Value::Array(found)] = &parts[..] else {
+            panic!("SCAN {parts:?}")
+        };
+        scanned += found.len();
+        cursor = String::from_utf8_lossy(c).into_owned();
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert_eq!(scanned, 15);
+    assert!(matches!(a.cmd_str("KEYS *"), Value::Error(e) if e.starts_with("NOPERM")));
+    assert_eq!(
+        a.cmd_str(&format!("DEL {}", keys.join(" "))),
+        Value::Int(keys.len() as i64)
+    );
+    // Pinned connections (blocking commands, WATCH ... EXEC) log in as the tenant's user.
+    assert_eq!(a.cmd_str("RPUSH {u}:q v"), Value::Int(1));
+    assert_eq!(
+        a.cmd_str("BLPOP {u}:q 1"),
+        Value::Array(vec![bulk("{u}:q"), bulk("v")])
+    );
+    assert_eq!(a.cmd_str("WATCH {u}:k"), ok());
+    assert_eq!(a.cmd_str("MULTI"), ok());
+    assert_eq!(a.cmd_str("INCR {u}:k"), Value::Simple("QUEUED".into()));
+    assert_eq!(a.cmd_str("EXEC"), Value::Array(vec![Value::Int(2)]));
+    let Value::Bulk(list) = cluster.conn(&owner).cmd_str("CLIENT LIST") else {
+        panic!("CLIENT LIST")
+    };
+    let list = String::from_utf8_lossy(&list).into_owned();
+    assert!(list.contains(&format!("user={backend_user}")), "{list}");
+    // Redirections are followed over the tenant's login too: ASK while the slot of
+    // {mv<id>} migrates, MOVED once it moved (respgate's map still names the source). The
+    // first command after each is a script reading b's key in that slot: only the ACL
+    // refuses it (as the configured user it would read nil), so the resend logged in as
+    // a's user.
+    let tag = format!("mv{id}");
+    let slot = match cluster
+        .conn(&owner)
+        .cmd(&[b"CLUSTER", b"KEYSLOT", tag.as_bytes()])
+    {
+        Value::Int(s) => s.to_string(),
+        other => panic!("KEYSLOT {other:?}"),
+    };
+    let from = owner_of(&cluster, &format!("{pa}{{{tag}}}:probe"));
+    let to = cluster
+        .masters()
+        .into_iter()
+        .find(|m| *m != from)
+        .unwrap_or_default();
+    let k1 = format!("{{{tag}}}:ask");
+    let k2 = format!("{{{tag}}}:moved");
+    assert_eq!(a.cmd(&[b"GET", k1.as_bytes()]), Value::NullBulk);
+    let (from_id, to_id) = (cluster.node_id(&from), cluster.node_id(&to));
+    node_ok(&to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]);
+    node_ok(&from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]);
+    let set = "return redis.call('SET', KEYS[1], ARGV[1])";
+    let sneak = format!("redis.call('GET', KEYS[1]) return redis.call('GET', '{pb}{{{tag}}}:x')");
+    let sneak_asked = a.cmd(&[b"EVAL", sneak.as_bytes(), b"1", k1.as_bytes()]);
+    let asked = a.cmd(&[b"EVAL", set.as_bytes(), b"1", k1.as_bytes(), b"1"]);
+    give_slot(&cluster, &slot, &to);
+    let sneak_moved = a.cmd(&[b"EVAL", sneak.as_bytes(), b"1", k2.as_bytes()]);
+    let moved = a.cmd(&[b"EVAL", set.as_bytes(), b"1", k2.as_bytes(), b"2"]);
+    let read = a.cmd(&[b"MGET", k1.as_bytes(), k2.as_bytes()]);
+    let deleted = a.cmd(&[b"DEL", k1.as_bytes(), k2.as_bytes()]);
+    give_slot(&cluster, &slot, &from);
+    for (when, reply) in [("ASK", sneak_asked), ("MOVED", sneak_moved)] {
+        match reply {
+            Value::Error(e) => assert!(
+                e.contains("can't access at least one of the keys") || e.contains("NOPERM"),
+                "after {when}: {e}"
+            ),
+            other => panic!("after {when}: b's key read by a's script: {other:?}"),
+        }
+    }
+    assert_eq!(asked, ok(), "after ASK");
+    assert_eq!(moved, ok(), "after MOVED");
+    assert_eq!(read, Value::Array(vec![bulk("1"), bulk("2")]));
+    assert_eq!(deleted, Value::Int(2));
+    // A tenant without a backend user keeps the refusal; a's FLUSHDB leaves b's keys.
+    assert!(matches!(
+        b.cmd(&[b"EVAL", get.as_bytes(), b"1", b"{u}:x"]),
+        Value::Error(e) if e.contains("not available to tenants")
+    ));
+    assert_eq!(a.cmd_str("FLUSHDB"), ok());
+    assert_eq!(a.cmd_str("DBSIZE"), Value::Int(0));
+    assert_eq!(b.cmd_str("GET {u}:x"), bulk("b-secret"));
+    assert_eq!(b.cmd_str("DEL {u}:x"), Value::Int(1));
+}

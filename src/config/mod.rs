@@ -633,17 +633,13 @@ impl Config {
             .tenants
             .iter()
             .position(|t| t.backend_username.is_some())
-            && !matches!(
-                self.backend.mode,
-                BackendMode::Standalone | BackendMode::Sentinel
-            )
+            && self.backend.mode == BackendMode::Embedded
         {
-            // Embedded: scripts are confined by the engine already. Cluster: node
-            // connections per tenant are not there yet, and a setting that silently does
+            // Scripts are confined by the engine already, and a setting that silently does
             // nothing would be worse than a refusal.
             return Err(invalid(
                 &format!("tenants[{i}].backend_username"),
-                "is for backend modes standalone and sentinel only".into(),
+                "is for backend modes standalone, sentinel and cluster only".into(),
             ));
         }
         tenants::validate(&self.tenants, &self.server)

@@ -241,6 +241,8 @@ fn backend_users_come_in_pairs_and_only_where_they_work() {
     let standalone = "[backend]\nmode = \"standalone\"\naddress = \"h:1\"\n";
     let both = "backend_username = \"a-backend\"\nbackend_password = \"s\"\n";
     assert!(Config::parse(&format!("{tenant}{both}{standalone}"), "t").is_ok());
+    let cluster = "[backend]\nmode = \"cluster\"\nnodes = [\"h:1\"]\n";
+    assert!(Config::parse(&format!("{tenant}{both}{cluster}"), "t").is_ok());
     for (cfg, key) in [
         (
             format!("{tenant}backend_username = \"u\"\n{standalone}"),
@@ -248,10 +250,6 @@ fn backend_users_come_in_pairs_and_only_where_they_work() {
         ),
         (
             format!("{tenant}backend_password = \"s\"\n{standalone}"),
-            "tenants[0].backend_username",
-        ),
-        (
-            format!("{tenant}{both}[backend]\nmode = \"cluster\"\nnodes = [\"h:1\"]\n"),
             "tenants[0].backend_username",
         ),
         (format!("{tenant}{both}"), "tenants[0].backend_username"),

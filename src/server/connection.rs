@@ -328,13 +328,17 @@ async fn drain(
                 out.extend_from_slice(&bytes);
                 continue;
             }
-            Slot::Deferred(deferred, strip, cmd) => {
+            Slot::Deferred(deferred, strip, cmd, user) => {
                 // Cluster mode: every earlier reply is in; run it across the nodes now.
                 if let Some(remote) = &shared.remote
                     && let Some(cluster) = &remote.cluster
                 {
-                    let reply =
-                        router::run_deferred(remote, cluster, *deferred, proto, client_id).await;
+                    let client = router::Client {
+                        proto,
+                        id: client_id,
+                        user: user.as_ref(),
+                    };
+                    let reply = router::run_deferred(remote, cluster, *deferred, client).await;
                     let reply = strip_tenant(session, strip, reply, proto);
                     record_forwarded(shared, session, cmd, verdict_of_encoded(&reply));
                     out.extend_from_slice(&reply);

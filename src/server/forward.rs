@@ -65,11 +65,13 @@ pub enum Slot {
         cmd: Option<(&'static str, Instant)>,
     },
     /// Cluster mode: a command several nodes answer together, run when its turn comes (and
-    /// stripped of a tenant's prefix like a remote reply).
+    /// stripped of a tenant's prefix like a remote reply), over connections logging in as
+    /// the backend user of the client's tenant when it was queued.
     Deferred(
         Box<Deferred>,
         Option<crate::policy::namespace::Shape>,
         Option<(&'static str, Instant)>,
+        Option<Arc<BackendUser>>,
     ),
 }
 
@@ -86,7 +88,7 @@ pub struct RemoteState {
     pinned: Option<BackendConn>,
     /// The backend user the pinned connection logged in as (None: the configured one).
     pinned_user: Option<Arc<BackendUser>>,
-    /// Cluster mode: the node the pinned connection goes to.
+    /// Cluster mode: the node the pinned connection goes to (logged in as `pinned_user`).
     pinned_addr: Option<String>,
     /// Cluster mode: a deferred command is queued; later commands wait until it has run.
     pub barrier: bool,
@@ -537,8 +539,18 @@ impl Session {
     ) -> Option<BackendConn> {
         let proto = self.proto;
         let id = self.client_id();
+        let user = self.backend_user();
         let remote = self.shared.remote.as_deref()?;
         let st = self.remote.as_mut()?;
+        if st.pinned.is_some() && st.pinned_user != user {
+            // The client logged in as a tenant with another backend user (AUTH, a reload):
+            // its own connection goes; WATCHes on it are lost as with a dead connection.
+            st.pinned = None;
+            st.pinned_addr = None;
+            if std::mem::take(&mut st.watching) {
+                st.watch_lost = true;
+            }
+        }
         if let Some(p) = &st.pinned
             && st.pinned_addr.as_deref() == Some(addr)
             && !p.is_dead()
@@ -554,12 +566,13 @@ impl Session {
                 st.watching = false;
                 st.watch_lost = true;
             }
-            let p = cluster.pinned_to(remote, addr, proto);
+            let p = cluster.pinned_to(remote, addr, user.as_ref(), proto);
             st.pinned = Some(p.clone());
             st.pinned_addr = Some(addr.to_string());
+            st.pinned_user = user;
             return Some(p);
         }
-        Some(cluster.conn_to(remote, addr, proto, id))
+        Some(cluster.conn_to(remote, addr, user.as_ref(), proto, id))
     }
 
     /// Cluster mode: where the command goes (by its keys' slot), split or fanned out when
@@ -641,6 +654,7 @@ impl Session {
                 slot,
                 sent: Sent::Transaction(commands),
                 node: addr,
+                user: self.backend_user(),
             }));
             let skip = fixes.len() + 2;
             let encode = |b: &mut BytesMut| super::forward_ttl::encode_wrapped(b, argv, &fixes);
@@ -650,6 +664,7 @@ impl Session {
             slot,
             sent: Sent::One(argv.to_vec()),
             node: addr,
+            user: self.backend_user(),
         }));
         self.submit_resendable(conn, |b| encode_command(b, argv), 0, deadline, resend)
     }
@@ -660,10 +675,12 @@ impl Session {
             st.barrier = true;
             st.next_strip.take()
         });
+        let user = self.backend_user();
         self.pending.push_back(Slot::Deferred(
             Box::new(deferred),
             strip,
             self.current.take(),
+            user,
         ));
         Outcome::Forwarded
     }
@@ -1041,6 +1058,7 @@ impl Session {
             }
         }
         let skip = queue.len() + extra + 1;
+        let user = self.backend_user();
         let resend = resend_to.map(|(node, slot)| {
             let mut commands = Vec::with_capacity(queue.len() + extra);
             for (i, (_, argv)) in queue.iter().enumerate() {
@@ -1051,6 +1069,7 @@ impl Session {
                 slot,
                 sent: Sent::Transaction(commands),
                 node,
+                user,
             })
         });
         let encode = |b: &mut BytesMut| {

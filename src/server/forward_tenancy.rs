@@ -6,8 +6,10 @@
 //! the namespace's pattern): DBSIZE counts them, FLUSHDB/FLUSHALL unlink them; in cluster
 //! mode on every master. Scripts of the tenant's own are refused: a script could name keys
 //! outside its namespace, and respgate cannot see inside it — unless the tenant has a
-//! backend ACL user of its own (`backend_username`, standalone and sentinel), whose
-//! connections Redis itself holds to `~prefix*` keys and `&prefix*` channels.
+//! backend ACL user of its own (`backend_username`), whose connections Redis itself holds
+//! to `~prefix*` keys and `&prefix*` channels. In cluster mode that covers EVAL, EVALSHA
+//! (routed by their KEYS' slot) and SCRIPT (LOAD, EXISTS, FLUSH on every master); FUNCTION
+//! and FCALL stay refused there, since FUNCTION LOAD would reach one master only.
 
 use bytes::Bytes;
 
@@ -61,15 +63,23 @@ impl Session {
         spec: &'static CommandSpec,
         argv: &[Bytes],
     ) -> TenantPlan {
-        // With a backend user of its own (standalone, sentinel), Redis's ACL confines the
-        // tenant's scripts to its keys and channels; keys passed as KEYS are still prefixed.
-        let confined = tenant.backend_user.is_some()
-            && self
-                .shared
-                .remote
-                .as_ref()
-                .is_some_and(|r| r.cluster.is_none());
-        if is_script(spec.name) && !confined {
+        // With a backend user of its own, Redis's ACL confines the tenant's scripts to its
+        // keys and channels; keys passed as KEYS are still prefixed.
+        let cluster = self
+            .shared
+            .remote
+            .as_ref()
+            .is_some_and(|r| r.cluster.is_some());
+        if cluster
+            && tenant.backend_user.is_some()
+            && matches!(spec.name, "function" | "fcall" | "fcall_ro")
+        {
+            return TenantPlan::Done(Outcome::Reply(Reply::err(format!(
+                "ERR respgate: {} is not available to tenants in cluster mode (a library would be loaded on one master only); use EVAL/EVALSHA",
+                spec.name.to_uppercase()
+            ))));
+        }
+        if is_script(spec.name) && tenant.backend_user.is_none() {
             return TenantPlan::Done(Outcome::Reply(Reply::err(format!(
                 "ERR respgate: {} is not available to tenants when forwarding (a script could reach keys outside its namespace)",
                 spec.name.to_uppercase()
@@ -99,12 +109,7 @@ impl Session {
                     Bytes::from_static(b"0"),
                     pattern,
                 ];
-                if self
-                    .shared
-                    .remote
-                    .as_ref()
-                    .is_some_and(|r| r.cluster.is_some())
-                {
+                if cluster {
                     return TenantPlan::Done(self.defer(Deferred::AllMasters(argv, merge)));
                 }
                 TenantPlan::Forward(argv, None)

@@ -296,9 +296,16 @@ impl Remote {
         self.spawn_as(self.target.clone(), None, proto, db)
     }
 
-    /// A new connection to `target` (a cluster node), tracked like the others.
-    pub fn spawn_to(&self, target: Arc<Target>, proto: Protocol, db: usize) -> BackendConn {
-        self.spawn_as(target, None, proto, db)
+    /// A new connection to `target` (a cluster node), tracked like the others, logged in as
+    /// `user` (None: the configured backend user).
+    pub fn spawn_to(
+        &self,
+        target: Arc<Target>,
+        user: Option<Arc<BackendUser>>,
+        proto: Protocol,
+        db: usize,
+    ) -> BackendConn {
+        self.spawn_as(target, user, proto, db)
     }
 
     /// A new connection logged in as `user` (None: the configured backend user).

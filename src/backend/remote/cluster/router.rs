@@ -16,6 +16,7 @@ use super::split::{self, FanOut, Merge, ScanPlan, Split};
 use super::topology::{ConnectParams, Redirect, Topology, discover, parse_redirect};
 use crate::backend::remote::conn::{BackendConn, Batch, encode_command};
 use crate::backend::remote::{BackendError, Remote, Target};
+use crate::policy::tenant::BackendUser;
 use crate::protocol::Protocol;
 use crate::protocol::reply_scan::ReplyScanner;
 
@@ -45,6 +46,9 @@ pub struct Resend {
     pub sent: Sent,
     /// The node it was sent to (for error texts and ASK/MOVED endpoints without a host).
     pub node: String,
+    /// The backend user it was sent as (a tenant's own; None: the configured one): a
+    /// resend goes over a connection logged in as the same user.
+    pub user: Option<Arc<BackendUser>>,
 }
 
 impl Resend {
@@ -73,6 +77,10 @@ struct NodePool {
     shared: [Vec<Option<BackendConn>>; 2],
 }
 
+/// A node's pool of connections logging in as one backend user (None: the configured one;
+/// Some: a tenant's own ACL user, whose connections are never shared with other users).
+type PoolKey = (String, Option<Arc<BackendUser>>);
+
 /// Where read-only commands go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadFrom {
@@ -98,7 +106,7 @@ pub struct ClusterBackend {
     topology: RwLock<Arc<Topology>>,
     seeds: Vec<String>,
     params: ConnectParams,
-    pools: Mutex<FxHashMap<String, NodePool>>,
+    pools: Mutex<FxHashMap<PoolKey, NodePool>>,
     connections: usize,
     refresh: tokio::sync::Notify,
     /// When the slot map was last read successfully (None: never).
@@ -224,26 +232,40 @@ impl ClusterBackend {
         Some(t.address(n).to_string())
     }
 
-    /// The shared connection to `addr` that serves this client.
+    /// The pool of node `addr` for connections logging in as `user`.
+    fn pool<'a>(
+        &self,
+        pools: &'a mut FxHashMap<PoolKey, NodePool>,
+        addr: &str,
+        user: Option<&Arc<BackendUser>>,
+    ) -> &'a mut NodePool {
+        let connections = self.connections;
+        pools
+            .entry((addr.to_string(), user.cloned()))
+            .or_insert_with(|| NodePool {
+                target: Arc::new(self.params.target(addr)),
+                shared: [vec![None; connections], vec![None; connections]],
+            })
+    }
+
+    /// The shared connection to `addr`, logged in as `user` (None: the configured backend
+    /// user), that serves this client.
     pub fn conn_to(
         &self,
         remote: &Remote,
         addr: &str,
+        user: Option<&Arc<BackendUser>>,
         proto: Protocol,
         client_id: u64,
     ) -> BackendConn {
         let mut pools = self.pools.lock();
-        let connections = self.connections;
-        let pool = pools.entry(addr.to_string()).or_insert_with(|| NodePool {
-            target: Arc::new(self.params.target(addr)),
-            shared: [vec![None; connections], vec![None; connections]],
-        });
+        let pool = self.pool(&mut pools, addr, user);
         let slots = &mut pool.shared[usize::from(proto == Protocol::Resp3)];
         let i = (client_id as usize) % slots.len();
         match &slots[i] {
             Some(c) if !c.is_dead() => c.clone(),
             _ => {
-                let c = remote.spawn_to(pool.target.clone(), proto, 0);
+                let c = remote.spawn_to(pool.target.clone(), user.cloned(), proto, 0);
                 if self.read_from != ReadFrom::Master {
                     // Replicas serve their master's slots to connections in READONLY mode;
                     // on a master the flag changes nothing. Queued before any command.
@@ -260,21 +282,19 @@ impl ClusterBackend {
         }
     }
 
-    /// A connection of the client's own to `addr`.
-    pub fn pinned_to(&self, remote: &Remote, addr: &str, proto: Protocol) -> BackendConn {
+    /// A connection of the client's own to `addr`, logged in as `user`.
+    pub fn pinned_to(
+        &self,
+        remote: &Remote,
+        addr: &str,
+        user: Option<&Arc<BackendUser>>,
+        proto: Protocol,
+    ) -> BackendConn {
         let target = {
             let mut pools = self.pools.lock();
-            let connections = self.connections;
-            pools
-                .entry(addr.to_string())
-                .or_insert_with(|| NodePool {
-                    target: Arc::new(self.params.target(addr)),
-                    shared: [vec![None; connections], vec![None; connections]],
-                })
-                .target
-                .clone()
+            self.pool(&mut pools, addr, user).target.clone()
         };
-        remote.spawn_to(target, proto, 0)
+        remote.spawn_to(target, user.cloned(), proto, 0)
     }
 }
 
@@ -352,7 +372,7 @@ pub async fn follow(
     {
         // An aborted transaction ran nothing: running it again (reading every reply) is
         // safe, and shows a MOVED/ASK that aborted it; a real error aborts it again.
-        let conn = cluster.conn_to(remote, &addr, proto, client_id);
+        let conn = cluster.conn_to(remote, &addr, resend.user.as_ref(), proto, client_id);
         current = send(&conn, &resend.sent, false, timeout).await;
         from = addr;
     }
@@ -391,7 +411,7 @@ pub async fn follow(
             }
             Err(e) => return error_frame(&e.client_error(&from)),
         };
-        let conn = cluster.conn_to(remote, &addr, proto, client_id);
+        let conn = cluster.conn_to(remote, &addr, resend.user.as_ref(), proto, client_id);
         current = send(&conn, &resend.sent, asking, timeout).await;
         if current.is_err() {
             cluster.request_refresh();
@@ -503,20 +523,28 @@ async fn retry_target(
     }
 }
 
+/// Who a deferred command runs for: the client's protocol version, its id (which picks its
+/// shared connections) and the backend user its connections log in as.
+#[derive(Clone, Copy)]
+pub struct Client<'a> {
+    pub proto: Protocol,
+    pub id: u64,
+    pub user: Option<&'a Arc<BackendUser>>,
+}
+
 /// Sends one command to the master serving `slot` and follows redirections.
 async fn run_on_slot(
     remote: &Remote,
     cluster: &ClusterBackend,
     slot: u16,
     argv: Vec<Bytes>,
-    proto: Protocol,
-    client_id: u64,
+    client: Client<'_>,
 ) -> Bytes {
     let Some(addr) = cluster.master_addr(slot) else {
         cluster.request_refresh();
         return error_frame("CLUSTERDOWN Hash slot not served");
     };
-    run_on_node(remote, cluster, &addr, Some(slot), argv, proto, client_id).await
+    run_on_node(remote, cluster, &addr, Some(slot), argv, client).await
 }
 
 async fn run_on_node(
@@ -525,10 +553,14 @@ async fn run_on_node(
     addr: &str,
     slot: Option<u16>,
     argv: Vec<Bytes>,
-    proto: Protocol,
-    client_id: u64,
+    client: Client<'_>,
 ) -> Bytes {
-    let conn = cluster.conn_to(remote, addr, proto, client_id);
+    let Client {
+        proto,
+        id: client_id,
+        user,
+    } = client;
+    let conn = cluster.conn_to(remote, addr, user, proto, client_id);
     let mut bytes = BytesMut::new();
     encode_command(&mut bytes, &argv);
     let reply = ask(&conn, bytes.freeze(), 0, remote.command_timeout).await;
@@ -539,6 +571,7 @@ async fn run_on_node(
         slot,
         sent: Sent::One(argv),
         node: addr.to_string(),
+        user: user.cloned(),
     };
     follow(remote, cluster, &resend, reply, proto, client_id).await
 }
@@ -548,16 +581,16 @@ pub async fn run_deferred(
     remote: &Remote,
     cluster: &ClusterBackend,
     deferred: Deferred,
-    proto: Protocol,
-    client_id: u64,
+    client: Client<'_>,
 ) -> Bytes {
+    let proto = client.proto;
     let merged = match deferred {
         Deferred::Split(split) => {
             // Every part at once (they are independent), each following its redirections.
             let parts = split
                 .parts
                 .iter()
-                .map(|p| run_on_slot(remote, cluster, p.slot, p.argv.clone(), proto, client_id));
+                .map(|p| run_on_slot(remote, cluster, p.slot, p.argv.clone(), client));
             let replies = futures_join_all(parts).await;
             split::merge(&split, &replies)
         }
@@ -576,9 +609,9 @@ pub async fn run_deferred(
                 let k = rand::random_range(0..masters.len());
                 masters.rotate_left(k);
             }
-            let runs = masters.iter().map(|addr| {
-                run_on_node(remote, cluster, addr, None, argv.clone(), proto, client_id)
-            });
+            let runs = masters
+                .iter()
+                .map(|addr| run_on_node(remote, cluster, addr, None, argv.clone(), client));
             let replies = futures_join_all(runs).await;
             split::merge_fan_out(merge, &replies)
         }
@@ -589,9 +622,9 @@ pub async fn run_deferred(
                 .iter()
                 .map(|&n| topo.address(n).to_string())
                 .collect();
-            let runs = masters.iter().map(|addr| {
-                run_on_node(remote, cluster, addr, None, argv.clone(), proto, client_id)
-            });
+            let runs = masters
+                .iter()
+                .map(|addr| run_on_node(remote, cluster, addr, None, argv.clone(), client));
             let replies = futures_join_all(runs).await;
             Ok(info_by_node(&masters, &replies, proto))
         }
@@ -603,8 +636,7 @@ pub async fn run_deferred(
                 Ok(ScanPlan::Done) => Ok(Bytes::from_static(split::SCAN_DONE)),
                 Ok(ScanPlan::Send { shard, argv }) => {
                     let addr = topo.address(masters[shard]).to_string();
-                    let reply =
-                        run_on_node(remote, cluster, &addr, None, argv, proto, client_id).await;
+                    let reply = run_on_node(remote, cluster, &addr, None, argv, client).await;
                     split::scan_reply(&reply, shard, masters.len())
                 }
             }
