@@ -78,13 +78,13 @@ if command -v valgrind >/dev/null; then
     port=$(free_port); mport=""
     [ "$m" = on ] && mport="127.0.0.1:$(free_port)"
     printf '[server]\nlisten = "127.0.0.1:%s"\nmetrics_listen = "%s"\n' "$port" "$mport" > "$WORK/cg_$m.toml"
-    valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file="$WORK/cg_$m.out" \
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/cg_$m.out" \
       target/release/respgate --config "$WORK/cg_$m.toml" --log-level warn 2>/dev/null &
     pid=$!
     for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.2; done
-    callgrind_control -i on "$pid" >/dev/null
+    callgrind_control -i on "$pid" >/dev/null 2>&1
     redis-benchmark -p "$port" -n "$CG_N" -c 10 -P 16 -t set,get -q >/dev/null 2>&1
-    callgrind_control -i off "$pid" >/dev/null
+    callgrind_control -i off "$pid" >/dev/null 2>&1
     kill -INT "$pid"; wait "$pid" 2>/dev/null || true
     ir=$(callgrind_annotate "$WORK/cg_$m.out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
     echo "metrics $m: $ir instructions ($(awk -v i="$ir" -v n="$CG_N" 'BEGIN{printf "%.0f", i/(2*n)}') per command)"

@@ -9,7 +9,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{Counter, Histogram, counter, histogram};
+use metrics::{Counter, counter};
 
 use crate::command::table;
 
@@ -136,21 +136,110 @@ impl TenantCommands {
     }
 }
 
-/// `respgate_command_duration_seconds{command}`, resolved on the command's first use.
-#[derive(Default)]
-pub struct DurationHistogram(OnceLock<Histogram>);
+/// `respgate_command_duration_seconds{command}`: a fixed-bucket histogram of atomics kept
+/// by respgate itself and rendered at scrape time ([`DurationHistogram::render`]). A command
+/// costs a short bucket search and three atomic adds; the exporter's own histograms queue
+/// every sample, which cost several times more per command.
+pub struct DurationHistogram {
+    /// Per bucket of [`super::LATENCY_BUCKETS`] (not cumulative), then +Inf.
+    buckets: [std::sync::atomic::AtomicU64; super::LATENCY_BUCKETS.len() + 1],
+    sum_nanos: std::sync::atomic::AtomicU64,
+}
+
+impl Default for DurationHistogram {
+    fn default() -> Self {
+        DurationHistogram {
+            buckets: std::array::from_fn(|_| std::sync::atomic::AtomicU64::new(0)),
+            sum_nanos: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+/// The bucket bounds in nanoseconds.
+const BOUND_NANOS: [u64; super::LATENCY_BUCKETS.len()] = {
+    let mut out = [0u64; super::LATENCY_BUCKETS.len()];
+    let mut i = 0;
+    while i < out.len() {
+        // 10 µs .. 10 s; exact in f64 and in ns.
+        out[i] = (super::LATENCY_BUCKETS[i] * 1e9) as u64;
+        i += 1;
+    }
+    out
+};
 
 impl DurationHistogram {
-    pub fn record(&self, name: &'static str, took: Duration) {
-        self.0
-            .get_or_init(|| histogram!(COMMAND_DURATION, "command" => name))
-            .record(took.as_secs_f64());
+    pub fn record(&self, took: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let i = BOUND_NANOS.partition_point(|&b| b < nanos);
+        self.buckets[i].fetch_add(1, Relaxed);
+        self.sum_nanos.fetch_add(nanos, Relaxed);
+    }
+
+    /// Appends this command's `_bucket`, `_sum` and `_count` lines (nothing before its
+    /// first call).
+    pub fn render(&self, name: &str, out: &mut String) {
+        use std::fmt::Write;
+        use std::sync::atomic::Ordering::Relaxed;
+        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return;
+        }
+        let mut cumulative = 0;
+        for (i, c) in counts.iter().enumerate() {
+            cumulative += c;
+            let le = match super::LATENCY_BUCKETS.get(i) {
+                Some(b) => b.to_string(),
+                None => "+Inf".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "{COMMAND_DURATION}_bucket{{command=\"{name}\",le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let sum = self.sum_nanos.load(Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "{COMMAND_DURATION}_sum{{command=\"{name}\"}} {sum}");
+        let _ = writeln!(
+            out,
+            "{COMMAND_DURATION}_count{{command=\"{name}\"}} {cumulative}"
+        );
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duration_histogram_renders_cumulative_buckets() {
+        let h = DurationHistogram::default();
+        let mut out = String::new();
+        h.render("get", &mut out);
+        assert!(out.is_empty());
+        h.record(Duration::from_micros(5));
+        h.record(Duration::from_micros(10));
+        h.record(Duration::from_millis(3));
+        h.record(Duration::from_secs(20));
+        h.render("get", &mut out);
+        assert!(
+            out.contains("_bucket{command=\"get\",le=\"0.00001\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("_bucket{command=\"get\",le=\"0.005\"} 3\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("_bucket{command=\"get\",le=\"10\"} 3\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("_bucket{command=\"get\",le=\"+Inf\"} 4\n"),
+            "{out}"
+        );
+        assert!(out.contains("_count{command=\"get\"} 4\n"), "{out}");
+    }
 
     #[test]
     fn errors_are_classed_by_their_first_word() {

@@ -180,10 +180,7 @@ pub fn policy_denied(tenant: &str, reason: &'static str) {
 /// Installs the Prometheus recorder globally.
 pub fn install() -> Result<PrometheusHandle, String> {
     let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Full(COMMAND_DURATION.into()), &LATENCY_BUCKETS)
-        .and_then(|b| {
-            b.set_buckets_for_metric(Matcher::Full(BACKEND_DURATION.into()), &LATENCY_BUCKETS)
-        })
+        .set_buckets_for_metric(Matcher::Full(BACKEND_DURATION.into()), &LATENCY_BUCKETS)
         .and_then(|b| {
             b.set_buckets_for_metric(Matcher::Full(PIPELINE_DEPTH.into()), &DEPTH_BUCKETS)
         })
@@ -217,11 +214,6 @@ pub fn install() -> Result<PrometheusHandle, String> {
     metrics::describe_counter!(
         COMMANDS,
         "Commands executed, by command, tenant and result (ok or the error's class)"
-    );
-    metrics::describe_histogram!(
-        COMMAND_DURATION,
-        metrics::Unit::Seconds,
-        "Time from reading a command to having its reply ready, inside respgate"
     );
     metrics::describe_counter!(
         CLIENT_DISCONNECTS,
@@ -317,7 +309,9 @@ pub async fn serve(
             let (code, ctype, body) = match route {
                 b"/metrics" => {
                     scrape::refresh();
-                    ("200 OK", "text/plain; version=0.0.4", handle.render())
+                    let mut text = handle.render();
+                    scrape::render_own(&mut text);
+                    ("200 OK", "text/plain; version=0.0.4", text)
                 }
                 b"/status" if query == b"format=text" => (
                     "200 OK",

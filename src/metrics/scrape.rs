@@ -113,3 +113,14 @@ pub fn refresh() {
         gauge!(EMBEDDED_AOF_LAST_REWRITE).set(es.aof_last_rewrite.load(Ordering::Relaxed) as f64);
     }
 }
+
+/// Appends the families respgate renders itself (the command duration histograms).
+pub fn render_own(out: &mut String) {
+    let Some(shared) = SERVER.get().and_then(Weak::upgrade) else {
+        return;
+    };
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    shared.cmdstats.render_durations(out);
+}

@@ -195,7 +195,7 @@ impl CommandStats {
         }
         s.latency.record(took);
         if crate::metrics::enabled() {
-            s.duration.record(name, took);
+            s.duration.record(took);
             tenant
                 .map_or(&self.untenanted, |t| &t.commands)
                 .count(s.index, name, verdict);
@@ -212,6 +212,19 @@ impl CommandStats {
         tenant
             .map_or(&self.untenanted, |t| &t.commands)
             .count(s.index, name, Err(class));
+    }
+
+    /// The `respgate_command_duration_seconds` family in Prometheus text format.
+    pub fn render_durations(&self, out: &mut String) {
+        out.push_str(&format!(
+            "# HELP {0} Time from reading a command to having its reply ready, inside respgate\n# TYPE {0} histogram\n",
+            crate::metrics::COMMAND_DURATION
+        ));
+        let mut names: Vec<_> = self.by_name.iter().collect();
+        names.sort_by_key(|(n, _)| **n);
+        for (name, s) in names {
+            s.duration.render(name, out);
+        }
     }
 
     /// Commands called at least once, sorted by name.
