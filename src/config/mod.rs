@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-pub use tenants::{TenantConfig, TtlMode, TtlRuleConfig};
+pub use tenants::{TenantConfig, TtlMode, TtlRuleConfig, prefix_problem};
 pub use units::{parse_duration, parse_size};
 
 /// Whole-file config. Sections later issues fill in (tenants, monitor, remote backends) are
