@@ -71,10 +71,21 @@ pub async fn serve_tls(
     // Before the handshake, so its flights are not held back by Nagle either.
     let _ = tcp.set_nodelay(true);
     let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
-    drop(counted);
     match handshake {
-        Ok(Ok(tls)) if over_limit => reject(tls).await,
-        Ok(Ok(tls)) => serve(shared, Stream::Tls(Box::new(tls.into())), peer, shutdown).await,
+        Ok(Ok(tls)) if over_limit => {
+            drop(counted);
+            reject(tls).await
+        }
+        Ok(Ok(tls)) => {
+            serve(
+                shared,
+                Stream::Tls(Box::new(tls.into())),
+                peer,
+                shutdown,
+                counted,
+            )
+            .await
+        }
         // Plain-text clients, untrusted or missing client certificates, scanners: the
         // client's fault, and only its own connection ends.
         Ok(Err(e)) => {
@@ -88,15 +99,19 @@ pub async fn serve_tls(
     }
 }
 
+/// Serves one client; `counted` holds its place against max_clients until it is registered.
 pub async fn serve(
     shared: Arc<Shared>,
     stream: Stream,
     peer: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
+    counted: Handshaking,
 ) {
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().unwrap_or(shared.listen_addr);
     let registration = shared.clients.register(peer, local);
+    // Registered: from now on `clients` counts it against max_clients.
+    drop(counted);
     let handle = registration.handle.clone();
     if let Some(certs) = stream.peer_certificates() {
         handle.info.lock().tls_peer = crate::tls::peer_identity(certs);
@@ -239,7 +254,12 @@ pub async fn serve(
             break;
         }
         handle.info.lock().qbuf = parser.buffered();
-        let idle = shared.idle_timeout();
+        // Like Redis, the idle timeout spares subscribers (they only listen).
+        let idle = if session.in_subscriber_mode() {
+            None
+        } else {
+            shared.idle_timeout()
+        };
         tokio::select! {
             _ = handle.killed() => break,
             // On shutdown, finish what was already received (loop once more), then close.

@@ -145,9 +145,11 @@ fn max_args_holds_for_inline_commands() {
         ..ParserLimits::default()
     };
     let mut p = RequestParser::new(limits);
-    p.buffer_mut().extend_from_slice(b"a b
+    p.buffer_mut().extend_from_slice(
+        b"a b
 a b c
-");
+",
+    );
     assert_eq!(p.next_command().unwrap().unwrap().len(), 2);
     assert_eq!(p.next_command().unwrap_err(), ParseError::TooBigInline);
 }
