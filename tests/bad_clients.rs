@@ -241,6 +241,56 @@ fn a_client_that_never_reads_big_replies() {
     rss_returns(&gate, base, peak, "non-reading client (400 x 1 MiB GET)");
 }
 
+/// Forwarding to a real redis-server, a pipeline's replies are collected in respgate before
+/// they are written, so a client pipelining 2000 GETs of a 1 MiB value without reading made
+/// respgate hold 1.1 GB (found by this test). Over `limits.max_output_buffer` (32 MiB here,
+/// 1 GiB by default; Redis has no limit for normal clients) it is disconnected instead, RSS
+/// stays bounded, and other clients are served.
+#[test]
+fn forwarding_a_client_that_never_reads_hits_the_output_limit() {
+    let redis = common::redis_server::RedisServer::start();
+    let path = temp_config(&format!(
+        "[backend]\nmode = \"standalone\"\naddress = \"{}\"\n[limits]\nmax_output_buffer = \"32mb\"\n",
+        redis.addr()
+    ));
+    let gate = Respgate::start_with(&["--config", &path]);
+    let base = baseline(&gate);
+    let mut c = Conn::connect(&gate.addr);
+    let value = vec![b'v'; MIB as usize];
+    assert_eq!(c.cmd(&[b"SET", b"big", &value]), Value::Simple("OK".into()));
+    let mut lazy = TcpStream::connect(&gate.addr).unwrap();
+    let get = Conn::encode(&[b"GET", b"big"]).repeat(2000);
+    let mut w = lazy.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = w.write_all(&get);
+    });
+    let mut peak = 0;
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(200));
+        peak = peak.max(rss(gate.pid()));
+        let t = Instant::now();
+        assert_eq!(c.cmd(&[b"GET", b"big"]), Value::Bulk(value.clone()));
+        assert!(t.elapsed() < Duration::from_secs(1));
+    }
+    // Only now read: what reached the socket, then the close.
+    let (closed, read) = closes_within(&mut lazy, Duration::from_secs(5));
+    let got = read.len();
+    let _ = writer.join();
+    assert!(closed, "the non-reading client was not disconnected");
+    eprintln!(
+        "forwarding, non-reading client: disconnected at the 32 MiB limit ({:.1} MiB reached it); RSS peak {:.1} MiB",
+        mib(got as u64),
+        mib(peak)
+    );
+    assert!(
+        peak <= base + RSS_MARGIN,
+        "RSS grew from {:.1} to {:.1} MiB",
+        mib(base),
+        mib(peak)
+    );
+    rss_returns(&gate, base, peak, "forwarding, non-reading client");
+}
+
 /// A subscriber that never reads while a publisher sends 1 MiB messages: over
 /// `client-output-buffer-limit pubsub` (set to 8 MB here) it is disconnected, the publisher
 /// sees its receiver count drop to 0, and RSS stays bounded.

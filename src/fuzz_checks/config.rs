@@ -44,6 +44,7 @@ const KEYS: &[&str] = &[
     "max_bulk_len",
     "max_args",
     "max_query_buffer",
+    "max_output_buffer",
     "interval",
     "memory_warn_ratio",
     "name",

@@ -177,6 +177,9 @@ pub async fn serve(
                             }
                         }
                     }
+                    if over_output_limit(&shared, &handle, &out) {
+                        break 'conn;
+                    }
                     if session.closing {
                         break;
                     }
@@ -297,6 +300,26 @@ pub async fn serve(
     crate::metrics::handles().connected_clients.decrement(1.0);
 }
 
+/// Are the replies waiting for this client over `client-output-buffer-limit normal`? Then it
+/// is disconnected, as Redis does (logged, like Redis's "scheduled to be closed ASAP").
+fn over_output_limit(
+    shared: &Shared,
+    handle: &crate::server::clients::ClientHandle,
+    out: &BytesMut,
+) -> bool {
+    let limit = shared.normal_output_limit.load(Ordering::Relaxed);
+    if limit == 0 || out.len() <= limit {
+        return false;
+    }
+    tracing::warn!(
+        client = handle.info.lock().id,
+        buffered = out.len(),
+        limit,
+        "client over its output buffer limit (normal), disconnecting"
+    );
+    true
+}
+
 /// The client went away (or was killed) while replies were owed to it.
 struct ClientGone;
 
@@ -316,6 +339,9 @@ async fn drain(
     let client_id = session.client_id();
     session.flush_outgoing();
     while let Some(slot) = session.pending.pop_front() {
+        if over_output_limit(shared, handle, out) {
+            return Err(ClientGone);
+        }
         let (deadline, resend, strip, unwrap) = match slot {
             Slot::Local(bytes) => {
                 out.extend_from_slice(&bytes);

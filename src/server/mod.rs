@@ -58,6 +58,11 @@ pub struct Shared {
     /// each holding a socket: counted against max_clients, so a burst of connections or
     /// silent TLS clients cannot go past it.
     pub handshaking: std::sync::atomic::AtomicUsize,
+    /// `limits.max_output_buffer` (also set by CONFIG SET client-output-buffer-limit normal
+    /// in embedded mode), 0 = none: a client whose replies waiting in respgate exceed it is
+    /// disconnected. Matters when forwarding, where a pipeline's replies are collected
+    /// before they are written.
+    pub normal_output_limit: std::sync::atomic::AtomicUsize,
     pub pubsub: Arc<pubsub::PubSub>,
     /// The Redis backend in forwarding modes; None: the embedded engine answers.
     pub remote: Option<Arc<crate::backend::remote::Remote>>,
@@ -335,6 +340,7 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         engine,
         clients: Arc::new(ClientRegistry::default()),
         handshaking: std::sync::atomic::AtomicUsize::new(0),
+        normal_output_limit: std::sync::atomic::AtomicUsize::new(config.max_output_buffer()),
         pubsub: Arc::new(pubsub::PubSub::default()),
         remote: remote.clone(),
         stats: ServerStats::default(),
