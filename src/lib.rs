@@ -13,6 +13,8 @@
 pub mod backend;
 pub mod command;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzz_checks;
 pub mod glob;
 pub mod metrics;
 pub mod monitor;

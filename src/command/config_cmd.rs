@@ -47,6 +47,11 @@ pub fn config(s: &mut Session, argv: &[Bytes]) -> Reply {
                 s.shared.slowlog.configure(name, &value);
                 if name == "client-output-buffer-limit" {
                     s.shared.pubsub.set_output_limit(&value);
+                    if let Some(n) = crate::server::pubsub::hard_output_limit(&value, "normal") {
+                        s.shared
+                            .normal_output_limit
+                            .store(n, std::sync::atomic::Ordering::Relaxed);
+                    }
                 }
                 if name == "appendonly" {
                     let cfg = &s.shared.config.embedded;

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-pub use tenants::{TenantConfig, TtlMode, TtlRuleConfig};
+pub use tenants::{TenantConfig, TtlMode, TtlRuleConfig, prefix_problem};
 pub use units::{parse_duration, parse_size};
 
 /// Whole-file config. Sections later issues fill in (tenants, monitor, remote backends) are
@@ -387,6 +387,13 @@ pub struct LimitsConfig {
     /// Most unparsed bytes buffered per client (Redis's client-query-buffer-limit).
     #[serde(default = "default_max_query_buffer")]
     pub max_query_buffer: String,
+    /// Most reply bytes waiting in respgate for one client before it is disconnected (the
+    /// hard limit of Redis's `client-output-buffer-limit normal`; "0" = none). Redis has no
+    /// limit by default; respgate has one because, when forwarding, a pipeline's replies are
+    /// collected before they are written, so a client that never reads could make it hold
+    /// thousands of big replies.
+    #[serde(default = "default_max_output_buffer")]
+    pub max_output_buffer: String,
 }
 
 impl Default for LimitsConfig {
@@ -395,6 +402,7 @@ impl Default for LimitsConfig {
             max_bulk_len: default_max_bulk(),
             max_args: default_max_args(),
             max_query_buffer: default_max_query_buffer(),
+            max_output_buffer: default_max_output_buffer(),
         }
     }
 }
@@ -431,6 +439,9 @@ fn default_max_bulk() -> String {
 }
 fn default_max_args() -> usize {
     1024 * 1024
+}
+fn default_max_output_buffer() -> String {
+    "1gb".into()
 }
 fn default_max_query_buffer() -> String {
     "1gb".into()
@@ -540,6 +551,8 @@ impl Config {
         parse_size(&self.limits.max_bulk_len).map_err(|e| invalid("limits.max_bulk_len", e))?;
         parse_size(&self.limits.max_query_buffer)
             .map_err(|e| invalid("limits.max_query_buffer", e))?;
+        parse_size(&self.limits.max_output_buffer)
+            .map_err(|e| invalid("limits.max_output_buffer", e))?;
         if self.limits.max_args == 0 {
             return Err(invalid("limits.max_args", "must be at least 1".into()));
         }
@@ -662,6 +675,12 @@ impl Config {
         self.server
             .auth_failures_per_minute
             .unwrap_or(if self.tenants.is_empty() { 0 } else { 10 })
+    }
+
+    /// `limits.max_output_buffer` in bytes (0 = none).
+    pub fn max_output_buffer(&self) -> usize {
+        parse_size(&self.limits.max_output_buffer)
+            .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     /// Parser limits in bytes, from the validated strings.

@@ -90,6 +90,27 @@ pub struct TtlRuleConfig {
     pub mode: TtlMode,
 }
 
+/// Why a tenant prefix cannot be used, if it cannot.
+///
+/// * `{` or `}`: a cluster hash tag must stay the key's own (the prefix goes outside it).
+/// * A prefix that is, or could start, `__keyspace@` / `__keyevent@` (`_`, `__key`, ...):
+///   the tenant's own channels, prefixed, would read as Redis's keyspace notification
+///   channels — `PUBLISH _keyspace@0__:b:k x` under prefix `_` would reach tenant `b:`'s
+///   subscribers as a notification about its key `k`.
+pub fn prefix_problem(prefix: &str) -> Option<String> {
+    if prefix.contains(['{', '}']) {
+        return Some(format!("{prefix:?} must not contain '{{' or '}}'"));
+    }
+    for channel in ["__keyspace@", "__keyevent@"] {
+        if !prefix.is_empty() && (prefix.starts_with(channel) || channel.starts_with(prefix)) {
+            return Some(format!(
+                "{prefix:?} must not start with (or be the start of) {channel} (Redis's keyspace notification channels)"
+            ));
+        }
+    }
+    None
+}
+
 /// Checks every tenant; the error names the key (`tenants[1].prefix`) and what is wrong.
 pub(super) fn validate(
     tenants: &[TenantConfig],
@@ -184,22 +205,8 @@ pub(super) fn validate(
             }
             _ => {}
         }
-        if t.prefix.contains(['{', '}']) {
-            // A cluster hash tag must stay the key's own: the prefix goes outside it.
-            return Err((
-                key("prefix"),
-                format!("{:?} must not contain '{{' or '}}'", t.prefix),
-            ));
-        }
-        if t.prefix.starts_with("__keyspace@") || t.prefix.starts_with("__keyevent@") {
-            // Its channels would read as keyspace notifications of other tenants' keys.
-            return Err((
-                key("prefix"),
-                format!(
-                    "{:?} must not start with __keyspace@ or __keyevent@ (Redis's keyspace notification channels)",
-                    t.prefix
-                ),
-            ));
+        if let Some(problem) = prefix_problem(&t.prefix) {
+            return Err((key("prefix"), problem));
         }
         for (field, list) in [("deny", &t.deny), ("allow", &t.allow)] {
             for (j, entry) in list.iter().enumerate() {

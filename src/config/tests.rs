@@ -144,6 +144,20 @@ fn tenant_errors_name_the_key() {
         e.contains("tenants[1].prefix") && e.contains("__keyevent@"),
         "{e}"
     );
+    // Prefixes that could start a keyspace notification channel once a tenant's channel
+    // name follows (found writing the `namespace` fuzz target): under prefix "_", PUBLISH
+    // "_keyspace@0__:b:k" would reach tenant "b:"'s keyspace subscribers as a notification.
+    for p in ["_", "__", "__key", "__keyspace@", "__keyev"] {
+        let e = tenant_err(&two(&format!(
+            "name = \"b\"\npassword = \"pb\"\nprefix = \"{p}\"\n"
+        )));
+        assert!(
+            e.contains("tenants[1].prefix") && e.contains("__key"),
+            "{p}: {e}"
+        );
+    }
+    assert!(crate::config::prefix_problem("_a").is_none());
+    assert!(crate::config::prefix_problem("a_").is_none());
     let e = tenant_err(&two("name = \"b\"\npassword = \"pa\"\nprefix = \"b:\"\n"));
     assert!(e.contains("tenants[1].password"), "{e}");
     let e = tenant_err(&two("name = \"b\"\nprefix = \"b:\"\n"));

@@ -230,10 +230,11 @@ fn decode(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Reply, RawError> 
     let start = *pos;
     let bad = || RawError::Invalid(start);
     let kind = *buf.get(start).ok_or_else(bad)?;
-    let line_end = buf[start..]
+    // The line starts after the type byte (a frame starting with CRLF has no type).
+    let line_end = buf[start + 1..]
         .windows(2)
         .position(|w| w == b"\r\n")
-        .map(|i| start + i)
+        .map(|i| start + 1 + i)
         .ok_or_else(bad)?;
     let line = &buf[start + 1..line_end];
     *pos = line_end + 2;

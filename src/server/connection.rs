@@ -73,10 +73,21 @@ pub async fn serve_tls(
     // Before the handshake, so its flights are not held back by Nagle either.
     let _ = tcp.set_nodelay(true);
     let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
-    drop(counted);
     match handshake {
-        Ok(Ok(tls)) if over_limit => reject(tls).await,
-        Ok(Ok(tls)) => serve(shared, Stream::Tls(Box::new(tls.into())), peer, shutdown).await,
+        Ok(Ok(tls)) if over_limit => {
+            drop(counted);
+            reject(tls).await
+        }
+        Ok(Ok(tls)) => {
+            serve(
+                shared,
+                Stream::Tls(Box::new(tls.into())),
+                peer,
+                shutdown,
+                counted,
+            )
+            .await
+        }
         // Plain-text clients, untrusted or missing client certificates, scanners: the
         // client's fault, and only its own connection ends.
         Ok(Err(e)) => {
@@ -90,15 +101,19 @@ pub async fn serve_tls(
     }
 }
 
+/// Serves one client; `counted` holds its place against max_clients until it is registered.
 pub async fn serve(
     shared: Arc<Shared>,
     stream: Stream,
     peer: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
+    counted: Handshaking,
 ) {
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().unwrap_or(shared.listen_addr);
     let registration = shared.clients.register(peer, local);
+    // Registered: from now on `clients` counts it against max_clients.
+    drop(counted);
     let handle = registration.handle.clone();
     if let Some(certs) = stream.peer_certificates() {
         handle.info.lock().tls_peer = crate::tls::peer_identity(certs);
@@ -168,6 +183,9 @@ pub async fn serve(
                                 break 'conn;
                             }
                         }
+                    }
+                    if over_output_limit(&shared, &handle, &out) {
+                        break 'conn;
                     }
                     if session.closing {
                         break;
@@ -257,7 +275,12 @@ pub async fn serve(
             break;
         }
         handle.info.lock().qbuf = parser.buffered();
-        let idle = shared.idle_timeout();
+        // Like Redis, the idle timeout spares subscribers (they only listen).
+        let idle = if session.in_subscriber_mode() {
+            None
+        } else {
+            shared.idle_timeout()
+        };
         tokio::select! {
             _ = handle.killed() => break,
             // On shutdown, finish what was already received (loop once more), then close.
@@ -304,6 +327,26 @@ pub async fn serve(
     why.count();
 }
 
+/// Are the replies waiting for this client over `client-output-buffer-limit normal`? Then it
+/// is disconnected, as Redis does (logged, like Redis's "scheduled to be closed ASAP").
+fn over_output_limit(
+    shared: &Shared,
+    handle: &crate::server::clients::ClientHandle,
+    out: &BytesMut,
+) -> bool {
+    let limit = shared.normal_output_limit.load(Ordering::Relaxed);
+    if limit == 0 || out.len() <= limit {
+        return false;
+    }
+    tracing::warn!(
+        client = handle.info.lock().id,
+        buffered = out.len(),
+        limit,
+        "client over its output buffer limit (normal), disconnecting"
+    );
+    true
+}
+
 /// The client went away (or was killed) while replies were owed to it.
 struct ClientGone;
 
@@ -323,6 +366,9 @@ async fn drain(
     let client_id = session.client_id();
     session.flush_outgoing();
     while let Some(slot) = session.pending.pop_front() {
+        if over_output_limit(shared, handle, out) {
+            return Err(ClientGone);
+        }
         let (deadline, resend, strip, unwrap, cmd) = match slot {
             Slot::Local(bytes) => {
                 out.extend_from_slice(&bytes);

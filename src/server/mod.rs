@@ -55,9 +55,15 @@ pub struct Shared {
     pub config: Config,
     pub engine: Arc<Engine>,
     pub clients: Arc<ClientRegistry>,
-    /// TLS clients still in their handshake (not registered yet, but holding a socket):
-    /// counted against max_clients so silent connections cannot pile up unbounded.
+    /// Clients accepted but not registered yet (a task not started yet, a TLS handshake),
+    /// each holding a socket: counted against max_clients, so a burst of connections or
+    /// silent TLS clients cannot go past it.
     pub handshaking: std::sync::atomic::AtomicUsize,
+    /// `limits.max_output_buffer` (also set by CONFIG SET client-output-buffer-limit normal
+    /// in embedded mode), 0 = none: a client whose replies waiting in respgate exceed it is
+    /// disconnected. Matters when forwarding, where a pipeline's replies are collected
+    /// before they are written.
+    pub normal_output_limit: std::sync::atomic::AtomicUsize,
     pub pubsub: Arc<pubsub::PubSub>,
     /// The Redis backend in forwarding modes; None: the embedded engine answers.
     pub remote: Option<Arc<crate::backend::remote::Remote>>,
@@ -166,6 +172,60 @@ impl Bound {
     }
 }
 
+/// Redis's default `tcp-backlog`: connections the kernel completes and queues before respgate
+/// accepts them. The default of `TcpListener::bind` (128) made a burst of a few thousand
+/// connections wait for SYN retransmissions (a second or more each).
+const TCP_BACKLOG: u32 = 511;
+
+/// A listening socket on `addr` (host:port) with [`TCP_BACKLOG`].
+async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(TCP_BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
+    }))
+}
+
+/// Descriptors kept for respgate's own use beyond one per client: listeners, backend and
+/// monitor connections, the AOF, epoll, log files (Redis keeps 32).
+const RESERVED_FDS: u64 = 64;
+
+/// As Redis does at start: raise the soft RLIMIT_NOFILE to what `wanted` clients need (up to
+/// the hard limit); if that is not enough, lower max_clients to fit, with a warning. Past the
+/// descriptor limit accept() fails (EMFILE), and clients would wait in the listen queue
+/// instead of being refused with "max number of clients reached".
+fn fit_max_clients(wanted: usize) -> usize {
+    let need = (wanted as u64).saturating_add(RESERVED_FDS);
+    match rlimit::increase_nofile_limit(need) {
+        Ok(limit) if limit >= need => wanted,
+        Ok(limit) => {
+            let fit = limit.saturating_sub(RESERVED_FDS).max(1) as usize;
+            warn!(
+                requested = wanted,
+                open_files_limit = limit,
+                max_clients = fit,
+                "max_clients reduced to fit the open files limit (raise it with ulimit -n)"
+            );
+            fit
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot read or raise the open files limit; max_clients unchanged");
+            wanted
+        }
+    }
+}
+
 /// Binds the client and metrics listeners named in `config`, after reading its TLS files.
 pub async fn bind(config: Config) -> Result<Bound, ServerError> {
     let tls = TlsSetup::load(&config, "config").map_err(ServerError::Tls)?;
@@ -175,7 +235,7 @@ pub async fn bind(config: Config) -> Result<Bound, ServerError> {
 /// [`bind`] with TLS configurations already loaded (main loads them first, to report a bad
 /// file with the config file's name).
 pub async fn bind_with_tls(config: Config, tls: TlsSetup) -> Result<Bound, ServerError> {
-    let listener = TcpListener::bind(&config.server.listen)
+    let listener = listen(&config.server.listen)
         .await
         .map_err(|source| ServerError::Bind {
             addr: config.server.listen.clone(),
@@ -233,7 +293,11 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
     }
     let expiry = engine.spawn_expiry();
     let _fsync = engine.spawn_aof_fsync();
-    let params = stats::Params::from_config(&config);
+    let mut params = stats::Params::from_config(&config);
+    let max_clients = fit_max_clients(config.server.max_clients);
+    if max_clients != config.server.max_clients {
+        params.apply("maxclients", max_clients.to_string());
+    }
     let tenants = Arc::new(crate::policy::Tenants::from_config(&config)?);
     let remote = match config.backend.mode {
         crate::config::BackendMode::Embedded => None,
@@ -278,6 +342,7 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         engine,
         clients: Arc::new(ClientRegistry::default()),
         handshaking: std::sync::atomic::AtomicUsize::new(0),
+        normal_output_limit: std::sync::atomic::AtomicUsize::new(config.max_output_buffer()),
         pubsub: Arc::new(pubsub::PubSub::default()),
         remote: remote.clone(),
         stats: ServerStats::default(),
@@ -340,6 +405,8 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
     let mut tasks = tokio::task::JoinSet::new();
     let stop = signals.recv();
     tokio::pin!(stop);
+    let mut accept_failures = 0u64;
+    let mut last_accept_warning: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             _ = &mut stop => break,
@@ -357,7 +424,10 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
                             tasks.spawn(connection::reject(stream));
                         }
                         None => {
-                            tasks.spawn(connection::serve(shared.clone(), Stream::Plain(stream), peer, shutdown_rx.clone()));
+                            // Counted until its task registers it: a burst of accepts
+                            // must not all pass the max_clients check before any task ran.
+                            let counted = connection::Handshaking::new(&shared);
+                            tasks.spawn(connection::serve(shared.clone(), Stream::Plain(stream), peer, shutdown_rx.clone(), counted));
                         }
                         // The handshake runs in the client's own task: a slow or silent
                         // client must not hold up the accept loop.
@@ -374,9 +444,15 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
                         }
                     }
                 }
-                // Out of file descriptors and the like: back off instead of spinning.
+                // Out of file descriptors and the like: back off instead of spinning, and
+                // log once a second at most (the error repeats until descriptors free up).
                 Err(e) => {
-                    warn!(error = %e, "accept failed");
+                    accept_failures += 1;
+                    if last_accept_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                        warn!(error = %e, failures = accept_failures, "accept failed");
+                        last_accept_warning = Some(std::time::Instant::now());
+                        accept_failures = 0;
+                    }
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             },

@@ -207,14 +207,8 @@ impl PubSub {
 
     /// CONFIG SET client-output-buffer-limit: takes the pubsub class's hard limit.
     pub fn set_output_limit(&self, config: &str) {
-        let words: Vec<&str> = config.split_whitespace().collect();
-        for class in words.chunks(4) {
-            if let [name, hard, ..] = class
-                && name.eq_ignore_ascii_case("pubsub")
-                && let Some(bytes) = crate::config::parse_size(hard).ok()
-            {
-                self.hard_limit.store(bytes as usize, Ordering::Relaxed);
-            }
+        if let Some(bytes) = hard_output_limit(config, "pubsub") {
+            self.hard_limit.store(bytes, Ordering::Relaxed);
         }
     }
 
@@ -325,4 +319,20 @@ impl PubSub {
     pub fn channel_count(&self) -> usize {
         self.registry.lock().channels.len()
     }
+}
+
+/// The hard limit of one class (`normal`, `pubsub`, ...) in a `client-output-buffer-limit`
+/// value (`<class> <hard> <soft> <seconds>` repeated), if it names that class.
+pub fn hard_output_limit(config: &str, class: &str) -> Option<usize> {
+    let words: Vec<&str> = config.split_whitespace().collect();
+    let mut found = None;
+    for c in words.chunks(4) {
+        if let [name, hard, ..] = c
+            && name.eq_ignore_ascii_case(class)
+            && let Ok(bytes) = crate::config::parse_size(hard)
+        {
+            found = Some(usize::try_from(bytes).unwrap_or(usize::MAX));
+        }
+    }
+    found
 }

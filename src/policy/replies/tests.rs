@@ -303,3 +303,25 @@ fn raw_mutations_never_panic() {
         let _ = strip_raw_message(&ns, &frame, Protocol::Resp2);
     }
 }
+
+/// Found by the `replies` fuzz target: a frame (or a nested element) starting with CRLF
+/// sliced `buf[start + 1..start]` and panicked.
+#[test]
+fn frame_starting_with_crlf_is_an_error() {
+    let ns = ns();
+    for frame in [
+        &b"\r\n"[..],
+        b"\r\n\r\n",
+        b"*1\r\n\r\n",
+        b"*2\r\n$1\r\nx\r\n\r\nab",
+    ] {
+        assert!(
+            strip_raw(&ns, Shape::Keys, frame, Protocol::Resp3).is_err(),
+            "{frame:?}"
+        );
+        assert!(
+            strip_raw_message(&ns, frame, Protocol::Resp2).is_err(),
+            "{frame:?}"
+        );
+    }
+}

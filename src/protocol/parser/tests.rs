@@ -137,6 +137,23 @@ fn limits_are_configurable() {
     assert_eq!(p.next_command().unwrap_err(), ParseError::QueryBufferLimit);
 }
 
+/// Found by the `parser_raw` fuzz target: max_args was enforced on multibulk commands only.
+#[test]
+fn max_args_holds_for_inline_commands() {
+    let limits = ParserLimits {
+        max_args: 2,
+        ..ParserLimits::default()
+    };
+    let mut p = RequestParser::new(limits);
+    p.buffer_mut().extend_from_slice(
+        b"a b
+a b c
+",
+    );
+    assert_eq!(p.next_command().unwrap().unwrap().len(), 2);
+    assert_eq!(p.next_command().unwrap_err(), ParseError::TooBigInline);
+}
+
 #[test]
 fn inline_quoting_like_redis() {
     let got = parse_all(b"set k \"a\\x41\\n\\\"q\" 'it\\'s' plain\r\n").unwrap();
