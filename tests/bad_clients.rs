@@ -282,8 +282,12 @@ fn forwarding_a_client_that_never_reads_hits_the_output_limit() {
         mib(got as u64),
         mib(peak)
     );
+    // Replies already read from the backend (an unbounded channel, up to the backend
+    // socket's pace) sit above the 32 MiB limit until the next check: alone this peaks near
+    // 50-60 MiB, on a loaded machine (the whole suite on 2 cores) 94 MiB was seen. Twice the
+    // usual margin still tells bounded from the 1.1 GB held before the limit existed.
     assert!(
-        peak <= base + RSS_MARGIN,
+        peak <= base + 2 * RSS_MARGIN,
         "RSS grew from {:.1} to {:.1} MiB",
         mib(base),
         mib(peak)

@@ -1007,3 +1007,47 @@ fn sighup_reloads_tenants_without_dropping_connections() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// One HTTP request to the metrics listener; returns the status line and the body.
+fn http(addr: &str, method: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("metrics listener");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(
+        format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (
+        head.lines().next().unwrap_or_default().to_string(),
+        body.to_string(),
+    )
+}
+
+#[test]
+fn post_reload_applies_the_file_like_sighup() {
+    let base = "[[tenants]]\nname = \"a\"\nusername = \"ua\"\npassword = \"pa\"\nprefix = \"a:\"\n";
+    let path = temp_config(base);
+    let gate = Respgate::start_with(&["--config", &path]);
+    let mut a = Conn::connect(&gate.addr);
+    assert_eq!(a.cmd_str("AUTH ua pa"), Value::Simple("OK".into()));
+    assert_eq!(a.cmd_str("SET k v"), Value::Simple("OK".into()));
+    // GET must not change anything.
+    let (status, _) = http(&gate.metrics_addr, "GET", "/reload");
+    assert!(status.contains("405"), "{status}");
+    std::fs::write(&path, format!("{base}deny = [\"get\"]\n")).expect("rewriting the config");
+    let (status, body) = http(&gate.metrics_addr, "POST", "/reload");
+    assert!(status.contains("200"), "{status} {body}");
+    assert!(body.contains("1 tenants"), "{body}");
+    // Applied when the reply came: the open connection is held to it at once.
+    assert!(a.cmd_str("GET k").is_error());
+    // A broken file is refused with the reason; the running config stays.
+    std::fs::write(&path, "[[tenants]]\nname = \"a\"\nbogus = 1\n").expect("rewriting the config");
+    let (status, body) = http(&gate.metrics_addr, "POST", "/reload");
+    assert!(status.contains("500"), "{status}");
+    assert!(body.contains("bogus"), "{body}");
+    assert!(a.cmd_str("GET k").is_error());
+    assert_eq!(a.cmd_str("SET k x"), Value::Simple("OK".into()));
+}

@@ -268,8 +268,9 @@ pub fn install() -> Result<PrometheusHandle, String> {
     Ok(handle)
 }
 
-/// Serves `GET /metrics` (Prometheus text format) and `GET /status` (the monitor's view as
-/// JSON; `/status?format=text` for the human summary) on `listener`. A deliberately tiny
+/// Serves `GET /metrics` (Prometheus text format), `GET /status` (the monitor's view as
+/// JSON; `/status?format=text` for the human summary) and `POST /reload` (as SIGHUP) on
+/// `listener`. A deliberately tiny
 /// HTTP/1 responder: one request per connection, bounded header size and time, so a scraper
 /// or a stray client can never hold resources.
 pub async fn serve(
@@ -301,6 +302,7 @@ pub async fn serve(
                 _ => return,
             }
             let first = buf.split(|&b| b == b'\n').next().unwrap_or_default();
+            let method = first.split(|&b| b == b' ').next().unwrap_or_default();
             let path = first.split(|&b| b == b' ').nth(1).unwrap_or_default();
             let (route, query) = match path.iter().position(|&b| b == b'?') {
                 Some(q) => (&path[..q], &path[q + 1..]),
@@ -319,6 +321,20 @@ pub async fn serve(
                     crate::monitor::status::render_text(&status.snapshot()),
                 ),
                 b"/status" => ("200 OK", "application/json", status.to_json()),
+                // A reload changes state: POST only, so a crawler or a stray GET cannot.
+                b"/reload" if method == b"POST" => match scrape::reload() {
+                    Ok(n) => ("200 OK", "text/plain", format!("reloaded: {n} tenants\n")),
+                    Err(e) => (
+                        "500 Internal Server Error",
+                        "text/plain",
+                        format!("reload failed, the running config stays: {e}\n"),
+                    ),
+                },
+                b"/reload" => (
+                    "405 Method Not Allowed",
+                    "text/plain",
+                    "use POST /reload\n".to_string(),
+                ),
                 _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
             };
             let head = format!(

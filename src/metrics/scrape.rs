@@ -124,3 +124,11 @@ pub fn render_own(out: &mut String) {
     }
     shared.cmdstats.render_durations(out);
 }
+
+/// `POST /reload`: the same as SIGHUP (tenants and policies from the config file).
+pub fn reload() -> Result<usize, String> {
+    match SERVER.get().and_then(Weak::upgrade) {
+        Some(shared) => shared.reload_logged(),
+        None => Err("respgate is still starting".into()),
+    }
+}

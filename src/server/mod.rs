@@ -92,6 +92,19 @@ impl Shared {
         self.tenants.read().clone()
     }
 
+    /// [`Shared::reload`], logged, and counted when it fails (SIGHUP and `POST /reload`).
+    pub fn reload_logged(&self) -> Result<usize, String> {
+        let result = self.reload();
+        match &result {
+            Ok(n) => info!(tenants = n, "config reloaded"),
+            Err(e) => {
+                metrics::counter!(crate::metrics::CONFIG_RELOAD_FAILURES).increment(1);
+                tracing::error!(error = %e, "config reload failed; the running config stays");
+            }
+        }
+        result
+    }
+
     /// SIGHUP: reads the config file again and puts its tenants (namespaces, command
     /// policy, TTL rules) in force for every connection, without dropping any. A file that
     /// does not load leaves everything as it was. Listener, backend and engine settings
@@ -550,13 +563,7 @@ fn spawn_reload_on_sighup(shared: &Arc<Shared>) {
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
                 let Some(shared) = weak.upgrade() else { return };
-                match shared.reload() {
-                    Ok(n) => info!(tenants = n, "config reloaded"),
-                    Err(e) => {
-                        metrics::counter!(crate::metrics::CONFIG_RELOAD_FAILURES).increment(1);
-                        tracing::error!(error = %e, "config reload failed; the running config stays");
-                    }
-                }
+                let _ = shared.reload_logged();
             }
         });
     }
