@@ -29,9 +29,13 @@ fn http_get(addr: &str, path: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The value of the sample of `name` whose labels include every `labels` pair.
-fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    metrics.lines().find_map(|line| {
+/// The values of the samples of `name` whose labels include every `labels` pair.
+fn samples<'a>(
+    metrics: &'a str,
+    name: &'a str,
+    labels: &'a [(&'a str, &'a str)],
+) -> impl Iterator<Item = f64> + 'a {
+    metrics.lines().filter_map(move |line| {
         let rest = line.strip_prefix(name)?;
         let (labelset, value) = match rest.strip_prefix('{') {
             Some(r) => r.split_once("} ")?,
@@ -42,6 +46,11 @@ fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
             .all(|(k, v)| labelset.contains(&format!("{k}=\"{v}\"")))
             .then(|| value.trim().parse().ok())?
     })
+}
+
+/// The value of the first sample of `name` whose labels include every `labels` pair.
+fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples(metrics, name, labels).next()
 }
 
 /// Scrapes until `want` holds for the metrics (returning them), or panics after 10 s.
@@ -478,20 +487,7 @@ fn status_says_when_respgate_is_not_there() {
 
 /// The sum of every `name` sample whose labels include all `labels`.
 fn sum_samples(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    metrics
-        .lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix(name)?;
-            let (labelset, value) = match rest.strip_prefix('{') {
-                Some(r) => r.split_once("} ")?,
-                None => ("", rest.strip_prefix(' ')?),
-            };
-            labels
-                .iter()
-                .all(|(k, v)| labelset.contains(&format!("{k}=\"{v}\"")))
-                .then(|| value.trim().parse::<f64>().ok())?
-        })
-        .sum()
+    samples(metrics, name, labels).sum()
 }
 
 #[test]
