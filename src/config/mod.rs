@@ -104,6 +104,10 @@ pub struct ServerConfig {
     /// How many entries SLOWLOG keeps (Redis's slowlog-max-len).
     #[serde(default = "default_slowlog_max_len")]
     pub slowlog_max_len: usize,
+    /// Threads running client connections (0: one per CPU core). On a machine respgate
+    /// shares with busy Redis servers, fewer threads than cores spend less CPU per request.
+    #[serde(default)]
+    pub worker_threads: usize,
     /// The tenant an unauthenticated client acts as (by name); without it, clients must AUTH
     /// once tenants are configured.
     #[serde(default)]
@@ -199,6 +203,7 @@ impl Default for ServerConfig {
             timeout: default_zero(),
             slowlog_log_slower_than: default_slowlog_slower_than(),
             slowlog_max_len: default_slowlog_max_len(),
+            worker_threads: 0,
             default_tenant: None,
             auth_failures_per_minute: None,
             tls: None,

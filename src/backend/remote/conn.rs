@@ -16,7 +16,6 @@ use bytes::{Buf, Bytes, BytesMut};
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, watch};
 
 use super::{BackendError, Target};
@@ -71,10 +70,6 @@ struct ConnState {
     inflight: Mutex<VecDeque<(Owed, Instant)>>,
     /// A `-READONLY` reply went by (checked by the reader task's owner).
     readonly_seen: AtomicBool,
-    /// Plain TCP, while the writer task has nothing queued: the write half, so a client
-    /// writes its commands to the socket itself (one task hop less per request). Taken back
-    /// by the writer as soon as anything is queued.
-    direct: Mutex<Option<OwnedWriteHalf>>,
 }
 
 impl ConnState {
@@ -114,16 +109,8 @@ pub struct BackendConn {
 }
 
 struct ConnHandle {
-    tx: mpsc::UnboundedSender<Msg>,
+    tx: mpsc::UnboundedSender<Batch>,
     state: Arc<ConnState>,
-}
-
-/// What clients hand the writer task.
-enum Msg {
-    Batch(Batch),
-    /// A client's direct write stopped short (the socket was full): the write half comes
-    /// back with the rest of its bytes, which go before anything queued after them.
-    Resume(OwnedWriteHalf, Bytes),
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -156,7 +143,6 @@ impl BackendConn {
             why: Mutex::new(None),
             inflight: Mutex::new(VecDeque::new()),
             readonly_seen: AtomicBool::new(false),
-            direct: Mutex::new(None),
         });
         tokio::spawn(run(target, init, rx, state.clone()));
         BackendConn {
@@ -185,50 +171,7 @@ impl BackendConn {
         if self.is_dead() {
             return Err((batch, state.error()));
         }
-        // Held while queueing too: the writer hands the half out only when nothing is queued,
-        // so one client's commands never overtake each other.
-        let mut direct = state.direct.lock();
-        if let Some(half) = direct.as_mut() {
-            // Owed replies are recorded before the bytes leave, so the reader always finds them.
-            let now = Instant::now();
-            state
-                .inflight
-                .lock()
-                .extend(batch.owed.into_iter().map(|o| (o, now)));
-            let bytes = batch.bytes;
-            let written = match half.try_write(&bytes) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
-                Err(e) => {
-                    drop(direct);
-                    state.fail(BackendError::Io(e.to_string()));
-                    return Ok(());
-                }
-            };
-            if written < bytes.len()
-                && let Some(half) = direct.take()
-            {
-                let _ = self
-                    .inner
-                    .tx
-                    .send(Msg::Resume(half, bytes.slice(written..)));
-            }
-            drop(direct);
-            if state.dead.load(Ordering::Acquire) {
-                // Failed while we wrote: whatever we recorded must still be answered.
-                state.answer_inflight();
-            }
-            return Ok(());
-        }
-        let queued = self.inner.tx.send(Msg::Batch(batch));
-        drop(direct);
-        match queued {
-            Ok(()) => Ok(()),
-            Err(e) => match e.0 {
-                Msg::Batch(b) => Err((b, state.error())),
-                Msg::Resume(..) => Ok(()),
-            },
-        }
+        self.inner.tx.send(batch).map_err(|e| (e.0, state.error()))
     }
 
     /// Gives up on the connection (a reply took too long): everything owed is answered with
@@ -241,7 +184,7 @@ impl BackendConn {
 async fn run(
     target: Arc<Target>,
     init: Init,
-    mut rx: mpsc::UnboundedReceiver<Msg>,
+    mut rx: mpsc::UnboundedReceiver<Batch>,
     state: Arc<ConnState>,
 ) {
     let mut stopped = state.stop.subscribe();
@@ -286,16 +229,13 @@ async fn run(
             state.fail(e)
         }
     }
-    // Answer whatever is still queued or owed: nothing accepted goes unanswered. Clients
-    // stop writing directly first (they then queue, and the closed queue refuses them).
-    drop(state.direct.lock().take());
+    // Answer whatever is still queued or owed: nothing accepted goes unanswered (the
+    // closed queue refuses what clients try to add from now on).
     rx.close();
-    while let Ok(msg) = rx.try_recv() {
+    while let Ok(batch) = rx.try_recv() {
         let err = state.error();
-        if let Msg::Batch(batch) = msg {
-            for sink in batch.owed.into_iter().flatten() {
-                let _ = sink.send(Err(err.clone()));
-            }
+        for sink in batch.owed.into_iter().flatten() {
+            let _ = sink.send(Err(err.clone()));
         }
     }
     state.answer_inflight();
@@ -316,41 +256,32 @@ fn count_error(node: &str, e: &BackendError) {
         .increment(1);
 }
 
-async fn write_batches(wr: WriteHalf, rx: &mut mpsc::UnboundedReceiver<Msg>, state: &ConnState) {
+async fn write_batches(
+    mut wr: WriteHalf,
+    rx: &mut mpsc::UnboundedReceiver<Batch>,
+    state: &ConnState,
+) {
     let mut stopped = state.stop.subscribe();
-    let mut wr = Some(wr);
     let mut buf = BytesMut::with_capacity(16 * 1024);
     loop {
-        if buf.is_empty() && matches!(wr, Some(WriteHalf::Plain(_))) {
-            // Nothing to write: lend the half to clients, unless something was just queued.
-            let mut direct = state.direct.lock();
-            match rx.try_recv() {
-                Ok(msg) => {
-                    drop(direct);
-                    absorb(msg, &mut wr, &mut buf, state);
-                }
-                Err(mpsc::error::TryRecvError::Disconnected) => return,
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    if let Some(WriteHalf::Plain(half)) = wr.take() {
-                        *direct = Some(half);
-                    }
-                }
-            }
-        }
-        if buf.is_empty() || wr.is_none() {
-            let msg = tokio::select! {
+        if buf.is_empty() {
+            let batch = tokio::select! {
                 m = rx.recv() => m,
                 _ = stopped.wait_for(|s| *s) => None,
             };
-            match msg {
-                Some(m) => absorb(m, &mut wr, &mut buf, state),
+            match batch {
+                Some(b) => absorb(b, &mut buf, state),
                 None => return,
             }
-            continue;
+            // Let the other clients woken in this round queue their commands first: they
+            // then leave in one write, and the server wakes once for all of them. Writing
+            // each client's command at once cost a system call and a server wake-up per
+            // request, and unpipelined clients twice the CPU per request.
+            tokio::task::yield_now().await;
         }
         while buf.len() < WRITE_BATCH {
             match rx.try_recv() {
-                Ok(m) => absorb(m, &mut wr, &mut buf, state),
+                Ok(b) => absorb(b, &mut buf, state),
                 Err(_) => break,
             }
         }
@@ -358,11 +289,10 @@ async fn write_batches(wr: WriteHalf, rx: &mut mpsc::UnboundedReceiver<Msg>, sta
             // Failed meanwhile: what we just recorded is answered by the final sweep.
             return;
         }
-        let Some(w) = wr.as_mut() else { continue };
         // The flush is a no-op on plain TCP; over TLS it pushes out the records rustls still
         // holds when the socket was full (the replies to them would otherwise never come).
         let written = tokio::select! {
-            r = async { w.write_all(&buf).await?; w.flush().await } => r,
+            r = async { wr.write_all(&buf).await?; wr.flush().await } => r,
             _ = stopped.wait_for(|s| *s) => return,
         };
         if let Err(e) = written {
@@ -376,32 +306,15 @@ async fn write_batches(wr: WriteHalf, rx: &mut mpsc::UnboundedReceiver<Msg>, sta
     }
 }
 
-/// Takes one message into the write buffer (recording its owed replies first) or takes the
-/// write half back from a client whose direct write stopped short.
-fn absorb(msg: Msg, wr: &mut Option<WriteHalf>, buf: &mut BytesMut, state: &ConnState) {
-    match msg {
-        Msg::Batch(batch) => {
-            if wr.is_none()
-                && let Some(half) = state.direct.lock().take()
-            {
-                *wr = Some(WriteHalf::Plain(half));
-            }
-            let now = Instant::now();
-            state
-                .inflight
-                .lock()
-                .extend(batch.owed.into_iter().map(|o| (o, now)));
-            buf.extend_from_slice(&batch.bytes);
-        }
-        Msg::Resume(half, rest) => {
-            *wr = Some(WriteHalf::Plain(half));
-            // The rest was written to the socket's order before anything queued since.
-            let mut joined = BytesMut::with_capacity(rest.len() + buf.len());
-            joined.extend_from_slice(&rest);
-            joined.extend_from_slice(buf);
-            *buf = joined;
-        }
-    }
+/// Takes one batch into the write buffer, recording its owed replies first (so the reader
+/// always finds them).
+fn absorb(batch: Batch, buf: &mut BytesMut, state: &ConnState) {
+    let now = Instant::now();
+    state
+        .inflight
+        .lock()
+        .extend(batch.owed.into_iter().map(|o| (o, now)));
+    buf.extend_from_slice(&batch.bytes);
 }
 
 async fn read_replies(
