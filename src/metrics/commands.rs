@@ -169,16 +169,27 @@ const BOUND_NANOS: [u64; super::LATENCY_BUCKETS.len()] = {
 
 impl DurationHistogram {
     pub fn record(&self, took: Duration) {
+        self.record_many(took, 1);
+    }
+
+    /// Records `n` samples of the same time.
+    pub fn record_many(&self, took: Duration, n: u64) {
         use std::sync::atomic::Ordering::Relaxed;
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         let i = BOUND_NANOS.partition_point(|&b| b < nanos);
-        self.buckets[i].fetch_add(1, Relaxed);
-        self.sum_nanos.fetch_add(nanos, Relaxed);
+        self.buckets[i].fetch_add(n, Relaxed);
+        self.sum_nanos.fetch_add(nanos.saturating_mul(n), Relaxed);
     }
 
     /// Appends this command's `_bucket`, `_sum` and `_count` lines (nothing before its
     /// first call).
     pub fn render(&self, name: &str, out: &mut String) {
+        self.render_as(COMMAND_DURATION, "command", name, out)
+    }
+
+    /// Appends `family`'s `_bucket`, `_sum` and `_count` lines for the series
+    /// `{label="value"}` (nothing before the first sample).
+    pub fn render_as(&self, family: &str, label: &str, value: &str, out: &mut String) {
         use std::fmt::Write;
         use std::sync::atomic::Ordering::Relaxed;
         let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
@@ -195,15 +206,12 @@ impl DurationHistogram {
             };
             let _ = writeln!(
                 out,
-                "{COMMAND_DURATION}_bucket{{command=\"{name}\",le=\"{le}\"}} {cumulative}"
+                "{family}_bucket{{{label}=\"{value}\",le=\"{le}\"}} {cumulative}"
             );
         }
         let sum = self.sum_nanos.load(Relaxed) as f64 / 1e9;
-        let _ = writeln!(out, "{COMMAND_DURATION}_sum{{command=\"{name}\"}} {sum}");
-        let _ = writeln!(
-            out,
-            "{COMMAND_DURATION}_count{{command=\"{name}\"}} {cumulative}"
-        );
+        let _ = writeln!(out, "{family}_sum{{{label}=\"{value}\"}} {sum}");
+        let _ = writeln!(out, "{family}_count{{{label}=\"{value}\"}} {cumulative}");
     }
 }
 

@@ -58,6 +58,40 @@ const DEPTH_BUCKETS: [f64; 11] = [
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
 ];
 
+/// `respgate_backend_request_duration_seconds{node}` of every node seen, kept in atomic
+/// buckets by respgate (rendered at scrape time, as the command durations).
+fn backend_histograms() -> &'static parking_lot::Mutex<
+    std::collections::BTreeMap<String, std::sync::Arc<commands::DurationHistogram>>,
+> {
+    static H: OnceLock<
+        parking_lot::Mutex<
+            std::collections::BTreeMap<String, std::sync::Arc<commands::DurationHistogram>>,
+        >,
+    > = OnceLock::new();
+    H.get_or_init(Default::default)
+}
+
+/// The backend round-trip histogram of `node` (one per node, shared by its connections).
+pub fn backend_histogram(node: &str) -> std::sync::Arc<commands::DurationHistogram> {
+    backend_histograms()
+        .lock()
+        .entry(node.to_string())
+        .or_default()
+        .clone()
+}
+
+/// Appends the backend round-trip family.
+pub fn render_backend_durations(out: &mut String) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        out,
+        "# HELP {BACKEND_DURATION} Backend round trip: from handing commands to a backend connection to their replies arriving\n# TYPE {BACKEND_DURATION} histogram"
+    );
+    for (node, h) in backend_histograms().lock().iter() {
+        h.render_as(BACKEND_DURATION, "node", node, out);
+    }
+}
+
 /// Whether a recorder is installed (false with `metrics_listen = ""`): hot paths skip work
 /// that only feeds metrics, such as clock reads.
 static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -225,11 +259,6 @@ pub fn install() -> Result<PrometheusHandle, String> {
     metrics::describe_counter!(
         POLICY_DENIALS,
         "Commands a tenant's policy refused, by reason (noperm, read_only, namespace)"
-    );
-    metrics::describe_histogram!(
-        BACKEND_DURATION,
-        metrics::Unit::Seconds,
-        "Backend round trip: from handing commands to a backend connection to their replies arriving"
     );
     metrics::describe_gauge!(BACKEND_CONNECTIONS, "Open connections to the backend node");
     metrics::describe_counter!(BACKEND_CONNECTS, "Connections made to the backend node");

@@ -123,6 +123,7 @@ pub fn render_own(out: &mut String) {
         out.push('\n');
     }
     shared.cmdstats.render_durations(out);
+    super::render_backend_durations(out);
 }
 
 /// `POST /reload`: the same as SIGHUP (tenants and policies from the config file).

@@ -125,6 +125,11 @@ pub async fn serve(
     let (mut rd, mut wr) = stream.into_split();
     let mut why = Disconnect::Closed;
     let metrics_on = crate::metrics::enabled();
+    // One future for the client's kill switch, polled by every wait below (a fresh one per
+    // wait registered and unregistered a waiter each time: a measurable share of a request).
+    // Every wait that sees it fire ends the connection, so it is never polled after that.
+    let killed = handle.killed();
+    tokio::pin!(killed);
 
     'conn: loop {
         // Commands this read brought (pipeline depth).
@@ -141,6 +146,7 @@ pub async fn serve(
                         if drain(
                             &shared,
                             &handle,
+                            &mut killed,
                             &mut session,
                             &mut rd,
                             &mut parser,
@@ -157,7 +163,7 @@ pub async fn serve(
                         // Blocked: send what is ready, then hold the rest of the pipeline
                         // until the command is served, times out, or the client leaves.
                         if !out.is_empty()
-                            && write_out(&shared, &handle, &mut wr, &mut out)
+                            && write_out(&shared, &mut killed, &mut wr, &mut out)
                                 .await
                                 .is_err()
                         {
@@ -166,7 +172,7 @@ pub async fn serve(
                         }
                         let woke = wait_while_blocked(
                             &shared,
-                            &handle,
+                            &mut killed,
                             &mut rd,
                             &mut parser,
                             &mut shutdown,
@@ -194,6 +200,7 @@ pub async fn serve(
                         && drain(
                             &shared,
                             &handle,
+                            &mut killed,
                             &mut session,
                             &mut rd,
                             &mut parser,
@@ -206,7 +213,7 @@ pub async fn serve(
                     }
                     if out.len() >= FLUSH_AT
                         && session.pending.is_empty()
-                        && write_out(&shared, &handle, &mut wr, &mut out)
+                        && write_out(&shared, &mut killed, &mut wr, &mut out)
                             .await
                             .is_err()
                     {
@@ -229,6 +236,7 @@ pub async fn serve(
                     if drain(
                         &shared,
                         &handle,
+                        &mut killed,
                         &mut session,
                         &mut rd,
                         &mut parser,
@@ -242,7 +250,7 @@ pub async fn serve(
                     out.extend_from_slice(b"-");
                     out.extend_from_slice(e.to_string().as_bytes());
                     out.extend_from_slice(b"\r\n");
-                    let _ = write_out(&shared, &handle, &mut wr, &mut out).await;
+                    let _ = write_out(&shared, &mut killed, &mut wr, &mut out).await;
                     break 'conn;
                 }
             }
@@ -251,6 +259,7 @@ pub async fn serve(
             && drain(
                 &shared,
                 &handle,
+                &mut killed,
                 &mut session,
                 &mut rd,
                 &mut parser,
@@ -262,7 +271,7 @@ pub async fn serve(
             break;
         }
         if !out.is_empty()
-            && write_out(&shared, &handle, &mut wr, &mut out)
+            && write_out(&shared, &mut killed, &mut wr, &mut out)
                 .await
                 .is_err()
         {
@@ -282,7 +291,8 @@ pub async fn serve(
             shared.idle_timeout()
         };
         tokio::select! {
-            _ = handle.killed() => break,
+            biased;
+            _ = killed.as_mut() => break,
             // On shutdown, finish what was already received (loop once more), then close.
             _ = shutdown.changed() => continue,
             _ = sleep_or_forever(idle) => {
@@ -354,9 +364,10 @@ struct ClientGone;
 /// the client's input is buffered (not run) and its disconnect noticed; a reply overdue by
 /// its deadline gives up on that backend connection (everything owed on it is answered with
 /// a timeout error and the next command gets a fresh one).
-async fn drain(
+async fn drain<K: std::future::Future<Output = ()>>(
     shared: &Shared,
     handle: &crate::server::clients::ClientHandle,
+    killed: &mut std::pin::Pin<&mut K>,
     session: &mut Session,
     rd: &mut ReadHalf,
     parser: &mut RequestParser,
@@ -420,6 +431,7 @@ async fn drain(
                     let conn = st.inflight.clone();
                     loop {
                         tokio::select! {
+                            biased;
                             r = st.replies.recv() => break r,
                             _ = &mut overdue, if conn.as_ref().is_some_and(|c| !c.is_dead()) => {
                                 let ms = deadline.map_or(0, |d| d.as_millis());
@@ -428,7 +440,7 @@ async fn drain(
                             }
                                 // The kill answers this slot (and the rest owed on that connection).
                             }
-                            _ = handle.killed() => return Err(ClientGone),
+                            _ = killed.as_mut() => return Err(ClientGone),
                             read = rd.read_buf(parser.buffer_mut()) => match read {
                                 Ok(0) | Err(_) => return Err(ClientGone),
                                 Ok(n) => {
@@ -623,9 +635,9 @@ enum Woke {
 /// Waits for a blocked command's reply or deadline. Meanwhile the client's further input is
 /// only buffered (Redis runs nothing else for a blocked client), and its disconnect is noticed
 /// so it stops waiting at once.
-async fn wait_while_blocked(
+async fn wait_while_blocked<K: std::future::Future<Output = ()>>(
     shared: &Shared,
-    handle: &crate::server::clients::ClientHandle,
+    killed: &mut std::pin::Pin<&mut K>,
     rd: &mut ReadHalf,
     parser: &mut RequestParser,
     shutdown: &mut watch::Receiver<bool>,
@@ -647,7 +659,7 @@ async fn wait_while_blocked(
                 Err(_) => Woke::TimedOut,
             },
             _ = &mut until_deadline => return Woke::TimedOut,
-            _ = handle.killed() => return Woke::Gone,
+            _ = killed.as_mut() => return Woke::Gone,
             _ = shutdown.changed() => return Woke::TimedOut,
             read = rd.read_buf(parser.buffer_mut()) => match read {
                 Ok(0) | Err(_) => return Woke::Gone,
@@ -678,16 +690,17 @@ async fn sleep_or_forever(d: Option<std::time::Duration>) {
 
 /// Writes the pending replies. A client that does not read blocks this write; it ends
 /// when the client is killed meanwhile (e.g. over its pub/sub output limit).
-async fn write_out(
+async fn write_out<K: std::future::Future<Output = ()>>(
     shared: &Shared,
-    handle: &super::clients::ClientHandle,
+    killed: &mut std::pin::Pin<&mut K>,
     wr: &mut WriteHalf,
     out: &mut BytesMut,
 ) -> std::io::Result<()> {
     // The flush is a no-op on plain TCP; over TLS it sends what rustls still holds.
     let r = tokio::select! {
+        biased;
         r = async { wr.write_all(out).await?; wr.flush().await } => r,
-        _ = handle.killed() => Err(std::io::Error::other("client killed")),
+        _ = killed.as_mut() => Err(std::io::Error::other("client killed")),
     };
     shared.stats.output(out.len());
     out.clear();

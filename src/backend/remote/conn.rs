@@ -209,8 +209,7 @@ async fn run(
             let open = metrics::gauge!(crate::metrics::BACKEND_CONNECTIONS, "node" => node.clone());
             open.increment(1.0);
             let (rd, wr) = stream.into_split();
-            let round_trip =
-                metrics::histogram!(crate::metrics::BACKEND_DURATION, "node" => node.clone());
+            let round_trip = crate::metrics::backend_histogram(&node);
             let reader = tokio::spawn(read_replies(rd, state.clone(), target.clone(), round_trip));
             write_batches(wr, &mut rx, &state).await;
             // The writer is done (all handles dropped, or the connection failed): stop the
@@ -262,12 +261,16 @@ async fn write_batches(
     state: &ConnState,
 ) {
     let mut stopped = state.stop.subscribe();
+    // One stop future for the task's life (it returns once it fires).
+    let stop = stopped.wait_for(|s| *s);
+    tokio::pin!(stop);
     let mut buf = BytesMut::with_capacity(16 * 1024);
     loop {
         if buf.is_empty() {
             let batch = tokio::select! {
+                biased;
                 m = rx.recv() => m,
-                _ = stopped.wait_for(|s| *s) => None,
+                _ = &mut stop => None,
             };
             match batch {
                 Some(b) => absorb(b, &mut buf, state),
@@ -292,8 +295,9 @@ async fn write_batches(
         // The flush is a no-op on plain TCP; over TLS it pushes out the records rustls still
         // holds when the socket was full (the replies to them would otherwise never come).
         let written = tokio::select! {
+            biased;
             r = async { wr.write_all(&buf).await?; wr.flush().await } => r,
-            _ = stopped.wait_for(|s| *s) => return,
+            _ = &mut stop => return,
         };
         if let Err(e) = written {
             state.fail(BackendError::Io(e.to_string()));
@@ -321,10 +325,12 @@ async fn read_replies(
     mut rd: ReadHalf,
     state: Arc<ConnState>,
     target: Arc<Target>,
-    round_trip: metrics::Histogram,
+    round_trip: Arc<crate::metrics::commands::DurationHistogram>,
 ) {
     let timed = crate::metrics::enabled();
     let mut stopped = state.stop.subscribe();
+    let stop = stopped.wait_for(|s| *s);
+    tokio::pin!(stop);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut scanner = ReplyScanner::new();
     loop {
@@ -332,8 +338,9 @@ async fn read_replies(
             buf.reserve(READ_CHUNK);
         }
         let read = tokio::select! {
+            biased;
             r = rd.read_buf(&mut buf) => r,
-            _ = stopped.wait_for(|s| *s) => return,
+            _ = &mut stop => return,
         };
         match read {
             Ok(0) => {
@@ -366,7 +373,7 @@ fn hand_out(
     scanner: &mut ReplyScanner,
     state: &ConnState,
     now: Option<Instant>,
-    round_trip: &metrics::Histogram,
+    round_trip: &crate::metrics::commands::DurationHistogram,
 ) -> Result<(), BackendError> {
     let mut inflight = state.inflight.lock();
     // The run of replies at the front of `buf` (`run_len` bytes) owed to one client, its
@@ -389,8 +396,7 @@ fn hand_out(
         };
     let record = |timing: Option<(Instant, u64)>| {
         if let (Some(now), Some((sent, n))) = (now, timing) {
-            let secs = now.saturating_duration_since(sent).as_secs_f64();
-            round_trip.record_many(secs, n as usize);
+            round_trip.record_many(now.saturating_duration_since(sent), n);
         }
     };
     loop {
