@@ -130,6 +130,15 @@ pub async fn serve(
     // Every wait that sees it fire ends the connection, so it is never polled after that.
     let killed = handle.killed();
     tokio::pin!(killed);
+    // The same for the server's shutdown signal (it fires once; `stopping` keeps the select
+    // from polling it again while the connection finishes what it had received).
+    let mut shutdown_signal = shutdown.clone();
+    let stop_signal = async move {
+        let _ = shutdown_signal.wait_for(|s| *s).await;
+    };
+    tokio::pin!(stop_signal);
+    let mut stopping = false;
+    let mut shown_qbuf = usize::MAX;
 
     'conn: loop {
         // Commands this read brought (pipeline depth).
@@ -283,7 +292,11 @@ pub async fn serve(
         if session.closing || *shutdown.borrow() || handle.is_killed() {
             break;
         }
-        handle.info.lock().qbuf = parser.buffered();
+        if parser.buffered() != shown_qbuf {
+            // CLIENT LIST's qbuf (a lock only when it changed).
+            shown_qbuf = parser.buffered();
+            handle.info.lock().qbuf = shown_qbuf;
+        }
         // Like Redis, the idle timeout spares subscribers (they only listen).
         let idle = if session.in_subscriber_mode() {
             None
@@ -294,7 +307,10 @@ pub async fn serve(
             biased;
             _ = killed.as_mut() => break,
             // On shutdown, finish what was already received (loop once more), then close.
-            _ = shutdown.changed() => continue,
+            _ = &mut stop_signal, if !stopping => {
+                stopping = true;
+                continue;
+            }
             _ = sleep_or_forever(idle) => {
                 debug!(client = %peer, "idle timeout, closing");
                 why = Disconnect::IdleTimeout;
@@ -426,19 +442,40 @@ async fn drain<K: std::future::Future<Output = ()>>(
             let received = match st.replies.try_recv() {
                 Ok(r) => Some(r),
                 Err(_) => {
-                    let overdue = sleep_or_forever(deadline);
-                    tokio::pin!(overdue);
+                    // When this reply is due (None: whenever it comes, e.g. BLPOP 0).
+                    let due = deadline.map(|d| tokio::time::Instant::now() + d);
+                    let timer = st.overdue.get_or_insert_with(|| {
+                        Box::pin(tokio::time::sleep_until(
+                            due.unwrap_or_else(tokio::time::Instant::now),
+                        ))
+                    });
+                    if let Some(due) = due
+                        && timer.deadline() > due
+                    {
+                        // Set for a longer wait (a blocking command's): this reply is due first.
+                        timer.as_mut().reset(due);
+                    }
                     let conn = st.inflight.clone();
                     loop {
                         tokio::select! {
                             biased;
                             r = st.replies.recv() => break r,
-                            _ = &mut overdue, if conn.as_ref().is_some_and(|c| !c.is_dead()) => {
-                                let ms = deadline.map_or(0, |d| d.as_millis());
-                                if let Some(c) = &conn {
-                                c.kill(crate::backend::remote::BackendError::Timeout(ms));
-                            }
-                                // The kill answers this slot (and the rest owed on that connection).
+                            _ = timer.as_mut(), if due.is_some() && conn.as_ref().is_some_and(|c| !c.is_dead()) => {
+                                // The timer may be set for an earlier wait's reply: only
+                                // this one's own due time counts.
+                                match due {
+                                    Some(due) if tokio::time::Instant::now() < due => {
+                                        timer.as_mut().reset(due);
+                                    }
+                                    _ => {
+                                        let ms = deadline.map_or(0, |d| d.as_millis());
+                                        if let Some(c) = &conn {
+                                            c.kill(crate::backend::remote::BackendError::Timeout(ms));
+                                        }
+                                        // The kill answers this slot (and the rest owed on
+                                        // that connection).
+                                    }
+                                }
                             }
                             _ = killed.as_mut() => return Err(ClientGone),
                             read = rd.read_buf(parser.buffer_mut()) => match read {

@@ -79,6 +79,10 @@ pub enum Slot {
 pub struct RemoteState {
     pub sink: ReplySink,
     pub replies: mpsc::UnboundedReceiver<Result<Chunk, BackendError>>,
+    /// The command timeout's timer, kept from wait to wait: it is moved only when it goes
+    /// off before the reply waited for is due (a timer armed and dropped per request was a
+    /// measurable share of an unpipelined request's CPU).
+    pub overdue: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
     /// The shared connection serving this client, its protocol version and backend user.
     shared_conn: Option<(BackendConn, Protocol, Option<Arc<BackendUser>>)>,
     /// Replies received and not yet handed to their slots.
@@ -124,6 +128,7 @@ impl RemoteState {
         RemoteState {
             sink,
             replies,
+            overdue: None,
             pinned: None,
             pinned_user: None,
             pinned_addr: None,
