@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Side-by-side throughput on one machine, in one run, alternating targets round by round:
 #   redis       redis-server, direct
-#   fwd         respgate forwarding to that redis-server (standalone mode)
+#   fwd         respgate forwarding to that redis-server (standalone mode), default threads
+#               (one per core)
+#   fwd1        the same with [server] worker_threads = 1: on this 2-core machine, where
+#               redis-server and redis-benchmark need the cores too, one thread (like
+#               twemproxy's single event loop) spends the least CPU per request
 #   twemproxy   twemproxy (Debian's nutcracker) forwarding to the same redis-server
 #   embedded    respgate's embedded engine
 # redis-benchmark SET GET INCR LPUSH MSET, -c clients, -P 1 and -P 16; prints the median
@@ -17,7 +21,7 @@ ROUNDS=${3:-3}
 TESTS="set,get,incr,lpush,mset"
 cargo build --release -q
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-RP=$(free_port); FP=$(free_port); EP=$(free_port); TP=$(free_port)
+RP=$(free_port); FP=$(free_port); F1P=$(free_port); EP=$(free_port); TP=$(free_port)
 WORK=$(mktemp -d)
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -33,9 +37,13 @@ address = "127.0.0.1:$RP"
 CONF
 target/release/respgate --config "$WORK/fwd.toml" --log-level warn &
 PIDS+=($!)
+sed -e "s/:$FP\"/:$F1P\"/" -e 's/^metrics_listen = ""/metrics_listen = ""\nworker_threads = 1/' \
+  "$WORK/fwd.toml" > "$WORK/fwd1.toml"
+target/release/respgate --config "$WORK/fwd1.toml" --log-level warn &
+PIDS+=($!)
 target/release/respgate --listen "127.0.0.1:$EP" --metrics-listen "" --log-level warn &
 PIDS+=($!)
-TARGETS="redis:$RP fwd:$FP embedded:$EP"
+TARGETS="redis:$RP fwd:$FP fwd1:$F1P embedded:$EP"
 NUTCRACKER=$(command -v nutcracker || ls /usr/sbin/nutcracker 2>/dev/null || true)
 if [ -n "$NUTCRACKER" ]; then
   cat > "$WORK/nutcracker.yml" <<CONF
@@ -49,7 +57,7 @@ bench:
 CONF
   "$NUTCRACKER" -c "$WORK/nutcracker.yml" -s "$(free_port)" -o "$WORK/nutcracker.log" &
   PIDS+=($!)
-  TARGETS="redis:$RP fwd:$FP twemproxy:$TP embedded:$EP"
+  TARGETS="redis:$RP fwd:$FP fwd1:$F1P twemproxy:$TP embedded:$EP"
 fi
 sleep 1
 declare -A results

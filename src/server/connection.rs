@@ -563,10 +563,11 @@ async fn drain<K: std::future::Future<Output = ()>>(
         let (used, errors) = st.take_replies(1 + following, out);
         st.settled(used);
         let mut verdicts = Verdicts::new(&out[start..], errors);
-        record_forwarded(shared, session, cmd, verdicts.next());
+        let now = std::time::Instant::now();
+        record_forwarded_at(shared, session, cmd, verdicts.next(), now);
         for _ in 1..used {
             if let Some(Slot::Remote { cmd, .. }) = session.pending.pop_front() {
-                record_forwarded(shared, session, cmd, verdicts.next());
+                record_forwarded_at(shared, session, cmd, verdicts.next(), now);
             }
         }
     }
@@ -580,8 +581,19 @@ fn record_forwarded(
     cmd: Option<(&'static str, std::time::Instant)>,
     verdict: Verdict,
 ) {
+    record_forwarded_at(shared, session, cmd, verdict, std::time::Instant::now());
+}
+
+/// [`record_forwarded`] with the clock already read (one read for a chunk of replies).
+fn record_forwarded_at(
+    shared: &Shared,
+    session: &Session,
+    cmd: Option<(&'static str, std::time::Instant)>,
+    verdict: Verdict,
+    now: std::time::Instant,
+) {
     if let Some((name, started)) = cmd {
-        let took = started.elapsed();
+        let took = now.saturating_duration_since(started);
         shared
             .cmdstats
             .record(name, session.tenant.as_deref(), took, verdict);

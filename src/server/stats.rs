@@ -66,7 +66,13 @@ impl ServerStats {
 /// three atomic adds — no allocation, no lock.
 pub struct CommandStats {
     // FxHash: fixed keys from the command table, looked up once per command.
-    by_name: rustc_hash::FxHashMap<&'static str, CommandStat>,
+    stats: Vec<(&'static str, CommandStat)>,
+    by_name: rustc_hash::FxHashMap<&'static str, usize>,
+    /// The same entries by the address of the table's name string: callers pass the
+    /// table's own `&'static str`, so a lookup hashes one integer instead of the name and
+    /// compares no bytes (the name lookup was a tenth of a pipelined forwarded command's
+    /// CPU).
+    by_addr: rustc_hash::FxHashMap<usize, usize>,
     /// `respgate_commands_total` of clients of no tenant (`tenant=""`).
     untenanted: TenantCommands,
 }
@@ -161,20 +167,50 @@ impl Default for CommandStats {
 
 impl CommandStats {
     pub fn new() -> CommandStats {
-        let mut by_name = rustc_hash::FxHashMap::default();
-        for (index, name) in crate::metrics::commands::command_names().enumerate() {
-            by_name.insert(
-                name,
-                CommandStat {
-                    index,
-                    ..CommandStat::default()
-                },
-            );
-        }
+        let stats: Vec<(&'static str, CommandStat)> = crate::metrics::commands::command_names()
+            .enumerate()
+            .map(|(index, name)| {
+                (
+                    name,
+                    CommandStat {
+                        index,
+                        ..CommandStat::default()
+                    },
+                )
+            })
+            .collect();
+        let by_name = stats
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| (*n, i))
+            .collect();
+        let by_addr = stats
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| (n.as_ptr() as usize, i))
+            .collect();
         CommandStats {
+            stats,
             by_name,
+            by_addr,
             untenanted: TenantCommands::new(""),
         }
+    }
+
+    /// The entry of `name`: by the string's address when it is the table's, else by value.
+    fn stat(&self, name: &'static str) -> Option<&CommandStat> {
+        let index = match self.by_addr.get(&(name.as_ptr() as usize)) {
+            Some(&i)
+                if self
+                    .stats
+                    .get(i)
+                    .is_some_and(|(n, _)| n.len() == name.len()) =>
+            {
+                i
+            }
+            _ => *self.by_name.get(name)?,
+        };
+        self.stats.get(index).map(|(_, s)| s)
     }
 
     /// Records one executed command of `tenant`'s client, which took `took` inside respgate.
@@ -185,7 +221,7 @@ impl CommandStats {
         took: Duration,
         verdict: Verdict,
     ) {
-        let Some(s) = self.by_name.get(name) else {
+        let Some(s) = self.stat(name) else {
             return;
         };
         s.calls.fetch_add(1, Ordering::Relaxed);
@@ -205,7 +241,7 @@ impl CommandStats {
     /// Records a command refused before running (arity, auth): Redis's `rejected_calls`.
     /// `class` is the refusal's error class (see `metrics::commands::classify_error`).
     pub fn reject(&self, name: &'static str, tenant: Option<&Tenant>, class: usize) {
-        let Some(s) = self.by_name.get(name) else {
+        let Some(s) = self.stat(name) else {
             return;
         };
         s.rejected.fetch_add(1, Ordering::Relaxed);
@@ -220,8 +256,9 @@ impl CommandStats {
             "# HELP {0} Time from reading a command to having its reply ready, inside respgate\n# TYPE {0} histogram\n",
             crate::metrics::COMMAND_DURATION
         ));
-        let mut names: Vec<_> = self.by_name.iter().collect();
-        names.sort_by_key(|(n, _)| **n);
+        let mut names: Vec<_> = self.stats.iter().collect();
+        names.sort_by_key(|(n, _)| *n);
+        names.dedup_by_key(|(n, _)| *n);
         for (name, s) in names {
             s.duration.render(name, out);
         }
@@ -230,7 +267,7 @@ impl CommandStats {
     /// Commands called at least once, sorted by name.
     pub fn used(&self) -> Vec<(&'static str, &CommandStat)> {
         let mut v: Vec<_> = self
-            .by_name
+            .stats
             .iter()
             .filter(|(_, s)| {
                 s.calls.load(Ordering::Relaxed) + s.rejected.load(Ordering::Relaxed) > 0
@@ -242,7 +279,7 @@ impl CommandStats {
     }
 
     pub fn reset(&self) {
-        for s in self.by_name.values() {
+        for (_, s) in &self.stats {
             s.calls.store(0, Ordering::Relaxed);
             s.usec.store(0, Ordering::Relaxed);
             s.failed.store(0, Ordering::Relaxed);
