@@ -9,7 +9,8 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{Counter, counter};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::command::table;
 
@@ -77,24 +78,27 @@ pub fn verdict_of_encoded(reply: &[u8]) -> Verdict {
     }
 }
 
-/// One command's counters for one tenant.
-#[derive(Default)]
-struct ResultCounters {
-    ok: OnceLock<Counter>,
-    // Most commands never fail: their error handles are not even allocated.
-    errors: OnceLock<Box<[OnceLock<Counter>; ERROR_CLASSES.len()]>>,
-}
-
 /// Every command and subcommand name of the table, in a fixed order: a command's position
-/// here is its index into each tenant's counters (no second hash lookup per command).
+/// here is its index into each tenant's counts (no second hash lookup per command).
 pub fn command_names() -> impl Iterator<Item = &'static str> {
     table::all()
         .iter()
         .flat_map(|cmd| std::iter::once(cmd.name).chain(cmd.subcommands.iter().map(|s| s.name)))
 }
 
-/// `respgate_commands_total` handles of one tenant (`""`: clients of no tenant), indexed
-/// as [`command_names`].
+/// One command's counts for one tenant.
+#[derive(Default)]
+struct ResultCounters {
+    ok: AtomicU64,
+    // Most commands never fail: their error counts are not even allocated.
+    errors: OnceLock<Box<[AtomicU64; ERROR_CLASSES.len()]>>,
+}
+
+/// `respgate_commands_total` of one tenant (`""`: clients of no tenant), indexed as
+/// [`command_names`]: plain atomics, rendered at scrape time by [`render_commands`] (the
+/// exporter's counters track recency on every increment, a measurable share of a
+/// pipelined command). One per tenant name for the process's life, so a reload that
+/// rebuilds the tenants keeps their counts.
 pub struct TenantCommands {
     tenant: String,
     by_index: Vec<ResultCounters>,
@@ -106,33 +110,84 @@ impl std::fmt::Debug for TenantCommands {
     }
 }
 
+/// Every tenant's counts by tenant name.
+fn registry() -> &'static parking_lot::Mutex<std::collections::BTreeMap<String, Arc<TenantCommands>>>
+{
+    static R: OnceLock<
+        parking_lot::Mutex<std::collections::BTreeMap<String, Arc<TenantCommands>>>,
+    > = OnceLock::new();
+    R.get_or_init(Default::default)
+}
+
+/// The table's names in [`command_names`] order, for rendering.
+fn names() -> &'static [&'static str] {
+    static N: OnceLock<Vec<&'static str>> = OnceLock::new();
+    N.get_or_init(|| command_names().collect())
+}
+
 impl TenantCommands {
-    pub fn new(tenant: &str) -> TenantCommands {
-        TenantCommands {
-            tenant: tenant.to_string(),
-            by_index: command_names().map(|_| ResultCounters::default()).collect(),
-        }
+    /// The counts of `tenant` (created on first use, then shared).
+    pub fn for_tenant(tenant: &str) -> Arc<TenantCommands> {
+        registry()
+            .lock()
+            .entry(tenant.to_string())
+            .or_insert_with(|| {
+                Arc::new(TenantCommands {
+                    tenant: tenant.to_string(),
+                    by_index: command_names().map(|_| ResultCounters::default()).collect(),
+                })
+            })
+            .clone()
     }
 
-    /// Counts one command `name` (a table name: `get`, `client|list`; `index` its position
-    /// in [`command_names`]) that ended so.
-    pub fn count(&self, index: usize, name: &'static str, verdict: Verdict) {
+    /// Counts one command (`index`: its position in [`command_names`]) that ended so.
+    pub fn count(&self, index: usize, verdict: Verdict) {
         let Some(c) = self.by_index.get(index) else {
             return;
         };
-        let counter = match verdict {
-            Ok(()) => c.ok.get_or_init(|| self.counter(name, "ok")),
-            Err(class) => {
-                let errors = c.errors.get_or_init(Default::default);
-                let class = class.min(OTHER);
-                errors[class].get_or_init(|| self.counter(name, ERROR_CLASSES[class]))
-            }
+        match verdict {
+            Ok(()) => c.ok.fetch_add(1, Ordering::Relaxed),
+            Err(class) => c.errors.get_or_init(Default::default)[class.min(OTHER)]
+                .fetch_add(1, Ordering::Relaxed),
         };
-        counter.increment(1);
     }
 
-    fn counter(&self, name: &'static str, result: &'static str) -> Counter {
-        counter!(COMMANDS, "command" => name, "tenant" => self.tenant.clone(), "result" => result)
+    fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        let line = |out: &mut String, name: &str, result: &str, n: u64| {
+            let _ = writeln!(
+                out,
+                "{COMMANDS}{{command=\"{name}\",tenant=\"{}\",result=\"{result}\"}} {n}",
+                self.tenant
+            );
+        };
+        for (c, name) in self.by_index.iter().zip(names()) {
+            let ok = c.ok.load(Ordering::Relaxed);
+            if ok > 0 {
+                line(out, name, "ok", ok);
+            }
+            if let Some(errors) = c.errors.get() {
+                for (e, class) in errors.iter().zip(ERROR_CLASSES) {
+                    let n = e.load(Ordering::Relaxed);
+                    if n > 0 {
+                        line(out, name, class, n);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Appends the `respgate_commands_total` family.
+pub fn render_commands(out: &mut String) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        out,
+        "# HELP {COMMANDS} Commands executed, by command, tenant and result (ok or the error's class)\n# TYPE {COMMANDS} counter"
+    );
+    let tenants: Vec<Arc<TenantCommands>> = registry().lock().values().cloned().collect();
+    for t in tenants {
+        t.render(out);
     }
 }
 

@@ -246,10 +246,6 @@ pub fn install() -> Result<PrometheusHandle, String> {
         "Client connections dropped because their TLS handshake failed or timed out"
     );
     metrics::describe_counter!(
-        COMMANDS,
-        "Commands executed, by command, tenant and result (ok or the error's class)"
-    );
-    metrics::describe_counter!(
         CLIENT_DISCONNECTS,
         "Client connections closed, by reason (closed by the client, protocol_error, query_buffer_limit, output_buffer_limit, idle_timeout, killed, shutdown)"
     );

@@ -122,6 +122,7 @@ pub fn render_own(out: &mut String) {
     if !out.is_empty() && !out.ends_with('\n') {
         out.push('\n');
     }
+    super::commands::render_commands(out);
     shared.cmdstats.render_durations(out);
     super::render_backend_durations(out);
 }

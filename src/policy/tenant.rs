@@ -54,7 +54,7 @@ pub struct Tenant {
     /// TTL rules, first match wins (enforced by the embedded engine, see `policy::ttl`).
     pub ttl: TtlRules,
     /// This tenant's `respgate_commands_total` handles.
-    pub commands: crate::metrics::commands::TenantCommands,
+    pub commands: std::sync::Arc<crate::metrics::commands::TenantCommands>,
     /// Forwarding: the Redis ACL user this tenant's backend connections log in as.
     pub backend_user: Option<Arc<BackendUser>>,
 }
@@ -181,7 +181,7 @@ fn compile(t: &TenantConfig) -> Result<Tenant, String> {
         acl: Acl::new(&t.deny, &t.allow, t.read_only, t.default_deny)?,
         durable: t.durable,
         ttl: TtlRules::compile(&t.ttl).map_err(|e| e.to_string())?,
-        commands: crate::metrics::commands::TenantCommands::new(&t.name),
+        commands: crate::metrics::commands::TenantCommands::for_tenant(&t.name),
         backend_user: match (&t.backend_username, &t.backend_password) {
             (Some(username), Some(password)) => Some(Arc::new(BackendUser {
                 username: username.clone(),

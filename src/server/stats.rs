@@ -74,7 +74,7 @@ pub struct CommandStats {
     /// CPU).
     by_addr: rustc_hash::FxHashMap<usize, usize>,
     /// `respgate_commands_total` of clients of no tenant (`tenant=""`).
-    untenanted: TenantCommands,
+    untenanted: std::sync::Arc<TenantCommands>,
 }
 
 #[derive(Default)]
@@ -193,7 +193,7 @@ impl CommandStats {
             stats,
             by_name,
             by_addr,
-            untenanted: TenantCommands::new(""),
+            untenanted: TenantCommands::for_tenant(""),
         }
     }
 
@@ -234,7 +234,7 @@ impl CommandStats {
             s.duration.record(took);
             tenant
                 .map_or(&self.untenanted, |t| &t.commands)
-                .count(s.index, name, verdict);
+                .count(s.index, verdict);
         }
     }
 
@@ -247,7 +247,7 @@ impl CommandStats {
         s.rejected.fetch_add(1, Ordering::Relaxed);
         tenant
             .map_or(&self.untenanted, |t| &t.commands)
-            .count(s.index, name, Err(class));
+            .count(s.index, Err(class));
     }
 
     /// The `respgate_command_duration_seconds` family in Prometheus text format.
