@@ -331,9 +331,7 @@ pub async fn serve(
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     shared.stats.input(n);
-                    if session.remote.is_some() {
-                        session.last_read = std::time::Instant::now();
-                    }
+                    session.last_read = std::time::Instant::now();
                 }
             },
         }

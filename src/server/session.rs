@@ -322,12 +322,11 @@ impl Session {
         // A forwarded command's time runs from the read that brought it to its reply (timed
         // when the reply is handed on, see `connection::drain`): it takes the read's
         // timestamp instead of a clock read of its own.
+        // A command's time starts when the read that brought it arrived, or when the command
+        // before it in the same pipeline finished (`last_read` is moved on after each one
+        // that runs here): one clock read per command instead of two.
         let forwarding = self.remote.is_some();
-        let started = if forwarding {
-            self.last_read
-        } else {
-            Instant::now()
-        };
+        let started = self.last_read;
         self.current = Some((effective.name, started));
         let outcome = if forwarding {
             self.forward(spec, argv)
@@ -343,7 +342,9 @@ impl Session {
             Outcome::Forwarded => Ok(()),
         };
         if !matches!(outcome, Outcome::Forwarded) {
-            let took = started.elapsed();
+            let now = Instant::now();
+            let took = now.saturating_duration_since(started);
+            self.last_read = now;
             self.shared
                 .cmdstats
                 .record(effective.name, self.tenant.as_deref(), took, verdict);
