@@ -205,3 +205,55 @@ fn failover_under_load(
     drop(setup);
     drop(port_held);
 }
+
+/// `cmdstat_get` calls in a server's INFO commandstats (0 when absent).
+fn get_calls(addr: &str) -> u64 {
+    let Value::Bulk(text) = Conn::connect(addr).cmd_str("INFO commandstats") else {
+        panic!("INFO commandstats from {addr}");
+    };
+    String::from_utf8_lossy(&text)
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_get:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn read_from_replica_sends_reads_to_a_healthy_replica() {
+    let setup = SentinelSetup::start_stable();
+    let master = setup.master.as_ref().expect("master").addr();
+    let replica = setup.replica.as_ref().expect("replica").addr();
+    let gate = Respgate::sentinel(
+        &setup.sentinel_addrs(),
+        MASTER_NAME,
+        "read_from = \"replica\"\n",
+    );
+    let mut c = Conn::connect(&gate.addr);
+    assert_eq!(c.cmd_str("SET k v"), ok());
+    // Once the sentinels' replica is known (and has the write), GETs are served by it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match c.cmd_str("GET k") {
+            Value::Bulk(v) if v == b"v" => break,
+            other => {
+                assert!(Instant::now() < deadline, "no replica read: {other:?}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    let (on_master, on_replica) = (get_calls(&master), get_calls(&replica));
+    for _ in 0..20 {
+        assert_eq!(c.cmd_str("GET k"), Value::Bulk(b"v".to_vec()));
+    }
+    assert_eq!(get_calls(&master), on_master, "reads reached the master");
+    assert!(get_calls(&replica) >= on_replica + 20);
+    // Writes still go to the master, and a client in a transaction stays there.
+    assert_eq!(c.cmd_str("SET k w"), ok());
+    assert_eq!(c.cmd_str("MULTI"), Value::Simple("OK".into()));
+    assert_eq!(c.cmd_str("GET k"), Value::Simple("QUEUED".into()));
+    assert_eq!(
+        c.cmd_str("EXEC"),
+        Value::Array(vec![Value::Bulk(b"w".to_vec())])
+    );
+}

@@ -619,10 +619,15 @@ impl Config {
                 ),
             ));
         }
-        if self.backend.read_from != "master" && self.backend.mode != BackendMode::Cluster {
+        if self.backend.read_from != "master"
+            && !matches!(
+                self.backend.mode,
+                BackendMode::Cluster | BackendMode::Sentinel
+            )
+        {
             return Err(invalid(
                 "backend.read_from",
-                "reading from replicas is implemented for mode = \"cluster\" only so far".into(),
+                "reading from replicas needs mode = \"sentinel\" or \"cluster\" (a standalone server has no replicas respgate knows of)".into(),
             ));
         }
         parse_duration(&self.backend.connect_timeout)

@@ -309,7 +309,7 @@ impl Poller {
                     out.push((master.clone(), "master"));
                 }
                 if let Some(sentinels) = &self.monitor.sentinels {
-                    match ask_replicas(sentinels).await {
+                    match sentinels.ask_replicas(false).await {
                         Ok(list) => self.replicas = list,
                         Err(e) => {
                             debug!(error = %e, "no sentinel listed the replicas; keeping the last list")
@@ -611,67 +611,6 @@ async fn poll_node(target: &Target, kept: Option<TcpStream>, timeout: Duration) 
 
 /// The replicas of the monitored master according to the first sentinel that answers
 /// `SENTINEL replicas <name>`.
-async fn ask_replicas(sentinels: &Sentinels) -> Result<Vec<String>, BackendError> {
-    let mut last = BackendError::Unavailable("no sentinel configured".into());
-    for address in &sentinels.addresses {
-        let attempt = async {
-            let reply = sentinels
-                .command(
-                    address,
-                    &[b"SENTINEL", b"replicas", sentinels.master_name.as_bytes()],
-                )
-                .await?;
-            match decode(&reply) {
-                Frame::Error(e) => Err(BackendError::Refused(
-                    String::from_utf8_lossy(&e).into_owned(),
-                )),
-                frame => Ok(parse_replicas(&frame)),
-            }
-        };
-        match attempt.await {
-            Ok(list) => return Ok(list),
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
-}
-
-/// Addresses from a `SENTINEL replicas` reply: one flat field/value array per replica.
-fn parse_replicas(frame: &Frame) -> Vec<String> {
-    let Frame::Array(replicas) = frame else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for r in replicas {
-        let Frame::Array(fields) = r else { continue };
-        let (mut ip, mut port) = (None, None);
-        for pair in fields.chunks(2) {
-            let [k, v] = pair else { continue };
-            match k.as_bytes().map(|b| b.as_ref()) {
-                Some(b"ip") => {
-                    ip = v
-                        .as_bytes()
-                        .map(|b| String::from_utf8_lossy(b).into_owned())
-                }
-                Some(b"port") => {
-                    port = v
-                        .as_bytes()
-                        .map(|b| String::from_utf8_lossy(b).into_owned())
-                }
-                _ => {}
-            }
-        }
-        if let (Some(ip), Some(port)) = (ip, port) {
-            out.push(if ip.contains(':') {
-                format!("[{ip}]:{port}")
-            } else {
-                format!("{ip}:{port}")
-            });
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -791,9 +730,9 @@ mod tests {
             Frame::Integer(3),
         ]);
         assert_eq!(
-            parse_replicas(&reply),
+            crate::backend::remote::sentinel::parse_replicas(&reply, false),
             vec!["127.0.0.1:7001".to_string(), "[::1]:7002".to_string()]
         );
-        assert!(parse_replicas(&Frame::Null).is_empty());
+        assert!(crate::backend::remote::sentinel::parse_replicas(&Frame::Null, false).is_empty());
     }
 }

@@ -403,6 +403,17 @@ impl Session {
                 self.remote_target()
                     .pinned_conn_as(user.as_ref(), self.proto, 0)
             }
+            (false, false) if self.reads_from_replica(spec) => {
+                let remote = self.remote_target();
+                match remote.replica_conn(self.proto, self.client_id()) {
+                    Ok(Some(c)) => c,
+                    Ok(None) => match self.conn(false) {
+                        Some(c) => c,
+                        None => return Outcome::DrainFirst,
+                    },
+                    Err(e) => return Outcome::Reply(Reply::err(e)),
+                }
+            }
             (false, pin) => match self.conn(pin) {
                 Some(c) => c,
                 None => return Outcome::DrainFirst,
@@ -527,6 +538,20 @@ impl Session {
         let c = remote.shared_conn_as(user.as_ref(), proto, id);
         st.shared_conn = Some((c.clone(), proto, user));
         Some(c)
+    }
+
+    /// Sentinel `read_from` replica / prefer-replica: a read-only command of a client that
+    /// holds no connection of its own (no WATCH, SELECT, or tenant backend login) goes to
+    /// the read replica.
+    fn reads_from_replica(&self, spec: &'static CommandSpec) -> bool {
+        self.shared
+            .remote
+            .as_ref()
+            .is_some_and(|r| r.replica.is_some())
+            && spec.has(crate::command::table::flags::READONLY)
+            && self.db == 0
+            && self.backend_user().is_none()
+            && self.remote.as_ref().is_some_and(|st| st.pinned.is_none())
     }
 
     /// The backend user this client's commands log in as: its tenant's own, if it has one.

@@ -110,8 +110,6 @@ impl Target {
         if *current == address {
             return false;
         }
-        metrics::gauge!(crate::metrics::SENTINEL_MASTER, "address" => current.clone()).set(0.0);
-        metrics::gauge!(crate::metrics::SENTINEL_MASTER, "address" => address.to_string()).set(1.0);
         *current = address.to_string();
         let generation = self
             .generation
@@ -157,6 +155,14 @@ pub struct Remote {
     /// Shared connections of tenants that log in as their own ACL user, per user (same
     /// shape as `shared`). Same target: they follow a sentinel failover like the others.
     tenant_shared: Mutex<FxHashMap<Arc<BackendUser>, TenantPool>>,
+    /// Sentinel mode with `read_from = "replica" | "prefer-replica"`: the replica read-only
+    /// commands go to (its address follows the sentinels' list of healthy replicas; empty
+    /// while none is known), and its shared connections.
+    pub replica: Option<Arc<Target>>,
+    replica_shared: [Vec<Mutex<Option<BackendConn>>>; 2],
+    /// `read_from = "replica"`: without a healthy replica, reads fail instead of going to
+    /// the master.
+    pub replica_required: bool,
 }
 
 /// [RESP2, RESP3] × `connections` shared connections of one backend user.
@@ -174,6 +180,17 @@ impl Remote {
         ));
         let slots = || (0..config.connections).map(|_| Mutex::new(None)).collect();
         let cluster_tls = target.tls.clone();
+        let replica = (config.mode == crate::config::BackendMode::Sentinel
+            && config.read_from != "master")
+            .then(|| {
+                Arc::new(Target::new(
+                    String::new(),
+                    config.username.clone(),
+                    config.password.clone(),
+                    parse_duration(&config.connect_timeout).unwrap_or(Duration::from_secs(2)),
+                    target.tls.clone(),
+                ))
+            });
         Remote {
             target,
             shared: [slots(), slots()],
@@ -182,6 +199,9 @@ impl Remote {
                 .filter(|d| !d.is_zero()),
             live: Mutex::new(Vec::new()),
             tenant_shared: Mutex::new(FxHashMap::default()),
+            replica,
+            replica_shared: [slots(), slots()],
+            replica_required: config.read_from == "replica",
             cluster: (config.mode == crate::config::BackendMode::Cluster).then(|| {
                 Arc::new(cluster::router::ClusterBackend::new(
                     config.nodes.clone(),
@@ -196,6 +216,56 @@ impl Remote {
                     cluster::router::ReadFrom::parse(&config.read_from),
                 ))
             }),
+        }
+    }
+
+    /// Sentinel read replicas: the shared replica connection for this client; `Ok(None)`:
+    /// no replica is known and reads may go to the master; `Err`: `read_from = "replica"`
+    /// and none is known.
+    pub fn replica_conn(
+        &self,
+        proto: Protocol,
+        client_id: u64,
+    ) -> Result<Option<BackendConn>, String> {
+        let Some(target) = &self.replica else {
+            return Ok(None);
+        };
+        if target.address().is_empty() {
+            return if self.replica_required {
+                Err(
+                    "ERR respgate: no healthy replica to read from (read_from = \"replica\")"
+                        .into(),
+                )
+            } else {
+                Ok(None)
+            };
+        }
+        let pool = &self.replica_shared[usize::from(proto == Protocol::Resp3)];
+        let mut slot = pool[(client_id as usize) % pool.len()].lock();
+        match slot.as_ref() {
+            Some(c) if !c.is_dead() => Ok(Some(c.clone())),
+            _ => {
+                let c = self.spawn_to(target.clone(), None, proto, 0);
+                *slot = Some(c.clone());
+                Ok(Some(c))
+            }
+        }
+    }
+
+    /// Points replica reads at `address` ("" : none healthy), closing the connections to the
+    /// replica read from before.
+    pub fn set_read_replica(&self, address: &str) {
+        let Some(target) = &self.replica else { return };
+        if !target.set_address(address) {
+            return;
+        }
+        tracing::info!(replica = %address, "reading from this replica");
+        for pool in &self.replica_shared {
+            for slot in pool {
+                if let Some(c) = slot.lock().take() {
+                    c.kill(BackendError::Failover);
+                }
+            }
         }
     }
 
@@ -334,9 +404,14 @@ impl Remote {
     /// old one is closed, its in-flight commands answered with [`BackendError::Failover`]
     /// (never a reply from a server that is no longer the master).
     pub fn switch_master(&self, address: &str) -> bool {
+        let old = self.target.address();
         if !self.target.set_address(address) {
             return false;
         }
+        if !old.is_empty() {
+            metrics::gauge!(crate::metrics::SENTINEL_MASTER, "address" => old).set(0.0);
+        }
+        metrics::gauge!(crate::metrics::SENTINEL_MASTER, "address" => address.to_string()).set(1.0);
         tracing::warn!(master = %address, "following the new master");
         crate::metrics::handles().sentinel_failovers.increment(1);
         let live = std::mem::take(&mut *self.live.lock());

@@ -34,6 +34,33 @@ pub struct Sentinels {
 }
 
 impl Sentinels {
+    /// The replicas of our master as the first answering sentinel lists them; with
+    /// `healthy_only`, only those it sees up and in sync (for serving reads).
+    pub async fn ask_replicas(&self, healthy_only: bool) -> Result<Vec<String>, BackendError> {
+        let mut last = BackendError::Unavailable("no sentinel configured".into());
+        for address in &self.addresses {
+            let attempt = async {
+                let reply = self
+                    .command(
+                        address,
+                        &[b"SENTINEL", b"replicas", self.master_name.as_bytes()],
+                    )
+                    .await?;
+                match decode(&reply) {
+                    Frame::Error(e) => Err(BackendError::Refused(
+                        String::from_utf8_lossy(&e).into_owned(),
+                    )),
+                    frame => Ok(parse_replicas(&frame, healthy_only)),
+                }
+            };
+            match attempt.await {
+                Ok(list) => return Ok(list),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
     fn target(&self, address: &str) -> Target {
         Target::new(
             address.to_string(),
@@ -131,7 +158,32 @@ fn join_host_port(host: &str, port: &str) -> String {
 
 /// Starts following the master; runs until the process exits.
 pub fn spawn(remote: Arc<Remote>, sentinels: Sentinels) {
+    if remote.replica.is_some() {
+        tokio::spawn(follow_replicas(remote.clone(), sentinels.clone()));
+    }
     tokio::spawn(follow(remote, sentinels));
+}
+
+/// `read_from` replica / prefer-replica: keeps reads on a replica the sentinels see up and
+/// in sync with the master, re-asked every [`POLL`]; the current one is kept while it stays
+/// healthy.
+async fn follow_replicas(remote: Arc<Remote>, sentinels: Sentinels) {
+    loop {
+        match sentinels.ask_replicas(true).await {
+            Ok(healthy) => {
+                let current = remote
+                    .replica
+                    .as_ref()
+                    .map(|t| t.address())
+                    .unwrap_or_default();
+                if !healthy.contains(&current) {
+                    remote.set_read_replica(healthy.first().map_or("", |s| s.as_str()));
+                }
+            }
+            Err(e) => debug!(error = %e, "no sentinel listed the replicas"),
+        }
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 async fn follow(remote: Arc<Remote>, sentinels: Sentinels) {
@@ -225,6 +277,50 @@ fn switch_master_message(frame: &Frame, master_name: &str) -> Option<String> {
         [name, _, _, ip, port] if *name == master_name => Some(join_host_port(ip, port)),
         _ => None,
     }
+}
+
+/// Addresses from a `SENTINEL replicas` reply (one flat field/value array per replica); with
+/// `healthy_only`, without replicas flagged down or disconnected or whose link to the master
+/// is not `ok`.
+pub fn parse_replicas(frame: &Frame, healthy_only: bool) -> Vec<String> {
+    let Frame::Array(replicas) = frame else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for r in replicas {
+        let Frame::Array(fields) = r else { continue };
+        let (mut ip, mut port, mut healthy) = (None, None, true);
+        for pair in fields.chunks(2) {
+            let [k, v] = pair else { continue };
+            let text = || {
+                v.as_bytes()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+            };
+            match k.as_bytes().map(|b| b.as_ref()) {
+                Some(b"ip") => ip = text(),
+                Some(b"port") => port = text(),
+                Some(b"flags") => {
+                    let flags = text().unwrap_or_default();
+                    healthy &= !["s_down", "o_down", "disconnected"]
+                        .iter()
+                        .any(|f| flags.contains(f));
+                }
+                Some(b"master-link-status") => healthy &= text().as_deref() == Some("ok"),
+                _ => {}
+            }
+        }
+        if healthy_only && !healthy {
+            continue;
+        }
+        if let (Some(ip), Some(port)) = (ip, port) {
+            out.push(if ip.contains(':') {
+                format!("[{ip}]:{port}")
+            } else {
+                format!("{ip}:{port}")
+            });
+        }
+    }
+    out
 }
 
 #[cfg(test)]
