@@ -310,7 +310,7 @@ impl Remote {
         match slot.as_ref() {
             Some(c) if !c.is_dead() => c.clone(),
             _ => {
-                let c = self.spawn_as(self.target.clone(), Some(user.clone()), proto, 0);
+                let c = self.spawn_to(self.target.clone(), Some(user.clone()), proto, 0);
                 *slot = Some(c.clone());
                 c
             }
@@ -324,7 +324,7 @@ impl Remote {
         proto: Protocol,
         db: usize,
     ) -> BackendConn {
-        self.spawn_as(self.target.clone(), user.cloned(), proto, db)
+        self.spawn_to(self.target.clone(), user.cloned(), proto, db)
     }
 
     /// Startup check: says in the log whether the backend answers (respgate starts either
@@ -363,23 +363,12 @@ impl Remote {
     }
 
     fn spawn(&self, proto: Protocol, db: usize) -> BackendConn {
-        self.spawn_as(self.target.clone(), None, proto, db)
+        self.spawn_to(self.target.clone(), None, proto, db)
     }
 
-    /// A new connection to `target` (a cluster node), tracked like the others, logged in as
-    /// `user` (None: the configured backend user).
+    /// A new connection to `target` (the master, a read replica, a cluster node), tracked
+    /// like the others, logged in as `user` (None: the configured backend user).
     pub fn spawn_to(
-        &self,
-        target: Arc<Target>,
-        user: Option<Arc<BackendUser>>,
-        proto: Protocol,
-        db: usize,
-    ) -> BackendConn {
-        self.spawn_as(target, user, proto, db)
-    }
-
-    /// A new connection logged in as `user` (None: the configured backend user).
-    fn spawn_as(
         &self,
         target: Arc<Target>,
         user: Option<Arc<BackendUser>>,

@@ -317,16 +317,7 @@ async fn ask(
             None => Err(BackendError::Closed),
         }
     };
-    match timeout {
-        Some(t) => match tokio::time::timeout(t, wait).await {
-            Ok(r) => r,
-            Err(_) => {
-                conn.kill(BackendError::Timeout(t.as_millis()));
-                Err(BackendError::Timeout(t.as_millis()))
-            }
-        },
-        None => wait.await,
-    }
+    within(conn, timeout, wait).await
 }
 
 /// An error reply in the client's protocol, as raw bytes.
@@ -493,6 +484,16 @@ async fn ask_all(
         }
         Ok(replies)
     };
+    within(conn, timeout, wait).await
+}
+
+/// Waits for `wait` up to `timeout`; when that passes, `conn` is given up (everything owed
+/// on it is answered with the timeout) and so is the wait.
+async fn within<T>(
+    conn: &BackendConn,
+    timeout: Option<Duration>,
+    wait: impl std::future::Future<Output = Result<T, BackendError>>,
+) -> Result<T, BackendError> {
     match timeout {
         Some(t) => match tokio::time::timeout(t, wait).await {
             Ok(r) => r,
