@@ -367,3 +367,65 @@ fn backend_acl_user_and_password() {
         "{reply:?}"
     );
 }
+
+/// The bytes a server sends for a pipeline ending in PING, up to and including its +PONG.
+fn raw_replies(addr: &str, commands: &[&str]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut req = Vec::new();
+    for c in commands {
+        let parts: Vec<&[u8]> = c.split_whitespace().map(str::as_bytes).collect();
+        req.extend(Conn::encode(&parts));
+    }
+    req.extend(Conn::encode(&[b"PING"]));
+    s.write_all(&req).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(b"+PONG\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    got
+}
+
+#[test]
+fn client_reply_off_skip_on_as_redis_does() {
+    let script = [
+        "CLIENT REPLY OFF",
+        "SET a 1",
+        "GET a",
+        "CLIENT REPLY ON",
+        "GET a",
+        "CLIENT REPLY SKIP",
+        "INCR a",
+        "GET a",
+        "CLIENT REPLY SKIP",
+        "GET nokey",
+        "CLIENT REPLY OFF",
+        "CLIENT REPLY ON",
+        "GET a",
+    ];
+    let redis = RedisServer::start();
+    let expected = raw_replies(&redis.addr(), &script);
+    assert_eq!(
+        String::from_utf8_lossy(&expected),
+        "+OK\r\n$1\r\n1\r\n$1\r\n2\r\n+OK\r\n$1\r\n2\r\n+PONG\r\n"
+    );
+    let embedded = Respgate::start();
+    let backend = RedisServer::start();
+    let forwarding = Respgate::standalone(&backend.addr(), "");
+    for (what, addr) in [
+        ("embedded", &embedded.addr),
+        ("forwarding", &forwarding.addr),
+    ] {
+        let got = raw_replies(addr, &script);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&expected),
+            "{what}"
+        );
+    }
+}

@@ -46,10 +46,24 @@ pub fn client(s: &mut Session, argv: &[Bytes]) -> Reply {
         b"unblock" => unblock(s, argv),
         b"no-evict" | b"no-touch" => on_off(&argv[2]),
         b"reply" => {
-            // Only ON is meaningful while replies are always sent; OFF/SKIP would need the
-            // connection loop to drop replies, which no client in our target set relies on.
+            // As Redis: OFF and SKIP are not answered; ON is, even after OFF.
             match argv[2].to_ascii_lowercase().as_slice() {
-                b"on" => Reply::ok(),
+                b"on" => {
+                    s.reply_off = false;
+                    s.skip_next = false;
+                    s.reply_mode_changed = Some(true);
+                    Reply::ok()
+                }
+                b"off" => {
+                    s.reply_off = true;
+                    s.reply_mode_changed = Some(false);
+                    Reply::ok()
+                }
+                b"skip" => {
+                    s.skip_next = true;
+                    s.reply_mode_changed = Some(false);
+                    Reply::ok()
+                }
                 _ => Reply::err(errors::SYNTAX),
             }
         }

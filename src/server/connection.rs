@@ -394,7 +394,7 @@ async fn drain<K: std::future::Future<Output = ()>>(
         if over_output_limit(shared, handle, out) {
             return Err(ClientGone);
         }
-        let (deadline, resend, strip, unwrap, cmd) = match slot {
+        let (deadline, resend, strip, unwrap, cmd, discard) = match slot {
             Slot::Local(bytes) => {
                 out.extend_from_slice(&bytes);
                 continue;
@@ -430,7 +430,8 @@ async fn drain<K: std::future::Future<Output = ()>>(
                 strip,
                 unwrap,
                 cmd,
-            } => (deadline, resend, strip, unwrap, cmd),
+                discard,
+            } => (deadline, resend, strip, unwrap, cmd, discard),
         };
         let Some(st) = session.remote.as_mut() else {
             return Err(ClientGone);
@@ -503,7 +504,9 @@ async fn drain<K: std::future::Future<Output = ()>>(
                         let r =
                             router::follow(remote, cluster, resend, Err(e), proto, client_id).await;
                         record_forwarded(shared, session, cmd, verdict_of_encoded(&r));
-                        out.extend_from_slice(&r);
+                        if !discard {
+                            out.extend_from_slice(&r);
+                        }
                         continue;
                     }
                     let address = shared
@@ -511,7 +514,9 @@ async fn drain<K: std::future::Future<Output = ()>>(
                         .as_ref()
                         .map(|r| r.target.address())
                         .unwrap_or_default();
-                    crate::protocol::Reply::err(e.client_error(&address)).encode(proto, out);
+                    if !discard {
+                        crate::protocol::Reply::err(e.client_error(&address)).encode(proto, out);
+                    }
                     record_forwarded(shared, session, cmd, Err(0));
                     continue;
                 }
@@ -519,7 +524,7 @@ async fn drain<K: std::future::Future<Output = ()>>(
                 None => return Err(ClientGone),
             }
         }
-        if resend.is_some() || strip.is_some() || unwrap.is_some() {
+        if resend.is_some() || strip.is_some() || unwrap.is_some() || discard {
             // One reply on its own: resent elsewhere if a cluster node redirects it, and
             // stripped of the tenant's prefix if it names keys or channels.
             let mut one = BytesMut::new();
@@ -538,7 +543,9 @@ async fn drain<K: std::future::Future<Output = ()>>(
             }
             let reply = strip_tenant(session, strip, reply, proto);
             record_forwarded(shared, session, cmd, verdict_of_encoded(&reply));
-            out.extend_from_slice(&reply);
+            if !discard {
+                out.extend_from_slice(&reply);
+            }
             continue;
         }
         // This slot, and the plain remote slots right behind it, take replies from the chunk.
@@ -552,6 +559,7 @@ async fn drain<K: std::future::Future<Output = ()>>(
                         resend: None,
                         strip: None,
                         unwrap: None,
+                        discard: false,
                         ..
                     }
                 )

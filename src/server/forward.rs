@@ -63,6 +63,8 @@ pub enum Slot {
         /// The client's command (table name) and when it arrived, counted and timed when
         /// its reply is handed on.
         cmd: Option<(&'static str, Instant)>,
+        /// CLIENT REPLY OFF/SKIP: the reply is taken and dropped.
+        discard: bool,
     },
     /// Cluster mode: a command several nodes answer together, run when its turn comes (and
     /// stripped of a tenant's prefix like a remote reply), over connections logging in as
@@ -208,8 +210,7 @@ fn unsupported(name: &str, argv: &[Bytes]) -> Option<String> {
         "client" => {
             let sub = argv.get(1)?;
             let refused = [
-                &b"reply"[..],
-                b"tracking",
+                &b"tracking"[..],
                 b"caching",
                 b"getredir",
                 b"trackinginfo",
@@ -762,6 +763,7 @@ impl Session {
             strip,
             unwrap,
             cmd,
+            discard: false,
         });
         Outcome::Forwarded
     }

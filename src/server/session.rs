@@ -26,6 +26,13 @@ pub struct Session {
     pub authenticated: bool,
     /// Set by QUIT or CLIENT KILL of ourselves: flush the replies, then close.
     pub closing: bool,
+    /// CLIENT REPLY OFF: no replies until CLIENT REPLY ON.
+    pub reply_off: bool,
+    /// CLIENT REPLY SKIP: no reply for the next command.
+    pub skip_next: bool,
+    /// Set while a command runs: CLIENT REPLY OFF/SKIP (its own reply is not sent) or ON
+    /// (its reply is sent although replies were off).
+    pub reply_mode_changed: Option<bool>,
     /// Channels, patterns and shard channels this client is subscribed to, in order.
     pub subscriptions: Vec<Bytes>,
     pub patterns: Vec<Bytes>,
@@ -102,6 +109,9 @@ impl Session {
             db: 0,
             authenticated,
             closing: false,
+            reply_off: false,
+            skip_next: false,
+            reply_mode_changed: None,
             subscriptions: Vec::new(),
             patterns: Vec::new(),
             shard_channels: Vec::new(),
@@ -128,13 +138,41 @@ impl Session {
     /// are still owed, to a slot behind them), or returns the wait of a command that blocked
     /// (its reply is written by [`Session::finish_block`]).
     pub fn handle(&mut self, argv: Vec<Bytes>, out: &mut BytesMut) -> Handled {
-        if self.pending.is_empty() {
-            return self.handle_into(argv, out);
+        // CLIENT REPLY OFF / SKIP: the command runs, its reply is dropped (a forwarded one
+        // when it arrives).
+        let skipped = std::mem::take(&mut self.skip_next);
+        let muted = self.reply_off || skipped;
+        self.reply_mode_changed = None;
+        let (mark, pending_before) = (out.len(), self.pending.len());
+        let handled = if self.pending.is_empty() {
+            self.handle_into(argv, out)
+        } else {
+            let mut local = BytesMut::new();
+            let handled = self.handle_into(argv, &mut local);
+            if !local.is_empty() {
+                self.pending.push_back(Slot::Local(local));
+            }
+            handled
+        };
+        if let Handled::RetryAfterDrain(_) = handled {
+            // It runs again after the drain: the skip is still its.
+            self.skip_next |= skipped;
+            return handled;
         }
-        let mut local = BytesMut::new();
-        let handled = self.handle_into(argv, &mut local);
-        if !local.is_empty() {
-            self.pending.push_back(Slot::Local(local));
+        let drop_reply = match self.reply_mode_changed.take() {
+            Some(shown) => !shown,
+            None => muted,
+        };
+        if drop_reply {
+            out.truncate(mark);
+            for slot in self.pending.iter_mut().skip(pending_before) {
+                match slot {
+                    Slot::Local(bytes) => bytes.clear(),
+                    Slot::Remote { discard, .. } => *discard = true,
+                    // A cluster fan-out's merged reply is sent (not worth a mode of its own).
+                    Slot::Deferred(..) => {}
+                }
+            }
         }
         handled
     }
