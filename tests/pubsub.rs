@@ -235,3 +235,41 @@ fn keyspace_notifications_match_real_redis() {
     }
     assert_eq!(expected.len(), actual.len());
 }
+
+/// MONITOR shows every other client's commands, as Redis prints them, in embedded and
+/// forwarding modes.
+#[test]
+fn monitor_streams_commands_in_both_modes() {
+    let backend = RedisServer::start();
+    let embedded = Respgate::start();
+    let forwarding = Respgate::standalone(&backend.addr(), "");
+    for (what, gate) in [("embedded", &embedded), ("forwarding", &forwarding)] {
+        let mut mon = Conn::connect(&gate.addr);
+        assert_eq!(mon.cmd_str("MONITOR"), Value::Simple("OK".into()), "{what}");
+        let mut c = Conn::connect(&gate.addr);
+        c.cmd(&[b"SET", b"k", b"a \"quoted\"\nline"]);
+        c.cmd_str("GET k");
+        let mut lines = Vec::new();
+        while lines.len() < 2 {
+            match mon.read() {
+                Value::Simple(line) => lines.push(line),
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+        // `+1733460000.123456 [0 127.0.0.1:port] "SET" "k" "..."`
+        let (head, rest) = lines[0]
+            .split_once(" [0 127.0.0.1:")
+            .expect("db and address");
+        assert!(
+            head.contains('.') && head.split('.').all(|p| p.parse::<u64>().is_ok()),
+            "{what}: {}",
+            lines[0]
+        );
+        assert!(
+            rest.ends_with(r#"] "SET" "k" "a \"quoted\"\nline""#),
+            "{what}: {}",
+            lines[0]
+        );
+        assert!(lines[1].ends_with(r#"] "GET" "k""#), "{what}: {}", lines[1]);
+    }
+}

@@ -71,6 +71,7 @@ pub fn run_local(s: &mut Session, name: &str, argv: &[Bytes]) -> Option<Reply> {
         "command" => super::introspection::command_command(&argv[1..]),
         "info" => super::info::info(s, &argv[1..]),
         "slowlog" => slowlog(s, argv),
+        "monitor" => monitor(s),
         _ => return None,
     })
 }
@@ -307,4 +308,18 @@ fn slowlog(s: &Session, argv: &[Bytes]) -> Reply {
             .collect(),
         ),
     }
+}
+
+/// MONITOR: from now on this client is sent every command respgate runs (its pub/sub
+/// delivery path, so the pub/sub output limit bounds a monitor that does not read).
+fn monitor(s: &mut Session) -> Reply {
+    if s.outbox.is_none() {
+        let (outbox, inbox) = crate::server::pubsub::outbox(&s.client);
+        s.outbox = Some(outbox);
+        s.inbox = Some(inbox);
+    }
+    if let Some(outbox) = &s.outbox {
+        s.shared.pubsub.add_monitor(outbox);
+    }
+    Reply::ok()
 }

@@ -205,7 +205,7 @@ impl Default for RemoteState {
 /// machinery respgate does not forward yet.
 fn unsupported(name: &str, argv: &[Bytes]) -> Option<String> {
     let what = match name {
-        "monitor" | "sync" | "psync" | "replconf" | "failover" | "shutdown" => name.to_uppercase(),
+        "sync" | "psync" | "replconf" | "failover" | "shutdown" => name.to_uppercase(),
         // Only CLIENT looks at its subcommand (no per-command lowercase copy for the rest).
         "client" => {
             let sub = argv.get(1)?;
@@ -245,7 +245,7 @@ fn stays_local(name: &str, argv: &[Bytes]) -> bool {
 fn answered_locally(name: &str, argv: &[Bytes]) -> bool {
     match name {
         "auth" | "hello" | "quit" | "reset" | "command" | "cluster" | "readonly" | "readwrite"
-        | "asking" | "multi" | "slowlog" => true,
+        | "asking" | "multi" | "slowlog" | "monitor" => true,
         // CLIENT ID/LIST/KILL/SETNAME ... are about respgate's clients; PAUSE/UNPAUSE and
         // NO-EVICT are about the server: forward those.
         "client" => !argv.get(1).is_some_and(|s| {

@@ -113,6 +113,9 @@ pub struct PubSub {
     /// Forwarding mode: told when a name gets its first subscriber or loses its last, so the
     /// backend subscription follows (see backend::remote::bridge).
     upstream: std::sync::OnceLock<mpsc::UnboundedSender<Upstream>>,
+    /// MONITOR clients (their outboxes), and how many there are (checked per command).
+    monitors: Mutex<Vec<Outbox>>,
+    monitor_count: AtomicUsize,
 }
 
 /// A change the backend subscription must follow.
@@ -128,11 +131,36 @@ impl Default for PubSub {
             registry: Mutex::default(),
             hard_limit: AtomicUsize::new(32 * 1024 * 1024),
             upstream: std::sync::OnceLock::new(),
+            monitors: Mutex::new(Vec::new()),
+            monitor_count: AtomicUsize::new(0),
         }
     }
 }
 
 impl PubSub {
+    /// A client entered MONITOR mode: it gets every command respgate runs from now on.
+    pub fn add_monitor(&self, outbox: &Outbox) {
+        let mut monitors = self.monitors.lock();
+        monitors.push(outbox.clone());
+        self.monitor_count.store(monitors.len(), Ordering::Release);
+    }
+
+    /// Whether any client is in MONITOR mode (one atomic load per command).
+    pub fn monitoring(&self) -> bool {
+        self.monitor_count.load(Ordering::Relaxed) > 0
+    }
+
+    /// Sends a MONITOR line to every monitor (each under the pub/sub output limit); gone
+    /// ones are dropped.
+    pub fn feed_monitors(&self, line: &str) {
+        let mut monitors = self.monitors.lock();
+        monitors.retain(|m| !m.tx.is_closed() && !m.client.is_killed());
+        for m in monitors.iter() {
+            self.deliver(m, Reply::Status(line.to_string()));
+        }
+        self.monitor_count.store(monitors.len(), Ordering::Release);
+    }
+
     /// Adds a subscription; returns false if it already existed.
     pub fn subscribe(&self, kind: Kind, name: &Bytes, id: u64, outbox: &Outbox) -> bool {
         let mut reg = self.registry.lock();

@@ -365,6 +365,12 @@ impl Session {
         // that runs here): one clock read per command instead of two.
         let forwarding = self.remote.is_some();
         let started = self.last_read;
+        if self.shared.pubsub.monitoring()
+            && !effective.has(table::flags::SKIP_MONITOR)
+            && !effective.has(table::flags::ADMIN)
+        {
+            self.feed_monitors(argv);
+        }
         self.current = Some((effective.name, started));
         let outcome = if forwarding {
             self.forward(spec, argv)
@@ -401,6 +407,41 @@ impl Session {
             info.db = self.db;
         }
         outcome
+    }
+
+    /// MONITOR: the command as Redis prints it, `+<unix time> [<db> <addr>] "arg" ...`.
+    fn feed_monitors(&self, argv: &[Bytes]) {
+        use std::fmt::Write;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let addr = self.client.info.lock().addr;
+        let mut line = format!(
+            "{}.{:06} [{} {addr}]",
+            now.as_secs(),
+            now.subsec_micros(),
+            self.db
+        );
+        for a in argv {
+            line.push_str(" \"");
+            for &b in a.iter() {
+                match b {
+                    b'\\' => line.push_str("\\\\"),
+                    b'"' => line.push_str("\\\""),
+                    b'\n' => line.push_str("\\n"),
+                    b'\r' => line.push_str("\\r"),
+                    b'\t' => line.push_str("\\t"),
+                    0x07 => line.push_str("\\a"),
+                    0x08 => line.push_str("\\b"),
+                    0x20..=0x7e => line.push(b as char),
+                    _ => {
+                        let _ = write!(line, "\\x{b:02x}");
+                    }
+                }
+            }
+            line.push('"');
+        }
+        self.shared.pubsub.feed_monitors(&line);
     }
 
     /// Puts a slow command in SLOWLOG with this client's address and name.
