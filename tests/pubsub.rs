@@ -1,6 +1,6 @@
 //! Pub/sub across connections, compared with a real redis-server: channel, pattern and shard
 //! subscriptions, message order, PUBSUB introspection, RESP3 pushes; and the output limit
-//! that disconnects a subscriber who stops reading.
+//! that disconnects a subscriber who stops reading; MONITOR.
 
 mod common;
 

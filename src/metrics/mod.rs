@@ -118,8 +118,6 @@ pub struct Handles {
     pub used_memory: Gauge,
     /// Failed AUTH / HELLO AUTH attempts, including those refused by the rate limit.
     pub auth_failures: Counter,
-    pub net_input_bytes: Counter,
-    pub net_output_bytes: Counter,
     pub pipeline_depth: Histogram,
     pub cluster_moved: Counter,
     pub cluster_ask: Counter,
@@ -140,8 +138,6 @@ pub fn handles() -> &'static Handles {
         expired_keys: counter!(EMBEDDED_EXPIRED),
         used_memory: gauge!(EMBEDDED_USED_MEMORY),
         auth_failures: counter!(AUTH_FAILURES),
-        net_input_bytes: counter!(NET_INPUT_BYTES),
-        net_output_bytes: counter!(NET_OUTPUT_BYTES),
         pipeline_depth: histogram!(PIPELINE_DEPTH),
         cluster_moved: counter!(CLUSTER_REDIRECTS, "kind" => "moved"),
         cluster_ask: counter!(CLUSTER_REDIRECTS, "kind" => "ask"),

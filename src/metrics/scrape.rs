@@ -72,6 +72,10 @@ pub fn refresh() {
         }
     }
     gauge!(PUBSUB_CLIENTS).set(subscribed as f64);
+    // The byte counters are INFO's own (counted once per read and write, not twice).
+    let stats = &shared.stats;
+    counter!(super::NET_INPUT_BYTES).absolute(stats.net_input_bytes.load(Ordering::Relaxed));
+    counter!(super::NET_OUTPUT_BYTES).absolute(stats.net_output_bytes.load(Ordering::Relaxed));
     if let Some(remote) = &shared.remote {
         if let Some(cluster) = &remote.cluster {
             gauge!(super::CLUSTER_SLOT_MAP_AGE).set(cluster.slot_map_age().as_secs_f64());

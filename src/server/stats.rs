@@ -42,17 +42,11 @@ impl ServerStats {
     /// Bytes read from a client.
     pub fn input(&self, n: usize) {
         self.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
-        crate::metrics::handles()
-            .net_input_bytes
-            .increment(n as u64);
     }
 
     /// Bytes written to a client.
     pub fn output(&self, n: usize) {
         self.net_output_bytes.fetch_add(n as u64, Ordering::Relaxed);
-        crate::metrics::handles()
-            .net_output_bytes
-            .increment(n as u64);
     }
 
     pub fn protocol_error(&self) {
