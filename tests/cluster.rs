@@ -92,8 +92,6 @@ fn single_slot_commands_hash_tags_crossslot_and_transactions() {
         g.cmd_str("SELECT 1"),
         Value::Error("ERR SELECT is not allowed in cluster mode".into())
     );
-    // Shard channels live on their slot's master, which the bridge does not follow yet.
-    assert!(g.cmd_str("SSUBSCRIBE tags:ch").is_error());
     // A transaction on one slot runs on its node.
     g.cmd_str("MULTI");
     g.cmd_str("INCR tags:{user1}:n");
@@ -462,4 +460,174 @@ fn read_from_replica_sends_reads_to_replicas_and_writes_to_masters() {
         "replicas served {} GETs",
         after - before
     );
+}
+
+/// The master that serves `key`'s slot (the one that does not answer MOVED).
+fn owner_of(cluster: &RedisCluster, key: &str) -> String {
+    cluster
+        .masters()
+        .into_iter()
+        .find(|m| {
+            !Conn::connect(m)
+                .cmd(&[b"EXISTS", key.as_bytes()])
+                .is_error()
+        })
+        .expect("some master serves every slot")
+}
+
+/// Moves `key`'s slot, with its keys, from its master to another, as redis-cli's reshard
+/// does (IMPORTING, MIGRATING, MIGRATE each key, NODE everywhere); returns the new owner.
+fn migrate_slot_of(cluster: &RedisCluster, key: &str) -> String {
+    let from = owner_of(cluster, key);
+    let to = cluster
+        .masters()
+        .into_iter()
+        .find(|m| *m != from)
+        .expect("three masters");
+    let slot = match Conn::connect(&from).cmd(&[b"CLUSTER", b"KEYSLOT", key.as_bytes()]) {
+        Value::Int(n) => n.to_string(),
+        other => panic!("CLUSTER KEYSLOT: {other:?}"),
+    };
+    let (from_id, to_id) = (cluster.node_id(&from), cluster.node_id(&to));
+    let run = |addr: &str, args: &[&str]| {
+        let argv: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        let reply = Conn::connect(addr).cmd(&argv);
+        assert!(!reply.is_error(), "{args:?} on {addr}: {reply:?}");
+        reply
+    };
+    run(&to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]);
+    run(&from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]);
+    let (host, port) = to.rsplit_once(':').expect("host:port");
+    loop {
+        let Value::Array(keys) = run(&from, &["CLUSTER", "GETKEYSINSLOT", &slot, "100"]) else {
+            panic!("GETKEYSINSLOT")
+        };
+        if keys.is_empty() {
+            break;
+        }
+        for k in keys {
+            let k = String::from_utf8_lossy(k.as_bytes().unwrap_or_default()).into_owned();
+            run(&from, &["MIGRATE", host, port, &k, "0", "5000"]);
+        }
+    }
+    for node in [to.clone(), from.clone()].into_iter().chain(
+        cluster
+            .masters()
+            .into_iter()
+            .filter(|m| *m != from && *m != to),
+    ) {
+        run(&node, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+    }
+    to
+}
+
+/// Publishes through respgate until the shard channel has a subscriber (the bridge
+/// subscribes asynchronously); returns how long that took.
+fn spublish_until_heard(g: &mut Conn, channel: &str, message: &str) -> Duration {
+    let start = std::time::Instant::now();
+    loop {
+        match g.cmd(&[b"SPUBLISH", channel.as_bytes(), message.as_bytes()]) {
+            Value::Int(1) => return start.elapsed(),
+            Value::Int(0) => {}
+            other => panic!("SPUBLISH {channel}: {other:?}"),
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no subscriber on the owner of {channel} after 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn smessage(channel: &str, message: &str) -> Value {
+    Value::Array(vec![
+        Value::Bulk(b"smessage".to_vec()),
+        Value::Bulk(channel.as_bytes().to_vec()),
+        Value::Bulk(message.as_bytes().to_vec()),
+    ])
+}
+
+#[test]
+fn shard_channels_are_subscribed_on_their_owner_and_follow_a_slot_migration() {
+    let cluster = RedisCluster::shared();
+    let gate = Respgate::cluster(&cluster.addrs()[..1], "");
+    // One channel on each master; respgate is a plain Redis to its clients, so one
+    // SSUBSCRIBE may name channels of different slots.
+    let mut channels: Vec<String> = Vec::new();
+    for i in 0.. {
+        let ch = format!("shardch:{i}");
+        let owner = owner_of(&cluster, &ch);
+        if !channels.iter().any(|c| owner_of(&cluster, c) == owner) {
+            channels.push(ch);
+        }
+        if channels.len() == 3 {
+            break;
+        }
+    }
+    let mut sub = Conn::connect(&gate.addr);
+    let mut argv: Vec<&[u8]> = vec![b"SSUBSCRIBE"];
+    argv.extend(channels.iter().map(|c| c.as_bytes()));
+    sub.send(&argv);
+    for (i, ch) in channels.iter().enumerate() {
+        assert_eq!(
+            sub.read(),
+            Value::Array(vec![
+                Value::Bulk(b"ssubscribe".to_vec()),
+                Value::Bulk(ch.as_bytes().to_vec()),
+                Value::Int(i as i64 + 1),
+            ])
+        );
+    }
+    let mut g = Conn::connect(&gate.addr);
+    for ch in &channels {
+        spublish_until_heard(&mut g, ch, "via-respgate");
+        assert_eq!(sub.read(), smessage(ch, "via-respgate"));
+        // Published on the owner directly (not through respgate): heard as well.
+        let owner = owner_of(&cluster, ch);
+        assert_eq!(
+            Conn::connect(&owner).cmd(&[b"SPUBLISH", ch.as_bytes(), b"direct"]),
+            Value::Int(1)
+        );
+        assert_eq!(sub.read(), smessage(ch, "direct"));
+    }
+
+    // The slot of the first channel moves to another master: the subscription follows.
+    let moved = &channels[0];
+    let new_owner = migrate_slot_of(&cluster, moved);
+    let took = spublish_until_heard(&mut g, moved, "after-move");
+    eprintln!("shard subscription followed the slot to {new_owner} in {took:?}");
+    assert_eq!(sub.read(), smessage(moved, "after-move"));
+    assert!(
+        took < Duration::from_secs(3),
+        "the subscription took {took:?} to follow its slot"
+    );
+    assert_eq!(
+        Conn::connect(&new_owner).cmd(&[b"SPUBLISH", moved.as_bytes(), b"direct"]),
+        Value::Int(1)
+    );
+    assert_eq!(sub.read(), smessage(moved, "direct"));
+
+    // The last subscriber leaves: the owner loses respgate's subscription too.
+    let gone = &channels[1];
+    sub.send(&[b"SUNSUBSCRIBE", gone.as_bytes()]);
+    assert_eq!(
+        sub.read(),
+        Value::Array(vec![
+            Value::Bulk(b"sunsubscribe".to_vec()),
+            Value::Bulk(gone.as_bytes().to_vec()),
+            Value::Int(2),
+        ])
+    );
+    let owner = owner_of(&cluster, gone);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while Conn::connect(&owner).cmd(&[b"SPUBLISH", gone.as_bytes(), b"x"]) != Value::Int(0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "respgate kept its subscription to {gone}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The others are still heard.
+    spublish_until_heard(&mut g, &channels[2], "still");
+    assert_eq!(sub.read(), smessage(&channels[2], "still"));
 }

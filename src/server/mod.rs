@@ -389,6 +389,14 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
     }));
 
     if let Some(remote) = &remote {
+        if let Some(cluster) = &remote.cluster {
+            // Shard channels are heard only on their slot's master: a subscriber per owner.
+            // Set up before the bridge starts, so it leaves shard channels alone.
+            crate::backend::remote::cluster::shard_bridge::spawn(
+                cluster.clone(),
+                shared.pubsub.clone(),
+            );
+        }
         crate::backend::remote::bridge::spawn(remote.target.clone(), shared.pubsub.clone());
         remote.log_reachability().await;
     }

@@ -113,6 +113,9 @@ pub struct PubSub {
     /// Forwarding mode: told when a name gets its first subscriber or loses its last, so the
     /// backend subscription follows (see backend::remote::bridge).
     upstream: std::sync::OnceLock<mpsc::UnboundedSender<Upstream>>,
+    /// Cluster mode: shard-channel changes go here instead (their subscriptions live on
+    /// the slot's master, see backend::remote::cluster::shard_bridge).
+    shard_upstream: std::sync::OnceLock<mpsc::UnboundedSender<Upstream>>,
     /// MONITOR clients (their outboxes), and how many there are (checked per command).
     monitors: Mutex<Vec<Outbox>>,
     monitor_count: AtomicUsize,
@@ -131,6 +134,7 @@ impl Default for PubSub {
             registry: Mutex::default(),
             hard_limit: AtomicUsize::new(32 * 1024 * 1024),
             upstream: std::sync::OnceLock::new(),
+            shard_upstream: std::sync::OnceLock::new(),
             monitors: Mutex::new(Vec::new()),
             monitor_count: AtomicUsize::new(0),
         }
@@ -169,7 +173,7 @@ impl PubSub {
             return false;
         }
         if subs.is_empty()
-            && let Some(up) = self.upstream.get()
+            && let Some(up) = self.upstream_for(kind)
         {
             // Sent under the registry lock, so the backend sees changes in their order.
             let _ = up.send(Upstream::Subscribe(kind, name.clone()));
@@ -181,6 +185,23 @@ impl PubSub {
     /// Forwarding mode: subscription changes go to `tx` from now on.
     pub fn set_upstream(&self, tx: mpsc::UnboundedSender<Upstream>) {
         let _ = self.upstream.set(tx);
+    }
+
+    /// Cluster mode: shard-channel changes go to `tx` from now on.
+    pub fn set_shard_upstream(&self, tx: mpsc::UnboundedSender<Upstream>) {
+        let _ = self.shard_upstream.set(tx);
+    }
+
+    /// Whether shard channels have a bridge of their own (cluster mode).
+    pub fn has_shard_upstream(&self) -> bool {
+        self.shard_upstream.get().is_some()
+    }
+
+    fn upstream_for(&self, kind: Kind) -> Option<&mpsc::UnboundedSender<Upstream>> {
+        match kind {
+            Kind::Shard => self.shard_upstream.get().or(self.upstream.get()),
+            _ => self.upstream.get(),
+        }
     }
 
     /// A message the backend delivered for one subscription: to that name's subscribers
@@ -226,7 +247,7 @@ impl PubSub {
             subs.remove(&id);
             if subs.is_empty() {
                 map.remove(name);
-                if let Some(up) = self.upstream.get() {
+                if let Some(up) = self.upstream_for(kind) {
                     let _ = up.send(Upstream::Unsubscribe(kind, name.clone()));
                 }
             }

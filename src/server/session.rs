@@ -185,22 +185,6 @@ impl Session {
             && self.may_run("subscribe")
             && (!subscribe || argv.len() > 1)
         {
-            if subscribe
-                && kind == super::pubsub::Kind::Shard
-                && self
-                    .shared
-                    .remote
-                    .as_ref()
-                    .is_some_and(|r| r.cluster.is_some())
-            {
-                // The pub/sub bridge holds one subscriber connection (to one master); shard
-                // channels live on their slot's master. Refused rather than silently deaf.
-                Reply::err(
-                    "ERR respgate: SSUBSCRIBE is not supported in cluster mode yet (SUBSCRIBE is)",
-                )
-                .encode(self.proto, out);
-                return Handled::Done;
-            }
             let argv = match self.tenant_argv(&argv) {
                 Ok(argv) => argv,
                 Err(refused) => {

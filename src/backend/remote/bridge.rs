@@ -72,6 +72,10 @@ async fn run(target: Arc<Target>, pubsub: Arc<PubSub>, mut rx: mpsc::UnboundedRe
         while rx.try_recv().is_ok() {}
         let mut out = BytesMut::new();
         for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
+            if kind == Kind::Shard && pubsub.has_shard_upstream() {
+                // Cluster mode: shard channels have their own bridge.
+                continue;
+            }
             for name in pubsub.names(kind, None) {
                 encode_command(&mut out, &[verb(kind, true), &name]);
             }

@@ -3,11 +3,13 @@
 //! multi-key splitting and fan-out merging ([`split`]), the routing decision that combines
 //! them ([`route`]), and the raw-frame readers they share ([`raw`]); [`router`] holds the
 //! live slot map and node connections and runs redirections, splits and fan-outs for the
-//! forwarding path (src/server/forward.rs).
+//! forwarding path (src/server/forward.rs); [`shard_bridge`] carries SSUBSCRIBE to the
+//! masters that own the shard channels.
 
 pub mod raw;
 pub mod route;
 pub mod router;
+pub mod shard_bridge;
 pub mod slots;
 pub mod split;
 pub mod topology;

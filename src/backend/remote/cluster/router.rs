@@ -198,6 +198,11 @@ impl ClusterBackend {
         self.refresh.notify_one();
     }
 
+    /// How to connect to node `addr` as the configured backend user.
+    pub fn node_target(&self, addr: &str) -> Target {
+        self.params.target(addr)
+    }
+
     /// The address of the master serving `slot`.
     pub fn master_addr(&self, slot: u16) -> Option<String> {
         let t = self.topology.read();
