@@ -1,14 +1,16 @@
 //! Soak under backend faults, with a reply checker: clients pipeline SET/GET/INCR whose every
 //! reply is predictable (each client owns its keys; values carry client, key, version and a
 //! checksum) while the harness restarts the standalone backend (kill -9, AOF fsync always),
-//! kills the Sentinel master, and kills a cluster master. Checked: no reply ever belongs to
+//! kills the Sentinel master, kills a cluster master, and reshards cluster slots holding the
+//! clients' keys back and forth between two masters. Checked: no reply ever belongs to
 //! another request (a wrong value, another client's value, a counter out of order); what
 //! acknowledged writes were lost (none where Redis's own persistence keeps them: the
-//! standalone restart; counted and reported for the failovers, whose replication is
-//! asynchronous); and how long after each fault respgate served again.
+//! standalone restart and the reshard; counted and reported for the failovers, whose
+//! replication is asynchronous); how long after each fault respgate served again; and, for
+//! the reshard, that no client ever saw an error (respgate follows MOVED and ASK itself).
 //!
-//! Each topology runs `RESPGATE_SOAK_SECS` seconds (default 20, so the three take about a
-//! minute together); `scripts/soak.sh` runs them longer.
+//! Each topology runs `RESPGATE_SOAK_SECS` seconds (default 20; run in parallel, the five
+//! take about a minute together); `scripts/soak.sh` runs them longer.
 
 mod common;
 
