@@ -1,17 +1,20 @@
 //! Soak under backend faults, with a reply checker: clients pipeline SET/GET/INCR whose every
 //! reply is predictable (each client owns its keys; values carry client, key, version and a
 //! checksum) while the harness restarts the standalone backend (kill -9, AOF fsync always),
-//! kills the Sentinel master, and kills a cluster master. Checked: no reply ever belongs to
+//! kills the Sentinel master, kills a cluster master, and reshards cluster slots holding the
+//! clients' keys back and forth between two masters. Checked: no reply ever belongs to
 //! another request (a wrong value, another client's value, a counter out of order); what
 //! acknowledged writes were lost (none where Redis's own persistence keeps them: the
-//! standalone restart; counted and reported for the failovers, whose replication is
-//! asynchronous); and how long after each fault respgate served again.
+//! standalone restart and the reshard; counted and reported for the failovers, whose
+//! replication is asynchronous); how long after each fault respgate served again; and, for
+//! the reshard, that no client ever saw an error (respgate follows MOVED and ASK itself).
 //!
-//! Each topology runs `RESPGATE_SOAK_SECS` seconds (default 20, so the three take about a
-//! minute together); `scripts/soak.sh` runs them longer.
+//! Each topology runs `RESPGATE_SOAK_SECS` seconds (default 20; run in parallel, the five
+//! take about a minute together); `scripts/soak.sh` runs them longer.
 
 mod common;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -269,13 +272,30 @@ fn client(
 /// Every client's keys, read directly from the Redis at `addr` after the run, hold what the
 /// client was last told (or a write whose outcome it never learnt): nothing acknowledged is
 /// missing.
+/// In a cluster, `addr` is any node: a GET answered with MOVED is asked again where it points.
 fn verify_backend(addr: &str, states: &[Vec<KeyState>]) {
-    let mut c = Conn::connect(addr);
+    let mut conns: HashMap<String, Conn> = HashMap::new();
+    let mut get = |name: &str| {
+        let mut at = addr.to_string();
+        for _ in 0..3 {
+            let c = conns
+                .entry(at.clone())
+                .or_insert_with(|| Conn::connect(&at));
+            match c.cmd(&[b"GET", name.as_bytes()]) {
+                // "MOVED <slot> <host:port>"
+                Value::Error(e) if e.starts_with("MOVED ") => {
+                    at = e.split(' ').nth(2).unwrap_or_default().to_string();
+                }
+                other => return other,
+            }
+        }
+        panic!("GET {name}: MOVED more than twice");
+    };
     let mut checked = 0;
     for (id, keys) in states.iter().enumerate() {
         for (key, st) in keys.iter().enumerate() {
             let name = format!("soak:{id}:k{key}");
-            let found = match c.cmd(&[b"GET", name.as_bytes()]) {
+            let found = match get(&name) {
                 Value::Bulk(v) => parse_value(&v)
                     .filter(|(c2, k2, _)| *c2 == id && *k2 == key)
                     .map(|(_, _, version)| version),
@@ -458,4 +478,181 @@ fn cluster_master_killed() {
         outage < Duration::from_secs(20),
         "served again only after {outage:?}"
     );
+}
+
+/// Slots each reshard moves: about a twelfth of the key space, so a fair share of the soak
+/// clients' keys (checked below) changes master every time.
+const RESHARD_SLOTS: usize = 1500;
+
+/// Which master serves each slot, as `127.0.0.1:port`, according to the node at `addr`.
+fn slot_owners(cluster: &RedisCluster, addr: &str) -> Vec<String> {
+    let mut owners = vec![String::new(); 16384];
+    let Value::Array(ranges) = cluster.conn(addr).cmd(&[b"CLUSTER", b"SLOTS"]) else {
+        panic!("CLUSTER SLOTS on {addr}");
+    };
+    for range in ranges {
+        let Value::Array(items) = range else { continue };
+        let (Some(Value::Int(start)), Some(Value::Int(end)), Some(Value::Array(master))) =
+            (items.first(), items.get(1), items.get(2))
+        else {
+            panic!("CLUSTER SLOTS range on {addr}: {items:?}");
+        };
+        let Some(Value::Int(port)) = master.get(1) else {
+            panic!("CLUSTER SLOTS master on {addr}: {master:?}");
+        };
+        for slot in *start..=*end {
+            owners[slot as usize] = format!("127.0.0.1:{port}");
+        }
+    }
+    owners
+}
+
+/// Waits until every node reports the same owner for every slot, and returns that map.
+fn agreed_owners(cluster: &RedisCluster) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let views: Vec<Vec<String>> = cluster
+            .addrs()
+            .iter()
+            .map(|a| slot_owners(cluster, a))
+            .collect();
+        if views.windows(2).all(|w| w[0] == w[1]) {
+            return views.into_iter().next().unwrap_or_default();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cluster's nodes disagree on slot owners"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `redis-cli --cluster reshard` of `slots` slots from one master to another, bounded in time.
+fn reshard(via: &str, from_id: &str, to_id: &str, slots: usize) {
+    let mut child = std::process::Command::new("redis-cli")
+        .args(["--cluster", "reshard", via])
+        .args(["--cluster-from", from_id, "--cluster-to", to_id])
+        .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("redis-cli --cluster reshard");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for redis-cli") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("redis-cli --cluster reshard took over 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    assert!(
+        status.success(),
+        "redis-cli --cluster reshard: {status}\n{err}"
+    );
+}
+
+/// respgate's count of MOVED or ASK (`kind`) redirections it followed, from /metrics.
+fn redirects(gate: &Respgate, kind: &str) -> u64 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(&gate.metrics_addr).expect("metrics listener");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("metrics request");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("metrics response");
+    let series = format!("respgate_cluster_redirects_total{{kind=\"{kind}\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn cluster_slots_resharded() {
+    let cluster = RedisCluster::start();
+    let gate = Respgate::cluster(
+        &cluster.addrs(),
+        "connect_timeout = \"200ms\"\ncommand_timeout = \"3s\"\n",
+    );
+    let masters = cluster.masters();
+    let (a, b) = (masters[0].clone(), masters[1].clone());
+    let ids = [cluster.node_id(&a), cluster.node_id(&b)];
+    // The slot of every key the clients use (their SET/GET keys and counters).
+    let mut c = cluster.conn(&a);
+    let key_slots: Vec<usize> = (0..CLIENTS)
+        .flat_map(|id| {
+            (0..KEYS)
+                .map(move |k| format!("soak:{id}:k{k}"))
+                .chain([format!("soak:{id}:counter")])
+        })
+        .map(
+            |name| match c.cmd(&[b"CLUSTER", b"KEYSLOT", name.as_bytes()]) {
+                Value::Int(slot) => slot as usize,
+                other => panic!("CLUSTER KEYSLOT {name}: {other:?}"),
+            },
+        )
+        .collect();
+    let secs = soak_secs();
+    let mut moves = Vec::new();
+    let (tally, _outage, states) = soak(&gate, "cluster reshard", || {
+        // Slots go back and forth between two masters until half the run is over (at least
+        // there and back), then the clients run on the final layout.
+        let since = Instant::now();
+        let mut dir = 0;
+        while moves.len() < 2 || since.elapsed() < Duration::from_secs(secs) / 2 {
+            let (from, to) = ([&a, &b][dir], [&a, &b][1 - dir]);
+            let before = agreed_owners(&cluster);
+            let t = Instant::now();
+            reshard(&a, &ids[dir], &ids[1 - dir], RESHARD_SLOTS);
+            let took = t.elapsed();
+            let after = agreed_owners(&cluster);
+            let moved: Vec<usize> = (0..16384)
+                .filter(|&s| before[s] == *from && after[s] == *to)
+                .collect();
+            let keys = key_slots
+                .iter()
+                .filter(|s| moved.binary_search(s).is_ok())
+                .count();
+            assert_eq!(moved.len(), RESHARD_SLOTS, "slots moved {from} -> {to}");
+            moves.push((moved.len(), keys, took));
+            dir = 1 - dir;
+        }
+    });
+    let (moved, ask) = (redirects(&gate, "moved"), redirects(&gate, "ask"));
+    eprintln!("  respgate followed {moved} MOVED and {ask} ASK redirections");
+    for (slots, keys, took) in &moves {
+        eprintln!(
+            "  reshard: {slots} slots holding {keys} of the clients' keys moved in {:.2} s",
+            took.as_secs_f64()
+        );
+        // The moved slots hold keys the clients were using: the reshard is under their load.
+        assert!(*keys >= 10, "only {keys} client keys in the moved slots");
+    }
+    assert!(moved > 0, "no client request met a moved slot");
+    // respgate follows MOVED and ASK itself and nothing is lost in a migration: no client
+    // ever sees an error, and every acknowledged write is where the cluster says it is.
+    assert_eq!(
+        tally.errors.load(Ordering::Relaxed),
+        0,
+        "client-visible errors during the reshard"
+    );
+    assert_eq!(
+        tally.lost.load(Ordering::Relaxed),
+        0,
+        "acknowledged writes lost in the reshard"
+    );
+    assert_eq!(
+        tally.reconnects.load(Ordering::Relaxed),
+        CLIENTS as u64,
+        "clients had to reconnect"
+    );
+    verify_backend(&a, &states);
 }
