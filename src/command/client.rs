@@ -44,6 +44,9 @@ pub fn client(s: &mut Session, argv: &[Bytes]) -> Reply {
         b"list" => list(s, argv),
         b"kill" => kill(s, argv),
         b"unblock" => unblock(s, argv),
+        b"tracking" | b"caching" | b"getredir" | b"trackinginfo" => {
+            super::tracking::client_embedded(s, argv)
+        }
         b"no-evict" | b"no-touch" => on_off(&argv[2]),
         b"reply" => {
             // As Redis: OFF and SKIP are not answered; ON is, even after OFF.

@@ -11,4 +11,5 @@ pub mod config_cmd;
 pub mod connection;
 pub mod info;
 pub mod pubsub;
+pub mod tracking;
 pub mod transaction;

@@ -163,6 +163,7 @@ pub fn exec(s: &mut Session) -> Reply {
             let view = ClientView {
                 db: s.db,
                 proto: s.proto,
+                tracker: s.tracker(),
             };
             let b = batch.get_or_insert_with(|| shared.engine.batch());
             match &s.tenant {

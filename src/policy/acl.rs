@@ -37,8 +37,6 @@ pub const DEFAULT_DENY: &[&str] = &[
     "function|delete",
     "client|pause",
     "client|unpause",
-    // Invalidation messages name keys with their prefix; not namespaced yet.
-    "client|tracking",
     "replconf",
     // Cluster administration, and the two that count or list any tenant's keys by slot.
     "cluster|addslots",

@@ -18,6 +18,8 @@ use crate::command::table::CommandSpec;
 
 const KEYSPACE: &[u8] = b"__keyspace@";
 const KEYEVENT: &[u8] = b"__keyevent@";
+/// CLIENT TRACKING's redirect channel: shared by all tenants (each hears only its keys).
+const INVALIDATE: &[u8] = crate::server::pubsub::INVALIDATE_CHANNEL;
 /// Ends the `__keyspace@<db>__:` part of a notification channel.
 const DB_END: &[u8] = b"__:";
 
@@ -111,7 +113,7 @@ impl Namespace {
         if let Some(at) = keyspace_key_at(ch) {
             return splice(ch, at, &self.prefix);
         }
-        if ch.starts_with(KEYEVENT) {
+        if ch.starts_with(KEYEVENT) || ch == INVALIDATE {
             return Bytes::copy_from_slice(ch);
         }
         self.key(ch)
@@ -127,10 +129,16 @@ impl Namespace {
             out.put_slice(key);
             return Some(out.freeze());
         }
-        if ch.starts_with(KEYEVENT) {
+        if ch.starts_with(KEYEVENT) || ch == INVALIDATE {
             return Some(Bytes::copy_from_slice(ch));
         }
         self.unkey(ch)
+    }
+
+    /// Is this the shared CLIENT TRACKING redirect channel, whose payload is a list of
+    /// (prefixed) keys?
+    pub fn is_invalidate(ch: &[u8]) -> bool {
+        ch == INVALIDATE
     }
 
     /// Is this a shared `__keyevent@` channel, whose payload is a (prefixed) key?

@@ -141,6 +141,26 @@ pub fn strip_message(ns: &Namespace, msg: Reply) -> Option<Reply> {
         _ => return None,
     };
     let channel_at = match &kind[..] {
+        b"invalidate" => {
+            // A tracking invalidation: the tenant's keys only (a null list, flush-all, as is).
+            return match items.get(1) {
+                Some(Reply::Array(keys)) => {
+                    let keys = unkey_all(ns, keys)?;
+                    let msg = vec![items[0].clone(), Reply::Array(keys)];
+                    Some(if push {
+                        Reply::Push(msg)
+                    } else {
+                        Reply::Array(msg)
+                    })
+                }
+                Some(Reply::Null) => Some(if push {
+                    Reply::Push(items)
+                } else {
+                    Reply::Array(items)
+                }),
+                _ => None,
+            };
+        }
         b"message" | b"smessage" => 1,
         b"pmessage" => {
             let Some(Reply::Bulk(p)) = items.get(1) else {
@@ -154,8 +174,15 @@ pub fn strip_message(ns: &Namespace, msg: Reply) -> Option<Reply> {
     let Some(Reply::Bulk(ch)) = items.get(channel_at) else {
         return None;
     };
-    let keyevent = Namespace::is_keyevent(ch);
-    items[channel_at] = Reply::Bulk(ns.unchannel(ch)?);
+    let ch = ch.clone();
+    let keyevent = Namespace::is_keyevent(&ch);
+    if Namespace::is_invalidate(&ch)
+        && let Some(Reply::Array(keys)) = items.get(channel_at + 1)
+    {
+        let mine = unkey_all(ns, keys)?;
+        items[channel_at + 1] = Reply::Array(mine);
+    }
+    items[channel_at] = Reply::Bulk(ns.unchannel(&ch)?);
     if keyevent {
         let Some(Reply::Bulk(payload)) = items.get(channel_at + 1) else {
             return None;
@@ -167,6 +194,19 @@ pub fn strip_message(ns: &Namespace, msg: Reply) -> Option<Reply> {
     } else {
         Reply::Array(items)
     })
+}
+
+/// The keys of an invalidation that are the tenant's, as it knows them; None when none is
+/// (the message is not for this tenant).
+fn unkey_all(ns: &Namespace, keys: &[Reply]) -> Option<Vec<Reply>> {
+    let mine: Vec<Reply> = keys
+        .iter()
+        .filter_map(|k| match k {
+            Reply::Bulk(k) => ns.unkey(k).map(Reply::Bulk),
+            _ => None,
+        })
+        .collect();
+    (!mine.is_empty()).then_some(mine)
 }
 
 /// Raw reply bytes that cannot be read as one RESP reply.

@@ -168,6 +168,11 @@ impl ClientRegistry {
         self.len() == 0
     }
 
+    /// Whether a client with this id is connected (CLIENT TRACKING REDIRECT's check).
+    pub fn exists(&self, id: u64) -> bool {
+        self.clients.lock().contains_key(&id)
+    }
+
     /// Snapshot of all clients in id order.
     pub fn snapshot(&self) -> Vec<Arc<ClientHandle>> {
         self.clients.lock().values().cloned().collect()

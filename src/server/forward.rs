@@ -209,15 +209,8 @@ fn unsupported(name: &str, argv: &[Bytes]) -> Option<String> {
         // Only CLIENT looks at its subcommand (no per-command lowercase copy for the rest).
         "client" => {
             let sub = argv.get(1)?;
-            let refused = [
-                &b"tracking"[..],
-                b"caching",
-                b"getredir",
-                b"trackinginfo",
-                b"unblock",
-            ]
-            .iter()
-            .any(|w| sub.eq_ignore_ascii_case(w));
+            // TRACKING & co. are handled by forward_tracking (refused in cluster mode).
+            let refused = sub.eq_ignore_ascii_case(b"unblock");
             if !refused {
                 return None;
             }
@@ -315,6 +308,21 @@ impl Session {
         let cluster = self.shared.remote.as_ref().and_then(|r| r.cluster.clone());
         if cluster.is_some() && self.remote.as_ref().is_some_and(|st| st.barrier) {
             return Outcome::DrainFirst;
+        }
+        if name == "client"
+            && argv
+                .get(1)
+                .is_some_and(|s| super::forward_tracking::is_tracking_subcommand(s))
+        {
+            if cluster.is_some() {
+                return Outcome::Reply(Reply::err(
+                    "ERR respgate: CLIENT TRACKING is not supported in cluster mode (a client's keys live on many nodes)",
+                ));
+            }
+            return self.forward_tracking(argv);
+        }
+        if self.tracking.is_some() {
+            self.refresh_tracking_redirect();
         }
         if let Some(e) = unsupported(name, argv) {
             return Outcome::Reply(Reply::err(e));
@@ -479,7 +487,7 @@ impl Session {
         }
     }
 
-    fn remote_target(&self) -> &crate::backend::remote::Remote {
+    pub(super) fn remote_target(&self) -> &crate::backend::remote::Remote {
         // Sessions get a RemoteState only when the server has a remote backend.
         self.shared
             .remote
@@ -488,7 +496,7 @@ impl Session {
     }
 
     /// Outstanding replies must arrive before this client talks to another connection.
-    fn needs_drain_for(&self, conn: &BackendConn) -> bool {
+    pub(super) fn needs_drain_for(&self, conn: &BackendConn) -> bool {
         self.remote.as_ref().is_some_and(|st| {
             st.outstanding > 0 && st.inflight.as_ref().map(|c| c.id) != Some(conn.id)
         })
@@ -501,7 +509,8 @@ impl Session {
     /// The connection this client's next command goes to; with `pin`, its own connection
     /// (created now, in its db). None: outstanding replies on another connection must be
     /// drained before pinning.
-    fn conn(&mut self, pin: bool) -> Option<BackendConn> {
+    pub(super) fn conn(&mut self, pin: bool) -> Option<BackendConn> {
+        let tracking = self.tracking.is_some();
         let db = self.db;
         let proto = self.proto;
         let id = self.client_id();
@@ -517,15 +526,27 @@ impl Session {
             }
         }
         if let Some(p) = &st.pinned {
-            return Some(p.clone());
+            if !p.is_dead() {
+                return Some(p.clone());
+            }
+            // It died while nothing was in flight: a new one takes over (WATCHes on the old
+            // one are lost, so the next EXEC fails; tracking is switched on again).
+            st.pinned = None;
+            if std::mem::take(&mut st.watching) {
+                st.watch_lost = true;
+            }
         }
-        if pin || db != 0 {
+        // A tracking client's reads must reach the connection that tracks them.
+        if pin || db != 0 || tracking {
             if st.outstanding > 0 {
                 return None;
             }
             let p = remote.pinned_conn_as(user.as_ref(), proto, db);
             st.pinned = Some(p.clone());
             st.pinned_user = user;
+            if tracking {
+                self.rearm_tracking(&p);
+            }
             return Some(p);
         }
         // The pool's choice, remembered (no pool lock per command) until it dies.
@@ -553,6 +574,7 @@ impl Session {
             && self.db == 0
             && self.backend_user().is_none()
             && self.remote.as_ref().is_some_and(|st| st.pinned.is_none())
+            && self.tracking.is_none()
     }
 
     /// The backend user this client's commands log in as: its tenant's own, if it has one.
@@ -719,7 +741,7 @@ impl Session {
     /// Queues commands (encoded by `encode`) for `conn`; the last of their replies goes to the
     /// client, the `skip` before it are dropped. Commands are collected per connection and
     /// leave in one batch when the connection task drains (see [`Session::flush_outgoing`]).
-    fn submit(
+    pub(super) fn submit(
         &mut self,
         conn: BackendConn,
         encode: impl FnOnce(&mut BytesMut),
@@ -841,11 +863,11 @@ impl Session {
     }
 
     /// Sends a command whose reply nobody reads (state kept in step on the pinned connection).
-    fn send_quietly(&mut self, conn: &BackendConn, argv: &[&[u8]]) {
+    pub(super) fn send_quietly(&mut self, conn: &BackendConn, argv: &[&[u8]]) {
         self.enqueue(conn, |b| encode_command(b, argv), 1, None);
     }
 
-    fn pinned(&self) -> Option<&BackendConn> {
+    pub(super) fn pinned(&self) -> Option<&BackendConn> {
         self.remote.as_ref().and_then(|st| st.pinned.as_ref())
     }
 

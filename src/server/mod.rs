@@ -4,6 +4,7 @@ pub mod clients;
 mod connection;
 pub mod forward;
 mod forward_tenancy;
+mod forward_tracking;
 mod forward_ttl;
 mod params_data;
 pub mod pubsub;
@@ -84,6 +85,9 @@ pub struct Shared {
     pub tenants_generation: std::sync::atomic::AtomicU64,
     /// Failed AUTHs per client address, for `auth_failures_per_minute`.
     pub auth_limiter: tenancy::AuthLimiter,
+    /// Embedded engine, CLIENT TRACKING: where each tracking client's invalidations go.
+    pub tracking_targets:
+        parking_lot::Mutex<std::collections::HashMap<u64, crate::command::tracking::Target>>,
 }
 
 impl Shared {
@@ -375,6 +379,7 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
         tenants: RwLock::new(tenants),
         tenants_generation: std::sync::atomic::AtomicU64::new(0),
         auth_limiter: tenancy::AuthLimiter::new(config.auth_failures_per_minute()),
+        tracking_targets: parking_lot::Mutex::default(),
         config,
     });
 
@@ -387,6 +392,16 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
             shared.pubsub.publish(channel, msg);
         }
     }));
+    // CLIENT TRACKING invalidations, handed over under the engine lock: the targets map
+    // and the pub/sub queues never take it.
+    let weak = Arc::downgrade(&shared);
+    shared
+        .engine
+        .set_invalidation_sink(Box::new(move |client, keys| {
+            if let Some(shared) = weak.upgrade() {
+                crate::command::tracking::deliver(&shared, client, keys);
+            }
+        }));
 
     if let Some(remote) = &remote {
         if let Some(cluster) = &remote.cluster {

@@ -19,6 +19,9 @@ use crate::glob::glob_match;
 use crate::protocol::Reply;
 use crate::server::clients::ClientHandle;
 
+/// The channel CLIENT TRACKING ... REDIRECT targets subscribe to (RESP2).
+pub const INVALIDATE_CHANNEL: &[u8] = b"__redis__:invalidate";
+
 /// Which registry a subscription belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -116,6 +119,11 @@ pub struct PubSub {
     /// Cluster mode: shard-channel changes go here instead (their subscriptions live on
     /// the slot's master, see backend::remote::cluster::shard_bridge).
     shard_upstream: std::sync::OnceLock<mpsc::UnboundedSender<Upstream>>,
+    /// The backend client id of the pub/sub bridge's connection (0: not connected), where
+    /// RESP2 tracking clients' backend connections redirect their invalidations, and how
+    /// many times it changed (each change breaks the redirections made before).
+    bridge_client_id: std::sync::atomic::AtomicU64,
+    bridge_generation: std::sync::atomic::AtomicU64,
     /// MONITOR clients (their outboxes), and how many there are (checked per command).
     monitors: Mutex<Vec<Outbox>>,
     monitor_count: AtomicUsize,
@@ -135,6 +143,8 @@ impl Default for PubSub {
             hard_limit: AtomicUsize::new(32 * 1024 * 1024),
             upstream: std::sync::OnceLock::new(),
             shard_upstream: std::sync::OnceLock::new(),
+            bridge_client_id: std::sync::atomic::AtomicU64::new(0),
+            bridge_generation: std::sync::atomic::AtomicU64::new(0),
             monitors: Mutex::new(Vec::new()),
             monitor_count: AtomicUsize::new(0),
         }
@@ -252,6 +262,54 @@ impl PubSub {
                 }
             }
         }
+    }
+
+    /// The bridge connected with backend client id `id` (0: it lost its connection).
+    /// Redirect targets are told to flush: invalidations may have been lost meanwhile.
+    pub fn set_bridge_client_id(&self, id: u64) {
+        self.bridge_client_id.store(id, Ordering::Release);
+        self.bridge_generation.fetch_add(1, Ordering::AcqRel);
+        self.deliver_invalidation(None, None);
+    }
+
+    /// The bridge's backend client id and its generation (None: not connected).
+    pub fn bridge_client(&self) -> Option<(u64, u64)> {
+        let id = self.bridge_client_id.load(Ordering::Acquire);
+        (id != 0).then(|| (id, self.bridge_generation.load(Ordering::Acquire)))
+    }
+
+    /// A tracking invalidation for redirect targets: clients subscribed to
+    /// `__redis__:invalidate` (only client `only`, if given), as Redis sends it — a push for
+    /// a RESP3 client, a `message` on that channel for a RESP2 one. `keys` None: flush all.
+    pub fn deliver_invalidation(&self, only: Option<u64>, keys: Option<Vec<Bytes>>) {
+        let reg = self.registry.lock();
+        let Some(subs) = reg.channels.get(INVALIDATE_CHANNEL) else {
+            return;
+        };
+        let payload = match keys {
+            Some(keys) => Reply::Array(keys.into_iter().map(Reply::Bulk).collect()),
+            None => Reply::Null,
+        };
+        for (id, sub) in subs {
+            if only.is_some_and(|o| o != *id) {
+                continue;
+            }
+            let msg = if sub.client.info.lock().resp >= 3 {
+                Reply::Push(vec![Reply::bulk_str("invalidate"), payload.clone()])
+            } else {
+                Reply::Push(vec![
+                    Reply::bulk_str("message"),
+                    Reply::Bulk(Bytes::from_static(INVALIDATE_CHANNEL)),
+                    payload.clone(),
+                ])
+            };
+            self.deliver(sub, msg);
+        }
+    }
+
+    /// Queues `msg` for one client (bounded by the pub/sub output limit).
+    pub fn deliver_to(&self, to: &Outbox, msg: Reply) -> bool {
+        self.deliver(to, msg)
     }
 
     /// CONFIG SET client-output-buffer-limit: takes the pubsub class's hard limit.

@@ -61,6 +61,11 @@ pub struct Session {
     pub tenant: Option<Arc<crate::policy::Tenant>>,
     /// How to strip the reply of the command now blocked, when it arrives.
     pub block_shape: Option<crate::policy::Shape>,
+    /// CLIENT TRACKING mode (None: off).
+    pub tracking: Option<crate::command::tracking::Tracking>,
+    /// Forwarding, tracking with REDIRECT: the bridge generation the backend's redirection
+    /// was made for (a newer bridge connection needs it made again).
+    pub tracking_bridge_generation: u64,
 }
 
 /// What became of one command.
@@ -127,6 +132,8 @@ impl Session {
             tenants_generation: shared_generation,
             tenant,
             block_shape: None,
+            tracking: None,
+            tracking_bridge_generation: 0,
         }
     }
 
@@ -202,7 +209,18 @@ impl Session {
             }
             return Handled::Done;
         }
-        match self.dispatch(&argv) {
+        let outcome = self.dispatch(&argv);
+        if let Some(t) = self.tracking.as_mut()
+            && t.caching
+            && !matches!(outcome, Outcome::DrainFirst)
+            && !(argv.len() > 1
+                && argv[0].eq_ignore_ascii_case(b"client")
+                && argv[1].eq_ignore_ascii_case(b"caching"))
+        {
+            // CLIENT CACHING holds for the one command after it, as in Redis.
+            t.caching = false;
+        }
+        match outcome {
             Outcome::Reply(reply) => {
                 reply.encode(self.proto, out);
                 Handled::Done
@@ -467,6 +485,16 @@ impl Session {
         Ok(sub)
     }
 
+    /// What the engine needs to know about this client's CLIENT TRACKING for one command.
+    pub fn tracker(&self) -> Option<crate::backend::embedded::tracking::Tracker> {
+        self.tracking
+            .as_ref()
+            .map(|t| crate::backend::embedded::tracking::Tracker {
+                id: self.id,
+                remember_reads: t.remembers_reads(),
+            })
+    }
+
     fn execute(&mut self, spec: &'static CommandSpec, argv: &[Bytes]) -> Blocking {
         if let Some(tenant) = self.tenant.clone() {
             return self.execute_as(&tenant, spec, argv);
@@ -481,6 +509,7 @@ impl Session {
         let view = ClientView {
             db: self.db,
             proto: self.proto,
+            tracker: self.tracker(),
         };
         if spec.has(table::flags::BLOCKING) && blocking::may_block(spec, argv) {
             return engine.batch().execute_blocking(view, self.id, spec, argv);
@@ -548,6 +577,10 @@ impl Session {
     /// when a password is required).
     pub fn reset(&mut self) {
         self.unsubscribe_all();
+        if self.shared.remote.is_none() {
+            crate::command::tracking::untrack_embedded(self);
+        }
+        self.stop_tracking();
         transaction::discard_state(self);
         self.proto = Protocol::Resp2;
         self.db = 0;
@@ -565,6 +598,9 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.unsubscribe_all();
+        if self.tracking.is_some() && self.shared.remote.is_none() {
+            crate::command::tracking::untrack_embedded(self);
+        }
         transaction::discard_state(self);
     }
 }

@@ -246,6 +246,7 @@ impl Session {
         ClientView {
             db: self.db,
             proto: self.proto,
+            tracker: self.tracker(),
         }
     }
 }

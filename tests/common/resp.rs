@@ -125,6 +125,26 @@ impl Conn {
         read_value(&mut self.reader)
     }
 
+    /// True when nothing arrives within `wait` (for "no push was sent" checks).
+    pub fn nothing_within(&mut self, wait: Duration) -> bool {
+        if !self.reader.buffer().is_empty() {
+            return false;
+        }
+        let _ = self.reader.get_ref().set_read_timeout(Some(wait));
+        let quiet = match self.reader.fill_buf() {
+            Ok(b) => b.is_empty(),
+            Err(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        };
+        let _ = self
+            .reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(20)));
+        quiet
+    }
+
     /// True once the server has closed the connection (read returns EOF).
     pub fn is_closed(&mut self) -> bool {
         let mut b = [0u8; 1];

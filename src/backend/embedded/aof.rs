@@ -213,6 +213,7 @@ pub fn replay(engine: &Engine, path: &Path) -> Result<usize, AofError> {
                 let view = ClientView {
                     db,
                     proto: Protocol::Resp2,
+                    tracker: None,
                 };
                 let _ = engine.batch().execute(view, spec, &argv);
                 applied += 1;

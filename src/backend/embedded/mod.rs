@@ -29,6 +29,7 @@ mod string_cmds;
 mod tenancy;
 #[cfg(test)]
 mod test_support;
+pub mod tracking;
 mod ttl;
 pub mod value;
 mod watch;
@@ -94,6 +95,8 @@ pub struct State {
     /// script's client): SORT then orders a set even when told not to, as Redis does so
     /// scripts see a deterministic result.
     pub in_script: bool,
+    /// CLIENT TRACKING: who may have cached what.
+    tracking: tracking::TrackingTable,
 }
 
 /// Redis's encoding tunables, with Redis 7.0's defaults. They change no behaviour here, only
@@ -162,6 +165,8 @@ pub struct Engine {
     notifier: OnceLock<Notifier>,
     /// Told the name of every evicted key (the monitor counts evictions per tenant).
     eviction_hook: OnceLock<EvictionHook>,
+    /// Where CLIENT TRACKING invalidations go (set by the server).
+    invalidation_sink: OnceLock<tracking::InvalidationSink>,
 }
 
 /// Where keyspace notifications go: (channel, message).
@@ -176,6 +181,8 @@ pub type EvictionHook = Box<dyn Fn(&[u8]) + Send + Sync>;
 pub struct ClientView {
     pub db: usize,
     pub proto: Protocol,
+    /// The client's CLIENT TRACKING state (None: not tracking).
+    pub tracker: Option<tracking::Tracker>,
 }
 
 /// What a command handler works with: the locked state, the client's database and the
@@ -291,6 +298,7 @@ impl Engine {
                 tunables: Tunables::default(),
                 blocked: blocking::Blocked::default(),
                 watched: watch::Watches::default(),
+                tracking: tracking::TrackingTable::default(),
                 clock_override: None,
                 propagate_as: None,
                 notify_flags: 0,
@@ -309,6 +317,7 @@ impl Engine {
             maxmemory_samples: AtomicU64::new(5),
             notifier: OnceLock::new(),
             eviction_hook: OnceLock::new(),
+            invalidation_sink: OnceLock::new(),
         }
     }
 
@@ -427,6 +436,31 @@ impl Engine {
         let _ = self.notifier.set(notifier);
     }
 
+    /// Sets where CLIENT TRACKING invalidations go (once, at server start).
+    pub fn set_invalidation_sink(&self, sink: tracking::InvalidationSink) {
+        let _ = self.invalidation_sink.set(sink);
+    }
+
+    /// CLIENT TRACKING on for client `id` (`bcast`: its prefixes, already namespaced).
+    pub fn track(&self, id: u64, bcast: Option<Vec<Bytes>>, noloop: bool) {
+        self.lock_state().tracking.enable(id, bcast, noloop);
+    }
+
+    /// CLIENT TRACKING off (or the client left).
+    pub fn untrack(&self, id: u64) {
+        self.lock_state().tracking.disable(id);
+    }
+
+    /// Tells tracking clients that `key` changed (`writer`: the client that changed it).
+    fn invalidate_tracked(&self, state: &mut State, key: &Bytes, writer: Option<u64>) {
+        if state.tracking.is_empty() {
+            return;
+        }
+        if let Some(sink) = self.invalidation_sink.get() {
+            state.tracking.invalidate(key, writer, sink);
+        }
+    }
+
     /// Sets the eviction hook (once, at server start).
     pub fn set_eviction_hook(&self, hook: EvictionHook) {
         let _ = self.eviction_hook.set(hook);
@@ -537,7 +571,8 @@ impl Engine {
         // Expired keys' names feed the AOF, notifications and blocked XREADGROUP clients.
         state.pending_expired.keep_names = self.aof_enabled()
             || state.notify_flags & notify::EXPIRED != 0
-            || !state.blocked.is_empty();
+            || !state.blocked.is_empty()
+            || !state.tracking.is_empty();
         Batch {
             engine: self,
             dirty_at_start: state.dirty,
@@ -632,7 +667,8 @@ impl Engine {
         let now = unix_ms();
         let keep_names = self.aof_enabled()
             || state.notify_flags & notify::EXPIRED != 0
-            || !state.blocked.is_empty();
+            || !state.blocked.is_empty()
+            || !state.tracking.is_empty();
         let State {
             dbs,
             pending_expired,
@@ -666,6 +702,7 @@ impl Engine {
                     *db,
                     key,
                 ));
+                self.invalidate_tracked(&mut state, key, None);
             }
             self.flush_aof(&state);
         }
@@ -757,6 +794,14 @@ impl Batch<'_> {
         let existed = self.existence_for_notify(client.db, cmd, argv);
         let reply = self.run(*handler, client, argv);
         self.settle_expired();
+        if let Some(t) = client.tracker
+            && t.remember_reads
+            && cmd.has(crate::command::table::flags::READONLY)
+            && let Ok(refs) = keys::keys_and_flags(cmd, argv)
+        {
+            let read = refs.iter().filter_map(|k| argv.get(k.pos));
+            self.state.tracking.remember(t.id, read);
+        }
         if self.state.dirty != before {
             // One key-spec walk serves the memory count, watches and blocked clients.
             let written = written_keys(cmd, argv);
@@ -769,8 +814,26 @@ impl Batch<'_> {
                 self.notify_write(client.db, cmd, argv, existed);
             }
             self.after_write(client.db, cmd, argv, &written);
+            self.invalidate_written(cmd, &written, client.tracker.map(|t| t.id));
         }
         reply
+    }
+
+    /// CLIENT TRACKING: clients that may have cached what this write changed are told.
+    fn invalidate_written(&mut self, cmd: &CommandSpec, written: &[&Bytes], writer: Option<u64>) {
+        if self.state.tracking.is_empty() {
+            return;
+        }
+        let Some(sink) = self.engine.invalidation_sink.get() else {
+            return;
+        };
+        if matches!(cmd.name, "flushdb" | "flushall") {
+            self.state.tracking.flushed(sink);
+            return;
+        }
+        for key in written {
+            self.state.tracking.invalidate(key, writer, sink);
+        }
     }
 
     /// Runs a command that may block (BLPOP & co.): when it has nothing to serve, the client
@@ -991,6 +1054,7 @@ impl Batch<'_> {
             hook(&key);
         }
         self.state.watched.touch(db, &key);
+        self.engine.invalidate_tracked(&mut self.state, &key, None);
         if let Some(aof) = self.engine.aof.lock().as_mut() {
             aof.append(db, &[Bytes::from_static(b"DEL"), key.clone()]);
         }
@@ -1028,6 +1092,7 @@ impl Batch<'_> {
                 db,
                 &key,
             ));
+            self.engine.invalidate_tracked(&mut self.state, &key, None);
         }
     }
 

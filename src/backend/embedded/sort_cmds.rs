@@ -619,6 +619,7 @@ mod tests {
             client: crate::backend::embedded::ClientView {
                 db: 0,
                 proto: crate::protocol::Protocol::Resp2,
+                tracker: None,
             },
             now_ms: crate::backend::embedded::unix_ms(),
             hits: 0,

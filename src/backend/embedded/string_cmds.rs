@@ -1556,6 +1556,7 @@ mod tests {
             client: ClientView {
                 db: 0,
                 proto: Protocol::Resp2,
+                tracker: None,
             },
             now_ms,
             hits: 0,

@@ -16,6 +16,7 @@ pub fn run(e: &Engine, args: &[&str]) -> Reply {
     let client = ClientView {
         db: 0,
         proto: Protocol::Resp2,
+        tracker: None,
     };
     e.execute(client, spec, &argv)
 }

@@ -44,6 +44,7 @@ use crate::protocol::Protocol;
 const DB0: ClientView = ClientView {
     db: 0,
     proto: Protocol::Resp2,
+    tracker: None,
 };
 
 fn run(e: &Engine, client: ClientView, args: &[&str]) -> Reply {

@@ -5,6 +5,7 @@
 //! Clients' SUBSCRIBE/UNSUBSCRIBE are answered by respgate (subscriber-mode rules, output
 //! limits and RESP3 push frames all stay in one place); the backend subscription follows the
 //! registry: first subscriber of a name subscribes upstream, last one leaving unsubscribes.
+//! The bridge connects at start (CLIENT TRACKING ... REDIRECT needs its backend client id).
 //! After a reconnect the bridge resubscribes to everything the registry holds. Messages
 //! published while the bridge is down are lost, as they would be for a Redis client.
 
@@ -17,9 +18,9 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::Target;
-use super::conn::{Init, RECONNECT_PAUSE, connect, encode_command, write_flush};
+use super::conn::{Init, RECONNECT_PAUSE, connect, encode_command, round_trip, write_flush};
 use crate::protocol::reply_scan::{Frame, ReplyScanner, decode};
-use crate::server::pubsub::{Kind, PubSub, Upstream};
+use crate::server::pubsub::{INVALIDATE_CHANNEL, Kind, PubSub, Upstream};
 
 /// Starts the bridge for `pubsub`; it runs until the process exits.
 pub fn spawn(target: Arc<Target>, pubsub: Arc<PubSub>) {
@@ -42,13 +43,8 @@ fn verb(kind: Kind, subscribe: bool) -> &'static [u8] {
 async fn run(target: Arc<Target>, pubsub: Arc<PubSub>, mut rx: mpsc::UnboundedReceiver<Upstream>) {
     let mut pause = RECONNECT_PAUSE;
     loop {
-        // Nothing to carry: wait for a first subscription before connecting.
-        if !pubsub.has_any_subscription() {
-            match rx.recv().await {
-                Some(_) => {}
-                None => return,
-            }
-        }
+        // Connected even with nothing to carry: CLIENT TRACKING ... REDIRECT needs its
+        // backend client id at once.
         let mut stream = match connect(
             &target,
             Init {
@@ -67,6 +63,20 @@ async fn run(target: Arc<Target>, pubsub: Arc<PubSub>, mut rx: mpsc::UnboundedRe
                 continue;
             }
         };
+        // RESP2 tracking clients' connections redirect their invalidations here.
+        match round_trip(&mut stream, &[b"CLIENT", b"ID"]).await {
+            Ok(reply) => match decode(&reply) {
+                Frame::Integer(id) if id > 0 => pubsub.set_bridge_client_id(id as u64),
+                _ => {
+                    warn!(backend = %target.address(), "CLIENT ID refused on the pub/sub bridge; CLIENT TRACKING REDIRECT unavailable")
+                }
+            },
+            Err(e) => {
+                warn!(backend = %target.address(), error = %e, "pub/sub bridge lost its connection at once; retrying");
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+        }
         pause = RECONNECT_PAUSE;
         // Everything queued so far is covered by subscribing to what the registry holds now.
         while rx.try_recv().is_ok() {}
@@ -117,6 +127,9 @@ async fn run(target: Arc<Target>, pubsub: Arc<PubSub>, mut rx: mpsc::UnboundedRe
             }
         };
         warn!(backend = %target.address(), error = %failure, "pub/sub bridge lost its connection; reconnecting");
+        if pubsub.bridge_client().is_some() {
+            pubsub.set_bridge_client_id(0);
+        }
         tokio::time::sleep(RECONNECT_PAUSE).await;
     }
 }
@@ -129,6 +142,18 @@ fn dispatch(pubsub: &PubSub, frame: &Bytes) {
         }
         return;
     };
+    if let [Frame::Bulk(verb), Frame::Bulk(channel), payload] = items.as_slice()
+        && verb.as_ref() == b"message"
+        && channel.as_ref() == INVALIDATE_CHANNEL
+    {
+        // A tracking invalidation redirected to this connection (see command::tracking).
+        let keys = match payload {
+            Frame::Array(keys) => Some(keys.iter().filter_map(Frame::as_bytes).cloned().collect()),
+            _ => None,
+        };
+        pubsub.deliver_invalidation(None, keys);
+        return;
+    }
     let text: Vec<Option<&Bytes>> = items.iter().map(Frame::as_bytes).collect();
     match text.as_slice() {
         [Some(verb), Some(channel), Some(msg)] if verb.as_ref() == b"message" => {

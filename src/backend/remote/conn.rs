@@ -25,6 +25,11 @@ use crate::protocol::reply_scan::{Frame, ReplyScanner, decode};
 /// Where a client's forwarded replies arrive, in the order it sent the commands.
 pub type ReplySink = mpsc::UnboundedSender<Result<Chunk, BackendError>>;
 
+/// Where a connection's RESP3 push frames go (CLIENT TRACKING invalidations on a client's
+/// pinned connection): `Some(frame)` for each push, `None` once when the connection dies
+/// (whatever the backend tracked for it is gone).
+pub type PushSink = Arc<dyn Fn(Option<Bytes>) + Send + Sync>;
+
 /// `count` consecutive whole replies, as the backend sent them.
 #[derive(Debug)]
 pub struct Chunk {
@@ -70,6 +75,8 @@ struct ConnState {
     inflight: Mutex<VecDeque<(Owed, Instant)>>,
     /// A `-READONLY` reply went by (checked by the reader task's owner).
     readonly_seen: AtomicBool,
+    /// Who hears push frames (None: they are dropped).
+    push: Mutex<Option<PushSink>>,
 }
 
 impl ConnState {
@@ -83,6 +90,11 @@ impl ConnState {
         self.dead.store(true, Ordering::Release);
         let _ = self.stop.send(true);
         self.answer_inflight();
+        // Taken, so the sink hears of the death once however often it is reported.
+        let push = self.push.lock().take();
+        if let Some(sink) = push {
+            sink(None);
+        }
     }
 
     fn error(&self) -> BackendError {
@@ -143,6 +155,7 @@ impl BackendConn {
             why: Mutex::new(None),
             inflight: Mutex::new(VecDeque::new()),
             readonly_seen: AtomicBool::new(false),
+            push: Mutex::new(None),
         });
         tokio::spawn(run(target, init, rx, state.clone()));
         BackendConn {
@@ -163,6 +176,19 @@ impl BackendConn {
 
     pub fn is_dead(&self) -> bool {
         self.inner.state.dead.load(Ordering::Acquire)
+    }
+
+    /// Sends this connection's push frames to `sink` (None: drop them again). A sink set on
+    /// a connection that is already dead hears of it at once.
+    pub fn set_push_sink(&self, sink: Option<PushSink>) {
+        let state = &self.inner.state;
+        *state.push.lock() = sink;
+        if self.is_dead() {
+            let push = state.push.lock().take();
+            if let Some(sink) = push {
+                sink(None);
+            }
+        }
     }
 
     /// Queues a batch. On a dead connection it is refused and handed back with the reason.
@@ -410,10 +436,16 @@ fn hand_out(
             state.readonly_seen.store(true, Ordering::Release);
         }
         if buf[run_len] == b'>' {
-            // Out-of-band RESP3 push (e.g. a tracking invalidation): not a reply.
-            tracing::debug!("dropping an unsolicited push frame from the backend");
+            // Out-of-band RESP3 push (a tracking invalidation): not a reply. The replies
+            // before it leave first, so a client never sees an invalidation before the
+            // reply it invalidates.
             emit(buf, &mut run, &mut run_len);
-            buf.advance(n);
+            let frame = buf.split_to(n).freeze();
+            let sink = state.push.lock().clone();
+            match sink {
+                Some(sink) => sink(Some(frame)),
+                None => tracing::debug!("dropping an unsolicited push frame from the backend"),
+            }
             continue;
         }
         let is_error = matches!(buf[run_len], b'-' | b'!');

@@ -226,6 +226,8 @@ fn every_keyless_command_is_accounted_for() {
         "pubsub|numsub",
         "pubsub|shardchannels",
         "pubsub|shardnumsub",
+        // Prefixes and invalidations are namespaced by command::tracking / forward_tracking.
+        "client|tracking",
     ];
     // Connection state, introspection of the command table or of the tenant's own
     // connections, and counters without names.

@@ -287,6 +287,7 @@ fn eval(
         client: ClientView {
             db: client.db,
             proto: Protocol::Resp2,
+            tracker: client.tracker,
         },
         read_only: read_only || shebang_ro,
     });

@@ -1680,7 +1680,15 @@ mod tests {
     fn run_proto(e: &Engine, proto: Protocol, args: &[&str]) -> Reply {
         let argv: Vec<Bytes> = args.iter().map(|a| b(a)).collect();
         let spec = crate::command::table::lookup(args[0].as_bytes()).expect("command");
-        e.execute(ClientView { db: 0, proto }, spec, &argv)
+        e.execute(
+            ClientView {
+                db: 0,
+                proto,
+                tracker: None,
+            },
+            spec,
+            &argv,
+        )
     }
 
     fn bulks(items: &[&str]) -> Reply {
