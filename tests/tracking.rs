@@ -259,9 +259,15 @@ fn tenants_hear_only_their_keys(addr: &str) {
     // Tenant b's key of the same name is another key: a hears nothing of it.
     b.cmd_str("SET shared 1");
     assert_eq!(a.cmd_str("PING"), Value::Simple("PONG".into()));
-    assert!(a.nothing_within(Duration::from_millis(150)), "{addr}: a heard b's key");
+    assert!(
+        a.nothing_within(Duration::from_millis(150)),
+        "{addr}: a heard b's key"
+    );
     assert_eq!(a_bcast.cmd_str("PING"), Value::Simple("PONG".into()));
-    assert!(a_bcast.nothing_within(Duration::from_millis(150)), "{addr}: a's BCAST heard b's key");
+    assert!(
+        a_bcast.nothing_within(Duration::from_millis(150)),
+        "{addr}: a's BCAST heard b's key"
+    );
     // Its own write: the key by the name a knows.
     b.cmd_str("HELLO 3 AUTH ua pa");
     b.cmd_str("SET shared 2");

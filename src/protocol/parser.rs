@@ -122,12 +122,15 @@ impl RequestParser {
                 return Ok(None);
             };
             if first == b'*' {
-                let Some(line) =
-                    self.take_line(MAX_HEADER_LINE, ParseError::TooBigMultibulkCount)?
+                if let Some(args) = self.whole_multibulk() {
+                    return Ok(Some(args));
+                }
+                let Some(count) =
+                    self.take_header(MAX_HEADER_LINE, ParseError::TooBigMultibulkCount)?
                 else {
                     return Ok(None);
                 };
-                let count = parse_len(&line[1..]).ok_or(ParseError::InvalidMultibulkLength)?;
+                let count = count.ok_or(ParseError::InvalidMultibulkLength)?;
                 if count > self.limits.max_args as i64 || count > i32::MAX as i64 {
                     return Err(ParseError::InvalidMultibulkLength);
                 }
@@ -173,12 +176,12 @@ impl RequestParser {
                     if first != b'$' {
                         return Err(ParseError::ExpectedDollar(first));
                     }
-                    let Some(line) =
-                        self.take_line(MAX_HEADER_LINE, ParseError::TooBigBulkCount)?
+                    let Some(len) =
+                        self.take_header(MAX_HEADER_LINE, ParseError::TooBigBulkCount)?
                     else {
                         return Ok(None);
                     };
-                    let len = parse_len(&line[1..]).ok_or(ParseError::InvalidBulkLength)?;
+                    let len = len.ok_or(ParseError::InvalidBulkLength)?;
                     if len < 0 || len as u64 > self.limits.max_bulk_len as u64 {
                         return Err(ParseError::InvalidBulkLength);
                     }
@@ -217,6 +220,70 @@ impl RequestParser {
         }
     }
 
+    /// The usual case, a whole well-formed multibulk already buffered: cut as one frozen
+    /// slice, its arguments sliced from it (no split or allocation per header line). None
+    /// when it is incomplete or breaks a rule: the incremental path below then takes it,
+    /// with its errors.
+    fn whole_multibulk(&mut self) -> Option<Vec<Bytes>> {
+        let buf = &self.buf[..];
+        let (count, mut pos) = header_at(buf, 0, b'*')?;
+        if count <= 0 || count > self.limits.max_args as i64 {
+            return None;
+        }
+        // First pass: is it all here and valid? (Headers are short; reading them twice
+        // costs less than collecting the argument positions.)
+        for _ in 0..count {
+            let (len, body) = header_at(buf, pos, b'$')?;
+            if len < 0 || len as u64 > self.limits.max_bulk_len as u64 {
+                return None;
+            }
+            pos = body.checked_add(len as usize)?.checked_add(2)?;
+            if pos > buf.len() {
+                return None;
+            }
+        }
+        let frame = self.buf.split_to(pos).freeze();
+        self.scanned = 0;
+        let mut args = Vec::with_capacity(count as usize);
+        let mut at = header_at(&frame, 0, b'*')?.1;
+        for _ in 0..count {
+            let (len, body) = header_at(&frame, at, b'$')?;
+            let end = body + len as usize;
+            args.push(frame.slice(body..end));
+            // Like Redis, the two bytes after the payload are skipped without checking.
+            at = end + 2;
+        }
+        Some(args)
+    }
+
+    /// Takes one `*N` / `$N` header line if complete and returns its number (None inside:
+    /// not a number), consuming the line in place.
+    fn take_header(
+        &mut self,
+        max: usize,
+        too_long: ParseError,
+    ) -> Result<Option<Option<i64>>, ParseError> {
+        let start = self.scanned.min(self.buf.len());
+        match self.buf[start..].iter().position(|&b| b == b'\n') {
+            Some(pos) => {
+                let end = start + pos;
+                self.scanned = 0;
+                let line = &self.buf[1..end];
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                let n = parse_len(line);
+                self.buf.advance(end + 1);
+                Ok(Some(n))
+            }
+            None => {
+                if self.buf.len() > max {
+                    return Err(too_long);
+                }
+                self.scanned = self.buf.len();
+                Ok(None)
+            }
+        }
+    }
+
     /// Takes one line (without its `\n` and an optional `\r` before it) if complete.
     /// Searching resumes where the previous call stopped.
     fn take_line(&mut self, max: usize, too_long: ParseError) -> Result<Option<Bytes>, ParseError> {
@@ -244,6 +311,33 @@ impl RequestParser {
 }
 
 /// Redis's string2ll for header counts: optional '-', digits, fits in i64.
+/// The number of the `kind` header line (`*N` or `$N`) at `at` and where the line after it
+/// starts; None if the line is incomplete, too long, of another kind or not a number.
+fn header_at(buf: &[u8], at: usize, kind: u8) -> Option<(i64, usize)> {
+    if buf.get(at) != Some(&kind) {
+        return None;
+    }
+    let rest = buf.get(at + 1..)?;
+    let nl = rest[..rest.len().min(MAX_HEADER_LINE)]
+        .iter()
+        .position(|&b| b == b'\n')?;
+    let line = &rest[..nl];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    // Plain short digit strings (nearly every header) without the general integer parser;
+    // a leading zero is the general parser's to refuse, as Redis refuses it.
+    let plain = match line {
+        [b'0'] => true,
+        [b'1'..=b'9', ..] => line.len() <= 18 && line.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    let n = if plain {
+        line.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0'))
+    } else {
+        parse_len(line)?
+    };
+    Some((n, at + 1 + nl + 1))
+}
+
 fn parse_len(b: &[u8]) -> Option<i64> {
     crate::backend::embedded::num::parse_i64(b)
 }

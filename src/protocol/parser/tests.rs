@@ -220,3 +220,42 @@ fn random_bytes_in_random_chunks_never_panic() {
         }
     }
 }
+
+/// A whole buffered command takes the one-slice path, a trickled one the incremental path:
+/// both must accept and refuse exactly the same headers (leading zeros, signs, spaces).
+#[test]
+fn whole_and_trickled_commands_agree_on_odd_headers() {
+    let inputs: &[&[u8]] = &[
+        b"*03\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n",
+        b"*2\r\n$01\r\na\r\n$1\r\nb\r\n",
+        b"*2\r\n$+1\r\na\r\n$1\r\nb\r\n",
+        b"*2\r\n$ 1\r\na\r\n$1\r\nb\r\n",
+        b"*2\r\n$-1\r\n$1\r\nb\r\n",
+        b"*1\r\n$0\r\n\r\n",
+        b"*1\n$3\nGET\r\n",
+        b"*1\r\n$3\r\nGETxx*1\r\n$4\r\nPING\r\n",
+        b"*2\r\n$3\r\nGET\r\n*1\r\n$4\r\nPING\r\n",
+        b"*99999999999999999999\r\n",
+    ];
+    for input in inputs {
+        let whole = parse_all(input);
+        let mut p = RequestParser::new(ParserLimits::default());
+        let mut trickled: Result<Vec<Vec<Vec<u8>>>, ParseError> = Ok(Vec::new());
+        for b in input.iter() {
+            p.buffer_mut().extend_from_slice(&[*b]);
+            match p.next_command() {
+                Ok(Some(cmd)) => {
+                    if let Ok(v) = trickled.as_mut() {
+                        v.push(cmd.iter().map(|a| a.to_vec()).collect());
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    trickled = Err(e);
+                    break;
+                }
+            }
+        }
+        assert_eq!(whole, trickled, "{}", String::from_utf8_lossy(input));
+    }
+}
