@@ -275,7 +275,9 @@ fn forwarding_a_client_that_never_reads_hits_the_output_limit() {
         peak = peak.max(rss(gate.pid()));
         let t = Instant::now();
         assert_eq!(c.cmd(&[b"GET", b"big"]), Value::Bulk(value.clone()));
-        assert!(t.elapsed() < Duration::from_secs(1));
+        // Served, not queued behind the lazy client (3 s, not 1: a 1 MiB reply on a
+        // 2-core machine busy with the rest of the suite took 1.0x s once).
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     }
     // Only now read: what reached the socket, then the close.
     let (closed, read) = closes_within(&mut lazy, Duration::from_secs(5));

@@ -12,6 +12,8 @@ use bytes::{Buf, Bytes, BytesMut};
 
 /// Redis's PROTO_INLINE_MAX_SIZE: also the longest `*N` / `$N` header line accepted.
 const MAX_HEADER_LINE: usize = 64 * 1024;
+/// Commands with more arguments than this skip the one-slice path.
+const WHOLE_MAX_ARGS: i64 = 128;
 /// Reads go into at least this much free buffer space.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -77,6 +79,8 @@ pub struct RequestParser {
     pending: Option<Multibulk>,
     /// Bytes of the current line already searched for its newline.
     scanned: usize,
+    /// Where the arguments of a whole buffered command are (kept to reuse its allocation).
+    spans: Vec<(usize, usize)>,
 }
 
 impl RequestParser {
@@ -86,6 +90,7 @@ impl RequestParser {
             limits,
             pending: None,
             scanned: 0,
+            spans: Vec::new(),
         }
     }
 
@@ -226,34 +231,35 @@ impl RequestParser {
     /// with its errors.
     fn whole_multibulk(&mut self) -> Option<Vec<Bytes>> {
         let buf = &self.buf[..];
+        let spans = &mut self.spans;
+        spans.clear();
         let (count, mut pos) = header_at(buf, 0, b'*')?;
-        if count <= 0 || count > self.limits.max_args as i64 {
+        // Long commands take the incremental path: `spans` stays small (at most
+        // WHOLE_MAX_ARGS entries kept per connection).
+        if count <= 0 || count > self.limits.max_args as i64 || count > WHOLE_MAX_ARGS {
             return None;
         }
-        // First pass: is it all here and valid? (Headers are short; reading them twice
-        // costs less than collecting the argument positions.)
         for _ in 0..count {
             let (len, body) = header_at(buf, pos, b'$')?;
             if len < 0 || len as u64 > self.limits.max_bulk_len as u64 {
                 return None;
             }
-            pos = body.checked_add(len as usize)?.checked_add(2)?;
+            let end = body.checked_add(len as usize)?;
+            // Like Redis, the two bytes after the payload are skipped without checking.
+            pos = end.checked_add(2)?;
             if pos > buf.len() {
                 return None;
             }
+            spans.push((body, end));
         }
         let frame = self.buf.split_to(pos).freeze();
         self.scanned = 0;
-        let mut args = Vec::with_capacity(count as usize);
-        let mut at = header_at(&frame, 0, b'*')?.1;
-        for _ in 0..count {
-            let (len, body) = header_at(&frame, at, b'$')?;
-            let end = body + len as usize;
-            args.push(frame.slice(body..end));
-            // Like Redis, the two bytes after the payload are skipped without checking.
-            at = end + 2;
-        }
-        Some(args)
+        Some(
+            self.spans
+                .iter()
+                .map(|&(body, end)| frame.slice(body..end))
+                .collect(),
+        )
     }
 
     /// Takes one `*N` / `$N` header line if complete and returns its number (None inside:
@@ -317,25 +323,36 @@ fn header_at(buf: &[u8], at: usize, kind: u8) -> Option<(i64, usize)> {
     if buf.get(at) != Some(&kind) {
         return None;
     }
-    let rest = buf.get(at + 1..)?;
+    let start = at + 1;
+    // Nearly every header is a short plain number ending in CRLF: read it in one go. A
+    // leading zero, a sign or anything unusual is the general parser's (Redis refuses
+    // leading zeros).
+    let mut n: i64 = 0;
+    let mut i = start;
+    while let Some(&c) = buf.get(i) {
+        if !c.is_ascii_digit() || i - start == 18 {
+            break;
+        }
+        n = n * 10 + i64::from(c - b'0');
+        i += 1;
+    }
+    let digits = i - start;
+    let plain = digits == 1 || (digits > 1 && buf[start] != b'0');
+    if plain {
+        match (buf.get(i), buf.get(i + 1)) {
+            (Some(b'\r'), Some(b'\n')) => return Some((n, i + 2)),
+            (Some(b'\n'), _) => return Some((n, i + 1)),
+            (Some(b'\r'), None) | (None, _) => return None,
+            _ => {}
+        }
+    }
+    let rest = buf.get(start..)?;
     let nl = rest[..rest.len().min(MAX_HEADER_LINE)]
         .iter()
         .position(|&b| b == b'\n')?;
     let line = &rest[..nl];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    // Plain short digit strings (nearly every header) without the general integer parser;
-    // a leading zero is the general parser's to refuse, as Redis refuses it.
-    let plain = match line {
-        [b'0'] => true,
-        [b'1'..=b'9', ..] => line.len() <= 18 && line.iter().all(u8::is_ascii_digit),
-        _ => false,
-    };
-    let n = if plain {
-        line.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0'))
-    } else {
-        parse_len(line)?
-    };
-    Some((n, at + 1 + nl + 1))
+    Some((parse_len(line)?, start + nl + 1))
 }
 
 fn parse_len(b: &[u8]) -> Option<i64> {

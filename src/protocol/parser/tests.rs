@@ -236,6 +236,11 @@ fn whole_and_trickled_commands_agree_on_odd_headers() {
         b"*1\r\n$3\r\nGETxx*1\r\n$4\r\nPING\r\n",
         b"*2\r\n$3\r\nGET\r\n*1\r\n$4\r\nPING\r\n",
         b"*99999999999999999999\r\n",
+        b"*1\r\n$3x\r\nGET\r\n",
+        b"*1\r\n$1234567890123456789\r\n",
+        b"*1\r\n$\r\n",
+        b"*0001\r\n$4\r\nPING\r\n",
+        b"*1\r\r\n$4\r\nPING\r\n",
     ];
     for input in inputs {
         let whole = parse_all(input);
