@@ -206,7 +206,7 @@ fn section(s: &Session, name: &str, out: &mut String) {
                         d.for_each_live(now, |hk, e| {
                             if hk.key.starts_with(prefix) {
                                 keys += 1;
-                                expires += usize::from(e.expire_at.is_some());
+                                expires += usize::from(e.expire_at().is_some());
                             }
                         });
                         if keys > 0 {

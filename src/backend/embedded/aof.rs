@@ -296,7 +296,7 @@ pub fn rewrite_commands(state: &State, now_ms: u64) -> Result<BytesMut, String> 
                     failure = Some(format!("cannot rewrite a {} yet", other.type_name()));
                 }
             }
-            if let Some(at) = entry.expire_at {
+            if let Some(at) = entry.expire_at() {
                 let at = at.to_string();
                 encode(&mut out, &[b"PEXPIREAT", key, at.as_bytes()]);
             }

@@ -53,26 +53,57 @@ impl HKey {
     }
 }
 
+/// One key's value and metadata, as commands see it.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub value: Value,
-    /// Absolute expiry in unix milliseconds.
-    pub expire_at: Option<u64>,
-    /// Last access, unix milliseconds (OBJECT IDLETIME, LRU eviction).
+    /// Absolute expiry in unix milliseconds, 0 for none (a plain u64: `Option<u64>` would
+    /// cost 8 more bytes a key). Read with [`Entry::expire_at`]; changed through the [`Db`],
+    /// which keeps its list of keys with TTLs in step.
+    expire_at: u64,
+    /// Last access, unix milliseconds (OBJECT IDLETIME, LRU eviction). Kept at full
+    /// precision: with a coarser clock, keys touched within one tick would tie for eviction.
     pub last_access: u64,
-    /// Set by COPY to the address of the duplicated string's bytes: Redis's dupStringObject
-    /// never hands out a shared small integer, so OBJECT REFCOUNT reports 1 for that value
-    /// until it is replaced (a new value has other bytes, so the mark lapses by itself).
-    pub private_copy: Option<usize>,
-    /// The bytes [`Db`] counts for this entry (set by the Db; constructors may put 0).
-    pub accounted: usize,
+    /// The bytes [`Db`] counts for this entry (set by the Db).
+    accounted: usize,
+}
+
+/// Encodes an expiry for [`Entry::expire_at`]'s field: 0 means none, so an expiry at the
+/// epoch itself (long past either way) is kept as 1 ms.
+fn expiry_field(at: Option<u64>) -> u64 {
+    at.map_or(0, |t| t.max(1))
+}
+
+impl Entry {
+    pub fn new(value: Value, expire_at: Option<u64>, last_access: u64) -> Entry {
+        Entry {
+            value,
+            expire_at: expiry_field(expire_at),
+            last_access,
+            accounted: 0,
+        }
+    }
+
+    /// Absolute expiry in unix milliseconds, if the key has a TTL.
+    pub fn expire_at(&self) -> Option<u64> {
+        (self.expire_at != 0).then_some(self.expire_at)
+    }
+
+    fn has_ttl(&self) -> bool {
+        self.expire_at != 0
+    }
+
+    fn is_expired(&self, now_ms: u64) -> bool {
+        self.expire_at != 0 && self.expire_at <= now_ms
+    }
 }
 
 /// Bytes an entry costs beyond its key and value: the map node, the entry itself and the
-/// key's allocation. Measured: 1M `SET key:N value-N` grow RSS by ~258 bytes a key, of which
-/// ~38 are key and value; the rest is this overhead (BTreeMap node share, entry, Bytes
-/// headers, allocator rounding).
-pub const ENTRY_OVERHEAD: usize = 220;
+/// key's allocation. Measured with bench/memory.sh: 1M `SET key:N value-NNNNNNNNNN` grow RSS
+/// by ~221 bytes a key, of which ~42 are counted as key and value; the rest is this overhead
+/// (BTreeMap node share of a 40-byte key and a 64-byte entry, the key's Bytes allocation,
+/// allocator rounding).
+pub const ENTRY_OVERHEAD: usize = 180;
 
 fn entry_cost(key: &[u8], value: &Value) -> usize {
     key.len() + value.approx_size() + ENTRY_OVERHEAD
@@ -139,7 +170,7 @@ impl Db {
     fn get_hk(&mut self, hk: &HKey, now_ms: u64, expired: &mut Expired) -> Option<&mut Entry> {
         let is_expired = match self.map.get(hk) {
             None => return None,
-            Some(e) => e.expire_at.is_some_and(|t| t <= now_ms),
+            Some(e) => e.is_expired(now_ms),
         };
         if is_expired {
             let removed = self.map.remove(hk);
@@ -155,7 +186,7 @@ impl Db {
     pub fn peek(&self, key: &Bytes, now_ms: u64) -> Option<&Entry> {
         self.map
             .get(&HKey::lookup(key))
-            .filter(|e| e.expire_at.is_none_or(|t| t > now_ms))
+            .filter(|e| !e.is_expired(now_ms))
     }
 
     /// Stores a value, replacing any old one; `expire_at` None clears a TTL.
@@ -166,18 +197,10 @@ impl Db {
         } else {
             self.volatile.remove(&hk);
         }
-        let accounted = entry_cost(key, &value);
-        self.used += accounted;
-        if let Some(old) = self.map.insert(
-            hk,
-            Entry {
-                value,
-                expire_at,
-                last_access: now_ms,
-                private_copy: None,
-                accounted,
-            },
-        ) {
+        let mut entry = Entry::new(value, expire_at, now_ms);
+        entry.accounted = entry_cost(key, &entry.value);
+        self.used += entry.accounted;
+        if let Some(old) = self.map.insert(hk, entry) {
             self.used -= old.accounted.min(self.used);
         }
     }
@@ -188,7 +211,7 @@ impl Db {
         let hk = HKey::owned(key);
         entry.accounted = entry_cost(key, &entry.value);
         self.used += entry.accounted;
-        if entry.expire_at.is_some() {
+        if entry.has_ttl() {
             self.volatile.insert(hk.clone());
         } else {
             self.volatile.remove(&hk);
@@ -229,7 +252,7 @@ impl Db {
         let pick = |hk: &HKey| {
             self.map
                 .get(hk)
-                .map(|e| (hk.key.clone(), e.last_access, e.expire_at))
+                .map(|e| (hk.key.clone(), e.last_access, e.expire_at()))
         };
         if volatile {
             self.volatile
@@ -253,7 +276,7 @@ impl Db {
         match self.map.get_mut(&hk) {
             None => false,
             Some(e) => {
-                e.expire_at = expire_at;
+                e.expire_at = expiry_field(expire_at);
                 if expire_at.is_some() {
                     if !self.volatile.contains(&hk) {
                         self.volatile.insert(HKey::owned(key));
@@ -301,7 +324,7 @@ impl Db {
                 return hk.hash;
             }
             last_hash = Some(hk.hash);
-            if e.expire_at.is_some_and(|t| t <= now_ms) {
+            if e.is_expired(now_ms) {
                 continue;
             }
             visit(hk, e);
@@ -335,7 +358,7 @@ impl Db {
                 break;
             }
             last_hash = Some(hk.hash);
-            if e.expire_at.is_some_and(|t| t <= now_ms) {
+            if e.is_expired(now_ms) {
                 dead.push(hk.clone());
                 continue;
             }
@@ -353,7 +376,7 @@ impl Db {
     /// Every live key (KEYS), in hash order.
     pub fn for_each_live(&self, now_ms: u64, mut visit: impl FnMut(&HKey, &Entry)) {
         for (hk, e) in &self.map {
-            if e.expire_at.is_none_or(|t| t > now_ms) {
+            if !e.is_expired(now_ms) {
                 visit(hk, e);
             }
         }
@@ -371,7 +394,7 @@ impl Db {
         }
         self.map
             .iter()
-            .find(|(_, e)| e.expire_at.is_none_or(|t| t > now_ms))
+            .find(|(_, e)| !e.is_expired(now_ms))
             .map(|(hk, _)| hk.key.clone())
     }
 
@@ -413,10 +436,7 @@ impl Db {
             .collect();
         for hk in picked {
             cycle.sampled += 1;
-            let expired = self
-                .map
-                .get(&hk)
-                .is_some_and(|e| e.expire_at.is_some_and(|t| t <= now_ms));
+            let expired = self.map.get(&hk).is_some_and(|e| e.is_expired(now_ms));
             if expired {
                 let removed = self.map.remove(&hk);
                 self.forget(removed);
@@ -431,5 +451,18 @@ impl Db {
     /// Approximate bytes held (keys, values, per-entry overhead) for INFO memory.
     pub fn approx_memory(&self) -> usize {
         self.used
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The per-key sizes issue 7's memory figures rest on: a change that grows them shows up
+    /// here before it shows up in bench/memory.sh.
+    #[test]
+    fn per_key_structures_stay_small() {
+        assert_eq!(size_of::<Value>(), 40);
+        assert_eq!(size_of::<Entry>(), 64);
     }
 }

@@ -117,16 +117,8 @@ fn restore(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     {
         last_access = last_access.saturating_sub((idle as u64).saturating_mul(1000));
     }
-    ctx.db().insert_entry(
-        key,
-        Entry {
-            value,
-            expire_at,
-            last_access,
-            private_copy: None,
-            accounted: 0,
-        },
-    );
+    ctx.db()
+        .insert_entry(key, Entry::new(value, expire_at, last_access));
     ctx.dirty(1);
     Reply::ok()
 }

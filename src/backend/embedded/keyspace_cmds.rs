@@ -227,7 +227,7 @@ fn expire_generic(
         return Reply::Integer(0);
     };
     if flags.any() {
-        let current = e.expire_at.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
+        let current = e.expire_at().map(|t| i64::try_from(t).unwrap_or(i64::MAX));
         if flags.nx && current.is_some() {
             return Reply::Integer(0);
         }
@@ -274,7 +274,7 @@ fn ttl_generic(ctx: &mut Ctx, key: &Bytes, ms: bool, absolute: bool) -> Reply {
     let Some(e) = lookup_notouch(ctx, key) else {
         return Reply::Integer(-2);
     };
-    let Some(at) = e.expire_at else {
+    let Some(at) = e.expire_at() else {
         return Reply::Integer(-1);
     };
     let at = at as i128;
@@ -303,7 +303,7 @@ fn persist(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let db = ctx.client.db;
     let had_ttl = match lookup_write(ctx, db, &argv[1]) {
         None => return Reply::Integer(0),
-        Some(e) => e.expire_at.is_some(),
+        Some(e) => e.expire_at().is_some(),
     };
     if !had_ttl {
         return Reply::Integer(0);
@@ -375,22 +375,12 @@ fn copy(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let now = ctx.now_ms;
     let (value, expire_at) = match ctx.lookup_read(src) {
         None => return Reply::Integer(0),
-        Some(e) => (e.value.duplicate(), e.expire_at),
+        Some(e) => (e.value.duplicate(), e.expire_at()),
     };
     if lookup_write(ctx, dst_db, dst).is_some() && !replace {
         return Reply::Integer(0);
     }
-    let private_copy = value.data_addr();
-    ctx.state.dbs[dst_db].insert_entry(
-        dst,
-        Entry {
-            value,
-            expire_at,
-            last_access: now,
-            private_copy,
-            accounted: 0,
-        },
-    );
+    ctx.state.dbs[dst_db].insert_entry(dst, Entry::new(value, expire_at, now));
     ctx.dirty(1);
     Reply::Integer(1)
 }
@@ -612,13 +602,11 @@ fn object(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let idle = now_s.saturating_sub(e.last_access / 1000);
     match sub.as_slice() {
         b"encoding" => Reply::bulk_str(e.value.encoding_name()),
-        b"refcount" => Reply::Integer(
-            if e.value.is_shared_integer() && e.private_copy != e.value.data_addr() {
-                SHARED_REFCOUNT
-            } else {
-                1
-            },
-        ),
+        b"refcount" => Reply::Integer(if e.value.is_shared_integer() {
+            SHARED_REFCOUNT
+        } else {
+            1
+        }),
         b"idletime" => {
             if lfu {
                 return Reply::err(

@@ -970,7 +970,7 @@ impl Batch<'_> {
             // Still there, and not touched since it was sampled?
             let current = self.state.dbs[db]
                 .peek(&key, 0)
-                .map(|e| score(e.last_access, e.expire_at));
+                .map(|e| score(e.last_access, e.expire_at()));
             if current == Some(s) {
                 return Some((db, key));
             }
@@ -1093,7 +1093,7 @@ impl Batch<'_> {
                 .dbs
                 .get(db)
                 .and_then(|d| d.peek(key, 0))
-                .and_then(|e| e.expire_at)
+                .and_then(|e| e.expire_at())
         {
             aof.append(
                 db,

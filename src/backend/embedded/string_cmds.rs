@@ -290,7 +290,7 @@ fn set_generic(
     } else {
         None
     };
-    let existing_ttl = ctx.lookup(key).map(|e| e.expire_at);
+    let existing_ttl = ctx.lookup(key).map(|e| e.expire_at());
     let found = existing_ttl.is_some();
     if (flags & OBJ_SET_NX != 0 && found) || (flags & OBJ_SET_XX != 0 && !found) {
         return Ok(old.unwrap_or(abort));
@@ -427,7 +427,7 @@ fn getex(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
                 ctx.dirty(1);
             }
             None if flags & OBJ_PERSIST != 0
-                && ctx.lookup(key).is_some_and(|e| e.expire_at.is_some()) =>
+                && ctx.lookup(key).is_some_and(|e| e.expire_at().is_some()) =>
             {
                 ctx.db().set_expire(key, None);
                 ctx.dirty(1);
@@ -1572,7 +1572,7 @@ mod tests {
         let e = state.dbs[0]
             .peek(&Bytes::copy_from_slice(key.as_bytes()), 0)
             .expect("key exists");
-        (e.expire_at, e.value.encoding_name())
+        (e.expire_at(), e.value.encoding_name())
     }
 
     #[test]

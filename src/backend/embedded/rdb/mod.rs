@@ -137,7 +137,7 @@ pub fn write_snapshot_dbs(dbs: &[Db], tunables: &Tunables) -> Vec<u8> {
             let mut obj = Vec::new();
             encode::write_typed_value(&mut obj, &entry.value, tunables);
             keys += 1;
-            if let Some(at) = entry.expire_at {
+            if let Some(at) = entry.expire_at() {
                 expires += 1;
                 body.push(opcodes::EXPIRETIME_MS);
                 body.extend_from_slice(&at.to_le_bytes());
