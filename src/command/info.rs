@@ -203,8 +203,8 @@ fn section(s: &Session, name: &str, out: &mut String) {
                     let mut rows = Vec::new();
                     for (i, d) in st.dbs.iter().enumerate() {
                         let (mut keys, mut expires) = (0, 0);
-                        d.for_each_live(now, |hk, e| {
-                            if hk.key.starts_with(prefix) {
+                        d.for_each_live(now, |key, e| {
+                            if key.starts_with(prefix) {
                                 keys += 1;
                                 expires += usize::from(e.expire_at().is_some());
                             }

@@ -2,15 +2,21 @@
 //! active cycle that samples keys with TTLs, like Redis), and a scan order that stays stable
 //! while keys come and go.
 //!
-//! Keys are kept in a `BTreeMap` ordered by (64-bit hash, key bytes). That order is what makes
-//! SCAN's promise hold: the cursor is the hash of the next key to return, so every key present
-//! for the whole scan is returned exactly once in hash order, whatever is inserted or deleted
+//! Keys are kept in a `BTreeMap` ordered by their 64-bit hash. That order is what makes SCAN's
+//! promise hold: the cursor is the hash of the next key to return, so every key present for
+//! the whole scan is returned exactly once in hash order, whatever is inserted or deleted
 //! meanwhile (Redis gets the same guarantee from its reverse-binary bucket cursor). Random
-//! sampling (RANDOMKEY, active expiry) is a range query from a random hash.
+//! sampling (RANDOMKEY, eviction, active expiry) is a range query from a random hash.
+//!
+//! Memory (issue 7: 1M small keys within 1.5x of redis-server): the tree maps a hash to a
+//! `Box` ([`Node`], 8 bytes), so a tree element is 16 bytes instead of a whole key and entry.
+//! A node holds the [`Entry`], the Db's bookkeeping and, for keys up to 14 bytes, the key's
+//! bytes: one allocation per key. Keys whose hashes collide (64-bit hashes: practically
+//! never) are chained from the first one. Keys with a TTL are also listed by hash in
+//! `volatile`, for expiry sampling.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, Hasher};
-use std::ops::Bound;
 
 use bytes::Bytes;
 
@@ -64,8 +70,6 @@ pub struct Entry {
     /// Last access, unix milliseconds (OBJECT IDLETIME, LRU eviction). Kept at full
     /// precision: with a coarser clock, keys touched within one tick would tie for eviction.
     pub last_access: u64,
-    /// The bytes [`Db`] counts for this entry (set by the Db).
-    accounted: usize,
 }
 
 /// Encodes an expiry for [`Entry::expire_at`]'s field: 0 means none, so an expiry at the
@@ -80,7 +84,6 @@ impl Entry {
             value,
             expire_at: expiry_field(expire_at),
             last_access,
-            accounted: 0,
         }
     }
 
@@ -98,28 +101,117 @@ impl Entry {
     }
 }
 
-/// Bytes an entry costs beyond its key and value: the map node, the entry itself and the
-/// key's allocation. Measured with bench/memory.sh: 1M `SET key:N value-NNNNNNNNNN` grow RSS
-/// by ~221 bytes a key, of which ~42 are counted as key and value; the rest is this overhead
-/// (BTreeMap node share of a 40-byte key and a 64-byte entry, the key's Bytes allocation,
-/// allocator rounding).
-pub const ENTRY_OVERHEAD: usize = 180;
+/// Bytes an entry costs beyond its key's length and `Value::approx_size` (which counts a
+/// string's allocation overhead): its [`Node`] (88 bytes, a 96-byte malloc chunk; a short
+/// key's bytes are inside it, so `key.len()` slightly over-counts those) and its share of the
+/// tree (16-byte elements in nodes ~2/3 full, ~30 bytes). Measured with bench/memory.sh: 1M
+/// `SET key:N value-NNNNNNNNNN` grow RSS by ~157 bytes a key, of which ~42 are counted as
+/// key and value; this is the rest.
+pub const ENTRY_OVERHEAD: usize = 115;
 
 fn entry_cost(key: &[u8], value: &Value) -> usize {
     key.len() + value.approx_size() + ENTRY_OVERHEAD
 }
 
-/// One logical database (SELECT n).
-#[derive(Debug, Default)]
-pub struct Db {
-    map: BTreeMap<HKey, Entry>,
-    /// Keys that carry a TTL, for active expiry sampling and INFO keyspace's `expires=`.
-    volatile: BTreeSet<HKey>,
-    /// Sum of the entries' `accounted` bytes.
-    used: usize,
+/// Longest key kept inside its [`Node`]; longer keys get an allocation of their own.
+const INLINE_KEY: usize = 14;
+
+/// A key's bytes: inline when short (most keys), boxed otherwise.
+#[derive(Clone)]
+enum Key {
+    Inline {
+        len: u8,
+        buf: [u8; INLINE_KEY],
+    },
+    /// Boxed twice so this variant is one pointer wide and `Key` stays 16 bytes.
+    Heap(Box<Box<[u8]>>),
 }
 
-/// What one active-expiry pass did.
+impl Key {
+    fn new(key: &[u8]) -> Key {
+        if key.len() <= INLINE_KEY {
+            let mut buf = [0; INLINE_KEY];
+            buf[..key.len()].copy_from_slice(key);
+            Key::Inline {
+                len: key.len() as u8,
+                buf,
+            }
+        } else {
+            Key::Heap(Box::new(key.into()))
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Key::Inline { len, buf } => buf.get(..usize::from(*len)).unwrap_or_default(),
+            Key::Heap(b) => b,
+        }
+    }
+}
+
+/// One key in the tree: its entry, the Db's bookkeeping and (if short) the key's bytes, in
+/// one allocation of 88 bytes reached through a thin `Box`, so the tree's elements are 16
+/// bytes.
+struct Node {
+    /// The next key with the same hash (a collision chain; almost always None).
+    next: Option<Box<Node>>,
+    entry: Entry,
+    /// The bytes [`Db`] counts for this entry (its [`entry_cost`] when last measured).
+    accounted: usize,
+    key: Key,
+}
+
+impl Node {
+    fn key(&self) -> &[u8] {
+        self.key.as_bytes()
+    }
+
+    /// This node and the ones chained after it.
+    fn chain(&self) -> impl Iterator<Item = &Node> {
+        std::iter::successors(Some(self), |n| n.next.as_deref())
+    }
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("key", &String::from_utf8_lossy(self.key()))
+            .field("entry", &self.entry)
+            .field("next", &self.next)
+            .finish()
+    }
+}
+
+/// One logical database (SELECT n).
+#[derive(Debug)]
+pub struct Db {
+    /// hash -> the key(s) with that hash.
+    map: BTreeMap<u64, Box<Node>>,
+    /// Number of keys (chains make it differ from `map.len()` in theory).
+    len: usize,
+    /// Hashes of the keys that carry a TTL, for active expiry sampling.
+    volatile: BTreeSet<u64>,
+    /// Keys that carry a TTL (INFO keyspace's `expires=`).
+    expires: usize,
+    /// Sum of the entries' counted bytes.
+    used: usize,
+    /// [`key_hash`], replaced by tests to make keys collide.
+    hasher: fn(&[u8]) -> u64,
+}
+
+impl Default for Db {
+    fn default() -> Db {
+        Db {
+            map: BTreeMap::new(),
+            len: 0,
+            volatile: BTreeSet::new(),
+            expires: 0,
+            used: 0,
+            hasher: key_hash,
+        }
+    }
+}
+
 /// Keys deleted by expiry during one command or cycle: counted for INFO, and named (with
 /// their database) when the AOF or keyspace notifications need them.
 #[derive(Debug, Default)]
@@ -133,14 +225,15 @@ pub struct Expired {
 }
 
 impl Expired {
-    pub fn record(&mut self, key: &Bytes) {
+    pub fn record(&mut self, key: &[u8]) {
         self.count += 1;
         if self.keep_names {
-            self.keys.push((self.db, key.clone()));
+            self.keys.push((self.db, Bytes::copy_from_slice(key)));
         }
     }
 }
 
+/// What one active-expiry pass did.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ExpireCycle {
     pub sampled: usize,
@@ -148,85 +241,174 @@ pub struct ExpireCycle {
 }
 
 impl Db {
+    /// A Db hashing keys with `hasher` (tests use it to make keys collide).
+    #[cfg(test)]
+    fn with_hasher(hasher: fn(&[u8]) -> u64) -> Db {
+        Db {
+            hasher,
+            ..Db::default()
+        }
+    }
+
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len == 0
     }
 
     pub fn expires_count(&self) -> usize {
-        self.volatile.len()
+        self.expires
+    }
+
+    fn hash(&self, key: &[u8]) -> u64 {
+        (self.hasher)(key).max(1)
+    }
+
+    fn find(&self, hash: u64, key: &[u8]) -> Option<&Node> {
+        self.map.get(&hash)?.chain().find(|n| n.key() == key)
+    }
+
+    fn find_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut Node> {
+        let mut node = &mut **self.map.get_mut(&hash)?;
+        loop {
+            if node.key() == key {
+                return Some(node);
+            }
+            node = node.next.as_deref_mut()?;
+        }
+    }
+
+    /// Unlinks and frees a key's node; returns its entry.
+    fn take(&mut self, hash: u64, key: &[u8]) -> Option<Entry> {
+        let first = self.map.get_mut(&hash)?;
+        let node = if first.key() == key {
+            let mut node = self.map.remove(&hash)?;
+            if let Some(next) = node.next.take() {
+                self.map.insert(hash, next);
+            }
+            node
+        } else {
+            let mut link = &mut first.next;
+            loop {
+                if link.as_ref()?.key() == key {
+                    let mut node = link.take()?;
+                    *link = node.next.take();
+                    break node;
+                }
+                link = &mut link.as_mut()?.next;
+            }
+        };
+        let Node {
+            entry, accounted, ..
+        } = *node;
+        self.len -= 1;
+        self.used = self.used.saturating_sub(accounted);
+        if entry.has_ttl() {
+            self.ttl_gone(hash);
+        }
+        Some(entry)
+    }
+
+    /// Bookkeeping after a key with `hash` lost its TTL (or was removed with one).
+    fn ttl_gone(&mut self, hash: u64) {
+        self.expires = self.expires.saturating_sub(1);
+        let others = self
+            .map
+            .get(&hash)
+            .is_some_and(|n| n.chain().any(|n| n.entry.has_ttl()));
+        if !others {
+            self.volatile.remove(&hash);
+        }
+    }
+
+    /// Bookkeeping after a key with `hash` got a TTL it did not have.
+    fn ttl_added(&mut self, hash: u64) {
+        self.expires += 1;
+        self.volatile.insert(hash);
     }
 
     /// Looks a key up, deleting it first if its TTL has passed (lazy expiry).
     /// Returns whether the key expired in `expired` so stats can count it.
     pub fn get(&mut self, key: &Bytes, now_ms: u64, expired: &mut Expired) -> Option<&mut Entry> {
-        let hk = HKey::lookup(key);
-        self.get_hk(&hk, now_ms, expired)
+        let hash = self.hash(key);
+        self.get_h(hash, key, now_ms, expired)
     }
 
-    fn get_hk(&mut self, hk: &HKey, now_ms: u64, expired: &mut Expired) -> Option<&mut Entry> {
-        let is_expired = match self.map.get(hk) {
-            None => return None,
-            Some(e) => e.is_expired(now_ms),
-        };
-        if is_expired {
-            let removed = self.map.remove(hk);
-            self.forget(removed);
-            self.volatile.remove(hk);
-            expired.record(&hk.key);
+    fn get_h(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        now_ms: u64,
+        expired: &mut Expired,
+    ) -> Option<&mut Entry> {
+        if self.find(hash, key)?.entry.is_expired(now_ms) {
+            self.take(hash, key);
+            expired.record(key);
             return None;
         }
-        self.map.get_mut(hk)
+        self.find_mut(hash, key).map(|n| &mut n.entry)
     }
 
     /// Reads without expiring (for commands that must not have side effects, e.g. SCAN filters).
     pub fn peek(&self, key: &Bytes, now_ms: u64) -> Option<&Entry> {
-        self.map
-            .get(&HKey::lookup(key))
+        self.find(self.hash(key), key)
+            .map(|n| &n.entry)
             .filter(|e| !e.is_expired(now_ms))
     }
 
     /// Stores a value, replacing any old one; `expire_at` None clears a TTL.
     pub fn set(&mut self, key: &[u8], value: Value, expire_at: Option<u64>, now_ms: u64) {
-        let hk = HKey::owned(key);
-        if expire_at.is_some() {
-            self.volatile.insert(hk.clone());
-        } else {
-            self.volatile.remove(&hk);
-        }
-        let mut entry = Entry::new(value, expire_at, now_ms);
-        entry.accounted = entry_cost(key, &entry.value);
-        self.used += entry.accounted;
-        if let Some(old) = self.map.insert(hk, entry) {
-            self.used -= old.accounted.min(self.used);
-        }
+        self.insert_entry(key, Entry::new(value, expire_at, now_ms));
     }
 
-    /// Stores a whole entry (RENAME, MOVE, COPY), keeping its TTL and flags; the key is
-    /// copied like [`Db::set`] does.
-    pub fn insert_entry(&mut self, key: &[u8], mut entry: Entry) {
-        let hk = HKey::owned(key);
-        entry.accounted = entry_cost(key, &entry.value);
-        self.used += entry.accounted;
-        if entry.has_ttl() {
-            self.volatile.insert(hk.clone());
-        } else {
-            self.volatile.remove(&hk);
-        }
-        if let Some(old) = self.map.insert(hk, entry) {
-            self.used -= old.accounted.min(self.used);
+    /// Stores a whole entry (RENAME, MOVE, COPY, RESTORE), keeping its TTL; the key is
+    /// copied into the keyspace's own allocation, so it never pins a client's read buffer.
+    pub fn insert_entry(&mut self, key: &[u8], entry: Entry) {
+        let hash = self.hash(key);
+        let accounted = entry_cost(key, &entry.value);
+        let has_ttl = entry.has_ttl();
+        self.used += accounted;
+        let had_ttl = match self.find_mut(hash, key) {
+            // Overwrite in place: the key's node is reused.
+            Some(node) => {
+                let old = std::mem::replace(&mut node.entry, entry);
+                let old_cost = std::mem::replace(&mut node.accounted, accounted);
+                self.used = self.used.saturating_sub(old_cost);
+                old.has_ttl()
+            }
+            None => {
+                let node = Box::new(Node {
+                    next: None,
+                    entry,
+                    accounted,
+                    key: Key::new(key),
+                });
+                if let Some(prev) = self.map.insert(hash, node) {
+                    // A collision: chain the keys already there after the new one.
+                    if let Some(first) = self.map.get_mut(&hash) {
+                        first.next = Some(prev);
+                    }
+                }
+                self.len += 1;
+                false
+            }
+        };
+        match (had_ttl, has_ttl) {
+            (false, true) => self.ttl_added(hash),
+            (true, false) => self.ttl_gone(hash),
+            _ => {}
         }
     }
 
     /// Re-counts a key's bytes after a command changed its value in place.
     pub fn remeasure(&mut self, key: &Bytes) {
-        if let Some(e) = self.map.get_mut(&HKey::lookup(key)) {
-            let cost = entry_cost(key, &e.value);
-            self.used = (self.used + cost).saturating_sub(e.accounted);
-            e.accounted = cost;
+        let hash = self.hash(key);
+        if let Some(node) = self.find_mut(hash, key) {
+            let cost = entry_cost(key, &node.entry.value);
+            let old = std::mem::replace(&mut node.accounted, cost);
+            self.used = (self.used + cost).saturating_sub(old);
         }
     }
 
@@ -235,70 +417,80 @@ impl Db {
         self.used
     }
 
-    fn forget(&mut self, removed: Option<Entry>) -> Option<Entry> {
-        if let Some(e) = &removed {
-            self.used -= e.accounted.min(self.used);
-        }
-        removed
+    /// The node at or after a random hash (wrapping around), if any.
+    fn random_node(&self, among: Option<&BTreeSet<u64>>) -> Option<&Node> {
+        let probe = rand::random::<u64>();
+        let hash = match among {
+            Some(set) => *set.range(probe..).next().or_else(|| set.iter().next())?,
+            None => {
+                *self
+                    .map
+                    .range(probe..)
+                    .next()
+                    .or_else(|| self.map.iter().next())?
+                    .0
+            }
+        };
+        self.map.get(&hash).map(|n| &**n)
     }
 
     /// Up to `n` random keys (only keys with a TTL when `volatile`), with their last
     /// access and expiry, for eviction.
     pub fn sample(&self, n: usize, volatile: bool) -> Vec<(Bytes, u64, Option<u64>)> {
-        let probe = HKey {
-            hash: rand::random::<u64>(),
-            key: Bytes::new(),
-        };
-        let pick = |hk: &HKey| {
-            self.map
-                .get(hk)
-                .map(|e| (hk.key.clone(), e.last_access, e.expire_at()))
+        let pick = |node: &Node| {
+            let e = &node.entry;
+            (
+                Bytes::copy_from_slice(node.key()),
+                e.last_access,
+                e.expire_at(),
+            )
         };
         if volatile {
+            let probe = rand::random::<u64>();
             self.volatile
-                .range((Bound::Included(probe), Bound::Unbounded))
+                .range(probe..)
                 .chain(self.volatile.iter())
-                .take(n.min(self.volatile.len()))
-                .filter_map(pick)
+                .take(self.volatile.len())
+                .filter_map(|h| self.map.get(h))
+                .flat_map(|node| node.chain().filter(|n| n.entry.has_ttl()))
+                .take(n)
+                .map(pick)
                 .collect()
         } else {
             // Independent random positions, so neighbours in hash order are not favoured.
-            (0..n.min(self.map.len()))
-                .filter_map(|_| self.random_entry_key())
-                .filter_map(|hk| pick(&hk))
+            (0..n.min(self.len))
+                .filter_map(|_| self.random_node(None))
+                .map(pick)
                 .collect()
         }
     }
 
     /// Sets or clears a TTL on an existing key; returns false if the key is absent.
     pub fn set_expire(&mut self, key: &Bytes, expire_at: Option<u64>) -> bool {
-        let hk = HKey::lookup(key);
-        match self.map.get_mut(&hk) {
-            None => false,
-            Some(e) => {
-                e.expire_at = expiry_field(expire_at);
-                if expire_at.is_some() {
-                    if !self.volatile.contains(&hk) {
-                        self.volatile.insert(HKey::owned(key));
-                    }
-                } else {
-                    self.volatile.remove(&hk);
-                }
-                true
-            }
+        let hash = self.hash(key);
+        let Some(node) = self.find_mut(hash, key) else {
+            return false;
+        };
+        let e = &mut node.entry;
+        let had = e.has_ttl();
+        e.expire_at = expiry_field(expire_at);
+        match (had, expire_at.is_some()) {
+            (false, true) => self.ttl_added(hash),
+            (true, false) => self.ttl_gone(hash),
+            _ => {}
         }
+        true
     }
 
     /// Removes a key (expired or not); returns the entry if it was there.
     pub fn remove(&mut self, key: &Bytes) -> Option<Entry> {
-        let hk = HKey::lookup(key);
-        self.volatile.remove(&hk);
-        let removed = self.map.remove(&hk);
-        self.forget(removed)
+        self.take(self.hash(key), key)
     }
 
     pub fn clear(&mut self) {
         self.used = 0;
+        self.len = 0;
+        self.expires = 0;
         self.map.clear();
         self.volatile.clear();
     }
@@ -311,23 +503,19 @@ impl Db {
         cursor: u64,
         budget: usize,
         now_ms: u64,
-        mut visit: impl FnMut(&HKey, &Entry),
+        mut visit: impl FnMut(&[u8], &Entry),
     ) -> u64 {
-        let mut last_hash = None;
-        let start = HKey {
-            hash: cursor,
-            key: Bytes::new(),
-        };
-        let range = self.map.range((Bound::Included(start), Bound::Unbounded));
-        for (seen, (hk, e)) in range.enumerate() {
-            if seen >= budget && last_hash != Some(hk.hash) {
-                return hk.hash;
+        let mut seen = 0;
+        for (&hash, first) in self.map.range(cursor..) {
+            if seen >= budget {
+                return hash;
             }
-            last_hash = Some(hk.hash);
-            if e.is_expired(now_ms) {
-                continue;
+            for node in first.chain() {
+                seen += 1;
+                if !node.entry.is_expired(now_ms) {
+                    visit(node.key(), &node.entry);
+                }
             }
-            visit(hk, e);
         }
         0
     }
@@ -340,44 +528,40 @@ impl Db {
         budget: usize,
         now_ms: u64,
         expired: &mut Expired,
-        mut visit: impl FnMut(&HKey, &mut Entry),
+        mut visit: impl FnMut(&[u8], &mut Entry),
     ) -> u64 {
-        let mut last_hash = None;
+        let mut seen = 0;
         let mut next = 0;
-        let mut dead = Vec::new();
-        let start = HKey {
-            hash: cursor,
-            key: Bytes::new(),
-        };
-        let range = self
-            .map
-            .range_mut((Bound::Included(start), Bound::Unbounded));
-        for (seen, (hk, e)) in range.enumerate() {
-            if seen >= budget && last_hash != Some(hk.hash) {
-                next = hk.hash;
+        let mut dead: Vec<(u64, Box<[u8]>)> = Vec::new();
+        for (&hash, first) in self.map.range_mut(cursor..) {
+            if seen >= budget {
+                next = hash;
                 break;
             }
-            last_hash = Some(hk.hash);
-            if e.is_expired(now_ms) {
-                dead.push(hk.clone());
-                continue;
+            let mut node = Some(&mut **first);
+            while let Some(n) = node {
+                seen += 1;
+                if n.entry.is_expired(now_ms) {
+                    dead.push((hash, n.key().into()));
+                } else {
+                    // Disjoint fields: the key is read while the entry is written.
+                    visit(n.key.as_bytes(), &mut n.entry);
+                }
+                node = n.next.as_deref_mut();
             }
-            visit(hk, e);
         }
-        for hk in dead {
-            let removed = self.map.remove(&hk);
-            self.forget(removed);
-            self.volatile.remove(&hk);
-            expired.record(&hk.key);
+        for (hash, key) in dead {
+            self.take(hash, &key);
+            expired.record(&key);
         }
         next
     }
 
     /// Every live key (KEYS), in hash order.
-    pub fn for_each_live(&self, now_ms: u64, mut visit: impl FnMut(&HKey, &Entry)) {
-        for (hk, e) in &self.map {
-            if !e.is_expired(now_ms) {
-                visit(hk, e);
+    pub fn for_each_live(&self, now_ms: u64, mut visit: impl FnMut(&[u8], &Entry)) {
+        for node in self.map.values().flat_map(|n| n.chain()) {
+            if !node.entry.is_expired(now_ms) {
+                visit(node.key(), &node.entry);
             }
         }
     }
@@ -387,27 +571,22 @@ impl Db {
     pub fn random_key(&mut self, now_ms: u64, expired: &mut Expired) -> Option<Bytes> {
         // Bounded attempts: a db full of expired keys must not make us loop for long.
         for _ in 0..100 {
-            let hk = self.random_entry_key()?;
-            if self.get_hk(&hk, now_ms, expired).is_some() {
-                return Some(hk.key);
+            let node = self.random_node(None)?;
+            let key = Bytes::copy_from_slice(node.key());
+            if !node.entry.is_expired(now_ms) {
+                return Some(key);
             }
+            let hash = self.hash(&key);
+            self.take(hash, &key);
+            expired.record(&key);
         }
-        self.map
-            .iter()
-            .find(|(_, e)| !e.is_expired(now_ms))
-            .map(|(hk, _)| hk.key.clone())
-    }
-
-    fn random_entry_key(&self) -> Option<HKey> {
-        let probe = HKey {
-            hash: rand::random::<u64>(),
-            key: Bytes::new(),
-        };
-        self.map
-            .range((Bound::Included(probe), Bound::Unbounded))
-            .next()
-            .or_else(|| self.map.iter().next())
-            .map(|(k, _)| k.clone())
+        let mut found = None;
+        self.for_each_live(now_ms, |k, _| {
+            if found.is_none() {
+                found = Some(Bytes::copy_from_slice(k));
+            }
+        });
+        found
     }
 
     /// One pass of active expiry: sample up to `samples` keys with TTLs from random
@@ -423,27 +602,30 @@ impl Db {
         if self.volatile.is_empty() {
             return cycle;
         }
-        let probe = HKey {
-            hash: rand::random::<u64>(),
-            key: Bytes::new(),
-        };
-        let picked: Vec<HKey> = self
+        let probe = rand::random::<u64>();
+        let mut dead: Vec<(u64, Box<[u8]>)> = Vec::new();
+        let picked = self
             .volatile
-            .range((Bound::Included(probe), Bound::Unbounded))
+            .range(probe..)
             .chain(self.volatile.iter())
-            .take(samples.min(self.volatile.len()))
-            .cloned()
-            .collect();
-        for hk in picked {
+            .take(self.volatile.len())
+            .filter_map(|&h| Some((h, self.map.get(&h)?)))
+            .flat_map(|(h, node)| {
+                node.chain()
+                    .filter(|n| n.entry.has_ttl())
+                    .map(move |n| (h, n))
+            })
+            .take(samples);
+        for (hash, node) in picked {
             cycle.sampled += 1;
-            let expired = self.map.get(&hk).is_some_and(|e| e.is_expired(now_ms));
-            if expired {
-                let removed = self.map.remove(&hk);
-                self.forget(removed);
-                self.volatile.remove(&hk);
-                sink.record(&hk.key);
-                cycle.expired += 1;
+            if node.entry.is_expired(now_ms) {
+                dead.push((hash, node.key().into()));
             }
+        }
+        for (hash, key) in dead {
+            self.take(hash, &key);
+            sink.record(&key);
+            cycle.expired += 1;
         }
         cycle
     }
@@ -458,11 +640,172 @@ impl Db {
 mod tests {
     use super::*;
 
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn str_value(s: &str) -> Value {
+        Value::string(b(s))
+    }
+
+    fn get_str(db: &mut Db, key: &str, now: u64) -> Option<Bytes> {
+        let mut sink = Expired::default();
+        db.get(&b(key), now, &mut sink)
+            .and_then(|e| e.value.as_str().cloned())
+    }
+
+    /// Every key collides with every other key of its length.
+    fn by_len(key: &[u8]) -> u64 {
+        key.len() as u64
+    }
+
     /// The per-key sizes issue 7's memory figures rest on: a change that grows them shows up
     /// here before it shows up in bench/memory.sh.
     #[test]
     fn per_key_structures_stay_small() {
         assert_eq!(size_of::<Value>(), 40);
-        assert_eq!(size_of::<Entry>(), 64);
+        assert_eq!(size_of::<Entry>(), 56);
+        assert_eq!(size_of::<Key>(), 16);
+        // 88 bytes: malloc's 96-byte size class, with the key's bytes included.
+        assert_eq!(size_of::<Node>(), 88);
+        assert_eq!(size_of::<Box<Node>>(), 8);
+    }
+
+    #[test]
+    fn short_and_long_keys_round_trip() {
+        let mut db = Db::default();
+        let keys = [
+            "",
+            "k",
+            "fourteen-bytes",
+            "fifteen-bytes!!",
+            &"x".repeat(1000),
+        ];
+        for (i, k) in keys.iter().enumerate() {
+            db.set(k.as_bytes(), str_value(&i.to_string()), None, 0);
+        }
+        assert_eq!(db.len(), keys.len());
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(get_str(&mut db, k, 0), Some(b(&i.to_string())), "{k}");
+        }
+        let mut seen = Vec::new();
+        db.for_each_live(0, |k, _| seen.push(k.to_vec()));
+        seen.sort();
+        let mut want: Vec<Vec<u8>> = keys.iter().map(|k| k.as_bytes().to_vec()).collect();
+        want.sort();
+        assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn colliding_keys_are_kept_apart() {
+        let mut db = Db::with_hasher(by_len);
+        for k in ["aa", "bb", "cc", "d"] {
+            db.set(k.as_bytes(), str_value(k), None, 0);
+        }
+        assert_eq!(db.len(), 4);
+        for k in ["aa", "bb", "cc", "d"] {
+            assert_eq!(get_str(&mut db, k, 0), Some(b(k)));
+        }
+        assert_eq!(get_str(&mut db, "zz", 0), None);
+        // Overwrite one in the middle of its chain.
+        db.set(b"bb", str_value("new"), None, 0);
+        assert_eq!(db.len(), 4);
+        assert_eq!(get_str(&mut db, "bb", 0), Some(b("new")));
+        // Remove from the middle, the head and the tail of the chain.
+        for (k, left) in [("bb", 3), ("cc", 2), ("aa", 1)] {
+            assert!(db.remove(&b(k)).is_some());
+            assert!(db.remove(&b(k)).is_none());
+            assert_eq!(db.len(), left);
+            assert_eq!(get_str(&mut db, k, 0), None);
+        }
+        assert_eq!(get_str(&mut db, "d", 0), Some(b("d")));
+        assert!(db.remove(&b("d")).is_some());
+        assert!(db.is_empty());
+        assert_eq!(db.used_memory(), 0);
+    }
+
+    #[test]
+    fn colliding_keys_are_scanned_together() {
+        let mut db = Db::with_hasher(by_len);
+        for k in ["aa", "bb", "cc", "d", "eee"] {
+            db.set(k.as_bytes(), str_value(k), None, 0);
+        }
+        // A budget of one still returns the whole chain of hash 1 and then of hash 2.
+        let mut got = Vec::new();
+        let next = db.scan(0, 1, 0, |k, _| got.push(k.to_vec()));
+        assert_eq!(got, vec![b"d".to_vec()]);
+        assert_eq!(next, 2);
+        got.clear();
+        let next = db.scan(next, 1, 0, |k, _| got.push(k.to_vec()));
+        got.sort();
+        assert_eq!(got, vec![b"aa".to_vec(), b"bb".to_vec(), b"cc".to_vec()]);
+        assert_eq!(next, 3);
+        let mut sink = Expired::default();
+        got.clear();
+        let next = db.scan_expiring(next, 10, 0, &mut sink, |k, _| got.push(k.to_vec()));
+        assert_eq!((got, next), (vec![b"eee".to_vec()], 0));
+    }
+
+    #[test]
+    fn ttls_of_colliding_keys_are_tracked_per_key() {
+        let mut db = Db::with_hasher(by_len);
+        db.set(b"aa", str_value("1"), Some(100), 0);
+        db.set(b"bb", str_value("2"), Some(200), 0);
+        db.set(b"cc", str_value("3"), None, 0);
+        assert_eq!(db.expires_count(), 2);
+        // One key of the chain losing its TTL keeps the hash listed for the other.
+        assert!(db.set_expire(&b("aa"), None));
+        assert_eq!(db.expires_count(), 1);
+        assert_eq!(db.sample(5, true).len(), 1);
+        assert!(!db.set_expire(&b("zz"), Some(5)));
+        // Active expiry finds the one expired key behind the shared hash.
+        let mut sink = Expired {
+            keep_names: true,
+            ..Expired::default()
+        };
+        let cycle = db.active_expire(250, 20, &mut sink);
+        assert_eq!((cycle.sampled, cycle.expired), (1, 1));
+        assert_eq!(sink.keys, vec![(0, b("bb"))]);
+        assert_eq!(db.expires_count(), 0);
+        assert!(db.volatile.is_empty());
+        assert_eq!(db.len(), 2);
+        // Overwriting with a TTL and then without one.
+        db.set(b"cc", str_value("3"), Some(300), 0);
+        assert_eq!(db.expires_count(), 1);
+        db.set(b"cc", str_value("3"), None, 0);
+        assert_eq!(db.expires_count(), 0);
+        assert!(db.volatile.is_empty());
+    }
+
+    #[test]
+    fn lazy_expiry_removes_the_key_and_its_accounting() {
+        let mut db = Db::default();
+        db.set(b"gone", str_value("v"), Some(10), 0);
+        db.set(b"kept", str_value("v"), None, 0);
+        let one = db.used_memory() / 2;
+        let mut sink = Expired::default();
+        assert!(db.get(&b("gone"), 10, &mut sink).is_none());
+        assert_eq!(sink.count, 1);
+        assert_eq!(
+            (db.len(), db.expires_count(), db.used_memory()),
+            (1, 0, one)
+        );
+        assert!(db.peek(&b("kept"), 10).is_some());
+        assert_eq!(db.random_key(10, &mut sink), Some(b("kept")));
+    }
+
+    #[test]
+    fn remeasure_follows_in_place_changes() {
+        let mut db = Db::default();
+        db.set(b"k", str_value("v"), None, 0);
+        let before = db.used_memory();
+        let mut sink = Expired::default();
+        if let Some(e) = db.get(&b("k"), 0, &mut sink) {
+            e.value = Value::raw_string(Bytes::from(vec![b'x'; 1001]));
+        }
+        db.remeasure(&b("k"));
+        assert_eq!(db.used_memory(), before + 1000);
+        db.clear();
+        assert_eq!((db.len(), db.used_memory()), (0, 0));
     }
 }

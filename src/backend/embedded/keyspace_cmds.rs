@@ -447,9 +447,9 @@ fn keys(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let all = pattern.as_ref() == b"*";
     let now = ctx.now_ms;
     let mut out = Vec::new();
-    ctx.db().for_each_live(now, |hk, _| {
-        if all || crate::glob::glob_match(pattern, &hk.key, false) {
-            out.push(Reply::Bulk(hk.key.clone()));
+    ctx.db().for_each_live(now, |key, _| {
+        if all || crate::glob::glob_match(pattern, key, false) {
+            out.push(Reply::Bulk(Bytes::copy_from_slice(key)));
         }
     });
     Reply::Array(out)
@@ -530,9 +530,9 @@ fn scan(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         return Reply::err(errors::DB_INDEX);
     };
     pending_expired.db = db;
-    let next = d.scan_expiring(cursor, budget, now, pending_expired, |hk, e| {
+    let next = d.scan_expiring(cursor, budget, now, pending_expired, |key, e| {
         if let Some(p) = pattern
-            && !crate::glob::glob_match(p, &hk.key, false)
+            && !crate::glob::glob_match(p, key, false)
         {
             return;
         }
@@ -543,7 +543,7 @@ fn scan(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
                 return;
             }
         }
-        out.push(Reply::Bulk(hk.key.clone()));
+        out.push(Reply::Bulk(Bytes::copy_from_slice(key)));
     });
     ctx.hits += typed_hits;
     Reply::Array(vec![
