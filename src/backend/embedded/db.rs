@@ -10,11 +10,13 @@
 //!
 //! Memory (issue 7: 1M small keys within 1.5x of redis-server): the tree maps a hash to a
 //! `Box` ([`Node`], 8 bytes), so a tree element is 16 bytes instead of a whole key and entry.
-//! A node holds the [`Entry`], the Db's bookkeeping and, for keys up to 14 bytes, the key's
-//! bytes: one allocation per key. Keys whose hashes collide (64-bit hashes: practically
-//! never) are chained from the first one. Keys with a TTL are also listed by hash in
-//! `volatile`, for expiry sampling.
+//! A node holds the [`Entry`] (56 bytes: expiry, a 32-bit LRU clock and the Db's byte count
+//! packed next to the value) and, for keys up to 14 bytes, the key's bytes: one 72-byte
+//! allocation per key, malloc's 80-byte class. Keys whose hashes collide (64-bit hashes:
+//! practically never) beyond the first are kept in a side map, so nodes need no chain
+//! pointer. Keys with a TTL are also listed by hash in `volatile`, for expiry sampling.
 
+use std::collections::btree_map::Entry as Slot;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, Hasher};
 
@@ -59,6 +61,16 @@ impl HKey {
     }
 }
 
+/// Resolution of the clock [`Entry`] records accesses with. Its u32 ticks wrap after ~497
+/// days (Redis's 24-bit LRU clock of seconds wraps after 194): a key idle longer than that
+/// looks recently used, as in Redis. Finer than Redis's 1 s, so keys touched a few
+/// milliseconds apart are still told apart by LRU eviction.
+pub const LRU_TICK_MS: u64 = 10;
+
+fn lru_ticks(now_ms: u64) -> u64 {
+    now_ms / LRU_TICK_MS
+}
+
 /// One key's value and metadata, as commands see it.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -67,9 +79,12 @@ pub struct Entry {
     /// cost 8 more bytes a key). Read with [`Entry::expire_at`]; changed through the [`Db`],
     /// which keeps its list of keys with TTLs in step.
     expire_at: u64,
-    /// Last access, unix milliseconds (OBJECT IDLETIME, LRU eviction). Kept at full
-    /// precision: with a coarser clock, keys touched within one tick would tie for eviction.
-    pub last_access: u64,
+    /// Last access (OBJECT IDLETIME, LRU eviction) in [`LRU_TICK_MS`] ticks, wrapping: 4
+    /// bytes instead of a u64 of milliseconds keep a key's node in a smaller malloc class.
+    last_access: u32,
+    /// The bytes [`Db`] counts for this entry, in 8-byte words so 32 bits cover any value
+    /// (up to 32 GiB); set by the Db, which adds and subtracts the same rounded figure.
+    accounted: u32,
 }
 
 /// Encodes an expiry for [`Entry::expire_at`]'s field: 0 means none, so an expiry at the
@@ -79,11 +94,13 @@ fn expiry_field(at: Option<u64>) -> u64 {
 }
 
 impl Entry {
-    pub fn new(value: Value, expire_at: Option<u64>, last_access: u64) -> Entry {
+    /// A new entry, last accessed at `now_ms`.
+    pub fn new(value: Value, expire_at: Option<u64>, now_ms: u64) -> Entry {
         Entry {
             value,
             expire_at: expiry_field(expire_at),
-            last_access,
+            last_access: lru_ticks(now_ms) as u32,
+            accounted: 0,
         }
     }
 
@@ -99,18 +116,50 @@ impl Entry {
     fn is_expired(&self, now_ms: u64) -> bool {
         self.expire_at != 0 && self.expire_at <= now_ms
     }
+
+    /// Records an access at `now_ms`.
+    pub fn touch(&mut self, now_ms: u64) {
+        // Truncation is the clock's wrap-around.
+        self.last_access = lru_ticks(now_ms) as u32;
+    }
+
+    /// Milliseconds since the last access (to [`LRU_TICK_MS`]).
+    pub fn idle_ms(&self, now_ms: u64) -> u64 {
+        u64::from((lru_ticks(now_ms) as u32).wrapping_sub(self.last_access)) * LRU_TICK_MS
+    }
+
+    /// Makes the entry look idle for `idle_ms` (RESTORE ... IDLETIME); at most the clock's
+    /// range.
+    pub fn set_idle(&mut self, now_ms: u64, idle_ms: u64) {
+        let ticks = u32::try_from(idle_ms / LRU_TICK_MS).unwrap_or(u32::MAX);
+        self.last_access = (lru_ticks(now_ms) as u32).wrapping_sub(ticks);
+    }
+
+    /// When the last access was, in unix milliseconds (to [`LRU_TICK_MS`]): the same figure
+    /// whenever it is asked while the entry is not touched, so eviction can tell whether a
+    /// candidate was used since it was sampled.
+    pub fn last_access_ms(&self, now_ms: u64) -> u64 {
+        (lru_ticks(now_ms) * LRU_TICK_MS).saturating_sub(self.idle_ms(now_ms))
+    }
 }
 
 /// Bytes an entry costs beyond its key's length and `Value::approx_size` (which counts a
-/// string's allocation overhead): its [`Node`] (88 bytes, a 96-byte malloc chunk; a short
+/// string's allocation overhead): its [`Node`] (72 bytes, an 80-byte malloc chunk; a short
 /// key's bytes are inside it, so `key.len()` slightly over-counts those) and its share of the
 /// tree (16-byte elements in nodes ~2/3 full, ~30 bytes). Measured with bench/memory.sh: 1M
-/// `SET key:N value-NNNNNNNNNN` grow RSS by ~157 bytes a key, of which ~42 are counted as
-/// key and value; this is the rest.
-pub const ENTRY_OVERHEAD: usize = 115;
+/// `SET key:N value-NNNNNNNNNN` grow RSS by ~141.5 bytes a key, of which ~42 are counted as
+/// key and value; the rest, less a few bytes for rounding each entry's count up to 8
+/// ([`Entry::accounted`]), is this (INFO used_memory there: 144 bytes a key).
+pub const ENTRY_OVERHEAD: usize = 96;
 
-fn entry_cost(key: &[u8], value: &Value) -> usize {
-    key.len() + value.approx_size() + ENTRY_OVERHEAD
+/// An entry's cost in bytes (see [`Entry::accounted`]'s 8-byte words).
+fn entry_words(key: &[u8], value: &Value) -> u32 {
+    let bytes = key.len() + value.approx_size() + ENTRY_OVERHEAD;
+    u32::try_from(bytes.div_ceil(8)).unwrap_or(u32::MAX)
+}
+
+fn words_to_bytes(words: u32) -> usize {
+    words as usize * 8
 }
 
 /// Longest key kept inside its [`Node`]; longer keys get an allocation of their own.
@@ -149,26 +198,16 @@ impl Key {
     }
 }
 
-/// One key in the tree: its entry, the Db's bookkeeping and (if short) the key's bytes, in
-/// one allocation of 88 bytes reached through a thin `Box`, so the tree's elements are 16
-/// bytes.
+/// One key: its entry and (if short) the key's bytes, in one 72-byte allocation reached
+/// through a thin `Box`, so the tree's elements are 16 bytes.
 struct Node {
-    /// The next key with the same hash (a collision chain; almost always None).
-    next: Option<Box<Node>>,
     entry: Entry,
-    /// The bytes [`Db`] counts for this entry (its [`entry_cost`] when last measured).
-    accounted: usize,
     key: Key,
 }
 
 impl Node {
     fn key(&self) -> &[u8] {
         self.key.as_bytes()
-    }
-
-    /// This node and the ones chained after it.
-    fn chain(&self) -> impl Iterator<Item = &Node> {
-        std::iter::successors(Some(self), |n| n.next.as_deref())
     }
 }
 
@@ -177,7 +216,6 @@ impl std::fmt::Debug for Node {
         f.debug_struct("Node")
             .field("key", &String::from_utf8_lossy(self.key()))
             .field("entry", &self.entry)
-            .field("next", &self.next)
             .finish()
     }
 }
@@ -185,9 +223,13 @@ impl std::fmt::Debug for Node {
 /// One logical database (SELECT n).
 #[derive(Debug)]
 pub struct Db {
-    /// hash -> the key(s) with that hash.
+    /// hash -> the (first) key with that hash.
     map: BTreeMap<u64, Box<Node>>,
-    /// Number of keys (chains make it differ from `map.len()` in theory).
+    /// The other keys of a hash that two or more keys share (64-bit hashes: practically
+    /// never; kept here so nodes need no chain pointer). A hash is here only if it is in
+    /// `map` too.
+    collided: BTreeMap<u64, Vec<Node>>,
+    /// Number of keys.
     len: usize,
     /// Hashes of the keys that carry a TTL, for active expiry sampling.
     volatile: BTreeSet<u64>,
@@ -203,6 +245,7 @@ impl Default for Db {
     fn default() -> Db {
         Db {
             map: BTreeMap::new(),
+            collided: BTreeMap::new(),
             len: 0,
             volatile: BTreeSet::new(),
             expires: 0,
@@ -266,45 +309,56 @@ impl Db {
         (self.hasher)(key).max(1)
     }
 
+    /// The keys with `hash`, given its first one.
+    fn with_hash<'a>(&'a self, hash: u64, first: &'a Node) -> impl Iterator<Item = &'a Node> {
+        std::iter::once(first).chain(self.collided.get(&hash).into_iter().flatten())
+    }
+
     fn find(&self, hash: u64, key: &[u8]) -> Option<&Node> {
-        self.map.get(&hash)?.chain().find(|n| n.key() == key)
+        let first = self.map.get(&hash)?;
+        if first.key() == key {
+            return Some(first);
+        }
+        self.collided.get(&hash)?.iter().find(|n| n.key() == key)
     }
 
     fn find_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut Node> {
-        let mut node = &mut **self.map.get_mut(&hash)?;
-        loop {
-            if node.key() == key {
-                return Some(node);
-            }
-            node = node.next.as_deref_mut()?;
+        let first = self.map.get_mut(&hash)?;
+        if first.key() == key {
+            return Some(first);
         }
+        self.collided
+            .get_mut(&hash)?
+            .iter_mut()
+            .find(|n| n.key() == key)
     }
 
-    /// Unlinks and frees a key's node; returns its entry.
+    /// Unlinks a key; returns its entry.
     fn take(&mut self, hash: u64, key: &[u8]) -> Option<Entry> {
-        let first = self.map.get_mut(&hash)?;
-        let node = if first.key() == key {
-            let mut node = self.map.remove(&hash)?;
-            if let Some(next) = node.next.take() {
-                self.map.insert(hash, next);
+        let node = if self.map.get(&hash)?.key() == key {
+            let node = *self.map.remove(&hash)?;
+            // Another key with this hash takes its place in the tree.
+            if let Some(mut others) = self.collided.remove(&hash)
+                && let Some(next) = others.pop()
+            {
+                self.map.insert(hash, Box::new(next));
+                if !others.is_empty() {
+                    self.collided.insert(hash, others);
+                }
             }
             node
         } else {
-            let mut link = &mut first.next;
-            loop {
-                if link.as_ref()?.key() == key {
-                    let mut node = link.take()?;
-                    *link = node.next.take();
-                    break node;
-                }
-                link = &mut link.as_mut()?.next;
+            let others = self.collided.get_mut(&hash)?;
+            let at = others.iter().position(|n| n.key() == key)?;
+            let node = others.swap_remove(at);
+            if others.is_empty() {
+                self.collided.remove(&hash);
             }
+            node
         };
-        let Node {
-            entry, accounted, ..
-        } = *node;
+        let entry = node.entry;
         self.len -= 1;
-        self.used = self.used.saturating_sub(accounted);
+        self.used = self.used.saturating_sub(words_to_bytes(entry.accounted));
         if entry.has_ttl() {
             self.ttl_gone(hash);
         }
@@ -317,7 +371,7 @@ impl Db {
         let others = self
             .map
             .get(&hash)
-            .is_some_and(|n| n.chain().any(|n| n.entry.has_ttl()));
+            .is_some_and(|first| self.with_hash(hash, first).any(|n| n.entry.has_ttl()));
         if !others {
             self.volatile.remove(&hash);
         }
@@ -333,16 +387,6 @@ impl Db {
     /// Returns whether the key expired in `expired` so stats can count it.
     pub fn get(&mut self, key: &Bytes, now_ms: u64, expired: &mut Expired) -> Option<&mut Entry> {
         let hash = self.hash(key);
-        self.get_h(hash, key, now_ms, expired)
-    }
-
-    fn get_h(
-        &mut self,
-        hash: u64,
-        key: &[u8],
-        now_ms: u64,
-        expired: &mut Expired,
-    ) -> Option<&mut Entry> {
         if self.find(hash, key)?.entry.is_expired(now_ms) {
             self.take(hash, key);
             expired.record(key);
@@ -365,31 +409,28 @@ impl Db {
 
     /// Stores a whole entry (RENAME, MOVE, COPY, RESTORE), keeping its TTL; the key is
     /// copied into the keyspace's own allocation, so it never pins a client's read buffer.
-    pub fn insert_entry(&mut self, key: &[u8], entry: Entry) {
+    pub fn insert_entry(&mut self, key: &[u8], mut entry: Entry) {
         let hash = self.hash(key);
-        let accounted = entry_cost(key, &entry.value);
+        entry.accounted = entry_words(key, &entry.value);
+        self.used += words_to_bytes(entry.accounted);
         let has_ttl = entry.has_ttl();
-        self.used += accounted;
         let had_ttl = match self.find_mut(hash, key) {
             // Overwrite in place: the key's node is reused.
             Some(node) => {
                 let old = std::mem::replace(&mut node.entry, entry);
-                let old_cost = std::mem::replace(&mut node.accounted, accounted);
-                self.used = self.used.saturating_sub(old_cost);
+                self.used = self.used.saturating_sub(words_to_bytes(old.accounted));
                 old.has_ttl()
             }
             None => {
-                let node = Box::new(Node {
-                    next: None,
+                let node = Node {
                     entry,
-                    accounted,
                     key: Key::new(key),
-                });
-                if let Some(prev) = self.map.insert(hash, node) {
-                    // A collision: chain the keys already there after the new one.
-                    if let Some(first) = self.map.get_mut(&hash) {
-                        first.next = Some(prev);
+                };
+                match self.map.entry(hash) {
+                    Slot::Vacant(slot) => {
+                        slot.insert(Box::new(node));
                     }
+                    Slot::Occupied(_) => self.collided.entry(hash).or_default().push(node),
                 }
                 self.len += 1;
                 false
@@ -406,9 +447,9 @@ impl Db {
     pub fn remeasure(&mut self, key: &Bytes) {
         let hash = self.hash(key);
         if let Some(node) = self.find_mut(hash, key) {
-            let cost = entry_cost(key, &node.entry.value);
-            let old = std::mem::replace(&mut node.accounted, cost);
-            self.used = (self.used + cost).saturating_sub(old);
+            let words = entry_words(key, &node.entry.value);
+            let old = std::mem::replace(&mut node.entry.accounted, words);
+            self.used = (self.used + words_to_bytes(words)).saturating_sub(words_to_bytes(old));
         }
     }
 
@@ -417,49 +458,52 @@ impl Db {
         self.used
     }
 
-    /// The node at or after a random hash (wrapping around), if any.
-    fn random_node(&self, among: Option<&BTreeSet<u64>>) -> Option<&Node> {
+    /// The first key at or after a random hash (wrapping around), if any.
+    fn random_node(&self) -> Option<&Node> {
         let probe = rand::random::<u64>();
-        let hash = match among {
-            Some(set) => *set.range(probe..).next().or_else(|| set.iter().next())?,
-            None => {
-                *self
-                    .map
-                    .range(probe..)
-                    .next()
-                    .or_else(|| self.map.iter().next())?
-                    .0
-            }
-        };
-        self.map.get(&hash).map(|n| &**n)
+        let (_, node) = self
+            .map
+            .range(probe..)
+            .next()
+            .or_else(|| self.map.iter().next())?;
+        Some(node)
+    }
+
+    /// The keys with a TTL, from a random position in hash order (wrapping around).
+    fn volatile_from_random(&self) -> impl Iterator<Item = (u64, &Node)> {
+        let probe = rand::random::<u64>();
+        self.volatile
+            .range(probe..)
+            .chain(self.volatile.iter())
+            .take(self.volatile.len())
+            .filter_map(|&h| Some((h, self.map.get(&h)?)))
+            .flat_map(move |(h, first)| {
+                self.with_hash(h, first)
+                    .filter(|n| n.entry.has_ttl())
+                    .map(move |n| (h, n))
+            })
     }
 
     /// Up to `n` random keys (only keys with a TTL when `volatile`), with their last
-    /// access and expiry, for eviction.
-    pub fn sample(&self, n: usize, volatile: bool) -> Vec<(Bytes, u64, Option<u64>)> {
+    /// access ([`Entry::last_access_ms`]) and expiry, for eviction.
+    pub fn sample(&self, n: usize, volatile: bool, now_ms: u64) -> Vec<(Bytes, u64, Option<u64>)> {
         let pick = |node: &Node| {
             let e = &node.entry;
             (
                 Bytes::copy_from_slice(node.key()),
-                e.last_access,
+                e.last_access_ms(now_ms),
                 e.expire_at(),
             )
         };
         if volatile {
-            let probe = rand::random::<u64>();
-            self.volatile
-                .range(probe..)
-                .chain(self.volatile.iter())
-                .take(self.volatile.len())
-                .filter_map(|h| self.map.get(h))
-                .flat_map(|node| node.chain().filter(|n| n.entry.has_ttl()))
+            self.volatile_from_random()
                 .take(n)
-                .map(pick)
+                .map(|(_, node)| pick(node))
                 .collect()
         } else {
             // Independent random positions, so neighbours in hash order are not favoured.
             (0..n.min(self.len))
-                .filter_map(|_| self.random_node(None))
+                .filter_map(|_| self.random_node())
                 .map(pick)
                 .collect()
         }
@@ -492,6 +536,7 @@ impl Db {
         self.len = 0;
         self.expires = 0;
         self.map.clear();
+        self.collided.clear();
         self.volatile.clear();
     }
 
@@ -510,7 +555,7 @@ impl Db {
             if seen >= budget {
                 return hash;
             }
-            for node in first.chain() {
+            for node in self.with_hash(hash, first) {
                 seen += 1;
                 if !node.entry.is_expired(now_ms) {
                     visit(node.key(), &node.entry);
@@ -533,21 +578,21 @@ impl Db {
         let mut seen = 0;
         let mut next = 0;
         let mut dead: Vec<(u64, Box<[u8]>)> = Vec::new();
-        for (&hash, first) in self.map.range_mut(cursor..) {
+        let Db { map, collided, .. } = self;
+        for (&hash, first) in map.range_mut(cursor..) {
             if seen >= budget {
                 next = hash;
                 break;
             }
-            let mut node = Some(&mut **first);
-            while let Some(n) = node {
+            let others = collided.get_mut(&hash).into_iter().flatten();
+            for node in std::iter::once(&mut **first).chain(others) {
                 seen += 1;
-                if n.entry.is_expired(now_ms) {
-                    dead.push((hash, n.key().into()));
+                if node.entry.is_expired(now_ms) {
+                    dead.push((hash, node.key().into()));
                 } else {
                     // Disjoint fields: the key is read while the entry is written.
-                    visit(n.key.as_bytes(), &mut n.entry);
+                    visit(node.key.as_bytes(), &mut node.entry);
                 }
-                node = n.next.as_deref_mut();
             }
         }
         for (hash, key) in dead {
@@ -559,9 +604,11 @@ impl Db {
 
     /// Every live key (KEYS), in hash order.
     pub fn for_each_live(&self, now_ms: u64, mut visit: impl FnMut(&[u8], &Entry)) {
-        for node in self.map.values().flat_map(|n| n.chain()) {
-            if !node.entry.is_expired(now_ms) {
-                visit(node.key(), &node.entry);
+        for (&hash, first) in &self.map {
+            for node in self.with_hash(hash, first) {
+                if !node.entry.is_expired(now_ms) {
+                    visit(node.key(), &node.entry);
+                }
             }
         }
     }
@@ -571,7 +618,7 @@ impl Db {
     pub fn random_key(&mut self, now_ms: u64, expired: &mut Expired) -> Option<Bytes> {
         // Bounded attempts: a db full of expired keys must not make us loop for long.
         for _ in 0..100 {
-            let node = self.random_node(None)?;
+            let node = self.random_node()?;
             let key = Bytes::copy_from_slice(node.key());
             if !node.entry.is_expired(now_ms) {
                 return Some(key);
@@ -599,24 +646,8 @@ impl Db {
         sink: &mut Expired,
     ) -> ExpireCycle {
         let mut cycle = ExpireCycle::default();
-        if self.volatile.is_empty() {
-            return cycle;
-        }
-        let probe = rand::random::<u64>();
         let mut dead: Vec<(u64, Box<[u8]>)> = Vec::new();
-        let picked = self
-            .volatile
-            .range(probe..)
-            .chain(self.volatile.iter())
-            .take(self.volatile.len())
-            .filter_map(|&h| Some((h, self.map.get(&h)?)))
-            .flat_map(|(h, node)| {
-                node.chain()
-                    .filter(|n| n.entry.has_ttl())
-                    .map(move |n| (h, n))
-            })
-            .take(samples);
-        for (hash, node) in picked {
+        for (hash, node) in self.volatile_from_random().take(samples) {
             cycle.sampled += 1;
             if node.entry.is_expired(now_ms) {
                 dead.push((hash, node.key().into()));
@@ -666,8 +697,8 @@ mod tests {
         assert_eq!(size_of::<Value>(), 40);
         assert_eq!(size_of::<Entry>(), 56);
         assert_eq!(size_of::<Key>(), 16);
-        // 88 bytes: malloc's 96-byte size class, with the key's bytes included.
-        assert_eq!(size_of::<Node>(), 88);
+        // 72 bytes: malloc's 80-byte size class, with the key's bytes included.
+        assert_eq!(size_of::<Node>(), 72);
         assert_eq!(size_of::<Box<Node>>(), 8);
     }
 
@@ -707,11 +738,11 @@ mod tests {
             assert_eq!(get_str(&mut db, k, 0), Some(b(k)));
         }
         assert_eq!(get_str(&mut db, "zz", 0), None);
-        // Overwrite one in the middle of its chain.
+        // Overwrite one kept beside the tree.
         db.set(b"bb", str_value("new"), None, 0);
         assert_eq!(db.len(), 4);
         assert_eq!(get_str(&mut db, "bb", 0), Some(b("new")));
-        // Remove from the middle, the head and the tail of the chain.
+        // Remove keys beside the tree and the one in it (another takes its place).
         for (k, left) in [("bb", 3), ("cc", 2), ("aa", 1)] {
             assert!(db.remove(&b(k)).is_some());
             assert!(db.remove(&b(k)).is_none());
@@ -730,7 +761,7 @@ mod tests {
         for k in ["aa", "bb", "cc", "d", "eee"] {
             db.set(k.as_bytes(), str_value(k), None, 0);
         }
-        // A budget of one still returns the whole chain of hash 1 and then of hash 2.
+        // A budget of one still returns every key of hash 1, and then of hash 2.
         let mut got = Vec::new();
         let next = db.scan(0, 1, 0, |k, _| got.push(k.to_vec()));
         assert_eq!(got, vec![b"d".to_vec()]);
@@ -753,10 +784,10 @@ mod tests {
         db.set(b"bb", str_value("2"), Some(200), 0);
         db.set(b"cc", str_value("3"), None, 0);
         assert_eq!(db.expires_count(), 2);
-        // One key of the chain losing its TTL keeps the hash listed for the other.
+        // One key of the hash losing its TTL keeps the hash listed for the other.
         assert!(db.set_expire(&b("aa"), None));
         assert_eq!(db.expires_count(), 1);
-        assert_eq!(db.sample(5, true).len(), 1);
+        assert_eq!(db.sample(5, true, 0).len(), 1);
         assert!(!db.set_expire(&b("zz"), Some(5)));
         // Active expiry finds the one expired key behind the shared hash.
         let mut sink = Expired {
@@ -807,5 +838,29 @@ mod tests {
         assert_eq!(db.used_memory(), before + 1000);
         db.clear();
         assert_eq!((db.len(), db.used_memory()), (0, 0));
+    }
+
+    #[test]
+    fn the_access_clock_measures_idle_time_and_wraps() {
+        let now = 1_700_000_000_123;
+        let mut e = Entry::new(str_value("v"), None, now);
+        assert_eq!(e.idle_ms(now), 0);
+        assert_eq!(e.idle_ms(now + 2_500), 2_500);
+        // The last access reads the same however late it is asked, until touched.
+        let at = e.last_access_ms(now);
+        assert_eq!(e.last_access_ms(now + 99_999), at);
+        assert!(now - at < LRU_TICK_MS);
+        e.touch(now + 50);
+        assert_eq!(e.last_access_ms(now + 1_000), at + 50);
+        // RESTORE ... IDLETIME 1000.
+        e.set_idle(now, 1_000_000);
+        assert_eq!(e.idle_ms(now) / 1000, 1000);
+        assert_eq!(e.idle_ms(now + 500) / 1000, 1000);
+        // Across the u32 tick counter's wrap-around.
+        let wrap = (u64::from(u32::MAX) + 1) * LRU_TICK_MS;
+        let mut w = Entry::new(str_value("v"), None, wrap - 20);
+        assert_eq!(w.idle_ms(wrap + 30), 50);
+        w.set_idle(wrap + 30, 70);
+        assert_eq!(w.idle_ms(wrap + 30), 70);
     }
 }

@@ -61,7 +61,7 @@ fn entry_in<'c>(ctx: &'c mut Ctx<'_>, db: usize, key: &Bytes) -> Option<&'c mut 
 fn lookup_write<'c>(ctx: &'c mut Ctx<'_>, db: usize, key: &Bytes) -> Option<&'c mut Entry> {
     let now = ctx.now_ms;
     let e = entry_in(ctx, db, key)?;
-    e.last_access = now;
+    e.touch(now);
     Some(e)
 }
 
@@ -594,12 +594,13 @@ fn object(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
                 .collect::<String>()
         )));
     }
-    let now_s = ctx.now_ms / 1000;
+    let now_ms = ctx.now_ms;
     let lfu = ctx.state.lfu_policy();
     let Some(e) = lookup_notouch(ctx, &argv[2]) else {
         return Reply::Null;
     };
-    let idle = now_s.saturating_sub(e.last_access / 1000);
+    // Whole seconds between the access and now, as Redis's seconds-based LRU clock counts.
+    let idle = (now_ms / 1000).saturating_sub(e.last_access_ms(now_ms) / 1000);
     match sub.as_slice() {
         b"encoding" => Reply::bulk_str(e.value.encoding_name()),
         b"refcount" => Reply::Integer(if e.value.is_shared_integer() {

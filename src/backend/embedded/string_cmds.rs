@@ -155,7 +155,7 @@ fn overwrite_or_add(ctx: &mut Ctx, key: &Bytes, value: Value) {
     match ctx.lookup(key) {
         Some(e) => {
             e.value = value;
-            e.last_access = now;
+            e.touch(now);
         }
         None => ctx.db().set(key, value, None, now),
     }
@@ -503,7 +503,7 @@ fn append(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         let mut m = writable(data, total);
         m.extend_from_slice(add);
         e.value = Value::raw_string(m.freeze());
-        e.last_access = now;
+        e.touch(now);
         ctx.dirty(1);
         Ok(Reply::Integer(total as i64))
     })())
@@ -591,7 +591,7 @@ fn setrange(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         m[offset as usize..end].copy_from_slice(value);
         let new_len = m.len();
         e.value = Value::raw_string(m.freeze());
-        e.last_access = now;
+        e.touch(now);
         ctx.dirty(1);
         Ok(Reply::Integer(new_len as i64))
     })())
