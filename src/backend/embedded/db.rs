@@ -143,18 +143,18 @@ impl Entry {
     }
 }
 
-/// Bytes an entry costs beyond its key's length and `Value::approx_size` (which counts a
-/// string's allocation overhead): its [`Node`] (72 bytes, an 80-byte malloc chunk; a short
-/// key's bytes are inside it, so `key.len()` slightly over-counts those) and its share of the
-/// tree (16-byte elements in nodes ~2/3 full, ~30 bytes). Measured with bench/memory.sh: 1M
-/// `SET key:N value-NNNNNNNNNN` grow RSS by ~141.5 bytes a key, of which ~42 are counted as
-/// key and value; the rest, less a few bytes for rounding each entry's count up to 8
-/// ([`Entry::accounted`]), is this (INFO used_memory there: 144 bytes a key).
-pub const ENTRY_OVERHEAD: usize = 96;
+/// Bytes an entry costs beyond its value (`Value::approx_size`, which counts a string's
+/// allocation overhead) and a long key's own allocation ([`Key::heap_size`]): its [`Node`]
+/// (72 bytes with a short key inside, an 80-byte malloc chunk) and its share of the tree
+/// (16-byte elements in nodes ~2/3 full, ~30 bytes). Measured with bench/memory.sh: 1M
+/// `SET key:N value-NNNNNNNNNN` grow RSS by ~141.5 bytes a key, 32 of them the value's;
+/// with each entry's count rounded up to 8 bytes ([`Entry::accounted`]) INFO used_memory
+/// shows 144 there. With 16-byte keys (a 32-byte box each): ~173 real, 176 counted.
+pub const ENTRY_OVERHEAD: usize = 108;
 
 /// An entry's cost in bytes (see [`Entry::accounted`]'s 8-byte words).
 fn entry_words(key: &[u8], value: &Value) -> u32 {
-    let bytes = key.len() + value.approx_size() + ENTRY_OVERHEAD;
+    let bytes = ENTRY_OVERHEAD + Key::heap_size(key.len()) + value.approx_size();
     u32::try_from(bytes.div_ceil(8)).unwrap_or(u32::MAX)
 }
 
@@ -165,36 +165,70 @@ fn words_to_bytes(words: u32) -> usize {
 /// Longest key kept inside its [`Node`]; longer keys get an allocation of their own.
 const INLINE_KEY: usize = 14;
 
-/// A key's bytes: inline when short (most keys), boxed otherwise.
+/// A key's bytes: inline when short (most keys); otherwise in a fixed-size box when they fit
+/// one (a single allocation in malloc's 32- or 64-byte class), or boxed twice. A `Box<[u8]>`
+/// would be one allocation for any length, but its 16-byte pointer would push `Key` to 24
+/// bytes and every node into a larger malloc class.
 #[derive(Clone)]
 enum Key {
-    Inline {
-        len: u8,
-        buf: [u8; INLINE_KEY],
-    },
-    /// Boxed twice so this variant is one pointer wide and `Key` stays 16 bytes.
+    Inline { len: u8, buf: [u8; INLINE_KEY] },
+    Boxed24 { len: u8, buf: Box<[u8; 24]> },
+    Boxed56 { len: u8, buf: Box<[u8; 56]> },
     Heap(Box<Box<[u8]>>),
 }
 
 impl Key {
     fn new(key: &[u8]) -> Key {
-        if key.len() <= INLINE_KEY {
-            let mut buf = [0; INLINE_KEY];
+        fn fill<const N: usize>(key: &[u8]) -> [u8; N] {
+            let mut buf = [0; N];
             buf[..key.len()].copy_from_slice(key);
+            buf
+        }
+        // Each branch's bound keeps `len` within u8 and the key within its buffer.
+        let len = key.len() as u8;
+        if key.len() <= INLINE_KEY {
             Key::Inline {
-                len: key.len() as u8,
-                buf,
+                len,
+                buf: fill(key),
+            }
+        } else if key.len() <= 24 {
+            Key::Boxed24 {
+                len,
+                buf: Box::new(fill(key)),
+            }
+        } else if key.len() <= 56 {
+            Key::Boxed56 {
+                len,
+                buf: Box::new(fill(key)),
             }
         } else {
             Key::Heap(Box::new(key.into()))
         }
     }
 
-    fn as_bytes(&self) -> &[u8] {
-        match self {
-            Key::Inline { len, buf } => buf.get(..usize::from(*len)).unwrap_or_default(),
-            Key::Heap(b) => b,
+    /// Bytes a key of `len` bytes takes outside its node: nothing inline, else its
+    /// box(es) as malloc rounds them (a 16-byte-aligned chunk with an 8-byte header).
+    fn heap_size(len: usize) -> usize {
+        let chunk = |n: usize| (n + 8).div_ceil(16).max(2) * 16;
+        if len <= INLINE_KEY {
+            0
+        } else if len <= 24 {
+            chunk(24)
+        } else if len <= 56 {
+            chunk(56)
+        } else {
+            chunk(16) + chunk(len)
         }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        let (len, buf): (u8, &[u8]) = match self {
+            Key::Inline { len, buf } => (*len, buf),
+            Key::Boxed24 { len, buf } => (*len, &buf[..]),
+            Key::Boxed56 { len, buf } => (*len, &buf[..]),
+            Key::Heap(b) => return b,
+        };
+        buf.get(..usize::from(len)).unwrap_or_default()
     }
 }
 
@@ -700,6 +734,9 @@ mod tests {
         // 72 bytes: malloc's 80-byte size class, with the key's bytes included.
         assert_eq!(size_of::<Node>(), 72);
         assert_eq!(size_of::<Box<Node>>(), 8);
+        // What keys outside their node are counted as: malloc's chunks for their boxes.
+        let sizes = [0, 14, 15, 24, 25, 56, 57, 100].map(Key::heap_size);
+        assert_eq!(sizes, [0, 0, 32, 32, 64, 64, 32 + 80, 32 + 112]);
     }
 
     #[test]
