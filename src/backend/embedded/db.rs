@@ -12,7 +12,8 @@
 //! `Box` ([`Node`], 8 bytes), so a tree element is 16 bytes instead of a whole key and entry.
 //! A node holds the [`Entry`] (56 bytes: expiry, a 32-bit LRU clock and the Db's byte count
 //! packed next to the value) and, for keys up to 14 bytes, the key's bytes: one 72-byte
-//! allocation per key, malloc's 80-byte class. Keys whose hashes collide (64-bit hashes:
+//! allocation per key, malloc's 80-byte class (keys up to 56 bytes add one fixed-size box,
+//! longer ones two allocations). Keys whose hashes collide (64-bit hashes:
 //! practically never) beyond the first are kept in a side map, so nodes need no chain
 //! pointer. Keys with a TTL are also listed by hash in `volatile`, for expiry sampling.
 
