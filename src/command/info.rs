@@ -203,10 +203,10 @@ fn section(s: &Session, name: &str, out: &mut String) {
                     let mut rows = Vec::new();
                     for (i, d) in st.dbs.iter().enumerate() {
                         let (mut keys, mut expires) = (0, 0);
-                        d.for_each_live(now, |hk, e| {
-                            if hk.key.starts_with(prefix) {
+                        d.for_each_live(now, |key, e| {
+                            if key.starts_with(prefix) {
                                 keys += 1;
-                                expires += usize::from(e.expire_at.is_some());
+                                expires += usize::from(e.expire_at().is_some());
                             }
                         });
                         if keys > 0 {

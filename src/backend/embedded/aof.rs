@@ -242,11 +242,10 @@ pub fn rewrite_commands(state: &State, now_ms: u64) -> Result<BytesMut, String> 
         let n = index.to_string();
         encode(&mut out, &[b"SELECT", n.as_bytes()]);
         let mut failure = None;
-        db.for_each_live(now_ms, |hk, entry| {
+        db.for_each_live(now_ms, |key, entry| {
             if failure.is_some() {
                 return;
             }
-            let key: &[u8] = &hk.key;
             match &entry.value {
                 Value::Str { data, .. } => encode(&mut out, &[b"SET", key, data]),
                 Value::List(l) => {
@@ -297,7 +296,7 @@ pub fn rewrite_commands(state: &State, now_ms: u64) -> Result<BytesMut, String> 
                     failure = Some(format!("cannot rewrite a {} yet", other.type_name()));
                 }
             }
-            if let Some(at) = entry.expire_at {
+            if let Some(at) = entry.expire_at() {
                 let at = at.to_string();
                 encode(&mut out, &[b"PEXPIREAT", key, at.as_bytes()]);
             }

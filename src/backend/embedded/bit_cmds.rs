@@ -117,7 +117,7 @@ fn edit_string<R>(
             }
             let r = edit(&mut m);
             e.value = Value::raw_string(m.freeze());
-            e.last_access = now;
+            e.touch(now);
             Ok((r, grown))
         }
     }

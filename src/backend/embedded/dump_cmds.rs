@@ -111,22 +111,13 @@ fn restore(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         }
         return Reply::ok();
     }
-    let mut last_access = now;
+    let mut entry = Entry::new(value, expire_at, now);
     if let Some(idle) = opts.idle_secs
         && !ctx.state.lfu_policy()
     {
-        last_access = last_access.saturating_sub((idle as u64).saturating_mul(1000));
+        entry.set_idle(now, (idle as u64).saturating_mul(1000));
     }
-    ctx.db().insert_entry(
-        key,
-        Entry {
-            value,
-            expire_at,
-            last_access,
-            private_copy: None,
-            accounted: 0,
-        },
-    );
+    ctx.db().insert_entry(key, entry);
     ctx.dirty(1);
     Reply::ok()
 }

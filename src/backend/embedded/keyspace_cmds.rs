@@ -61,7 +61,7 @@ fn entry_in<'c>(ctx: &'c mut Ctx<'_>, db: usize, key: &Bytes) -> Option<&'c mut 
 fn lookup_write<'c>(ctx: &'c mut Ctx<'_>, db: usize, key: &Bytes) -> Option<&'c mut Entry> {
     let now = ctx.now_ms;
     let e = entry_in(ctx, db, key)?;
-    e.last_access = now;
+    e.touch(now);
     Some(e)
 }
 
@@ -227,7 +227,7 @@ fn expire_generic(
         return Reply::Integer(0);
     };
     if flags.any() {
-        let current = e.expire_at.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
+        let current = e.expire_at().map(|t| i64::try_from(t).unwrap_or(i64::MAX));
         if flags.nx && current.is_some() {
             return Reply::Integer(0);
         }
@@ -274,7 +274,7 @@ fn ttl_generic(ctx: &mut Ctx, key: &Bytes, ms: bool, absolute: bool) -> Reply {
     let Some(e) = lookup_notouch(ctx, key) else {
         return Reply::Integer(-2);
     };
-    let Some(at) = e.expire_at else {
+    let Some(at) = e.expire_at() else {
         return Reply::Integer(-1);
     };
     let at = at as i128;
@@ -303,7 +303,7 @@ fn persist(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let db = ctx.client.db;
     let had_ttl = match lookup_write(ctx, db, &argv[1]) {
         None => return Reply::Integer(0),
-        Some(e) => e.expire_at.is_some(),
+        Some(e) => e.expire_at().is_some(),
     };
     if !had_ttl {
         return Reply::Integer(0);
@@ -375,22 +375,12 @@ fn copy(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let now = ctx.now_ms;
     let (value, expire_at) = match ctx.lookup_read(src) {
         None => return Reply::Integer(0),
-        Some(e) => (e.value.duplicate(), e.expire_at),
+        Some(e) => (e.value.duplicate(), e.expire_at()),
     };
     if lookup_write(ctx, dst_db, dst).is_some() && !replace {
         return Reply::Integer(0);
     }
-    let private_copy = value.data_addr();
-    ctx.state.dbs[dst_db].insert_entry(
-        dst,
-        Entry {
-            value,
-            expire_at,
-            last_access: now,
-            private_copy,
-            accounted: 0,
-        },
-    );
+    ctx.state.dbs[dst_db].insert_entry(dst, Entry::new(value, expire_at, now));
     ctx.dirty(1);
     Reply::Integer(1)
 }
@@ -457,9 +447,9 @@ fn keys(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
     let all = pattern.as_ref() == b"*";
     let now = ctx.now_ms;
     let mut out = Vec::new();
-    ctx.db().for_each_live(now, |hk, _| {
-        if all || crate::glob::glob_match(pattern, &hk.key, false) {
-            out.push(Reply::Bulk(hk.key.clone()));
+    ctx.db().for_each_live(now, |key, _| {
+        if all || crate::glob::glob_match(pattern, key, false) {
+            out.push(Reply::Bulk(Bytes::copy_from_slice(key)));
         }
     });
     Reply::Array(out)
@@ -540,9 +530,9 @@ fn scan(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         return Reply::err(errors::DB_INDEX);
     };
     pending_expired.db = db;
-    let next = d.scan_expiring(cursor, budget, now, pending_expired, |hk, e| {
+    let next = d.scan_expiring(cursor, budget, now, pending_expired, |key, e| {
         if let Some(p) = pattern
-            && !crate::glob::glob_match(p, &hk.key, false)
+            && !crate::glob::glob_match(p, key, false)
         {
             return;
         }
@@ -553,7 +543,7 @@ fn scan(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
                 return;
             }
         }
-        out.push(Reply::Bulk(hk.key.clone()));
+        out.push(Reply::Bulk(Bytes::copy_from_slice(key)));
     });
     ctx.hits += typed_hits;
     Reply::Array(vec![
@@ -604,21 +594,20 @@ fn object(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
                 .collect::<String>()
         )));
     }
-    let now_s = ctx.now_ms / 1000;
+    let now_ms = ctx.now_ms;
     let lfu = ctx.state.lfu_policy();
     let Some(e) = lookup_notouch(ctx, &argv[2]) else {
         return Reply::Null;
     };
-    let idle = now_s.saturating_sub(e.last_access / 1000);
+    // Whole seconds between the access and now, as Redis's seconds-based LRU clock counts.
+    let idle = (now_ms / 1000).saturating_sub(e.last_access_ms(now_ms) / 1000);
     match sub.as_slice() {
         b"encoding" => Reply::bulk_str(e.value.encoding_name()),
-        b"refcount" => Reply::Integer(
-            if e.value.is_shared_integer() && e.private_copy != e.value.data_addr() {
-                SHARED_REFCOUNT
-            } else {
-                1
-            },
-        ),
+        b"refcount" => Reply::Integer(if e.value.is_shared_integer() {
+            SHARED_REFCOUNT
+        } else {
+            1
+        }),
         b"idletime" => {
             if lfu {
                 return Reply::err(

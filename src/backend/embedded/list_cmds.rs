@@ -345,7 +345,7 @@ fn write_list<'c>(ctx: &'c mut Ctx<'_>, key: &Bytes) -> Result<Option<&'c mut Li
     match ctx.lookup(key) {
         None => Ok(None),
         Some(e) => {
-            e.last_access = now;
+            e.touch(now);
             match &mut e.value {
                 Value::List(l) => Ok(Some(l)),
                 _ => Err(wrongtype()),

@@ -227,7 +227,7 @@ impl Ctx<'_> {
         match dbs[db].get(key, now, pending_expired) {
             Some(e) => {
                 self.hits += 1;
-                e.last_access = now;
+                e.touch(now);
                 Some(e)
             }
             None => {
@@ -982,6 +982,7 @@ impl Batch<'_> {
     fn pick_victim(&mut self, policy: &str) -> Option<(usize, Bytes)> {
         let volatile = policy.starts_with("volatile-");
         let samples = self.engine.maxmemory_samples.load(Ordering::Relaxed) as usize;
+        let now = self.state.clock_override.unwrap_or_else(unix_ms);
         if policy.ends_with("-random") {
             let dbs: Vec<usize> = (0..self.state.dbs.len())
                 .filter(|&i| {
@@ -995,7 +996,7 @@ impl Batch<'_> {
                 .collect();
             let db = *dbs.get(rand::random_range(0..dbs.len().max(1)))?;
             return self.state.dbs[db]
-                .sample(1, volatile)
+                .sample(1, volatile, now)
                 .into_iter()
                 .next()
                 .map(|(k, _, _)| (db, k));
@@ -1014,7 +1015,7 @@ impl Batch<'_> {
             dbs, evict_pool, ..
         } = &mut *self.state;
         for (db, d) in dbs.iter().enumerate() {
-            for (key, last_access, expire_at) in d.sample(samples, volatile) {
+            for (key, last_access, expire_at) in d.sample(samples, volatile, now) {
                 let s = score(last_access, expire_at);
                 if !evict_pool
                     .iter()
@@ -1033,7 +1034,7 @@ impl Batch<'_> {
             // Still there, and not touched since it was sampled?
             let current = self.state.dbs[db]
                 .peek(&key, 0)
-                .map(|e| score(e.last_access, e.expire_at));
+                .map(|e| score(e.last_access_ms(now), e.expire_at()));
             if current == Some(s) {
                 return Some((db, key));
             }
@@ -1158,7 +1159,7 @@ impl Batch<'_> {
                 .dbs
                 .get(db)
                 .and_then(|d| d.peek(key, 0))
-                .and_then(|e| e.expire_at)
+                .and_then(|e| e.expire_at())
         {
             aof.append(
                 db,

@@ -155,7 +155,7 @@ fn overwrite_or_add(ctx: &mut Ctx, key: &Bytes, value: Value) {
     match ctx.lookup(key) {
         Some(e) => {
             e.value = value;
-            e.last_access = now;
+            e.touch(now);
         }
         None => ctx.db().set(key, value, None, now),
     }
@@ -290,7 +290,7 @@ fn set_generic(
     } else {
         None
     };
-    let existing_ttl = ctx.lookup(key).map(|e| e.expire_at);
+    let existing_ttl = ctx.lookup(key).map(|e| e.expire_at());
     let found = existing_ttl.is_some();
     if (flags & OBJ_SET_NX != 0 && found) || (flags & OBJ_SET_XX != 0 && !found) {
         return Ok(old.unwrap_or(abort));
@@ -427,7 +427,7 @@ fn getex(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
                 ctx.dirty(1);
             }
             None if flags & OBJ_PERSIST != 0
-                && ctx.lookup(key).is_some_and(|e| e.expire_at.is_some()) =>
+                && ctx.lookup(key).is_some_and(|e| e.expire_at().is_some()) =>
             {
                 ctx.db().set_expire(key, None);
                 ctx.dirty(1);
@@ -503,7 +503,7 @@ fn append(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         let mut m = writable(data, total);
         m.extend_from_slice(add);
         e.value = Value::raw_string(m.freeze());
-        e.last_access = now;
+        e.touch(now);
         ctx.dirty(1);
         Ok(Reply::Integer(total as i64))
     })())
@@ -591,7 +591,7 @@ fn setrange(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         m[offset as usize..end].copy_from_slice(value);
         let new_len = m.len();
         e.value = Value::raw_string(m.freeze());
-        e.last_access = now;
+        e.touch(now);
         ctx.dirty(1);
         Ok(Reply::Integer(new_len as i64))
     })())
@@ -1573,7 +1573,7 @@ mod tests {
         let e = state.dbs[0]
             .peek(&Bytes::copy_from_slice(key.as_bytes()), 0)
             .expect("key exists");
-        (e.expire_at, e.value.encoding_name())
+        (e.expire_at(), e.value.encoding_name())
     }
 
     #[test]

@@ -84,9 +84,9 @@ impl Batch<'_> {
         self.with_ctx(client, |ctx| {
             let now = ctx.now_ms;
             let mut out = Vec::new();
-            ctx.db().for_each_live(now, |hk, _| {
-                if hk.key.starts_with(&prefix) {
-                    out.push(hk.key.clone());
+            ctx.db().for_each_live(now, |key, _| {
+                if key.starts_with(&prefix) {
+                    out.push(Bytes::copy_from_slice(key));
                 }
             });
             out

@@ -309,13 +309,9 @@ fn rename_copy_move_carry_ttls_and_copy_keys() {
     assert_eq!(int(copied), 1);
     assert_eq!(int(cmd(&e, &["TTL", "cp"])), 100);
     e.with_state(|st| {
-        st.dbs[0].for_each_live(0, |hk, _| {
-            let p = hk.key.as_ptr() as usize;
-            assert!(
-                !range.contains(&p),
-                "key {:?} pins the request buffer",
-                hk.key
-            );
+        st.dbs[0].for_each_live(0, |key, _| {
+            let p = key.as_ptr() as usize;
+            assert!(!range.contains(&p), "key {:?} pins the request buffer", key);
         })
     });
 

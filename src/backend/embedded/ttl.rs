@@ -149,7 +149,9 @@ impl Batch<'_> {
     fn key_state(&self, db: usize, key: &Bytes, now: u64) -> KeyState {
         match self.state.dbs.get(db).and_then(|d| d.peek(key, now)) {
             None => KeyState::Missing,
-            Some(e) => e.expire_at.map_or(KeyState::Persistent, KeyState::Expires),
+            Some(e) => e
+                .expire_at()
+                .map_or(KeyState::Persistent, KeyState::Expires),
         }
     }
 

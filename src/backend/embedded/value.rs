@@ -15,6 +15,10 @@ use super::zset_cmds::ZSetValue;
 pub enum StrEncoding {
     /// Parsed as a 64-bit integer when stored (`int`).
     Int,
+    /// An `int` string made by COPY: Redis's dupStringObject never hands out one of its
+    /// shared integers, so OBJECT REFCOUNT reports 1 for it. Kept in the value (not the
+    /// key's entry) because any write replaces the value, which ends the mark as in Redis.
+    PrivateInt,
     /// Short string (≤ 44 bytes) stored by SET-like commands (`embstr`).
     Embstr,
     /// Longer strings, and any string modified in place by APPEND/SETRANGE (`raw`).
@@ -69,7 +73,7 @@ impl Value {
     pub fn encoding_name(&self) -> &'static str {
         match self {
             Value::Str { encoding, .. } => match encoding {
-                StrEncoding::Int => "int",
+                StrEncoding::Int | StrEncoding::PrivateInt => "int",
                 StrEncoding::Embstr => "embstr",
                 StrEncoding::Raw => "raw",
             },
@@ -81,26 +85,24 @@ impl Value {
         }
     }
 
-    /// A deep copy (COPY's dupStringObject): never shares buffers with the original.
+    /// A deep copy (COPY's dupStringObject): never shares buffers with the original, and
+    /// an integer string becomes a private object ([`StrEncoding::PrivateInt`]).
     pub fn duplicate(&self) -> Value {
         match self {
             Value::Str { data, encoding } => Value::Str {
                 data: Bytes::copy_from_slice(data),
-                encoding: *encoding,
+                encoding: match encoding {
+                    StrEncoding::Int | StrEncoding::PrivateInt => StrEncoding::PrivateInt,
+                    other => *other,
+                },
             },
             other => other.clone(),
         }
     }
 
-    /// Address of a string's bytes (identifies one stored value; see
-    /// [`super::db::Entry::private_copy`]).
-    pub fn data_addr(&self) -> Option<usize> {
-        self.as_str().map(|d| d.as_ptr() as usize)
-    }
-
     /// Would Redis hold this value as one of its shared integer objects (0..10000, stored
-    /// with refcount INT_MAX)? Only values created by SET-like commands; see
-    /// [`super::db::Entry::private_copy`] for COPY's private duplicates.
+    /// with refcount INT_MAX)? Only values created by SET-like commands; COPY's duplicates
+    /// are [`StrEncoding::PrivateInt`].
     pub fn is_shared_integer(&self) -> bool {
         match self {
             Value::Str {

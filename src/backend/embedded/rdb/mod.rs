@@ -133,18 +133,18 @@ pub fn write_snapshot_dbs(dbs: &[Db], tunables: &Tunables) -> Vec<u8> {
     for (index, db) in dbs.iter().enumerate() {
         let mut body = Vec::new();
         let (mut keys, mut expires) = (0u64, 0u64);
-        db.for_each_live(now, |hk, entry| {
+        db.for_each_live(now, |key, entry| {
             let mut obj = Vec::new();
             encode::write_typed_value(&mut obj, &entry.value, tunables);
             keys += 1;
-            if let Some(at) = entry.expire_at {
+            if let Some(at) = entry.expire_at() {
                 expires += 1;
                 body.push(opcodes::EXPIRETIME_MS);
                 body.extend_from_slice(&at.to_le_bytes());
             }
             // Type byte first, then the key, then the object.
             body.push(obj[0]);
-            encode::write_string(&mut body, &hk.key);
+            encode::write_string(&mut body, key);
             body.extend_from_slice(&obj[1..]);
         });
         if keys == 0 {
