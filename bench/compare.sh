@@ -7,12 +7,17 @@
 #               redis-server and redis-benchmark need the cores too, one thread (like
 #               twemproxy's single event loop) spends the least CPU per request
 #   twemproxy   twemproxy (Debian's nutcracker) forwarding to the same redis-server
+#   rcproxy     rcproxy (crates.io clia-rcproxy 2.2.1, Rust) in its standalone proxy mode
+#               (cache_type = "redis", one server, thread = 1), forwarding to the same
+#               redis-server; build it with bench/build_other_proxy.sh
 #   embedded    respgate's embedded engine
 # redis-benchmark SET GET INCR LPUSH MSET, -c clients, -P 1 and -P 16; prints the median
 # ops/s of the rounds and each target's ratio to direct Redis.
 # Usage: bench/compare.sh [requests=200000] [clients=50] [rounds=3]
 # Needs redis-server, redis-benchmark and nutcracker (apt-get install redis-server
-# redis-tools nutcracker); twemproxy is skipped when nutcracker is missing.
+# redis-tools nutcracker); twemproxy is skipped when nutcracker is missing, rcproxy when
+# its binary is not found ($RCPROXY, else rcproxy on PATH, else where
+# bench/build_other_proxy.sh installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200000}
@@ -21,7 +26,7 @@ ROUNDS=${3:-3}
 TESTS="set,get,incr,lpush,mset"
 cargo build --release -q
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-RP=$(free_port); FP=$(free_port); F1P=$(free_port); EP=$(free_port); TP=$(free_port)
+RP=$(free_port); FP=$(free_port); F1P=$(free_port); EP=$(free_port); TP=$(free_port); XP=$(free_port)
 WORK=$(mktemp -d)
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -43,7 +48,7 @@ target/release/respgate --config "$WORK/fwd1.toml" --log-level warn &
 PIDS+=($!)
 target/release/respgate --listen "127.0.0.1:$EP" --metrics-listen "" --log-level warn &
 PIDS+=($!)
-TARGETS="redis:$RP fwd:$FP fwd1:$F1P embedded:$EP"
+TARGETS="redis:$RP fwd:$FP fwd1:$F1P"
 NUTCRACKER=$(command -v nutcracker || ls /usr/sbin/nutcracker 2>/dev/null || true)
 if [ -n "$NUTCRACKER" ]; then
   cat > "$WORK/nutcracker.yml" <<CONF
@@ -57,8 +62,40 @@ bench:
 CONF
   "$NUTCRACKER" -c "$WORK/nutcracker.yml" -s "$(free_port)" -o "$WORK/nutcracker.log" &
   PIDS+=($!)
-  TARGETS="redis:$RP fwd:$FP fwd1:$F1P twemproxy:$TP embedded:$EP"
+  TARGETS+=" twemproxy:$TP"
+else
+  echo "twemproxy skipped: nutcracker not found (apt-get install nutcracker)" >&2
 fi
+RCPROXY=${RCPROXY:-$(command -v rcproxy || true)}
+RCPROXY=${RCPROXY:-${RCPROXY_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/respgate-bench/rcproxy}/bin/rcproxy}
+if [ -x "$RCPROXY" ]; then
+  cat > "$WORK/rcproxy.toml" <<CONF
+[log]
+level = "libaster=warn"
+ansi = false
+stdout = false
+directory = "$WORK"
+file_name = "rcproxy.log"
+[metrics]
+port = $(free_port)
+[[clusters]]
+name = "bench"
+listen_addr = "127.0.0.1:$XP"
+cache_type = "redis"
+servers = ["127.0.0.1:$RP:1 redis-1"]
+thread = 1
+read_timeout = 2000
+write_timeout = 2000
+ping_fail_limit = 0
+auth = ""
+CONF
+  "$RCPROXY" "$WORK/rcproxy.toml" >"$WORK/rcproxy.out" 2>&1 &
+  PIDS+=($!)
+  TARGETS+=" rcproxy:$XP"
+else
+  echo "rcproxy skipped: $RCPROXY not found (bench/build_other_proxy.sh builds it)" >&2
+fi
+TARGETS+=" embedded:$EP"
 sleep 1
 declare -A results
 for round in $(seq "$ROUNDS"); do
