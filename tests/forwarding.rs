@@ -429,3 +429,28 @@ fn client_reply_off_skip_on_as_redis_does() {
         );
     }
 }
+
+/// Canonical RESP is sent on to the backend byte for byte; anything else respgate reads
+/// more leniently than Redis (bare `\n` line ends, junk where a payload's CRLF belongs) is
+/// re-encoded, so the shared backend connection never sees bytes Redis would misread and
+/// the other clients on it are not disturbed.
+#[test]
+fn lenient_input_is_re_encoded_not_passed_through() {
+    let redis = RedisServer::start();
+    let gate = Respgate::standalone(&redis.addr(), "");
+    let mut other = Conn::connect(&gate.addr);
+    assert_eq!(other.cmd_str("SET lenient:k v"), Value::Simple("OK".into()));
+    let mut c = Conn::connect(&gate.addr);
+    // Bare LF headers, and two junk bytes after each payload (skipped unchecked, as Redis
+    // skips them).
+    c.send_raw(b"*2\n$3\nGETxx$9\nlenient:kxx").unwrap();
+    assert_eq!(c.read(), bulk("v"));
+    c.send_raw(b"*3\r\n$3\r\nSET\r\n$9\r\nlenient:k\r\n$2\r\nw2\n\n")
+        .unwrap();
+    assert_eq!(c.read(), Value::Simple("OK".into()));
+    // Canonical commands (passed through) around them, on both clients.
+    assert_eq!(c.cmd_str("GET lenient:k"), bulk("w2"));
+    assert_eq!(other.cmd_str("GET lenient:k"), bulk("w2"));
+    let mut direct = Conn::connect(&redis.addr());
+    assert_eq!(direct.cmd_str("GET lenient:k"), bulk("w2"));
+}

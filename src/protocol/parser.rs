@@ -81,6 +81,9 @@ pub struct RequestParser {
     scanned: usize,
     /// Where the arguments of a whole buffered command are (kept to reuse its allocation).
     spans: Vec<(usize, usize)>,
+    /// The last command's bytes exactly as received, when they are canonical RESP (every
+    /// line ending in CRLF, plain lengths): forwarding may send them on as they are.
+    last_frame: Option<Bytes>,
 }
 
 impl RequestParser {
@@ -91,6 +94,7 @@ impl RequestParser {
             pending: None,
             scanned: 0,
             spans: Vec::new(),
+            last_frame: None,
         }
     }
 
@@ -116,6 +120,7 @@ impl RequestParser {
     /// are needed. argv[0] is the command name as sent. Empty commands (`*0`, `*-1`, blank
     /// inline lines) are skipped, as Redis skips them.
     pub fn next_command(&mut self) -> Result<Option<Vec<Bytes>>, ParseError> {
+        self.last_frame = None;
         loop {
             if self.buffered() > self.limits.max_query_buffer {
                 return Err(ParseError::QueryBufferLimit);
@@ -233,14 +238,14 @@ impl RequestParser {
         let buf = &self.buf[..];
         let spans = &mut self.spans;
         spans.clear();
-        let (count, mut pos) = header_at(buf, 0, b'*')?;
+        let (count, mut pos, mut canonical) = header_at(buf, 0, b'*')?;
         // Long commands take the incremental path: `spans` stays small (at most
         // WHOLE_MAX_ARGS entries kept per connection).
         if count <= 0 || count > self.limits.max_args as i64 || count > WHOLE_MAX_ARGS {
             return None;
         }
         for _ in 0..count {
-            let (len, body) = header_at(buf, pos, b'$')?;
+            let (len, body, plain) = header_at(buf, pos, b'$')?;
             if len < 0 || len as u64 > self.limits.max_bulk_len as u64 {
                 return None;
             }
@@ -250,16 +255,26 @@ impl RequestParser {
             if pos > buf.len() {
                 return None;
             }
+            canonical &= plain && &buf[end..pos] == b"\r\n";
             spans.push((body, end));
         }
         let frame = self.buf.split_to(pos).freeze();
         self.scanned = 0;
+        if canonical {
+            self.last_frame = Some(frame.clone());
+        }
         Some(
             self.spans
                 .iter()
                 .map(|&(body, end)| frame.slice(body..end))
                 .collect(),
         )
+    }
+
+    /// The bytes of the command [`Self::next_command`] just returned, if they are canonical
+    /// RESP that any Redis reads exactly as this parser did (None otherwise).
+    pub fn take_frame(&mut self) -> Option<Bytes> {
+        self.last_frame.take()
     }
 
     /// Takes one `*N` / `$N` header line if complete and returns its number (None inside:
@@ -319,40 +334,37 @@ impl RequestParser {
 /// Redis's string2ll for header counts: optional '-', digits, fits in i64.
 /// The number of the `kind` header line (`*N` or `$N`) at `at` and where the line after it
 /// starts; None if the line is incomplete, too long, of another kind or not a number.
-fn header_at(buf: &[u8], at: usize, kind: u8) -> Option<(i64, usize)> {
+/// Also whether the line was canonical (plain digits, CRLF).
+fn header_at(buf: &[u8], at: usize, kind: u8) -> Option<(i64, usize, bool)> {
     if buf.get(at) != Some(&kind) {
         return None;
     }
     let start = at + 1;
+    let line = buf.get(start..)?;
     // Nearly every header is a short plain number ending in CRLF: read it in one go. A
     // leading zero, a sign or anything unusual is the general parser's (Redis refuses
     // leading zeros).
     let mut n: i64 = 0;
-    let mut i = start;
-    while let Some(&c) = buf.get(i) {
-        if !c.is_ascii_digit() || i - start == 18 {
-            break;
-        }
-        n = n * 10 + i64::from(c - b'0');
-        i += 1;
+    let mut digits = 0;
+    while digits < line.len() && digits < 18 && line[digits].is_ascii_digit() {
+        n = n * 10 + i64::from(line[digits] - b'0');
+        digits += 1;
     }
-    let digits = i - start;
-    let plain = digits == 1 || (digits > 1 && buf[start] != b'0');
+    let plain = digits == 1 || (digits > 1 && line[0] != b'0');
     if plain {
-        match (buf.get(i), buf.get(i + 1)) {
-            (Some(b'\r'), Some(b'\n')) => return Some((n, i + 2)),
-            (Some(b'\n'), _) => return Some((n, i + 1)),
+        match (line.get(digits), line.get(digits + 1)) {
+            (Some(b'\r'), Some(b'\n')) => return Some((n, start + digits + 2, true)),
+            (Some(b'\n'), _) => return Some((n, start + digits + 1, false)),
             (Some(b'\r'), None) | (None, _) => return None,
             _ => {}
         }
     }
-    let rest = buf.get(start..)?;
-    let nl = rest[..rest.len().min(MAX_HEADER_LINE)]
+    let nl = line[..line.len().min(MAX_HEADER_LINE)]
         .iter()
         .position(|&b| b == b'\n')?;
-    let line = &rest[..nl];
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    Some((parse_len(line)?, start + nl + 1))
+    let text = &line[..nl];
+    let text = text.strip_suffix(b"\r").unwrap_or(text);
+    Some((parse_len(text)?, start + nl + 1, false))
 }
 
 fn parse_len(b: &[u8]) -> Option<i64> {

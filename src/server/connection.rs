@@ -17,7 +17,7 @@ use tracing::debug;
 
 use super::Shared;
 use super::forward::Slot;
-use super::session::{Handled, PendingBlock, Session};
+use super::session::{Handled, PendingBlock, RawRequest, Session};
 use crate::backend::remote::cluster::router;
 use crate::protocol::RequestParser;
 
@@ -143,11 +143,19 @@ pub async fn serve(
     'conn: loop {
         // Commands this read brought (pipeline depth).
         let mut depth = 0u32;
+        let forwarding = shared.remote.is_some();
         // Run every complete command already buffered, in order.
         loop {
             match parser.next_command() {
                 Ok(Some(argv)) => {
                     depth += 1;
+                    if forwarding {
+                        session.raw_request = parser.take_frame().map(|bytes| RawRequest {
+                            bytes,
+                            argv_at: argv.as_ptr() as usize,
+                            argc: argv.len(),
+                        });
+                    }
                     let mut handled = session.handle(argv, &mut out);
                     while let Handled::RetryAfterDrain(argv) = handled {
                         // It goes to another backend connection: its predecessors' replies
@@ -168,6 +176,8 @@ pub async fn serve(
                         }
                         handled = session.handle(argv, &mut out);
                     }
+                    // Never matched against a later command's argument vector.
+                    session.raw_request = None;
                     if let Handled::Blocked(mut pending) = handled {
                         // Blocked: send what is ready, then hold the rest of the pipeline
                         // until the command is served, times out, or the client leaves.

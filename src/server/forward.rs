@@ -439,7 +439,11 @@ impl Session {
                 let encode = |b: &mut BytesMut| super::forward_ttl::encode_wrapped(b, argv, &fixes);
                 self.submit(conn, encode, skip, deadline)
             }
-            Ok(_) => self.submit(conn, |b| encode_command(b, argv), 0, deadline),
+            // Unchanged arguments in canonical RESP: the client's bytes go as they came.
+            Ok(_) => match self.raw_bytes_of(argv) {
+                Some(raw) => self.submit(conn, |b| b.extend_from_slice(&raw), 0, deadline),
+                None => self.submit(conn, |b| encode_command(b, argv), 0, deadline),
+            },
         }
     }
 

@@ -61,11 +61,31 @@ pub struct Session {
     pub tenant: Option<Arc<crate::policy::Tenant>>,
     /// How to strip the reply of the command now blocked, when it arrives.
     pub block_shape: Option<crate::policy::Shape>,
+    /// Forwarding: the command being handled exactly as the client sent it, when that is
+    /// canonical RESP; sent on byte for byte if its arguments reach the backend unchanged.
+    pub raw_request: Option<RawRequest>,
     /// CLIENT TRACKING mode (None: off).
     pub tracking: Option<crate::command::tracking::Tracking>,
     /// Forwarding, tracking with REDIRECT: the bridge generation the backend's redirection
     /// was made for (a newer bridge connection needs it made again).
     pub tracking_bridge_generation: u64,
+}
+
+/// A command's received bytes and the argument vector the parser made of them (identified
+/// by its address and length: a rewritten command is another vector, so it never matches).
+pub struct RawRequest {
+    pub bytes: Bytes,
+    pub argv_at: usize,
+    pub argc: usize,
+}
+
+impl Session {
+    /// The received bytes of `argv`, if `argv` is the parser's own, unchanged vector.
+    pub(super) fn raw_bytes_of(&mut self, argv: &[Bytes]) -> Option<Bytes> {
+        self.raw_request
+            .take_if(|r| r.argv_at == argv.as_ptr() as usize && r.argc == argv.len())
+            .map(|r| r.bytes)
+    }
 }
 
 /// What became of one command.
@@ -132,6 +152,7 @@ impl Session {
             tenants_generation: shared_generation,
             tenant,
             block_shape: None,
+            raw_request: None,
             tracking: None,
             tracking_bridge_generation: 0,
         }
