@@ -341,7 +341,16 @@ fn header_at(buf: &[u8], at: usize, kind: u8) -> Option<(i64, usize, bool)> {
     }
     let start = at + 1;
     let line = buf.get(start..)?;
-    // Nearly every header is a short plain number ending in CRLF: read it in one go. A
+    // One- and two-digit lengths with CRLF, by far the most common, matched whole.
+    match *line {
+        [d @ b'0'..=b'9', b'\r', b'\n', ..] => return Some((i64::from(d - b'0'), start + 3, true)),
+        [d1 @ b'1'..=b'9', d0 @ b'0'..=b'9', b'\r', b'\n', ..] => {
+            let n = i64::from(d1 - b'0') * 10 + i64::from(d0 - b'0');
+            return Some((n, start + 4, true));
+        }
+        _ => {}
+    }
+    // Nearly every other header is a short plain number ending in CRLF: read it in one go. A
     // leading zero, a sign or anything unusual is the general parser's (Redis refuses
     // leading zeros).
     let mut n: i64 = 0;
