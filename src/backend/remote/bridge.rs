@@ -13,13 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::Target;
-use super::conn::{Init, RECONNECT_PAUSE, connect, encode_command, round_trip, write_flush};
-use crate::protocol::reply_scan::{Frame, ReplyScanner, decode};
+use super::conn::{Init, RECONNECT_PAUSE, TurnTaking, connect, encode_command, round_trip};
+use crate::protocol::reply_scan::{Frame, decode};
 use crate::server::pubsub::{INVALIDATE_CHANNEL, Kind, PubSub, Upstream};
 
 /// Starts the bridge for `pubsub`; it runs until the process exits.
@@ -93,37 +92,31 @@ async fn run(target: Arc<Target>, pubsub: Arc<PubSub>, mut rx: mpsc::UnboundedRe
         info!(backend = %target.address(), "pub/sub bridge connected");
         let mut moved = target.watch_changes();
         moved.mark_unchanged();
-        // Reads and writes take turns in this loop, so the stream needs no splitting.
-        let mut buf = BytesMut::with_capacity(16 * 1024);
-        let mut scanner = ReplyScanner::new();
+        let mut link = TurnTaking::new(stream);
+        link.out = out;
         let failure: String = 'conn: loop {
-            if !out.is_empty() {
-                if let Err(e) = write_flush(&mut stream, &out).await {
-                    break 'conn e.to_string();
-                }
-                out.clear();
+            if let Err(e) = link.flush().await {
+                break 'conn e;
             }
             tokio::select! {
                 _ = moved.changed() => break 'conn "the master changed".to_string(),
                 change = rx.recv() => match change {
-                    Some(Upstream::Subscribe(kind, name)) => encode_command(&mut out, &[verb(kind, true), &name]),
-                    Some(Upstream::Unsubscribe(kind, name)) => encode_command(&mut out, &[verb(kind, false), &name]),
+                    Some(Upstream::Subscribe(kind, name)) => encode_command(&mut link.out, &[verb(kind, true), &name]),
+                    Some(Upstream::Unsubscribe(kind, name)) => encode_command(&mut link.out, &[verb(kind, false), &name]),
                     None => return,
                 },
-                read = stream.read_buf(&mut buf) => match read {
-                    Ok(0) => break 'conn "closed by the backend".to_string(),
-                    Err(e) => break 'conn e.to_string(),
-                    Ok(_) => loop {
-                        match scanner.scan(&buf) {
-                            Ok(Some(n)) => {
-                                let frame = buf.split_to(n).freeze();
-                                dispatch(&pubsub, &frame);
-                            }
+                read = link.read_more() => {
+                    if let Err(e) = read {
+                        break 'conn e;
+                    }
+                    loop {
+                        match link.next_frame() {
+                            Ok(Some(frame)) => dispatch(&pubsub, &frame),
                             Ok(None) => break,
-                            Err(e) => break 'conn e.to_string(),
+                            Err(e) => break 'conn e,
                         }
-                    },
-                },
+                    }
+                }
             }
         };
         warn!(backend = %target.address(), error = %failure, "pub/sub bridge lost its connection; reconnecting");

@@ -492,6 +492,57 @@ fn hand_out(
     Ok(())
 }
 
+/// A subscriber connection that takes turns (the pub/sub bridges): it writes what was
+/// queued in `out`, then waits for either something to queue or frames to read. Reads and
+/// writes never overlap, so the stream needs no splitting.
+pub struct TurnTaking {
+    stream: Stream,
+    buf: BytesMut,
+    scanner: ReplyScanner,
+    /// Commands waiting for the next [`TurnTaking::flush`].
+    pub out: BytesMut,
+}
+
+impl TurnTaking {
+    pub fn new(stream: Stream) -> TurnTaking {
+        TurnTaking {
+            stream,
+            buf: BytesMut::with_capacity(16 * 1024),
+            scanner: ReplyScanner::new(),
+            out: BytesMut::new(),
+        }
+    }
+
+    /// Writes what is queued; Err: the connection is gone (why).
+    pub async fn flush(&mut self) -> Result<(), String> {
+        if !self.out.is_empty() {
+            write_flush(&mut self.stream, &self.out)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Reads what the server sent (cancel-safe, for a select); Err: the connection is gone.
+    pub async fn read_more(&mut self) -> Result<(), String> {
+        match self.stream.read_buf(&mut self.buf).await {
+            Ok(0) => Err("closed by the server".to_string()),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The next whole frame read so far, if any; Err: the server broke the protocol.
+    pub fn next_frame(&mut self) -> Result<Option<Bytes>, String> {
+        match self.scanner.scan(&self.buf) {
+            Ok(Some(n)) => Ok(Some(self.buf.split_to(n).freeze())),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
 /// Opens a connection (TCP, then TLS if configured) and runs the handshake
 /// (AUTH / HELLO 3 / SELECT), all within the connect timeout.
 pub async fn connect(target: &Target, init: Init) -> Result<Stream, BackendError> {

@@ -16,15 +16,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::router::ClusterBackend;
 use super::slots::key_slot;
 use super::topology::parse_redirect;
-use crate::backend::remote::conn::{Init, RECONNECT_PAUSE, connect, encode_command, write_flush};
-use crate::protocol::reply_scan::{Frame, ReplyScanner, decode};
+use crate::backend::remote::conn::{Init, RECONNECT_PAUSE, TurnTaking, connect, encode_command};
+use crate::protocol::reply_scan::{Frame, decode};
 use crate::server::pubsub::{Kind, PubSub, Upstream};
 
 /// How often the coordinator compares subscriptions with the slot map.
@@ -177,7 +176,7 @@ async fn node_link(
                 user: None,
             },
         );
-        let mut stream = tokio::select! {
+        let stream = tokio::select! {
             connected = connecting => match connected {
                 Ok(s) => s,
                 Err(e) => {
@@ -211,36 +210,33 @@ async fn node_link(
             pending.push_back((true, channel.clone()));
         }
         info!(node = %addr, channels = channels.len(), "shard-channel subscriber connected");
-        let mut buf = BytesMut::with_capacity(16 * 1024);
-        let mut scanner = ReplyScanner::new();
+        let mut link = TurnTaking::new(stream);
+        link.out = out;
         let failure: String = 'conn: loop {
-            if !out.is_empty() {
-                if let Err(e) = write_flush(&mut stream, &out).await {
-                    break 'conn e.to_string();
-                }
-                out.clear();
+            if let Err(e) = link.flush().await {
+                break 'conn e;
             }
             tokio::select! {
                 cmd = commands.recv() => match cmd {
                     Some(NodeCmd::Subscribe(channel)) => {
-                        encode_command(&mut out, &[b"SSUBSCRIBE".as_slice(), &channel]);
+                        encode_command(&mut link.out, &[b"SSUBSCRIBE".as_slice(), &channel]);
                         pending.push_back((true, channel.clone()));
                         channels.insert(channel);
                     }
                     Some(NodeCmd::Unsubscribe(channel)) => {
-                        encode_command(&mut out, &[b"SUNSUBSCRIBE".as_slice(), &channel]);
+                        encode_command(&mut link.out, &[b"SUNSUBSCRIBE".as_slice(), &channel]);
                         pending.push_back((false, channel.clone()));
                         channels.remove(&channel);
                     }
                     None => return,
                 },
-                read = stream.read_buf(&mut buf) => match read {
-                    Ok(0) => break 'conn "closed by the node".to_string(),
-                    Err(e) => break 'conn e.to_string(),
-                    Ok(_) => loop {
-                        match scanner.scan(&buf) {
-                            Ok(Some(n)) => {
-                                let frame = buf.split_to(n).freeze();
+                read = link.read_more() => {
+                    if let Err(e) = read {
+                        break 'conn e;
+                    }
+                    loop {
+                        match link.next_frame() {
+                            Ok(Some(frame)) => {
                                 let lost = handle_frame(&pubsub, &cluster, &addr, &frame, &mut pending);
                                 if let Some(channel) = lost
                                     && channels.remove(&channel)
@@ -249,10 +245,10 @@ async fn node_link(
                                 }
                             }
                             Ok(None) => break,
-                            Err(e) => break 'conn e.to_string(),
+                            Err(e) => break 'conn e,
                         }
-                    },
-                },
+                    }
+                }
             }
         };
         warn!(node = %addr, error = %failure, "shard-channel subscriber lost its connection");
