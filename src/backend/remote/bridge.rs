@@ -105,16 +105,9 @@ async fn run(target: Arc<Target>, pubsub: Arc<PubSub>, mut rx: mpsc::UnboundedRe
                     Some(Upstream::Unsubscribe(kind, name)) => encode_command(&mut link.out, &[verb(kind, false), &name]),
                     None => return,
                 },
-                read = link.read_more() => {
+                read = link.read_frames(|frame| dispatch(&pubsub, &frame)) => {
                     if let Err(e) = read {
                         break 'conn e;
-                    }
-                    loop {
-                        match link.next_frame() {
-                            Ok(Some(frame)) => dispatch(&pubsub, &frame),
-                            Ok(None) => break,
-                            Err(e) => break 'conn e,
-                        }
                     }
                 }
             }

@@ -533,6 +533,17 @@ impl TurnTaking {
         }
     }
 
+    /// Reads what the server sent and hands each whole frame to `each` (cancel-safe, for a
+    /// select: frames are handed out only once the read completed); Err: the connection is
+    /// gone or the server broke the protocol.
+    pub async fn read_frames(&mut self, mut each: impl FnMut(Bytes)) -> Result<(), String> {
+        self.read_more().await?;
+        while let Some(frame) = self.next_frame()? {
+            each(frame);
+        }
+        Ok(())
+    }
+
     /// The next whole frame read so far, if any; Err: the server broke the protocol.
     pub fn next_frame(&mut self) -> Result<Option<Bytes>, String> {
         match self.scanner.scan(&self.buf) {

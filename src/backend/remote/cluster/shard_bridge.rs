@@ -230,23 +230,16 @@ async fn node_link(
                     }
                     None => return,
                 },
-                read = link.read_more() => {
+                read = link.read_frames(|frame| {
+                    let lost = handle_frame(&pubsub, &cluster, &addr, &frame, &mut pending);
+                    if let Some(channel) = lost
+                        && channels.remove(&channel)
+                    {
+                        let _ = dropped.send(Dropped { addr: addr.clone(), channel });
+                    }
+                }) => {
                     if let Err(e) = read {
                         break 'conn e;
-                    }
-                    loop {
-                        match link.next_frame() {
-                            Ok(Some(frame)) => {
-                                let lost = handle_frame(&pubsub, &cluster, &addr, &frame, &mut pending);
-                                if let Some(channel) = lost
-                                    && channels.remove(&channel)
-                                {
-                                    let _ = dropped.send(Dropped { addr: addr.clone(), channel });
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(e) => break 'conn e,
-                        }
                     }
                 }
             }
