@@ -31,16 +31,22 @@ pub fn subscriber_mode_error(name: &str) -> Reply {
 
 /// The (un)subscribe commands, which answer with one push per channel.
 pub fn kind_of(name: &[u8]) -> Option<(Kind, bool)> {
-    let lower = name.to_ascii_lowercase();
-    Some(match lower.as_slice() {
-        b"subscribe" => (Kind::Channel, true),
-        b"psubscribe" => (Kind::Pattern, true),
-        b"ssubscribe" => (Kind::Shard, true),
-        b"unsubscribe" => (Kind::Channel, false),
-        b"punsubscribe" => (Kind::Pattern, false),
-        b"sunsubscribe" => (Kind::Shard, false),
-        _ => return None,
-    })
+    // Asked for every command: no allocation, and most names are ruled out by length.
+    if !(9..=12).contains(&name.len()) {
+        return None;
+    }
+    const NAMES: [(&[u8], Kind, bool); 6] = [
+        (b"subscribe", Kind::Channel, true),
+        (b"psubscribe", Kind::Pattern, true),
+        (b"ssubscribe", Kind::Shard, true),
+        (b"unsubscribe", Kind::Channel, false),
+        (b"punsubscribe", Kind::Pattern, false),
+        (b"sunsubscribe", Kind::Shard, false),
+    ];
+    NAMES
+        .iter()
+        .find(|(n, _, _)| name.eq_ignore_ascii_case(n))
+        .map(|&(_, kind, subscribe)| (kind, subscribe))
 }
 
 fn verb(kind: Kind, subscribe: bool) -> &'static str {

@@ -156,6 +156,8 @@ pub struct Engine {
     pub script_run: std::sync::Arc<scripting::ScriptRun>,
     /// The append-only file, when persistence is on. Taken only under the state lock.
     aof: Mutex<Option<aof::Aof>>,
+    /// Whether `aof` is Some, readable without its lock (checked around every command).
+    aof_on: std::sync::atomic::AtomicBool,
     /// auto-aof-rewrite-min-size.
     aof_rewrite_min: AtomicU64,
     /// maxmemory in bytes (0 = no limit) and maxmemory-samples.
@@ -312,6 +314,7 @@ impl Engine {
             scripting: Mutex::new(None),
             script_run: Default::default(),
             aof: Mutex::new(None),
+            aof_on: std::sync::atomic::AtomicBool::new(false),
             aof_rewrite_min: AtomicU64::new(64 * 1024 * 1024),
             maxmemory: AtomicU64::new(crate::config::parse_size(&config.maxmemory).unwrap_or(0)),
             maxmemory_samples: AtomicU64::new(5),
@@ -403,6 +406,9 @@ impl Engine {
     /// Writes the batch's AOF commands (and fsyncs with `always`) before anyone is answered;
     /// rewrites the file when it has doubled.
     fn flush_aof(&self, state: &State) {
+        if !self.aof_enabled() {
+            return;
+        }
         let mut slot = self.aof.lock();
         let Some(aof) = slot.as_mut() else {
             return;
@@ -467,7 +473,7 @@ impl Engine {
     }
 
     pub fn aof_enabled(&self) -> bool {
-        self.aof.lock().is_some()
+        self.aof_on.load(Ordering::Acquire)
     }
 
     /// The AOF's size in bytes, when appending is on.
@@ -483,6 +489,7 @@ impl Engine {
     ) -> Result<usize, aof::AofError> {
         let applied = aof::replay(self, path)?;
         *self.aof.lock() = Some(aof::Aof::open(path, fsync)?);
+        self.aof_on.store(true, Ordering::Release);
         Ok(applied)
     }
 
@@ -495,6 +502,7 @@ impl Engine {
         fsync: aof::Fsync,
     ) -> Result<(), String> {
         if !on {
+            self.aof_on.store(false, Ordering::Release);
             *self.aof.lock() = None;
             return Ok(());
         }
@@ -506,6 +514,7 @@ impl Engine {
         aof::replace_file(path, &contents).map_err(|e| format!("{}: {e}", path.display()))?;
         let opened = aof::Aof::open(path, fsync).map_err(|e| e.to_string())?;
         *self.aof.lock() = Some(opened);
+        self.aof_on.store(true, Ordering::Release);
         drop(state);
         Ok(())
     }
@@ -1099,6 +1108,9 @@ impl Batch<'_> {
 
     /// Appends a write to the AOF as Redis would propagate it.
     fn propagate(&mut self, db: usize, cmd: &CommandSpec, argv: &[Bytes], reply: &Reply) {
+        if !self.engine.aof_enabled() {
+            return;
+        }
         let mut slot = self.engine.aof.lock();
         let Some(aof) = slot.as_mut() else {
             return;
