@@ -345,3 +345,29 @@ fn object_freq_and_idletime_follow_the_policy() {
     assert!(cmd(&e, &["OBJECT", "IDLETIME", "k"]).is_error());
     assert_eq!(cmd(&e, &["OBJECT", "FREQ", "nokey"]), Reply::Null);
 }
+
+/// The one-key shortcut of `written_keys` names exactly the keys the key-spec walk names,
+/// for every command of the table at every arity from its minimum to three more.
+#[test]
+fn written_keys_shortcut_agrees_with_the_key_specs() {
+    for cmd in crate::command::table::all() {
+        if !cmd.subcommands.is_empty() {
+            continue;
+        }
+        let min = cmd.arity.unsigned_abs() as usize;
+        for n in min..min + 4 {
+            if !cmd.arity_ok(n) {
+                continue;
+            }
+            let argv: Vec<Bytes> = std::iter::once(Bytes::from(cmd.name))
+                .chain((1..n).map(|i| Bytes::from(format!("a{i}"))))
+                .collect();
+            assert_eq!(
+                super::written_keys(cmd, &argv),
+                super::written_keys_by_specs(cmd, &argv),
+                "{} with {n} arguments",
+                cmd.name
+            );
+        }
+    }
+}
