@@ -134,6 +134,16 @@ fn tracking_behaves_as_redis(addr: &str, p: &str) {
         o.nothing_within(Duration::from_millis(150)),
         "{addr}: OPTIN tracked an uncached read"
     );
+    // CLIENT CACHING yes holds for a whole transaction.
+    assert_eq!(o.cmd_str("CLIENT CACHING yes"), ok());
+    assert_eq!(o.cmd_str("MULTI"), ok());
+    assert_eq!(
+        o.cmd_str(&format!("GET {}", k("o3"))),
+        Value::Simple("QUEUED".into())
+    );
+    assert!(matches!(o.cmd_str("EXEC"), Value::Array(_)));
+    writer.cmd_str(&format!("SET {} x", k("o3")));
+    assert_eq!(next_push(&mut o), invalidate(&[&k("o3")]));
 
     // BCAST: every key under the prefixes, read or not.
     let mut b = resp3(addr);

@@ -234,11 +234,13 @@ impl Session {
         if let Some(t) = self.tracking.as_mut()
             && t.caching
             && !matches!(outcome, Outcome::DrainFirst)
+            // In a transaction it holds until EXEC/DISCARD, as in Redis.
+            && self.multi.is_none()
             && !(argv.len() > 1
                 && argv[0].eq_ignore_ascii_case(b"client")
                 && argv[1].eq_ignore_ascii_case(b"caching"))
         {
-            // CLIENT CACHING holds for the one command after it, as in Redis.
+            // CLIENT CACHING holds for the one command after it (or transaction), as in Redis.
             t.caching = false;
         }
         match outcome {
