@@ -522,11 +522,15 @@ impl Session {
         if let Some(tenant) = self.tenant.clone() {
             return self.execute_as(&tenant, spec, argv);
         }
-        if let Some(reply) = command::connection::run_local(self, spec.name, argv) {
+        // A data command (an engine handler; no connection command shares a name with one)
+        // skips the connection commands' name matching.
+        let data_command = crate::backend::embedded::handler_for(spec).is_some();
+        if !data_command && let Some(reply) = command::connection::run_local(self, spec.name, argv)
+        {
             return Blocking::Done(reply);
         }
         let engine = &self.shared.engine;
-        if !engine.supports(spec.name) {
+        if !data_command && !engine.supports(spec.name) {
             return Blocking::Done(Reply::err(errors::not_implemented(spec.name)));
         }
         let view = ClientView {

@@ -250,6 +250,27 @@ pub type Handler = fn(&mut Ctx, &[Bytes]) -> Reply;
 /// Command handlers by name. FxHash: our own command names, looked up once per command.
 pub(crate) type Handlers = rustc_hash::FxHashMap<&'static str, Handler>;
 
+/// The handler of a command-table entry, found by the entry's address (no name hashing or
+/// comparing per command); entries not in the table fall back to the name.
+pub fn handler_for(cmd: &CommandSpec) -> Option<Handler> {
+    static BY_SPEC: OnceLock<rustc_hash::FxHashMap<usize, Handler>> = OnceLock::new();
+    let by_spec = BY_SPEC.get_or_init(|| {
+        let mut m = rustc_hash::FxHashMap::default();
+        for top in crate::command::table::all() {
+            for spec in std::iter::once(top).chain(top.subcommands.iter()) {
+                if let Some(h) = handlers().get(spec.name) {
+                    m.insert(spec as *const CommandSpec as usize, *h);
+                }
+            }
+        }
+        m
+    });
+    match by_spec.get(&(cmd as *const CommandSpec as usize)) {
+        Some(h) => Some(*h),
+        None => handlers().get(cmd.name).copied(),
+    }
+}
+
 fn handlers() -> &'static Handlers {
     static TABLE: OnceLock<Handlers> = OnceLock::new();
     TABLE.get_or_init(|| {
@@ -792,7 +813,7 @@ impl Batch<'_> {
             // Each redis.call inside does its own dirty/watch/wake-up bookkeeping.
             return scripting::run(self, client, cmd, argv);
         }
-        let Some(handler) = handlers().get(cmd.name) else {
+        let Some(handler) = handler_for(cmd) else {
             return Reply::err(crate::protocol::errors::unknown_command(argv));
         };
         if let Some(oom) = self.make_room(cmd) {
@@ -801,7 +822,7 @@ impl Batch<'_> {
         let before = self.state.dirty;
         let flushed_watchers = self.watchers_of_flush(client.db, cmd.name, argv);
         let existed = self.existence_for_notify(client.db, cmd, argv);
-        let reply = self.run(*handler, client, argv);
+        let reply = self.run(handler, client, argv);
         self.settle_expired();
         if let Some(t) = client.tracker
             && t.remember_reads
