@@ -297,3 +297,50 @@ fn tenants_hear_only_their_own_invalidations() {
     let gate = Respgate::start_with(&["--config", &common::respgate::temp_config(&cfg)]);
     tenants_hear_only_their_keys(&gate.addr);
 }
+
+/// REDIRECT goes through respgate's pub/sub bridge connection: when the backend drops it,
+/// the redirect target is told to flush, and the tracking client's next command makes the
+/// redirection again on the new connection.
+#[test]
+fn redirected_tracking_survives_the_bridge_reconnecting() {
+    let redis = RedisServer::start();
+    let gate = Respgate::standalone(&redis.addr(), "");
+    let mut target = Conn::connect(&gate.addr);
+    let Value::Int(target_id) = target.cmd_str("CLIENT ID") else {
+        panic!("CLIENT ID")
+    };
+    target.cmd_str("SUBSCRIBE __redis__:invalidate");
+    let mut tracker = Conn::connect(&gate.addr);
+    let mut writer = Conn::connect(&gate.addr);
+    assert_eq!(
+        tracker.cmd_str(&format!("CLIENT TRACKING on REDIRECT {target_id}")),
+        ok()
+    );
+    tracker.cmd_str("GET bridge:a");
+    // The backend drops respgate's subscriber connection (the bridge).
+    let mut admin = Conn::connect(&redis.addr());
+    assert!(matches!(admin.cmd_str("CLIENT KILL TYPE pubsub"), Value::Int(n) if n >= 1));
+    // A flush as Redis sends it to a RESP2 redirect target: a null bulk for the keys.
+    let flush = Value::Array(vec![
+        bulk("message"),
+        bulk("__redis__:invalidate"),
+        Value::NullBulk,
+    ]);
+    assert_eq!(next_push(&mut target), flush);
+    // Once the bridge is back, the tracker's next command redirects to it again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        tracker.cmd_str("GET bridge:b");
+        writer.cmd_str("SET bridge:b 1");
+        match target.try_read_within(Duration::from_millis(300)) {
+            Some(Value::Array(m)) if m.get(2) == Some(&Value::Array(vec![bulk("bridge:b")])) => {
+                break;
+            }
+            _ => {}
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redirected invalidations never came back"
+        );
+    }
+}

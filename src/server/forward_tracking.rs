@@ -119,7 +119,9 @@ impl Session {
             }
             Err(_) => {
                 // The redirect cannot be made now (the bridge is reconnecting): the client
-                // must not trust its cache; the next command tries again.
+                // must not trust its cache. Once per bridge change: the next change (the
+                // bridge back) makes the redirect again.
+                self.tracking_bridge_generation = self.shared.pubsub.bridge_generation();
                 self.tracking_flush();
             }
         }
@@ -132,8 +134,7 @@ impl Session {
         if t.redirect == 0 {
             return;
         }
-        let current = self.shared.pubsub.bridge_client().map(|(_, g)| g);
-        if current == Some(self.tracking_bridge_generation) {
+        if self.shared.pubsub.bridge_generation() == self.tracking_bridge_generation {
             return;
         }
         if let Some(p) = self.pinned().cloned() {

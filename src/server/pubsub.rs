@@ -272,6 +272,11 @@ impl PubSub {
         self.deliver_invalidation(None, None);
     }
 
+    /// How many times the bridge connected or lost its connection.
+    pub fn bridge_generation(&self) -> u64 {
+        self.bridge_generation.load(Ordering::Acquire)
+    }
+
     /// The bridge's backend client id and its generation (None: not connected).
     pub fn bridge_client(&self) -> Option<(u64, u64)> {
         let id = self.bridge_client_id.load(Ordering::Acquire);

@@ -145,6 +145,14 @@ impl Conn {
         quiet
     }
 
+    /// The next value if one arrives within `wait` (None: nothing came).
+    pub fn try_read_within(&mut self, wait: Duration) -> Option<Value> {
+        if self.reader.buffer().is_empty() && self.nothing_within(wait) {
+            return None;
+        }
+        self.try_read().ok()
+    }
+
     /// True once the server has closed the connection (read returns EOF).
     pub fn is_closed(&mut self) -> bool {
         let mut b = [0u8; 1];
