@@ -63,7 +63,15 @@ async fn run(target: Arc<Target>, pubsub: Arc<PubSub>, mut rx: mpsc::UnboundedRe
             }
         };
         // RESP2 tracking clients' connections redirect their invalidations here.
-        match round_trip(&mut stream, &[b"CLIENT", b"ID"]).await {
+        let asked = tokio::time::timeout(
+            target.connect_timeout,
+            round_trip(&mut stream, &[b"CLIENT", b"ID"]),
+        )
+        .await
+        .unwrap_or(Err(super::BackendError::Timeout(
+            target.connect_timeout.as_millis(),
+        )));
+        match asked {
             Ok(reply) => match decode(&reply) {
                 Frame::Integer(id) if id > 0 => pubsub.set_bridge_client_id(id as u64),
                 _ => {
