@@ -350,14 +350,8 @@ fn slowlog(s: &Session, argv: &[Bytes]) -> Reply {
 /// MONITOR: from now on this client is sent every command respgate runs (its pub/sub
 /// delivery path, so the pub/sub output limit bounds a monitor that does not read).
 fn monitor(s: &mut Session) -> Reply {
-    if s.outbox.is_none() {
-        let (outbox, inbox) = crate::server::pubsub::outbox(&s.client);
-        s.outbox = Some(outbox);
-        s.inbox = Some(inbox);
-    }
-    if let Some(outbox) = &s.outbox {
-        s.shared.pubsub.add_monitor(outbox);
-    }
+    let outbox = s.ensure_outbox();
+    s.shared.pubsub.add_monitor(&outbox);
     Reply::ok()
 }
 

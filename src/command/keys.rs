@@ -58,6 +58,26 @@ pub fn keys_and_flags(cmd: &CommandSpec, argv: &[Bytes]) -> Result<Vec<KeyRef>, 
     Ok(keys)
 }
 
+/// The one key a write names when its command has a single plain key spec at argv[1] (SET,
+/// INCR, LPUSH, HSET ...): read directly, without the walk of [`keys_and_flags`] and its
+/// vector, for the per-command bookkeeping of the embedded engine. None: use the walk.
+/// Specs whose flags the arguments decide (`variable_flags`, e.g. BITFIELD with only GETs
+/// is RO) are left to the walk, except SET's, which are never RO.
+pub fn sole_written_key<'a>(cmd: &CommandSpec, argv: &'a [Bytes]) -> Option<&'a Bytes> {
+    let [spec] = cmd.key_specs else {
+        return None;
+    };
+    let plain = cmd.subcommands.is_empty()
+        && spec.begin_search == BeginSearch::Index(1)
+        && matches!(spec.find_keys, FindKeys::Range { lastkey: 0, .. })
+        && !spec.flags.iter().any(|f| {
+            f.eq_ignore_ascii_case("RO")
+                || f.eq_ignore_ascii_case("not_key")
+                || (f.eq_ignore_ascii_case("variable_flags") && cmd.name != "set")
+        });
+    if plain { argv.get(1) } else { None }
+}
+
 /// The command or subcommand argv names, like Redis's `lookupCommand`: a container with at least
 /// one argument resolves to its subcommand (unknown subcommand: no command at all).
 pub fn resolve<'a>(cmd: &'a CommandSpec, argv: &[Bytes]) -> Result<&'a CommandSpec, KeysError> {

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use crate::protocol::{Protocol, Reply};
-use crate::server::pubsub::{self, Kind};
+use crate::server::pubsub::Kind;
 use crate::server::session::Session;
 
 /// In RESP2 a subscribed client may only run these (Redis's wording lists them).
@@ -79,18 +79,11 @@ fn list_of(s: &mut Session, kind: Kind) -> &mut Vec<Bytes> {
 
 /// One confirmation per channel.
 pub fn subscribe(s: &mut Session, kind: Kind, argv: &[Bytes]) -> Vec<Reply> {
-    if s.outbox.is_none() {
-        let (outbox, inbox) = pubsub::outbox(&s.client);
-        s.outbox = Some(outbox);
-        s.inbox = Some(inbox);
-    }
+    let outbox = s.ensure_outbox();
     let id = s.client_id();
     let mut out = Vec::new();
     for name in &argv[1..] {
-        let added = match &s.outbox {
-            Some(outbox) => s.shared.pubsub.subscribe(kind, name, id, outbox),
-            None => false,
-        };
+        let added = s.shared.pubsub.subscribe(kind, name, id, &outbox);
         if added {
             list_of(s, kind).push(name.clone());
         }

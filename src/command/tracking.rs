@@ -5,12 +5,14 @@
 use bytes::Bytes;
 
 use crate::backend::embedded::num::parse_i64;
+use crate::policy::namespace::Namespace;
 use crate::protocol::{Protocol, Reply, errors};
 use crate::server::Shared;
-use crate::server::pubsub::Outbox;
+use crate::server::pubsub::{Outbox, PubSub};
 use crate::server::session::Session;
 
-/// Embedded engine: where a tracking client's invalidations go.
+/// Where a tracking client's invalidations go.
+#[derive(Clone)]
 pub struct Target {
     /// The REDIRECT client (0: the client itself).
     pub redirect: u64,
@@ -20,16 +22,44 @@ pub struct Target {
 
 /// Hands an invalidation from the engine to its client (or the client's REDIRECT target).
 pub fn deliver(shared: &Shared, client: u64, keys: Option<Vec<Bytes>>) {
-    let targets = shared.tracking_targets.lock();
-    let Some(target) = targets.get(&client) else {
-        return;
-    };
-    if target.redirect != 0 {
-        shared
-            .pubsub
-            .deliver_invalidation(Some(target.redirect), keys);
-    } else if let Some(outbox) = &target.outbox {
-        shared.pubsub.deliver_to(outbox, invalidate_push(keys));
+    if let Some(target) = shared.tracking_targets.lock().get(&client) {
+        target.send(&shared.pubsub, keys);
+    }
+}
+
+impl Target {
+    /// The target of client `s` in tracking mode `t`; None when nothing can reach it (RESP2
+    /// without REDIRECT: Redis sends such a client nothing either).
+    pub fn of(s: &mut Session, t: &Tracking) -> Option<Target> {
+        if t.redirect != 0 {
+            return Some(Target {
+                redirect: t.redirect,
+                outbox: None,
+            });
+        }
+        (s.proto == Protocol::Resp3).then(|| Target {
+            redirect: 0,
+            outbox: Some(s.ensure_outbox()),
+        })
+    }
+
+    /// Sends one invalidation (`keys` None: flush everything).
+    pub fn send(&self, pubsub: &PubSub, keys: Option<Vec<Bytes>>) {
+        if self.redirect != 0 {
+            pubsub.deliver_invalidation(Some(self.redirect), keys);
+        } else if let Some(outbox) = &self.outbox {
+            pubsub.deliver_to(outbox, invalidate_push(keys));
+        }
+    }
+}
+
+/// BCAST prefixes as the keyspace knows them: a tenant's inside its namespace (none given:
+/// the whole namespace); empty: every key.
+pub fn stored_prefixes(t: &Tracking, ns: Option<&Namespace>) -> Vec<Bytes> {
+    match ns.filter(|ns| !ns.is_empty()) {
+        Some(ns) if t.prefixes.is_empty() => vec![ns.key(b"")],
+        Some(ns) => t.prefixes.iter().map(|p| ns.key(p)).collect(),
+        None => t.prefixes.clone(),
     }
 }
 
@@ -53,26 +83,12 @@ pub fn client_embedded(s: &mut Session, argv: &[Bytes]) -> Reply {
                 }
                 Ok(Change::On(t)) => {
                     let id = s.client_id();
-                    let ns = s
-                        .tenant
-                        .as_ref()
-                        .map(|t| t.namespace.clone())
-                        .filter(|ns| !ns.is_empty());
-                    // A tenant's BCAST prefixes live inside its namespace (none: all of it).
-                    let bcast = t.bcast.then(|| match &ns {
-                        Some(ns) if t.prefixes.is_empty() => vec![ns.key(b"")],
-                        Some(ns) => t.prefixes.iter().map(|p| ns.key(p)).collect(),
-                        None => t.prefixes.clone(),
-                    });
-                    let outbox =
-                        (t.redirect == 0 && s.proto == Protocol::Resp3).then(|| s.ensure_outbox());
-                    s.shared.tracking_targets.lock().insert(
-                        id,
-                        Target {
-                            redirect: t.redirect,
-                            outbox,
-                        },
-                    );
+                    let ns = s.tenant.as_ref().map(|t| &t.namespace);
+                    let bcast = t.bcast.then(|| stored_prefixes(&t, ns));
+                    match Target::of(s, &t) {
+                        Some(target) => s.shared.tracking_targets.lock().insert(id, target),
+                        None => s.shared.tracking_targets.lock().remove(&id),
+                    };
                     s.shared.engine.track(id, bcast, t.noloop);
                     s.tracking = Some(t);
                     Reply::ok()

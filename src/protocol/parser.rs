@@ -84,6 +84,9 @@ pub struct RequestParser {
     /// The last command's bytes exactly as received, when they are canonical RESP (every
     /// line ending in CRLF, plain lengths): forwarding may send them on as they are.
     last_frame: Option<Bytes>,
+    /// Whether anyone takes `last_frame` (forwarding); otherwise it is not kept, which
+    /// spares a reference count per command.
+    keep_frames: bool,
 }
 
 impl RequestParser {
@@ -95,6 +98,7 @@ impl RequestParser {
             scanned: 0,
             spans: Vec::new(),
             last_frame: None,
+            keep_frames: false,
         }
     }
 
@@ -260,7 +264,7 @@ impl RequestParser {
         }
         let frame = self.buf.split_to(pos).freeze();
         self.scanned = 0;
-        if canonical {
+        if canonical && self.keep_frames {
             self.last_frame = Some(frame.clone());
         }
         Some(
@@ -269,6 +273,11 @@ impl RequestParser {
                 .map(|&(body, end)| frame.slice(body..end))
                 .collect(),
         )
+    }
+
+    /// Keep each canonical command's bytes for [`Self::take_frame`] (forwarding).
+    pub fn keep_frames(&mut self, on: bool) {
+        self.keep_frames = on;
     }
 
     /// The bytes of the command [`Self::next_command`] just returned, if they are canonical

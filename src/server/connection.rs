@@ -121,6 +121,8 @@ pub async fn serve(
     crate::metrics::handles().connected_clients.increment(1.0);
     let mut session = Session::new(shared.clone(), handle.clone());
     let mut parser = RequestParser::new(shared.limits.clone());
+    // Forwarding may send a command on as the client's bytes (see Session::raw_request).
+    parser.keep_frames(shared.remote.is_some());
     let mut out = BytesMut::with_capacity(16 * 1024);
     let (mut rd, mut wr) = stream.into_split();
     let mut why = Disconnect::Closed;
@@ -143,19 +145,16 @@ pub async fn serve(
     'conn: loop {
         // Commands this read brought (pipeline depth).
         let mut depth = 0u32;
-        let forwarding = shared.remote.is_some();
         // Run every complete command already buffered, in order.
         loop {
             match parser.next_command() {
                 Ok(Some(argv)) => {
                     depth += 1;
-                    if forwarding {
-                        session.raw_request = parser.take_frame().map(|bytes| RawRequest {
-                            bytes,
-                            argv_at: argv.as_ptr() as usize,
-                            argc: argv.len(),
-                        });
-                    }
+                    session.raw_request = parser.take_frame().map(|bytes| RawRequest {
+                        bytes,
+                        argv_at: argv.as_ptr() as usize,
+                        argc: argv.len(),
+                    });
                     let mut handled = session.handle(argv, &mut out);
                     while let Handled::RetryAfterDrain(argv) = handled {
                         // It goes to another backend connection: its predecessors' replies

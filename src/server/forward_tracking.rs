@@ -19,9 +19,9 @@ use bytes::Bytes;
 
 use super::session::{Outcome, Session};
 use crate::backend::remote::conn::{BackendConn, PushSink, encode_command};
-use crate::command::tracking::{self, Change, Tracking, invalidate_push};
+use crate::command::tracking::{self, Change, Target, Tracking};
+use crate::protocol::Reply;
 use crate::protocol::reply_scan::{Frame, decode};
-use crate::protocol::{Protocol, Reply};
 
 /// CLIENT subcommands about tracking.
 pub fn is_tracking_subcommand(sub: &[u8]) -> bool {
@@ -172,22 +172,11 @@ impl Session {
                 args.push(Bytes::from_static(word.as_bytes()));
             }
         }
-        let ns = self
-            .tenant
-            .as_ref()
-            .map(|t| t.namespace.clone())
-            .filter(|ns| !ns.is_empty());
         if t.bcast {
-            let mut prefixes: Vec<Bytes> = t.prefixes.clone();
-            if prefixes.is_empty() && ns.is_some() {
-                prefixes.push(Bytes::new());
-            }
-            for p in prefixes {
+            let ns = self.tenant.as_ref().map(|t| &t.namespace);
+            for p in tracking::stored_prefixes(t, ns) {
                 args.push(Bytes::from_static(b"PREFIX"));
-                args.push(match &ns {
-                    Some(ns) => ns.key(&p),
-                    None => p,
-                });
+                args.push(p);
             }
         }
         if t.redirect != 0 {
@@ -207,57 +196,31 @@ impl Session {
     /// or, for its death notice, the redirect target. None for a RESP2 client without
     /// REDIRECT (Redis sends it nothing either).
     fn tracking_sink(&mut self) -> Option<PushSink> {
-        let t = self.tracking.as_ref()?;
+        let t = self.tracking.clone()?;
+        let target = Target::of(self, &t)?;
         let pubsub = self.shared.pubsub.clone();
-        if t.redirect != 0 {
-            let target = t.redirect;
-            return Some(Arc::new(move |frame: Option<Bytes>| {
-                // Pushes come to the bridge; only the death of the connection comes here.
-                if frame.is_none() {
-                    pubsub.deliver_invalidation(Some(target), None);
-                }
-            }));
-        }
-        if self.proto != Protocol::Resp3 {
-            return None;
-        }
-        let outbox = self.ensure_outbox();
         Some(Arc::new(move |frame: Option<Bytes>| {
             let keys = match frame {
                 None => None,
+                // With REDIRECT the backend sends invalidations to the bridge, not here.
+                Some(_) if target.redirect != 0 => return,
                 Some(frame) => match invalidated_keys(&frame) {
                     Some(keys) => keys,
                     None => return,
                 },
             };
-            pubsub.deliver_to(&outbox, invalidate_push(keys));
+            target.send(&pubsub, keys);
         }))
     }
 
     /// The client's own invalidation, now (its cache may be stale).
     fn tracking_flush(&mut self) {
-        let Some(t) = &self.tracking else { return };
-        if t.redirect != 0 {
-            self.shared
-                .pubsub
-                .deliver_invalidation(Some(t.redirect), None);
-        } else if self.proto == Protocol::Resp3 {
-            let outbox = self.ensure_outbox();
-            self.shared
-                .pubsub
-                .deliver_to(&outbox, invalidate_push(None));
+        let Some(t) = self.tracking.clone() else {
+            return;
+        };
+        if let Some(target) = Target::of(self, &t) {
+            target.send(&self.shared.pubsub, None);
         }
-    }
-
-    /// The client's pub/sub outbox (created on first need).
-    pub fn ensure_outbox(&mut self) -> super::pubsub::Outbox {
-        if let Some(o) = &self.outbox {
-            return o.clone();
-        }
-        let (outbox, inbox) = super::pubsub::outbox(&self.client);
-        self.outbox = Some(outbox.clone());
-        self.inbox = Some(inbox);
-        outbox
     }
 }
 

@@ -417,12 +417,6 @@ impl PubSub {
         reg.map(kind).get(name).map_or(0, |s| s.len())
     }
 
-    /// Does any client hold any subscription (channel, pattern or shard)?
-    pub fn has_any_subscription(&self) -> bool {
-        let reg = self.registry.lock();
-        !reg.channels.is_empty() || !reg.patterns.is_empty() || !reg.shards.is_empty()
-    }
-
     /// PUBSUB NUMPAT: distinct patterns subscribed.
     pub fn pattern_count(&self) -> usize {
         self.registry.lock().patterns.len()

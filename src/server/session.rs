@@ -508,6 +508,18 @@ impl Session {
         Ok(sub)
     }
 
+    /// The client's pub/sub outbox: subscriptions, MONITOR and tracking invalidations
+    /// (created on first need).
+    pub fn ensure_outbox(&mut self) -> super::pubsub::Outbox {
+        if let Some(o) = &self.outbox {
+            return o.clone();
+        }
+        let (outbox, inbox) = super::pubsub::outbox(&self.client);
+        self.outbox = Some(outbox.clone());
+        self.inbox = Some(inbox);
+        outbox
+    }
+
     /// What the engine needs to know about this client's CLIENT TRACKING for one command.
     pub fn tracker(&self) -> Option<crate::backend::embedded::tracking::Tracker> {
         self.tracking

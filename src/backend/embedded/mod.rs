@@ -1454,24 +1454,7 @@ impl Drop for Batch<'_> {
 
 /// The keys a command may write: its key-spec keys not flagged RO.
 fn written_keys<'a>(cmd: &CommandSpec, argv: &'a [Bytes]) -> Vec<&'a Bytes> {
-    // Most writes (SET, INCR, LPUSH, HSET ...) have one key spec naming argv[1] alone; it
-    // is read directly, without the general key-spec walk and its vector.
-    if let [spec] = cmd.key_specs
-        && cmd.subcommands.is_empty()
-        && spec.begin_search == crate::command::table::BeginSearch::Index(1)
-        && matches!(
-            spec.find_keys,
-            crate::command::table::FindKeys::Range { lastkey: 0, .. }
-        )
-        && !spec.flags.iter().any(|f| {
-            f.eq_ignore_ascii_case("RO")
-                || f.eq_ignore_ascii_case("not_key")
-                // Flags decided by the arguments (BITFIELD with only GETs is RO); SET's are
-                // never RO.
-                || (f.eq_ignore_ascii_case("variable_flags") && cmd.name != "set")
-        })
-        && let Some(key) = argv.get(1)
-    {
+    if let Some(key) = keys::sole_written_key(cmd, argv) {
         return vec![key];
     }
     written_keys_by_specs(cmd, argv)
