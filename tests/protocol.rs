@@ -336,3 +336,71 @@ fn publish_reaches_subscribers_in_resp2_and_resp3() {
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(publisher.cmd_str("PUBLISH events again"), Value::Int(1));
 }
+
+/// Commands of a pipeline are counted together (see `CommandTally`): a command that shows
+/// the counts, later in the same pipeline or from another client once the replies are in,
+/// sees every one of them, and CLIENT LIST shows the last command run.
+#[test]
+fn pipelined_commands_are_counted_before_anything_shows_the_counts() {
+    let gate = Respgate::start();
+    let mut c = Conn::connect(&gate.addr);
+    let field = |info: &Value, prefix: &str| -> String {
+        let text = String::from_utf8_lossy(info.as_bytes().expect("bulk")).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix).map(str::to_owned))
+            .unwrap_or_else(|| panic!("no {prefix} in {text}"))
+    };
+    let mut batch = Vec::new();
+    for _ in 0..25 {
+        batch.extend(Conn::encode(&[b"GET".as_slice(), b"nothing"]));
+    }
+    batch.extend(Conn::encode(&[b"INFO".as_slice(), b"commandstats"]));
+    batch.extend(Conn::encode(&[b"SELECT".as_slice(), b"3"]));
+    batch.extend(Conn::encode(&[b"CLIENT".as_slice(), b"INFO"]));
+    c.send_raw(&batch).unwrap();
+    for _ in 0..25 {
+        assert_eq!(c.read(), Value::NullBulk);
+    }
+    let stats = c.read();
+    assert!(
+        field(&stats, "cmdstat_get:").starts_with("calls=25,"),
+        "{stats:?}"
+    );
+    assert_eq!(c.read(), Value::Simple("OK".into()));
+    let me = c.read();
+    let me = String::from_utf8_lossy(me.as_bytes().expect("bulk")).into_owned();
+    assert!(
+        me.contains(" db=3 ") && me.contains(" cmd=client|info "),
+        "{me}"
+    );
+    // Another client, after the replies: the GETs, INFO, SELECT and CLIENT INFO were
+    // counted, and the first client's last command shows in CLIENT LIST.
+    c.cmd_str("GET nothing");
+    let mut other = Conn::connect(&gate.addr);
+    let stats = other.cmd_str("INFO commandstats");
+    assert!(
+        field(&stats, "cmdstat_get:").starts_with("calls=26,"),
+        "{stats:?}"
+    );
+    let info = other.cmd_str("INFO stats");
+    let total: u64 = field(&info, "total_commands_processed:")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(total >= 29, "total_commands_processed {total}");
+    let list = other.cmd_str("CLIENT LIST");
+    let list = String::from_utf8_lossy(list.as_bytes().expect("bulk")).into_owned();
+    assert!(
+        list.lines()
+            .any(|l| l.contains(" db=3 ") && l.contains(" cmd=get ")),
+        "{list}"
+    );
+    assert_eq!(c.cmd_str("SELECT 5"), Value::Simple("OK".into()));
+    let list = other.cmd_str("CLIENT LIST");
+    let list = String::from_utf8_lossy(list.as_bytes().expect("bulk")).into_owned();
+    assert!(
+        list.lines()
+            .any(|l| l.contains(" db=5 ") && l.contains(" cmd=select ")),
+        "{list}"
+    );
+}

@@ -159,6 +159,7 @@ pub async fn serve(
                     while let Handled::RetryAfterDrain(argv) = handled {
                         // It goes to another backend connection: its predecessors' replies
                         // must be in first, so the backend runs them in the client's order.
+                        session.flush_counts();
                         if drain(
                             &shared,
                             &handle,
@@ -180,6 +181,7 @@ pub async fn serve(
                     if let Handled::Blocked(mut pending) = handled {
                         // Blocked: send what is ready, then hold the rest of the pipeline
                         // until the command is served, times out, or the client leaves.
+                        session.flush_counts();
                         if !out.is_empty()
                             && write_out(&shared, &mut killed, &mut wr, &mut out)
                                 .await
@@ -214,8 +216,9 @@ pub async fn serve(
                     if session.closing {
                         break;
                     }
-                    if session.pending.len() >= MAX_PENDING
-                        && drain(
+                    if session.pending.len() >= MAX_PENDING {
+                        session.flush_counts();
+                        if drain(
                             &shared,
                             &handle,
                             &mut killed,
@@ -226,16 +229,18 @@ pub async fn serve(
                         )
                         .await
                         .is_err()
-                    {
-                        break 'conn;
+                        {
+                            break 'conn;
+                        }
                     }
-                    if out.len() >= FLUSH_AT
-                        && session.pending.is_empty()
-                        && write_out(&shared, &mut killed, &mut wr, &mut out)
+                    if out.len() >= FLUSH_AT && session.pending.is_empty() {
+                        session.flush_counts();
+                        if write_out(&shared, &mut killed, &mut wr, &mut out)
                             .await
                             .is_err()
-                    {
-                        break 'conn;
+                        {
+                            break 'conn;
+                        }
                     }
                 }
                 Ok(None) => {
@@ -248,6 +253,7 @@ pub async fn serve(
                 }
                 Err(e) => {
                     // Redis replies with the error, then closes the connection.
+                    session.flush_counts();
                     shared.stats.protocol_error();
                     why = Disconnect::ProtocolError;
                     debug!(client = %peer, error = %e, "protocol error, closing");
@@ -273,6 +279,8 @@ pub async fn serve(
                 }
             }
         }
+        // About to wait (for the backend, the client's socket or its next bytes).
+        session.flush_counts();
         if !session.pending.is_empty()
             && drain(
                 &shared,

@@ -69,6 +69,11 @@ pub struct Session {
     /// Forwarding, tracking with REDIRECT: the bridge generation the backend's redirection
     /// was made for (a newer bridge connection needs it made again).
     pub tracking_bridge_generation: u64,
+    /// Commands run since the shared counters were last brought up to date
+    /// ([`Session::flush_counts`]).
+    tally: super::stats::CommandTally,
+    /// CLIENT LIST's `cmd` and idle time of the last command, not yet in `client.info`.
+    shown: Option<(&'static str, Instant)>,
 }
 
 /// A command's received bytes and the argument vector the parser made of them (identified
@@ -155,6 +160,21 @@ impl Session {
             raw_request: None,
             tracking: None,
             tracking_bridge_generation: 0,
+            tally: Default::default(),
+            shown: None,
+        }
+    }
+
+    /// Brings the shared counters (INFO stats and commandstats) and this client's CLIENT
+    /// LIST fields up to date with the commands run since the last call. The connection
+    /// calls it before it waits; a command that may show them calls it before it runs.
+    pub fn flush_counts(&mut self) {
+        self.tally.flush(&self.shared.cmdstats, &self.shared.stats);
+        if let Some((name, at)) = self.shown.take() {
+            let mut info = self.client.info.lock();
+            info.last_cmd = name;
+            info.last_interaction = at;
+            info.db = self.db;
         }
     }
 
@@ -390,6 +410,14 @@ impl Session {
         // that runs here): one clock read per command instead of two.
         let forwarding = self.remote.is_some();
         let started = self.last_read;
+        // A data command runs in the engine and shows no counters; any other may (INFO,
+        // CLIENT LIST, CONFIG RESETSTAT): it sees them up to date, and itself as the
+        // client's current command, as in Redis.
+        let data_command = crate::backend::embedded::handler_for(spec).is_some();
+        self.shown = Some((effective.name, started));
+        if !data_command {
+            self.flush_counts();
+        }
         if self.shared.pubsub.monitoring()
             && !effective.has(table::flags::SKIP_MONITOR)
             && !effective.has(table::flags::ADMIN)
@@ -400,7 +428,7 @@ impl Session {
         let outcome = if forwarding {
             self.forward(spec, argv)
         } else {
-            Outcome::Wait(self.execute(spec, argv))
+            Outcome::Wait(self.execute(spec, argv, data_command))
         };
         let verdict = match &outcome {
             Outcome::Reply(r) | Outcome::Wait(Blocking::Done(r)) => reply_verdict(r),
@@ -414,22 +442,25 @@ impl Session {
             let now = Instant::now();
             let took = now.saturating_duration_since(started);
             self.last_read = now;
-            self.shared
-                .cmdstats
-                .record(effective.name, self.tenant.as_deref(), took, verdict);
+            self.tally.record(
+                &self.shared.cmdstats,
+                effective.name,
+                self.tenant.as_deref(),
+                took,
+                verdict,
+            );
             if self.shared.slowlog.is_slow(took) && !effective.has(table::flags::SKIP_SLOWLOG) {
                 self.log_slow(argv, took);
             }
         }
-        self.shared
-            .stats
-            .total_commands
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        {
-            let mut info = self.client.info.lock();
-            info.last_cmd = effective.name;
-            info.last_interaction = started;
-            info.db = self.db;
+        if matches!(outcome, Outcome::Forwarded) {
+            // Timed when its reply comes; counted in total_commands now.
+            self.tally.count_forwarded();
+        }
+        if !data_command {
+            // What it changed (SELECT's db, RESET) shows at once.
+            self.shown = Some((effective.name, started));
+            self.flush_counts();
         }
         outcome
     }
@@ -530,13 +561,17 @@ impl Session {
             })
     }
 
-    fn execute(&mut self, spec: &'static CommandSpec, argv: &[Bytes]) -> Blocking {
+    /// `data_command`: `spec` has an engine handler (and so no connection command shares its
+    /// name): the connection commands' name matching is skipped.
+    fn execute(
+        &mut self,
+        spec: &'static CommandSpec,
+        argv: &[Bytes],
+        data_command: bool,
+    ) -> Blocking {
         if let Some(tenant) = self.tenant.clone() {
             return self.execute_as(&tenant, spec, argv);
         }
-        // A data command (an engine handler; no connection command shares a name with one)
-        // skips the connection commands' name matching.
-        let data_command = crate::backend::embedded::handler_for(spec).is_some();
         if !data_command && let Some(reply) = command::connection::run_local(self, spec.name, argv)
         {
             return Blocking::Done(reply);
@@ -560,7 +595,9 @@ impl Session {
             }
             return Blocking::Done(in_place(|| engine.execute(view, spec, argv)));
         }
-        Blocking::Done(engine.execute(view, spec, argv))
+        // The command's clock from the reading that timed its arrival (no second read).
+        let now_ms = crate::backend::embedded::clock::unix_ms_at(self.last_read);
+        Blocking::Done(engine.execute_at(view, spec, argv, now_ms))
     }
 
     /// A connection command queued in a transaction. Those that take the engine lock
@@ -636,6 +673,7 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        self.flush_counts();
         self.unsubscribe_all();
         if self.tracking.is_some() && self.shared.remote.is_none() {
             crate::command::tracking::untrack_embedded(self);

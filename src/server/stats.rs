@@ -144,6 +144,16 @@ impl LatencyBuckets {
         )
     }
 
+    /// `n` more calls in bucket `i` (see [`CommandTally`]).
+    fn add(&self, i: usize, n: u64) {
+        let buckets = self
+            .0
+            .get_or_init(|| (0..LATENCY_BUCKETS).map(|_| AtomicU64::new(0)).collect());
+        if let Some(b) = buckets.get(i) {
+            b.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
     fn reset(&self) {
         if let Some(b) = self.0.get() {
             for c in b.iter() {
@@ -193,18 +203,24 @@ impl CommandStats {
 
     /// The entry of `name`: by the string's address when it is the table's, else by value.
     fn stat(&self, name: &'static str) -> Option<&CommandStat> {
-        let index = match self.by_addr.get(&(name.as_ptr() as usize)) {
+        self.index_of(name)
+            .and_then(|i| self.stats.get(i))
+            .map(|(_, s)| s)
+    }
+
+    /// The position of `name`'s entry (what a [`CommandTally`] keeps).
+    fn index_of(&self, name: &'static str) -> Option<usize> {
+        match self.by_addr.get(&(name.as_ptr() as usize)) {
             Some(&i)
                 if self
                     .stats
                     .get(i)
                     .is_some_and(|(n, _)| n.len() == name.len()) =>
             {
-                i
+                Some(i)
             }
-            _ => *self.by_name.get(name)?,
-        };
-        self.stats.get(index).map(|(_, s)| s)
+            _ => self.by_name.get(name).copied(),
+        }
     }
 
     /// Records one executed command of `tenant`'s client, which took `took` inside respgate.
@@ -224,6 +240,18 @@ impl CommandStats {
             s.failed.fetch_add(1, Ordering::Relaxed);
         }
         s.latency.record(took);
+        self.record_metrics(s, tenant, took, verdict);
+    }
+
+    /// The Prometheus side of one command (when metrics are on): its duration histogram and
+    /// its tenant's counter.
+    fn record_metrics(
+        &self,
+        s: &CommandStat,
+        tenant: Option<&Tenant>,
+        took: Duration,
+        verdict: Verdict,
+    ) {
         if crate::metrics::enabled() {
             s.duration.record(took);
             tenant
@@ -280,6 +308,129 @@ impl CommandStats {
             s.rejected.store(0, Ordering::Relaxed);
             s.latency.reset();
         }
+    }
+}
+
+/// Commands one connection ran that are not yet in the shared [`CommandStats`] and
+/// `total_commands`. A pipeline's commands are added once per command name when the
+/// connection is about to wait (and before it runs any command that shows them), instead of
+/// four atomic adds per command: on a pipelined GET those adds (an uncontended locked
+/// instruction each) cost more than the lookup itself. Prometheus's per-command histogram
+/// and tenant counters are still recorded per command, when metrics are on.
+#[derive(Default)]
+pub struct CommandTally {
+    entries: Vec<TallyEntry>,
+    commands: u64,
+}
+
+struct TallyEntry {
+    stat: usize,
+    calls: u64,
+    usec: u64,
+    failed: u64,
+    /// Latency buckets hit and how often; a full list goes to the shared buckets at once.
+    buckets: [(u32, u32); TALLY_BUCKETS],
+    used_buckets: usize,
+}
+
+/// Distinct command names held before the tally adds itself to the shared stats.
+const TALLY_ENTRIES: usize = 8;
+/// Distinct latency buckets held per command name.
+const TALLY_BUCKETS: usize = 8;
+
+impl CommandTally {
+    /// One command run (or refused while running) that counts in INFO commandstats.
+    pub fn record(
+        &mut self,
+        stats: &CommandStats,
+        name: &'static str,
+        tenant: Option<&Tenant>,
+        took: Duration,
+        verdict: Verdict,
+    ) {
+        self.commands += 1;
+        let Some(index) = stats.index_of(name) else {
+            return;
+        };
+        if let Some((_, s)) = stats.stats.get(index) {
+            stats.record_metrics(s, tenant, took, verdict);
+        }
+        let at = match self.entries.iter().position(|e| e.stat == index) {
+            Some(at) => at,
+            None => {
+                if self.entries.len() >= TALLY_ENTRIES {
+                    self.add_to(stats);
+                }
+                self.entries.push(TallyEntry {
+                    stat: index,
+                    calls: 0,
+                    usec: 0,
+                    failed: 0,
+                    buckets: [(0, 0); TALLY_BUCKETS],
+                    used_buckets: 0,
+                });
+                self.entries.len() - 1
+            }
+        };
+        let e = &mut self.entries[at];
+        e.calls += 1;
+        e.usec += took.as_micros() as u64;
+        e.failed += u64::from(verdict.is_err());
+        let bucket =
+            LatencyBuckets::index(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX)) as u32;
+        match e.buckets[..e.used_buckets]
+            .iter_mut()
+            .find(|(b, _)| *b == bucket)
+        {
+            Some((_, n)) => *n += 1,
+            None => {
+                if e.used_buckets == TALLY_BUCKETS {
+                    e.add_buckets_to(stats);
+                }
+                e.buckets[e.used_buckets] = (bucket, 1);
+                e.used_buckets += 1;
+            }
+        }
+    }
+
+    /// A forwarded command: in total_commands now, in commandstats when its reply comes.
+    pub fn count_forwarded(&mut self) {
+        self.commands += 1;
+    }
+
+    /// Adds what was tallied to the shared counters and starts again.
+    pub fn flush(&mut self, stats: &CommandStats, server: &ServerStats) {
+        if self.commands > 0 {
+            server
+                .total_commands
+                .fetch_add(std::mem::take(&mut self.commands), Ordering::Relaxed);
+        }
+        self.add_to(stats);
+    }
+
+    fn add_to(&mut self, stats: &CommandStats) {
+        for mut e in self.entries.drain(..) {
+            e.add_buckets_to(stats);
+            let Some((_, s)) = stats.stats.get(e.stat) else {
+                continue;
+            };
+            s.calls.fetch_add(e.calls, Ordering::Relaxed);
+            s.usec.fetch_add(e.usec, Ordering::Relaxed);
+            if e.failed > 0 {
+                s.failed.fetch_add(e.failed, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl TallyEntry {
+    fn add_buckets_to(&mut self, stats: &CommandStats) {
+        if let Some((_, s)) = stats.stats.get(self.stat) {
+            for &(b, n) in &self.buckets[..self.used_buckets] {
+                s.latency.add(b as usize, u64::from(n));
+            }
+        }
+        self.used_buckets = 0;
     }
 }
 

@@ -9,6 +9,7 @@
 pub mod aof;
 mod bit_cmds;
 pub mod blocking;
+pub mod clock;
 pub mod db;
 pub mod dump_cmds;
 mod geo;
@@ -416,6 +417,20 @@ impl Engine {
         self.batch().execute(client, cmd, argv)
     }
 
+    /// [`Engine::execute`] with the command's clock given (unix ms when it arrived, see
+    /// [`clock::unix_ms_at`]) instead of read here.
+    pub fn execute_at(
+        &self,
+        client: ClientView,
+        cmd: &CommandSpec,
+        argv: &[Bytes],
+        now_ms: u64,
+    ) -> Reply {
+        let mut batch = self.batch();
+        batch.now_ms = Some(now_ms);
+        batch.execute(client, cmd, argv)
+    }
+
     fn publish(&self, messages: Vec<(Bytes, Bytes)>) {
         if let Some(notifier) = self.notifier.get() {
             for (channel, msg) in messages {
@@ -611,6 +626,7 @@ impl Engine {
             misses: 0,
             ready: VecDeque::new(),
             tenant: None,
+            now_ms: None,
         }
     }
 
@@ -801,6 +817,8 @@ pub struct Batch<'a> {
     dirty_at_start: u64,
     /// The tenant a script in this batch runs for: its redis.calls are namespaced.
     tenant: Option<std::sync::Arc<crate::policy::Tenant>>,
+    /// The command clock the caller read (None: read it per command).
+    now_ms: Option<u64>,
 }
 
 impl Batch<'_> {
@@ -954,7 +972,11 @@ impl Batch<'_> {
 
     /// Runs `f` with a command context (the command clock, hit/miss counting).
     fn with_ctx<T>(&mut self, client: ClientView, f: impl FnOnce(&mut Ctx) -> T) -> T {
-        let now_ms = self.state.clock_override.unwrap_or_else(unix_ms);
+        let now_ms = self
+            .state
+            .clock_override
+            .or(self.now_ms)
+            .unwrap_or_else(unix_ms);
         let mut ctx = Ctx {
             state: &mut self.state,
             client,

@@ -264,3 +264,38 @@ fn whole_and_trickled_commands_agree_on_odd_headers() {
         assert_eq!(whole, trickled, "{}", String::from_utf8_lossy(input));
     }
 }
+
+#[test]
+fn a_run_of_buffered_commands_is_handed_out_in_order_with_its_frames() {
+    // More whole commands than one run holds, then half a command.
+    let one = b"*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n";
+    let mut input = Vec::new();
+    for _ in 0..RUN_MAX_COMMANDS + 10 {
+        input.extend_from_slice(one);
+    }
+    let tail = b"*2\r\n$3\r\nGET\r\n$3\r\nke";
+    input.extend_from_slice(tail);
+    let mut p = RequestParser::new(ParserLimits::default());
+    p.keep_frames(true);
+    p.buffer_mut().extend_from_slice(&input);
+    let mut seen = 0;
+    while let Some(cmd) = p.next_command().unwrap() {
+        assert_eq!(
+            cmd,
+            vec![Bytes::from_static(b"GET"), Bytes::from_static(b"key")]
+        );
+        assert_eq!(p.take_frame().as_deref(), Some(&one[..]));
+        seen += 1;
+        // What is left: the commands not handed out yet, and the half one.
+        let left = (RUN_MAX_COMMANDS + 10 - seen) * one.len() + tail.len();
+        assert_eq!(p.buffered(), left, "after {seen}");
+    }
+    assert_eq!(seen, RUN_MAX_COMMANDS + 10);
+    p.buffer_mut().extend_from_slice(b"y\r\n");
+    let last = p.next_command().unwrap().unwrap();
+    assert_eq!(
+        last,
+        vec![Bytes::from_static(b"GET"), Bytes::from_static(b"key")]
+    );
+    assert_eq!(p.buffered(), 0);
+}
