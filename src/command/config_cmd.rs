@@ -71,6 +71,8 @@ pub fn config(s: &mut Session, argv: &[Bytes]) -> Reply {
         }
         b"resetstat" => {
             s.shared.cmdstats.reset();
+            s.shared.stats.reset();
+            s.shared.engine.reset_stats();
             Reply::ok()
         }
         b"rewrite" => Reply::err("ERR The server is running without a config file"),

@@ -78,6 +78,14 @@ struct Cut {
     canonical: bool,
 }
 
+/// What [`RequestParser::next_collected`] found.
+enum Collected {
+    /// A run was cut: its commands are handed out by `next_of_run`.
+    Run,
+    Args(Vec<Bytes>),
+    NeedMore,
+}
+
 /// A multibulk command being collected.
 #[derive(Debug)]
 struct Multibulk {
@@ -152,28 +160,51 @@ impl RequestParser {
     /// are needed. argv[0] is the command name as sent. Empty commands (`*0`, `*-1`, blank
     /// inline lines) are skipped, as Redis skips them.
     pub fn next_command(&mut self) -> Result<Option<Vec<Bytes>>, ParseError> {
-        self.last_frame = None;
+        let mut argv = Vec::new();
+        Ok(self.next_command_into(&mut argv)?.then_some(argv))
+    }
+
+    /// [`Self::next_command`] into the caller's vector (cleared first), whose allocation
+    /// serves command after command. Ok(false): more bytes are needed.
+    pub fn next_command_into(&mut self, argv: &mut Vec<Bytes>) -> Result<bool, ParseError> {
+        argv.clear();
+        if self.next_of_run(argv) {
+            return Ok(true);
+        }
+        match self.next_collected()? {
+            Collected::Run => Ok(self.next_of_run(argv)),
+            Collected::Args(args) => {
+                *argv = args;
+                Ok(true)
+            }
+            Collected::NeedMore => Ok(false),
+        }
+    }
+
+    /// The next command when no run is being handed out: collected argument by argument
+    /// (incremental multibulk, inline), or a new run cut.
+    fn next_collected(&mut self) -> Result<Collected, ParseError> {
         loop {
             if self.buffered() > self.limits.max_query_buffer {
                 return Err(ParseError::QueryBufferLimit);
             }
-            if let Some(args) = self.next_of_run() {
-                return Ok(Some(args));
-            }
             if self.pending.is_some() {
-                return self.continue_multibulk();
+                return Ok(match self.continue_multibulk()? {
+                    Some(args) => Collected::Args(args),
+                    None => Collected::NeedMore,
+                });
             }
             let Some(&first) = self.buf.first() else {
-                return Ok(None);
+                return Ok(Collected::NeedMore);
             };
             if first == b'*' {
                 if self.cut_run() {
-                    continue;
+                    return Ok(Collected::Run);
                 }
                 let Some(count) =
                     self.take_header(MAX_HEADER_LINE, ParseError::TooBigMultibulkCount)?
                 else {
-                    return Ok(None);
+                    return Ok(Collected::NeedMore);
                 };
                 let count = count.ok_or(ParseError::InvalidMultibulkLength)?;
                 if count > self.limits.max_args as i64 || count > i32::MAX as i64 {
@@ -192,7 +223,7 @@ impl RequestParser {
             } else {
                 let max = self.limits.max_inline_len;
                 let Some(line) = self.take_line(max, ParseError::TooBigInline)? else {
-                    return Ok(None);
+                    return Ok(Collected::NeedMore);
                 };
                 let args = split_inline(&line)?;
                 // max_args holds for inline commands too (the fuzzer found it did not); a
@@ -201,7 +232,7 @@ impl RequestParser {
                     return Err(ParseError::TooBigInline);
                 }
                 if !args.is_empty() {
-                    return Ok(Some(args));
+                    return Ok(Collected::Args(args));
                 }
             }
         }
@@ -302,24 +333,28 @@ impl RequestParser {
         true
     }
 
-    /// The next command of the current run, if any is left.
-    fn next_of_run(&mut self) -> Option<Vec<Bytes>> {
-        let cut = *self.cuts.get(self.next_cut)?;
+    /// The next command of the current run into `argv`, if any is left.
+    fn next_of_run(&mut self, argv: &mut Vec<Bytes>) -> bool {
+        self.last_frame = None;
+        let Some(&cut) = self.cuts.get(self.next_cut) else {
+            return false;
+        };
         self.next_cut += 1;
         if cut.canonical && self.keep_frames {
             self.last_frame = Some(self.run.slice(cut.start..cut.end));
         }
-        let args = self.spans[cut.first..cut.first + cut.argc]
-            .iter()
-            .map(|&(body, end)| self.run.slice(body..end))
-            .collect();
+        argv.extend(
+            self.spans[cut.first..cut.first + cut.argc]
+                .iter()
+                .map(|&(body, end)| self.run.slice(body..end)),
+        );
         if self.next_cut == self.cuts.len() {
             // The last one: its arguments hold what they need of the run.
             self.run = Bytes::new();
             self.cuts.clear();
             self.next_cut = 0;
         }
-        Some(args)
+        true
     }
 
     /// Keep each canonical command's bytes for [`Self::take_frame`] (forwarding).

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -142,21 +142,24 @@ pub async fn serve(
     let mut stopping = false;
     let mut shown_qbuf = usize::MAX;
 
+    // One argument vector for every command of the connection (no allocation per command).
+    let mut argv: Vec<Bytes> = Vec::with_capacity(8);
+
     'conn: loop {
         // Commands this read brought (pipeline depth).
         let mut depth = 0u32;
         // Run every complete command already buffered, in order.
         loop {
-            match parser.next_command() {
-                Ok(Some(argv)) => {
+            match parser.next_command_into(&mut argv) {
+                Ok(true) => {
                     depth += 1;
                     session.raw_request = parser.take_frame().map(|bytes| RawRequest {
                         bytes,
                         argv_at: argv.as_ptr() as usize,
                         argc: argv.len(),
                     });
-                    let mut handled = session.handle(argv, &mut out);
-                    while let Handled::RetryAfterDrain(argv) = handled {
+                    let mut handled = session.handle(&argv, &mut out);
+                    while let Handled::RetryAfterDrain = handled {
                         // It goes to another backend connection: its predecessors' replies
                         // must be in first, so the backend runs them in the client's order.
                         session.flush_counts();
@@ -174,10 +177,12 @@ pub async fn serve(
                         {
                             break 'conn;
                         }
-                        handled = session.handle(argv, &mut out);
+                        handled = session.handle(&argv, &mut out);
                     }
-                    // Never matched against a later command's argument vector.
+                    // Never matched against a later command's argument vector (the same
+                    // vector, refilled).
                     session.raw_request = None;
+                    release_arguments(&mut argv);
                     if let Handled::Blocked(mut pending) = handled {
                         // Blocked: send what is ready, then hold the rest of the pipeline
                         // until the command is served, times out, or the client leaves.
@@ -243,7 +248,7 @@ pub async fn serve(
                         }
                     }
                 }
-                Ok(None) => {
+                Ok(false) => {
                     if metrics_on && depth > 0 {
                         crate::metrics::handles()
                             .pipeline_depth
@@ -366,6 +371,15 @@ pub async fn serve(
         why = Disconnect::QueryBufferLimit;
     }
     why.count();
+}
+
+/// Drops a handled command's arguments (they may hold the read buffer) and keeps the
+/// vector's allocation for the next command, unless a huge command grew it.
+fn release_arguments(argv: &mut Vec<Bytes>) {
+    argv.clear();
+    if argv.capacity() > 256 {
+        *argv = Vec::with_capacity(8);
+    }
 }
 
 /// Are the replies waiting for this client over `client-output-buffer-limit normal`? Then it

@@ -110,8 +110,8 @@ pub enum Outcome {
 pub enum Handled {
     Done,
     Blocked(PendingBlock),
-    /// Drain the owed replies, then hand this command back.
-    RetryAfterDrain(Vec<Bytes>),
+    /// Drain the owed replies, then hand this command in again.
+    RetryAfterDrain,
 }
 
 /// A command that is waiting for data (BLPOP & co.): the connection task waits for its
@@ -185,7 +185,7 @@ impl Session {
     /// Runs one command and appends its encoded reply to `out` (or, while forwarded replies
     /// are still owed, to a slot behind them), or returns the wait of a command that blocked
     /// (its reply is written by [`Session::finish_block`]).
-    pub fn handle(&mut self, argv: Vec<Bytes>, out: &mut BytesMut) -> Handled {
+    pub fn handle(&mut self, argv: &[Bytes], out: &mut BytesMut) -> Handled {
         // CLIENT REPLY OFF / SKIP: the command runs, its reply is dropped (a forwarded one
         // when it arrives).
         let skipped = std::mem::take(&mut self.skip_next);
@@ -202,7 +202,7 @@ impl Session {
             }
             handled
         };
-        if let Handled::RetryAfterDrain(_) = handled {
+        if let Handled::RetryAfterDrain = handled {
             // It runs again after the drain: the skip is still its.
             self.skip_next |= skipped;
             return handled;
@@ -225,7 +225,7 @@ impl Session {
         handled
     }
 
-    fn handle_into(&mut self, argv: Vec<Bytes>, out: &mut BytesMut) -> Handled {
+    fn handle_into(&mut self, argv: &[Bytes], out: &mut BytesMut) -> Handled {
         // (UN)SUBSCRIBE & co. answer with one reply per channel.
         if let Some(name) = argv.first()
             && self.multi.is_none()
@@ -233,7 +233,7 @@ impl Session {
             && self.may_run("subscribe")
             && (!subscribe || argv.len() > 1)
         {
-            let argv = match self.tenant_argv(&argv) {
+            let argv = match self.tenant_argv(argv) {
                 Ok(argv) => argv,
                 Err(refused) => {
                     refused.encode(self.proto, out);
@@ -250,7 +250,7 @@ impl Session {
             }
             return Handled::Done;
         }
-        let outcome = self.dispatch(&argv);
+        let outcome = self.dispatch(argv);
         if let Some(t) = self.tracking.as_mut()
             && t.caching
             && !matches!(outcome, Outcome::DrainFirst)
@@ -269,7 +269,7 @@ impl Session {
                 Handled::Done
             }
             Outcome::Forwarded => Handled::Done,
-            Outcome::DrainFirst => Handled::RetryAfterDrain(argv),
+            Outcome::DrainFirst => Handled::RetryAfterDrain,
             Outcome::Wait(Blocking::Done(reply)) => {
                 reply.encode(self.proto, out);
                 Handled::Done

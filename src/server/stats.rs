@@ -49,6 +49,19 @@ impl ServerStats {
         self.net_output_bytes.fetch_add(n as u64, Ordering::Relaxed);
     }
 
+    /// CONFIG RESETSTAT, as Redis's resetServerStats.
+    pub fn reset(&self) {
+        for counter in [
+            &self.total_connections,
+            &self.rejected_connections,
+            &self.total_commands,
+            &self.net_input_bytes,
+            &self.net_output_bytes,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+
     pub fn protocol_error(&self) {
         self.protocol_errors.fetch_add(1, Ordering::Relaxed);
         crate::metrics::handles().protocol_errors.increment(1);

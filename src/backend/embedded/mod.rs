@@ -674,15 +674,34 @@ impl Engine {
         self.lock_state().blocked.len()
     }
 
-    fn count(&self, hits: u64, misses: u64, expired: u64) {
-        if hits > 0 {
-            self.stats.keyspace_hits.fetch_add(hits, Ordering::Relaxed);
+    /// A batch's keyspace hits and misses. They are only ever changed under the engine
+    /// lock (the `&State` borrow proves it is held), so a plain load and store is exact and
+    /// spares a locked add per command (measured: over 1% of a pipelined GET's CPU).
+    fn count_lookups(&self, _locked: &State, hits: u64, misses: u64) {
+        for (counter, n) in [
+            (&self.stats.keyspace_hits, hits),
+            (&self.stats.keyspace_misses, misses),
+        ] {
+            if n > 0 {
+                counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+            }
         }
-        if misses > 0 {
-            self.stats
-                .keyspace_misses
-                .fetch_add(misses, Ordering::Relaxed);
+    }
+
+    /// CONFIG RESETSTAT: the engine's INFO stats counters start from zero again.
+    pub fn reset_stats(&self) {
+        let _locked = self.lock_state();
+        for counter in [
+            &self.stats.expired_keys,
+            &self.stats.evicted_keys,
+            &self.stats.keyspace_hits,
+            &self.stats.keyspace_misses,
+        ] {
+            counter.store(0, Ordering::Relaxed);
         }
+    }
+
+    fn count_expired(&self, expired: u64) {
         if expired > 0 {
             self.stats
                 .expired_keys
@@ -762,7 +781,7 @@ impl Engine {
         if !woken.is_empty() {
             self.batch().ready.extend(woken);
         }
-        self.count(0, 0, total as u64);
+        self.count_expired(total as u64);
     }
 
     /// Spawns the active expiry task (`hz` cycles per second) on the current runtime.
@@ -851,9 +870,20 @@ impl Batch<'_> {
             self.state.tracking.remember(t.id, read);
         }
         if self.state.dirty != before {
-            // One key-spec walk serves the memory count, watches and blocked clients.
-            let written = written_keys(cmd, argv);
-            self.remeasure(client.db, &written);
+            // One key-spec walk serves the memory count, watches and blocked clients (a
+            // one-key write needs no walk and no allocation).
+            let (sole, walked);
+            let written: &[&Bytes] = match keys::sole_written_key(cmd, argv) {
+                Some(key) => {
+                    sole = [key];
+                    &sole
+                }
+                None => {
+                    walked = written_keys_by_specs(cmd, argv);
+                    &walked
+                }
+            };
+            self.remeasure(client.db, written);
             if !reply.is_error() {
                 self.state.watched.mark(&flushed_watchers);
             }
@@ -861,8 +891,8 @@ impl Batch<'_> {
             if let Some(existed) = existed {
                 self.notify_write(client.db, cmd, argv, existed);
             }
-            self.after_write(client.db, cmd, argv, &written);
-            self.invalidate_written(cmd, &written, client.tracker.map(|t| t.id));
+            self.after_write(client.db, cmd, argv, written);
+            self.invalidate_written(cmd, written, client.tracker.map(|t| t.id));
         }
         reply
     }
@@ -1464,7 +1494,9 @@ impl Drop for Batch<'_> {
         }
         self.settle_expired();
         let expired = std::mem::take(&mut self.state.pending_expired.count);
-        self.engine.count(self.hits, self.misses, expired);
+        self.engine
+            .count_lookups(&self.state, self.hits, self.misses);
+        self.engine.count_expired(expired);
         if self.state.dirty != self.dirty_at_start {
             crate::metrics::handles()
                 .used_memory

@@ -602,21 +602,50 @@ fn setrange(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 // ---------------------------------------------------------------------------------------
 
 /// incrDecrCommand: the result is stored `int`-encoded and the TTL is kept.
+/// INCR & co.: one lookup; an existing value's buffer is rewritten in place when the
+/// keyspace holds the only reference to it (as Redis reuses an unshared integer object).
 fn incr_decr(ctx: &mut Ctx, key: &Bytes, by: i64) -> Result<Reply, Reply> {
-    let old = match ctx.lookup(key) {
-        None => 0,
+    let now = ctx.now_ms;
+    let overflow = || Reply::err(errors::OVERFLOW);
+    let mut digits = itoa::Buffer::new();
+    let new = match ctx.lookup(key) {
+        None => {
+            let new = by;
+            ctx.db()
+                .set(key, int_string(digits.format(new), None), None, now);
+            new
+        }
         Some(e) => {
-            let s = e.value.as_str().ok_or_else(wrongtype)?;
-            parse_i64(s).ok_or_else(not_integer)?
+            let Value::Str { data, .. } = &mut e.value else {
+                return Err(wrongtype());
+            };
+            let old = parse_i64(data).ok_or_else(not_integer)?;
+            let new = old.checked_add(by).ok_or_else(overflow)?;
+            let old_data = std::mem::take(data);
+            e.value = int_string(digits.format(new), Some(old_data));
+            e.touch(now);
+            new
         }
     };
-    let new = old
-        .checked_add(by)
-        .ok_or_else(|| Reply::err(errors::OVERFLOW))?;
-    let mut buf = itoa::Buffer::new();
-    overwrite_or_add(ctx, key, stored(buf.format(new).as_bytes()));
     ctx.dirty(1);
     Ok(Reply::Integer(new))
+}
+
+/// A string value holding the integer `digits`, written over `reuse`'s buffer when it is
+/// not shared (and small: a big APPEND-grown buffer is not kept for a number).
+fn int_string(digits: &str, reuse: Option<Bytes>) -> Value {
+    let data = match reuse.map(Bytes::try_into_mut) {
+        Some(Ok(mut buf)) if buf.capacity() <= 64 => {
+            buf.clear();
+            buf.extend_from_slice(digits.as_bytes());
+            buf.freeze()
+        }
+        _ => Bytes::copy_from_slice(digits.as_bytes()),
+    };
+    Value::Str {
+        data,
+        encoding: StrEncoding::Int,
+    }
 }
 
 fn incr(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
