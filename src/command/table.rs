@@ -184,6 +184,15 @@ pub fn all() -> &'static [CommandSpec] {
     super::table_data::COMMANDS
 }
 
+/// The position of a top-level table entry in [`all`], found from its address (no hashing):
+/// what per-command side tables (handlers, stats) are indexed by. None for subcommands.
+pub fn ordinal(spec: &CommandSpec) -> Option<usize> {
+    let size = std::mem::size_of::<CommandSpec>();
+    let offset = (spec as *const CommandSpec as usize).checked_sub(all().as_ptr() as usize)?;
+    let i = offset / size;
+    (offset % size == 0 && i < all().len()).then_some(i)
+}
+
 /// Longest command name we look up; Redis's longest is well under this, and a bounded
 /// stack buffer keeps the per-command lookup allocation-free.
 const MAX_NAME: usize = 64;
@@ -210,6 +219,33 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     let mut buf = [0u8; MAX_NAME];
     let lowered = lower(name, &mut buf)?;
     index().get(lowered).copied()
+}
+
+/// A connection's last command lookup: a pipeline mostly repeats one command name, and
+/// comparing a few bytes is cheaper than lowercasing and hashing them again.
+#[derive(Default)]
+pub struct LookupMemo {
+    name: [u8; 16],
+    len: usize,
+    spec: Option<&'static CommandSpec>,
+}
+
+impl LookupMemo {
+    /// [`lookup`], remembered for the exact bytes of `name`.
+    pub fn lookup(&mut self, name: &[u8]) -> Option<&'static CommandSpec> {
+        if let Some(spec) = self.spec
+            && name == &self.name[..self.len]
+        {
+            return Some(spec);
+        }
+        let spec = lookup(name)?;
+        if let Some(slot) = self.name.get_mut(..name.len()) {
+            slot.copy_from_slice(name);
+            self.len = name.len();
+            self.spec = Some(spec);
+        }
+        Some(spec)
+    }
 }
 
 /// The subcommand `sub` of `container` (e.g. `setname` of `client`), case-insensitively.
@@ -241,6 +277,38 @@ pub fn flag_bit(name: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ordinal_is_the_position_in_the_table_and_none_elsewhere() {
+        for (i, spec) in all().iter().enumerate() {
+            assert_eq!(ordinal(spec), Some(i), "{}", spec.name);
+            for sub in spec.subcommands {
+                assert_eq!(ordinal(sub), None, "{}", sub.name);
+            }
+        }
+        let copy = lookup(b"get").cloned().unwrap();
+        assert_eq!(ordinal(&copy), None);
+    }
+
+    #[test]
+    fn the_lookup_memo_answers_as_lookup_does() {
+        let mut memo = LookupMemo::default();
+        let long = [b'x'; 40];
+        for name in [
+            &b"GET"[..],
+            b"GET",
+            b"get",
+            b"SET",
+            b"nosuchcommand",
+            b"GET",
+            &long,
+            b"client",
+            b"",
+        ] {
+            let want = lookup(name).map(|s| s.name);
+            assert_eq!(memo.lookup(name).map(|s| s.name), want, "{name:?}");
+        }
+    }
 
     #[test]
     fn lookup_is_case_insensitive_and_bounded() {

@@ -74,6 +74,8 @@ pub struct Session {
     tally: super::stats::CommandTally,
     /// CLIENT LIST's `cmd` and idle time of the last command, not yet in `client.info`.
     shown: Option<(&'static str, Instant)>,
+    /// The last command name looked up in the table.
+    lookups: table::LookupMemo,
 }
 
 /// A command's received bytes and the argument vector the parser made of them (identified
@@ -162,6 +164,7 @@ impl Session {
             tracking_bridge_generation: 0,
             tally: Default::default(),
             shown: None,
+            lookups: Default::default(),
         }
     }
 
@@ -358,7 +361,7 @@ impl Session {
         let Some(name) = argv.first() else {
             return Outcome::Reply(Reply::err(errors::SYNTAX));
         };
-        let Some(spec) = table::lookup(name) else {
+        let Some(spec) = self.lookups.lookup(name) else {
             return self.reject(name, Reply::err(errors::unknown_command(argv)));
         };
         // The effective spec: for container commands (CLIENT, CONFIG ...), the subcommand.
@@ -444,7 +447,7 @@ impl Session {
             self.last_read = now;
             self.tally.record(
                 &self.shared.cmdstats,
-                effective.name,
+                effective,
                 self.tenant.as_deref(),
                 took,
                 verdict,

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::time::Duration;
 
+use crate::command::{CommandSpec, table};
 use crate::config::{Config, parse_size};
 use crate::metrics::commands::{DurationHistogram, TenantCommands, Verdict};
 use crate::policy::tenant::Tenant;
@@ -80,6 +81,8 @@ pub struct CommandStats {
     /// compares no bytes (the name lookup was a tenth of a pipelined forwarded command's
     /// CPU).
     by_addr: rustc_hash::FxHashMap<usize, usize>,
+    /// Top-level commands' entries by [`table::ordinal`] (no hashing at all).
+    by_ordinal: Vec<usize>,
     /// `respgate_commands_total` of clients of no tenant (`tenant=""`).
     untenanted: std::sync::Arc<TenantCommands>,
 }
@@ -206,10 +209,18 @@ impl CommandStats {
             .enumerate()
             .map(|(i, (n, _))| (n.as_ptr() as usize, i))
             .collect();
+        // command_names() lists each command followed by its subcommands.
+        let mut by_ordinal = Vec::new();
+        let mut at = 0;
+        for cmd in table::all() {
+            by_ordinal.push(at);
+            at += 1 + cmd.subcommands.len();
+        }
         CommandStats {
             stats,
             by_name,
             by_addr,
+            by_ordinal,
             untenanted: TenantCommands::for_tenant(""),
         }
     }
@@ -219,6 +230,21 @@ impl CommandStats {
         self.index_of(name)
             .and_then(|i| self.stats.get(i))
             .map(|(_, s)| s)
+    }
+
+    /// The position of `spec`'s entry: by its place in the table for a top-level command.
+    fn index_of_spec(&self, spec: &'static CommandSpec) -> Option<usize> {
+        match table::ordinal(spec).and_then(|i| self.by_ordinal.get(i)) {
+            // The same string (the table's own), not just an equal one.
+            Some(&i)
+                if self.stats.get(i).is_some_and(|(n, _)| {
+                    n.as_ptr() == spec.name.as_ptr() && n.len() == spec.name.len()
+                }) =>
+            {
+                Some(i)
+            }
+            _ => self.index_of(spec.name),
+        }
     }
 
     /// The position of `name`'s entry (what a [`CommandTally`] keeps).
@@ -356,13 +382,13 @@ impl CommandTally {
     pub fn record(
         &mut self,
         stats: &CommandStats,
-        name: &'static str,
+        spec: &'static CommandSpec,
         tenant: Option<&Tenant>,
         took: Duration,
         verdict: Verdict,
     ) {
         self.commands += 1;
-        let Some(index) = stats.index_of(name) else {
+        let Some(index) = stats.index_of_spec(spec) else {
             return;
         };
         if let Some((_, s)) = stats.stats.get(index) {

@@ -254,6 +254,17 @@ pub(crate) type Handlers = rustc_hash::FxHashMap<&'static str, Handler>;
 /// The handler of a command-table entry, found by the entry's address (no name hashing or
 /// comparing per command); entries not in the table fall back to the name.
 pub fn handler_for(cmd: &CommandSpec) -> Option<Handler> {
+    // Top-level commands (every data command) by their position in the table.
+    static BY_ORDINAL: OnceLock<Vec<Option<Handler>>> = OnceLock::new();
+    if let Some(i) = crate::command::table::ordinal(cmd) {
+        let by_ordinal = BY_ORDINAL.get_or_init(|| {
+            crate::command::table::all()
+                .iter()
+                .map(|spec| handlers().get(spec.name).copied())
+                .collect()
+        });
+        return by_ordinal.get(i).copied().flatten();
+    }
     static BY_SPEC: OnceLock<rustc_hash::FxHashMap<usize, Handler>> = OnceLock::new();
     let by_spec = BY_SPEC.get_or_init(|| {
         let mut m = rustc_hash::FxHashMap::default();
