@@ -131,8 +131,8 @@ fn main() -> ExitCode {
     };
 
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if config.server.worker_threads > 0 {
-        builder.worker_threads(config.server.worker_threads);
+    if let Some(n) = config.worker_threads() {
+        builder.worker_threads(n);
     }
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,

@@ -272,3 +272,16 @@ fn backend_users_come_in_pairs_and_only_where_they_work() {
         assert!(err.contains(key), "{cfg}: {err}");
     }
 }
+
+#[test]
+fn worker_threads_default_to_one_for_the_engine_and_per_core_when_forwarding() {
+    let embedded = Config::parse("", "t").unwrap();
+    assert_eq!(embedded.worker_threads(), Some(1));
+    let forwarding = "[backend]\nmode = \"standalone\"\naddress = \"127.0.0.1:7000\"\n";
+    assert_eq!(
+        Config::parse(forwarding, "t").unwrap().worker_threads(),
+        None
+    );
+    let set = Config::parse("[server]\nworker_threads = 3\n", "t").unwrap();
+    assert_eq!(set.worker_threads(), Some(3));
+}
