@@ -301,6 +301,8 @@ pub async fn serve(
         {
             break;
         }
+        // The forwarded replies just counted.
+        session.flush_counts();
         if !out.is_empty()
             && write_out(&shared, &mut killed, &mut wr, &mut out)
                 .await
@@ -442,7 +444,7 @@ async fn drain<K: std::future::Future<Output = ()>>(
                     };
                     let reply = router::run_deferred(remote, cluster, *deferred, client).await;
                     let reply = strip_tenant(session, strip, reply, proto);
-                    record_forwarded(shared, session, cmd, verdict_of_encoded(&reply));
+                    record_forwarded(session, cmd, verdict_of_encoded(&reply));
                     out.extend_from_slice(&reply);
                 }
                 if let Some(st) = session.remote.as_mut()
@@ -534,7 +536,7 @@ async fn drain<K: std::future::Future<Output = ()>>(
                         cluster.request_refresh();
                         let r =
                             router::follow(remote, cluster, resend, Err(e), proto, client_id).await;
-                        record_forwarded(shared, session, cmd, verdict_of_encoded(&r));
+                        record_forwarded(session, cmd, verdict_of_encoded(&r));
                         if !discard {
                             out.extend_from_slice(&r);
                         }
@@ -548,7 +550,7 @@ async fn drain<K: std::future::Future<Output = ()>>(
                     if !discard {
                         crate::protocol::Reply::err(e.client_error(&address)).encode(proto, out);
                     }
-                    record_forwarded(shared, session, cmd, Err(0));
+                    record_forwarded(session, cmd, Err(0));
                     continue;
                 }
                 // Our own sink is alive while the session is: cannot happen.
@@ -573,7 +575,7 @@ async fn drain<K: std::future::Future<Output = ()>>(
                 reply = unwrap.apply(&reply);
             }
             let reply = strip_tenant(session, strip, reply, proto);
-            record_forwarded(shared, session, cmd, verdict_of_encoded(&reply));
+            record_forwarded(session, cmd, verdict_of_encoded(&reply));
             if !discard {
                 out.extend_from_slice(&reply);
             }
@@ -601,10 +603,10 @@ async fn drain<K: std::future::Future<Output = ()>>(
         st.settled(used);
         let mut verdicts = Verdicts::new(&out[start..], errors);
         let now = std::time::Instant::now();
-        record_forwarded_at(shared, session, cmd, verdicts.next(), now);
+        record_forwarded_at(session, cmd, verdicts.next(), now);
         for _ in 1..used {
             if let Some(Slot::Remote { cmd, .. }) = session.pending.pop_front() {
-                record_forwarded_at(shared, session, cmd, verdicts.next(), now);
+                record_forwarded_at(session, cmd, verdicts.next(), now);
             }
         }
     }
@@ -613,28 +615,24 @@ async fn drain<K: std::future::Future<Output = ()>>(
 
 /// Counts and times a forwarded command now that its reply is here.
 fn record_forwarded(
-    shared: &Shared,
-    session: &Session,
+    session: &mut Session,
     cmd: Option<(&'static str, std::time::Instant)>,
     verdict: Verdict,
 ) {
-    record_forwarded_at(shared, session, cmd, verdict, std::time::Instant::now());
+    record_forwarded_at(session, cmd, verdict, std::time::Instant::now());
 }
 
 /// [`record_forwarded`] with the clock already read (one read for a chunk of replies).
 fn record_forwarded_at(
-    shared: &Shared,
-    session: &Session,
+    session: &mut Session,
     cmd: Option<(&'static str, std::time::Instant)>,
     verdict: Verdict,
     now: std::time::Instant,
 ) {
     if let Some((name, started)) = cmd {
         let took = now.saturating_duration_since(started);
-        shared
-            .cmdstats
-            .record(name, session.tenant.as_deref(), took, verdict);
-        if shared.slowlog.is_slow(took) {
+        session.tally_forwarded(name, took, verdict);
+        if session.shared.slowlog.is_slow(took) {
             // A forwarded command's arguments are not kept while it is in flight (that
             // would cost every command a copy): its entry names the command only.
             let args = [

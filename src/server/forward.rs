@@ -772,11 +772,10 @@ impl Session {
         let Some(st) = self.remote.as_mut() else {
             return Outcome::Reply(Reply::err(errors::not_implemented("forwarding")));
         };
-        let sink = st.sink.clone();
         let strip = st.next_strip.take();
         let unwrap = st.next_unwrap.take();
         st.outstanding += 1;
-        self.enqueue(&conn, encode, skip, Some(sink));
+        self.enqueue(&conn, encode, skip, true);
         if let Some(st) = self.remote.as_mut()
             && st.inflight.as_ref().map(|c| c.id) != Some(conn.id)
         {
@@ -796,13 +795,13 @@ impl Session {
 
     /// Adds commands to the batch being collected for `conn` (sending the batch of another
     /// connection first, and a big batch at once).
-    /// The batch owes `skip` replies nobody reads, then one to `sink` (if any).
+    /// The batch owes `skip` replies nobody reads, then (`to_client`) one to the client.
     fn enqueue(
         &mut self,
         conn: &BackendConn,
         encode: impl FnOnce(&mut BytesMut),
         skip: usize,
-        sink: Option<ReplySink>,
+        to_client: bool,
     ) {
         if self
             .remote
@@ -821,9 +820,9 @@ impl Session {
             owed: Vec::new(),
         });
         encode(&mut out.bytes);
-        out.owed.extend(std::iter::repeat_n(None, skip));
-        if let Some(sink) = sink {
-            out.owed.push(Some(sink));
+        Owed::push(&mut out.owed, None, skip);
+        if to_client {
+            Owed::push(&mut out.owed, Some(&st.sink), 1);
         }
         if out.bytes.len() >= OUTGOING_FLUSH {
             self.flush_outgoing();
@@ -845,9 +844,7 @@ impl Session {
             owed: out.owed,
         };
         if let Err((batch, e)) = out.conn.send(batch) {
-            for sink in batch.owed.into_iter().flatten() {
-                let _ = sink.send(Err(e.clone()));
-            }
+            batch.answer_all(&e);
             self.forget_conn(&out.conn);
         }
     }
@@ -868,7 +865,7 @@ impl Session {
 
     /// Sends a command whose reply nobody reads (state kept in step on the pinned connection).
     pub(super) fn send_quietly(&mut self, conn: &BackendConn, argv: &[&[u8]]) {
-        self.enqueue(conn, |b| encode_command(b, argv), 1, None);
+        self.enqueue(conn, |b| encode_command(b, argv), 1, false);
     }
 
     pub(super) fn pinned(&self) -> Option<&BackendConn> {

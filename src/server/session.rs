@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
@@ -166,6 +166,17 @@ impl Session {
             shown: None,
             lookups: Default::default(),
         }
+    }
+
+    /// A forwarded command's reply came back: it counts in INFO commandstats.
+    pub fn tally_forwarded(&mut self, name: &'static str, took: Duration, verdict: Verdict) {
+        self.tally.record_named(
+            &self.shared.cmdstats,
+            name,
+            self.tenant.as_deref(),
+            took,
+            verdict,
+        );
     }
 
     /// Brings the shared counters (INFO stats and commandstats) and this client's CLIENT

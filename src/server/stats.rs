@@ -388,7 +388,31 @@ impl CommandTally {
         verdict: Verdict,
     ) {
         self.commands += 1;
-        let Some(index) = stats.index_of_spec(spec) else {
+        self.add(stats, stats.index_of_spec(spec), tenant, took, verdict);
+    }
+
+    /// A forwarded command whose reply came (counted in total_commands when it was sent,
+    /// see [`CommandTally::count_forwarded`]), by its table name.
+    pub fn record_named(
+        &mut self,
+        stats: &CommandStats,
+        name: &'static str,
+        tenant: Option<&Tenant>,
+        took: Duration,
+        verdict: Verdict,
+    ) {
+        self.add(stats, stats.index_of(name), tenant, took, verdict);
+    }
+
+    fn add(
+        &mut self,
+        stats: &CommandStats,
+        index: Option<usize>,
+        tenant: Option<&Tenant>,
+        took: Duration,
+        verdict: Verdict,
+    ) {
+        let Some(index) = index else {
             return;
         };
         if let Some((_, s)) = stats.stats.get(index) {

@@ -46,14 +46,69 @@ pub const MAX_CHUNK_REPLIES: u32 = 64;
 const WRITE_BATCH: usize = 256 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 
-/// A reply the backend owes: to a client, or to nobody (MULTI's `+OK`, the `QUEUED`s of a
-/// forwarded transaction, whose answers the client already had from respgate).
-pub type Owed = Option<ReplySink>;
+/// Consecutive replies the backend owes: to a client, or to nobody (`sink` None: MULTI's
+/// `+OK`, the `QUEUED`s of a forwarded transaction, whose answers the client already had
+/// from respgate). One entry for a client's whole pipeline: no sender clone (two atomic
+/// operations, and two more to drop it) per command.
+pub struct Owed {
+    pub sink: Option<ReplySink>,
+    pub count: u32,
+}
+
+impl Owed {
+    /// Adds `n` replies owed to `sink` at the end of `owed`, extending the last entry when
+    /// it is owed to the same.
+    pub fn push(owed: &mut Vec<Owed>, sink: Option<&ReplySink>, n: usize) {
+        let Ok(mut n) = u32::try_from(n) else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        if let Some(last) = owed.last_mut() {
+            let same = match (&last.sink, sink) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a.same_channel(b),
+                _ => false,
+            };
+            if same {
+                let room = u32::MAX - last.count;
+                last.count += n.min(room);
+                n -= n.min(room);
+                if n == 0 {
+                    return;
+                }
+            }
+        }
+        owed.push(Owed {
+            sink: sink.cloned(),
+            count: n,
+        });
+    }
+
+    /// Answers every reply owed with `err`.
+    fn answer(self, err: &BackendError) {
+        if let Some(sink) = self.sink {
+            for _ in 0..self.count {
+                let _ = sink.send(Err(err.clone()));
+            }
+        }
+    }
+}
 
 /// Commands (already RESP-encoded, possibly several) and the replies they will produce.
 pub struct Batch {
     pub bytes: Bytes,
     pub owed: Vec<Owed>,
+}
+
+impl Batch {
+    /// Answers every reply the batch owes with `err` (it was never sent).
+    pub fn answer_all(self, err: &BackendError) {
+        for o in self.owed {
+            o.answer(err);
+        }
+    }
 }
 
 /// How a fresh connection is prepared before it carries clients' commands.
@@ -105,8 +160,8 @@ impl ConnState {
     fn answer_inflight(&self) {
         let owed: Vec<Owed> = self.inflight.lock().drain(..).map(|(o, _)| o).collect();
         let err = self.error();
-        for sink in owed.into_iter().flatten() {
-            let _ = sink.send(Err(err.clone()));
+        for o in owed {
+            o.answer(&err);
         }
     }
 }
@@ -258,10 +313,7 @@ async fn run(
     // closed queue refuses what clients try to add from now on).
     rx.close();
     while let Ok(batch) = rx.try_recv() {
-        let err = state.error();
-        for sink in batch.owed.into_iter().flatten() {
-            let _ = sink.send(Err(err.clone()));
-        }
+        batch.answer_all(&state.error());
     }
     state.answer_inflight();
 }
@@ -449,42 +501,44 @@ fn hand_out(
             continue;
         }
         let is_error = matches!(buf[run_len], b'-' | b'!');
-        let owed = inflight.pop_front();
-        if let Some((_, sent)) = &owed {
-            match timing.as_mut() {
-                Some((at, n)) if at == sent => *n += 1,
-                _ => {
-                    record(timing.take());
-                    timing = Some((*sent, 1));
-                }
+        let Some((owed, sent)) = inflight.front_mut() else {
+            emit(buf, &mut run, &mut run_len);
+            return Err(BackendError::Protocol(
+                "a reply nobody asked for".to_string(),
+            ));
+        };
+        match timing.as_mut() {
+            Some((at, n)) if at == sent => *n += 1,
+            _ => {
+                record(timing.take());
+                timing = Some((*sent, 1));
             }
         }
-        match owed.map(|(o, _)| o) {
-            Some(Some(sink)) => {
+        match &owed.sink {
+            Some(sink) => {
                 match run.as_mut() {
                     Some((current, count, errors))
-                        if *count < MAX_CHUNK_REPLIES && current.same_channel(&sink) =>
+                        if *count < MAX_CHUNK_REPLIES && current.same_channel(sink) =>
                     {
                         *errors |= u64::from(is_error) << *count;
                         *count += 1;
                     }
                     _ => {
+                        let sink = sink.clone();
                         emit(buf, &mut run, &mut run_len);
                         run = Some((sink, 1, u64::from(is_error)));
                     }
                 }
                 run_len += n;
             }
-            Some(None) => {
+            None => {
                 emit(buf, &mut run, &mut run_len);
                 buf.advance(n);
             }
-            None => {
-                emit(buf, &mut run, &mut run_len);
-                return Err(BackendError::Protocol(
-                    "a reply nobody asked for".to_string(),
-                ));
-            }
+        }
+        owed.count -= 1;
+        if owed.count == 0 {
+            inflight.pop_front();
         }
     }
     emit(buf, &mut run, &mut run_len);
@@ -681,3 +735,36 @@ pub fn encode_command<A: AsRef<[u8]>>(out: &mut BytesMut, args: &[A]) {
 
 /// How long to wait before reconnecting after a failure, so a down backend is not hammered.
 pub const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owed_replies_are_kept_as_runs_per_client_and_each_is_answered() {
+        let (a, mut a_rx) = mpsc::unbounded_channel();
+        let (b, mut b_rx) = mpsc::unbounded_channel();
+        let mut owed = Vec::new();
+        Owed::push(&mut owed, None, 2);
+        Owed::push(&mut owed, None, 1);
+        Owed::push(&mut owed, Some(&a), 1);
+        Owed::push(&mut owed, Some(&a), 3);
+        Owed::push(&mut owed, Some(&b), 0);
+        Owed::push(&mut owed, Some(&b), 2);
+        Owed::push(&mut owed, Some(&a), 1);
+        let runs: Vec<(bool, u32)> = owed.iter().map(|o| (o.sink.is_some(), o.count)).collect();
+        assert_eq!(runs, vec![(false, 3), (true, 4), (true, 2), (true, 1)]);
+        Batch {
+            bytes: Bytes::new(),
+            owed,
+        }
+        .answer_all(&BackendError::Closed);
+        let count = |rx: &mut mpsc::UnboundedReceiver<Result<Chunk, BackendError>>| {
+            std::iter::from_fn(|| rx.try_recv().ok())
+                .inspect(|r| assert!(r.is_err()))
+                .count()
+        };
+        assert_eq!(count(&mut a_rx), 5);
+        assert_eq!(count(&mut b_rx), 2);
+    }
+}

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use super::split::{self, FanOut, Merge, ScanPlan, Split};
 use super::topology::{ConnectParams, Redirect, Topology, discover, parse_redirect};
-use crate::backend::remote::conn::{BackendConn, Batch, encode_command};
+use crate::backend::remote::conn::{BackendConn, Batch, Owed, encode_command};
 use crate::backend::remote::{BackendError, Remote, Target};
 use crate::policy::tenant::BackendUser;
 use crate::protocol::Protocol;
@@ -278,7 +278,10 @@ impl ClusterBackend {
                     encode_command(&mut bytes, &[b"READONLY"]);
                     let _ = c.send(Batch {
                         bytes: bytes.freeze(),
-                        owed: vec![None],
+                        owed: vec![Owed {
+                            sink: None,
+                            count: 1,
+                        }],
                     });
                 }
                 slots[i] = Some(c.clone());
@@ -312,8 +315,9 @@ async fn ask(
     timeout: Option<Duration>,
 ) -> Result<Bytes, BackendError> {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut owed = vec![None; skip];
-    owed.push(Some(tx));
+    let mut owed = Vec::new();
+    Owed::push(&mut owed, None, skip);
+    Owed::push(&mut owed, Some(&tx), 1);
     conn.send(Batch { bytes, owed }).map_err(|(_, e)| e)?;
     let wait = async {
         match rx.recv().await {
@@ -461,11 +465,9 @@ async fn ask_all(
     timeout: Option<Duration>,
 ) -> Result<Vec<Bytes>, BackendError> {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    conn.send(Batch {
-        bytes,
-        owed: vec![Some(tx); n],
-    })
-    .map_err(|(_, e)| e)?;
+    let mut owed = Vec::new();
+    Owed::push(&mut owed, Some(&tx), n);
+    conn.send(Batch { bytes, owed }).map_err(|(_, e)| e)?;
     let wait = async {
         let mut replies = Vec::with_capacity(n);
         while replies.len() < n {
