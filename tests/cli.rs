@@ -96,6 +96,29 @@ fn sigterm_finishes_in_flight_and_exits_zero() {
     assert!(closed);
 }
 
+/// On SIGTERM a client blocked forever gets its timeout reply and an idle client is closed;
+/// respgate exits at once (not after its 10 s grace period).
+#[test]
+fn sigterm_answers_blocked_and_closes_idle_clients() {
+    let gate = Respgate::start();
+    let mut blocked = Conn::connect(&gate.addr);
+    let mut idle = Conn::connect(&gate.addr);
+    assert_eq!(idle.cmd_str("PING"), Value::Simple("PONG".into()));
+    blocked.send(&[b"BLPOP".as_slice(), b"nothing", b"0"]);
+    std::thread::sleep(Duration::from_millis(100));
+    let started = std::time::Instant::now();
+    let status = gate.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(blocked.read(), Value::NullArray);
+    assert!(blocked.is_closed());
+    assert!(idle.is_closed());
+}
+
 #[test]
 fn metrics_endpoint_counts_connections_and_commands() {
     let gate = Respgate::start();

@@ -1,13 +1,15 @@
 //! The registry of connected clients: ids, what CLIENT LIST/INFO shows, and CLIENT KILL.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use parking_lot::Mutex;
-use tokio::sync::Notify;
 
 /// What CLIENT LIST shows about one client; updated by its own connection task.
 #[derive(Debug, Clone)]
@@ -66,19 +68,53 @@ impl ClientInfo {
     }
 }
 
-/// A registered client: its shared info and the switch that asks its task to close.
+/// [`ClientHandle`] signal bits: CLIENT KILL (or an output limit) ...
+pub const KILLED: u8 = 1;
+/// ... and the server's graceful shutdown.
+pub const SHUTDOWN: u8 = 2;
+
+/// A registered client: its shared info and the signals that ask its task to close.
 pub struct ClientHandle {
     pub info: Mutex<ClientInfo>,
-    killed: AtomicBool,
+    /// [`KILLED`] and [`SHUTDOWN`] bits.
+    signals: AtomicU8,
     /// Killed for going over its output buffer limit (counted apart from CLIENT KILL).
     over_output_limit: AtomicBool,
-    kill_notify: Notify,
+    /// The connection task's waker, woken when a signal is raised.
+    waker: Mutex<Option<Waker>>,
 }
 
 impl ClientHandle {
     pub fn kill(&self) {
-        self.killed.store(true, Ordering::Release);
-        self.kill_notify.notify_one();
+        self.raise(KILLED);
+    }
+
+    /// The server is shutting down: the client finishes what it sent, then is closed.
+    pub fn shut_down(&self) {
+        self.raise(SHUTDOWN);
+    }
+
+    fn raise(&self, bit: u8) {
+        self.signals.fetch_or(bit, Ordering::AcqRel);
+        // Set before the waker is taken: a poll that finds no waker sees the bit.
+        if let Some(w) = self.waker.lock().take() {
+            w.wake();
+        }
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.signals.load(Ordering::Acquire) & SHUTDOWN != 0
+    }
+
+    /// Resolves once one of the `mask` signals is raised. Polled on every wait of the
+    /// connection task, so a poll with the waker it registered before is one atomic load
+    /// (a `Notify` took a lock per poll, and the shutdown watch another).
+    pub fn signalled(&self, mask: u8) -> Signalled<'_> {
+        Signalled {
+            handle: self,
+            mask,
+            registered: None,
+        }
     }
 
     /// Kills the client for going over its output buffer limit.
@@ -92,17 +128,41 @@ impl ClientHandle {
     }
 
     pub fn is_killed(&self) -> bool {
-        self.killed.load(Ordering::Acquire)
+        self.signals.load(Ordering::Acquire) & KILLED != 0
     }
+}
 
-    /// Resolves once [`ClientHandle::kill`] has been called.
-    pub async fn killed(&self) {
-        loop {
-            if self.is_killed() {
-                return;
-            }
-            self.kill_notify.notified().await;
+/// See [`ClientHandle::signalled`]. One connection task polls it; the waker it left in the
+/// handle is replaced only when the task's waker changes.
+pub struct Signalled<'a> {
+    handle: &'a ClientHandle,
+    mask: u8,
+    registered: Option<Waker>,
+}
+
+impl Future for Signalled<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let (handle, mask) = (self.handle, self.mask);
+        let raised = || handle.signals.load(Ordering::Acquire) & mask != 0;
+        if raised() {
+            return Poll::Ready(());
         }
+        if !self
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            let waker = cx.waker().clone();
+            *handle.waker.lock() = Some(waker.clone());
+            self.registered = Some(waker);
+            // Raised between the check above and the registration: its wake found no waker.
+            if raised() {
+                return Poll::Ready(());
+            }
+        }
+        Poll::Pending
     }
 }
 
@@ -110,6 +170,8 @@ impl ClientHandle {
 pub struct ClientRegistry {
     next_id: AtomicU64,
     clients: Mutex<BTreeMap<u64, Arc<ClientHandle>>>,
+    /// Set (under the `clients` lock) when the shutdown notice went to every client.
+    shutting_down: AtomicBool,
 }
 
 /// Removes the client from the registry when its connection task ends, however it ends.
@@ -149,11 +211,17 @@ impl ClientRegistry {
                 ssub: 0,
                 tls_peer: None,
             }),
-            killed: AtomicBool::new(false),
+            signals: AtomicU8::new(0),
             over_output_limit: AtomicBool::new(false),
-            kill_notify: Notify::new(),
+            waker: Mutex::new(None),
         });
-        self.clients.lock().insert(id, handle.clone());
+        let mut clients = self.clients.lock();
+        if self.shutting_down.load(Ordering::Acquire) {
+            // Registered after the shutdown notice went round (checked under the same lock).
+            handle.shut_down();
+        }
+        clients.insert(id, handle.clone());
+        drop(clients);
         Registration {
             registry: self.clone(),
             handle,
@@ -171,6 +239,15 @@ impl ClientRegistry {
     /// Whether a client with this id is connected (CLIENT TRACKING REDIRECT's check).
     pub fn exists(&self, id: u64) -> bool {
         self.clients.lock().contains_key(&id)
+    }
+
+    /// Graceful shutdown: every client, and any registered from now on, is told.
+    pub fn shut_down_all(&self) {
+        let clients = self.clients.lock();
+        self.shutting_down.store(true, Ordering::Release);
+        for c in clients.values() {
+            c.shut_down();
+        }
     }
 
     /// Snapshot of all clients in id order.

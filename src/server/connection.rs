@@ -9,10 +9,10 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::clients::{ClientHandle, KILLED, SHUTDOWN};
 use crate::metrics::Disconnect;
 use crate::metrics::commands::{Verdict, verdict_of_encoded};
 use crate::net::{ReadHalf, Stream, WriteHalf};
-use tokio::sync::watch;
 use tracing::debug;
 
 use super::Shared;
@@ -66,7 +66,6 @@ pub async fn serve_tls(
     acceptor: tokio_rustls::TlsAcceptor,
     tcp: TcpStream,
     peer: SocketAddr,
-    shutdown: watch::Receiver<bool>,
     over_limit: bool,
     counted: Handshaking,
 ) {
@@ -78,16 +77,7 @@ pub async fn serve_tls(
             drop(counted);
             reject(tls).await
         }
-        Ok(Ok(tls)) => {
-            serve(
-                shared,
-                Stream::Tls(Box::new(tls.into())),
-                peer,
-                shutdown,
-                counted,
-            )
-            .await
-        }
+        Ok(Ok(tls)) => serve(shared, Stream::Tls(Box::new(tls.into())), peer, counted).await,
         // Plain-text clients, untrusted or missing client certificates, scanners: the
         // client's fault, and only its own connection ends.
         Ok(Err(e)) => {
@@ -102,13 +92,7 @@ pub async fn serve_tls(
 }
 
 /// Serves one client; `counted` holds its place against max_clients until it is registered.
-pub async fn serve(
-    shared: Arc<Shared>,
-    stream: Stream,
-    peer: SocketAddr,
-    mut shutdown: watch::Receiver<bool>,
-    counted: Handshaking,
-) {
+pub async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr, counted: Handshaking) {
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().unwrap_or(shared.listen_addr);
     let registration = shared.clients.register(peer, local);
@@ -130,14 +114,11 @@ pub async fn serve(
     // One future for the client's kill switch, polled by every wait below (a fresh one per
     // wait registered and unregistered a waiter each time: a measurable share of a request).
     // Every wait that sees it fire ends the connection, so it is never polled after that.
-    let killed = handle.killed();
+    let killed = handle.signalled(KILLED);
     tokio::pin!(killed);
-    // The same for the server's shutdown signal (it fires once; `stopping` keeps the select
-    // from polling it again while the connection finishes what it had received).
-    let mut shutdown_signal = shutdown.clone();
-    let stop_signal = async move {
-        let _ = shutdown_signal.wait_for(|s| *s).await;
-    };
+    // The same for the server's shutdown (it fires once; `stopping` keeps the select from
+    // polling it again while the connection finishes what it had received).
+    let stop_signal = handle.signalled(SHUTDOWN);
     tokio::pin!(stop_signal);
     let mut stopping = false;
     let mut shown_qbuf = usize::MAX;
@@ -200,7 +181,7 @@ pub async fn serve(
                             &mut killed,
                             &mut rd,
                             &mut parser,
-                            &mut shutdown,
+                            &handle,
                             &mut pending,
                         )
                         .await;
@@ -310,10 +291,11 @@ pub async fn serve(
         {
             break;
         }
-        if *shutdown.borrow() && !session.closing {
+        let shutting_down = handle.is_shutting_down();
+        if shutting_down && !session.closing {
             why = Disconnect::Shutdown;
         }
-        if session.closing || *shutdown.borrow() || handle.is_killed() {
+        if session.closing || shutting_down || handle.is_killed() {
             break;
         }
         if parser.buffered() != shown_qbuf {
@@ -724,7 +706,7 @@ async fn wait_while_blocked<K: std::future::Future<Output = ()>>(
     killed: &mut std::pin::Pin<&mut K>,
     rd: &mut ReadHalf,
     parser: &mut RequestParser,
-    shutdown: &mut watch::Receiver<bool>,
+    handle: &ClientHandle,
     pending: &mut PendingBlock,
 ) -> Woke {
     let deadline = pending.deadline;
@@ -744,7 +726,7 @@ async fn wait_while_blocked<K: std::future::Future<Output = ()>>(
             },
             _ = &mut until_deadline => return Woke::TimedOut,
             _ = killed.as_mut() => return Woke::Gone,
-            _ = shutdown.changed() => return Woke::TimedOut,
+            _ = handle.signalled(SHUTDOWN) => return Woke::TimedOut,
             read = rd.read_buf(parser.buffer_mut()) => match read {
                 Ok(0) | Err(_) => return Woke::Gone,
                 Ok(n) => {

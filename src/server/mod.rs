@@ -21,7 +21,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::RwLock;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::backend::embedded::Engine;
@@ -437,7 +436,6 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
     let acceptor = tls.server.clone().map(tokio_rustls::TlsAcceptor::from);
     spawn_reload_on_sighup(&shared);
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     let stop = signals.recv();
     tokio::pin!(stop);
@@ -463,7 +461,7 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
                             // Counted until its task registers it: a burst of accepts
                             // must not all pass the max_clients check before any task ran.
                             let counted = connection::Handshaking::new(&shared);
-                            tasks.spawn(connection::serve(shared.clone(), Stream::Plain(stream), peer, shutdown_rx.clone(), counted));
+                            tasks.spawn(connection::serve(shared.clone(), Stream::Plain(stream), peer, counted));
                         }
                         // The handshake runs in the client's own task: a slow or silent
                         // client must not hold up the accept loop.
@@ -473,7 +471,6 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
                                 acceptor.clone(),
                                 stream,
                                 peer,
-                                shutdown_rx.clone(),
                                 over_limit,
                                 connection::Handshaking::new(&shared),
                             ));
@@ -501,7 +498,9 @@ pub async fn serve(bound: Bound) -> Result<(), ServerError> {
     // that already wrote is left to finish, like Redis's UNKILLABLE).
     let _ = shared.engine.script_run.kill();
     drop(listener);
-    let _ = shutdown_tx.send(true);
+    // Every connection finishes what it received, then closes (and one still in its TLS
+    // handshake is told as it registers).
+    shared.clients.shut_down_all();
     let drain = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(Duration::from_secs(10), drain)
         .await
