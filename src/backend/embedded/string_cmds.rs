@@ -632,10 +632,11 @@ fn incr_decr(ctx: &mut Ctx, key: &Bytes, by: i64) -> Result<Reply, Reply> {
 }
 
 /// A string value holding the integer `digits`, written over `reuse`'s buffer when it is
-/// not shared (and small: a big APPEND-grown buffer is not kept for a number).
+/// not shared and exactly that long (as most increments are): an exact-size buffer freezes
+/// without allocating, where one with spare room would get a shared header allocated.
 fn int_string(digits: &str, reuse: Option<Bytes>) -> Value {
     let data = match reuse.map(Bytes::try_into_mut) {
-        Some(Ok(mut buf)) if buf.capacity() <= 64 => {
+        Some(Ok(mut buf)) if buf.capacity() == digits.len() => {
             buf.clear();
             buf.extend_from_slice(digits.as_bytes());
             buf.freeze()
