@@ -371,3 +371,31 @@ fn written_keys_shortcut_agrees_with_the_key_specs() {
         }
     }
 }
+
+#[test]
+fn incr_across_digit_counts_and_shared_values() {
+    let e = Engine::new(&Default::default());
+    let mut want = 7i64;
+    assert_eq!(int(cmd(&e, &["INCRBY", "n", "7"])), want);
+    // 7 → 12 crosses from one digit to two, -3 back through zero to a sign.
+    for (c, by) in [("INCR", 1), ("INCR", 1), ("INCR", 1), ("INCRBY", 2)] {
+        want += by;
+        let got = if c == "INCR" {
+            int(cmd(&e, &["INCR", "n"]))
+        } else {
+            int(cmd(&e, &["INCRBY", "n", &by.to_string()]))
+        };
+        assert_eq!(got, want);
+        assert_eq!(bulk(&cmd(&e, &["GET", "n"])), want.to_string().as_bytes());
+    }
+    for _ in 0..15 {
+        want -= 1;
+        assert_eq!(int(cmd(&e, &["DECR", "n"])), want);
+    }
+    assert_eq!(bulk(&cmd(&e, &["GET", "n"])), b"-3"[..]);
+    // A value someone else also holds (the GET's reply) is never written over.
+    let held = bulk(&cmd(&e, &["GET", "n"]));
+    assert_eq!(int(cmd(&e, &["INCR", "n"])), -2);
+    assert_eq!(held, b"-3"[..]);
+    assert_eq!(bulk(&cmd(&e, &["OBJECT", "ENCODING", "n"])), b"int"[..]);
+}
