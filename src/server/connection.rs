@@ -18,6 +18,7 @@ use tracing::debug;
 use super::Shared;
 use super::forward::Slot;
 use super::session::{Handled, PendingBlock, RawRequest, Session};
+use crate::backend::embedded::EngineHold;
 use crate::backend::remote::cluster::router;
 use crate::protocol::RequestParser;
 
@@ -129,20 +130,24 @@ pub async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr, counte
     'conn: loop {
         // Commands this read brought (pipeline depth).
         let mut depth = 0u32;
-        // Run every complete command already buffered, in order.
+        // Run every complete command already buffered, in order, stopping for each wait.
+        let mut step = run_buffered(
+            &shared,
+            &handle,
+            &mut session,
+            &mut parser,
+            &mut argv,
+            &mut out,
+            &mut depth,
+        );
         loop {
-            match parser.next_command_into(&mut argv) {
-                Ok(true) => {
-                    depth += 1;
-                    session.raw_request = parser.take_frame().map(|bytes| RawRequest {
-                        bytes,
-                        argv_at: argv.as_ptr() as usize,
-                        argc: argv.len(),
-                    });
-                    let mut handled = session.handle(&argv, &mut out);
+            step = match step {
+                Step::Done => break,
+                Step::RetryAfterDrain => {
+                    // It goes to another backend connection: its predecessors' replies
+                    // must be in first, so the backend runs them in the client's order.
+                    let mut handled = Handled::RetryAfterDrain;
                     while let Handled::RetryAfterDrain = handled {
-                        // It goes to another backend connection: its predecessors' replies
-                        // must be in first, so the backend runs them in the client's order.
                         session.flush_counts();
                         if drain(
                             &shared,
@@ -158,86 +163,116 @@ pub async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr, counte
                         {
                             break 'conn;
                         }
-                        handled = session.handle(&argv, &mut out);
+                        let mut hold = EngineHold::new(&shared.engine);
+                        handled = session.handle(&argv, &mut out, &mut hold);
                     }
-                    // Never matched against a later command's argument vector (the same
-                    // vector, refilled).
-                    session.raw_request = None;
-                    release_arguments(&mut argv);
-                    if let Handled::Blocked(mut pending) = handled {
-                        // Blocked: send what is ready, then hold the rest of the pipeline
-                        // until the command is served, times out, or the client leaves.
-                        session.flush_counts();
-                        if !out.is_empty()
-                            && write_out(&shared, &mut killed, &mut wr, &mut out)
-                                .await
-                                .is_err()
-                        {
+                    match after_command(&shared, &handle, &mut session, &mut argv, &out, handled) {
+                        Some(step) => step,
+                        None => run_buffered(
+                            &shared,
+                            &handle,
+                            &mut session,
+                            &mut parser,
+                            &mut argv,
+                            &mut out,
+                            &mut depth,
+                        ),
+                    }
+                }
+                Step::Blocked(mut pending) => {
+                    // Blocked: send what is ready, then hold the rest of the pipeline
+                    // until the command is served, times out, or the client leaves.
+                    session.flush_counts();
+                    if !out.is_empty()
+                        && write_out(&shared, &mut killed, &mut wr, &mut out)
+                            .await
+                            .is_err()
+                    {
+                        session.finish_block(pending, None, None);
+                        break 'conn;
+                    }
+                    let woke = wait_while_blocked(
+                        &shared,
+                        &mut killed,
+                        &mut rd,
+                        &mut parser,
+                        &handle,
+                        &mut pending,
+                    )
+                    .await;
+                    match woke {
+                        Woke::Served(reply) => {
+                            session.finish_block(pending, Some(reply), Some(&mut out))
+                        }
+                        Woke::TimedOut => session.finish_block(pending, None, Some(&mut out)),
+                        Woke::Gone => {
                             session.finish_block(pending, None, None);
                             break 'conn;
                         }
-                        let woke = wait_while_blocked(
-                            &shared,
-                            &mut killed,
-                            &mut rd,
-                            &mut parser,
-                            &handle,
-                            &mut pending,
-                        )
-                        .await;
-                        match woke {
-                            Woke::Served(reply) => {
-                                session.finish_block(pending, Some(reply), Some(&mut out))
-                            }
-                            Woke::TimedOut => session.finish_block(pending, None, Some(&mut out)),
-                            Woke::Gone => {
-                                session.finish_block(pending, None, None);
-                                break 'conn;
-                            }
-                        }
                     }
-                    if over_output_limit(&shared, &handle, &out) {
+                    match wait_needed(&shared, &handle, &session, &out) {
+                        Some(step) => step,
+                        None => run_buffered(
+                            &shared,
+                            &handle,
+                            &mut session,
+                            &mut parser,
+                            &mut argv,
+                            &mut out,
+                            &mut depth,
+                        ),
+                    }
+                }
+                Step::DrainOwed => {
+                    session.flush_counts();
+                    if drain(
+                        &shared,
+                        &handle,
+                        &mut killed,
+                        &mut session,
+                        &mut rd,
+                        &mut parser,
+                        &mut out,
+                    )
+                    .await
+                    .is_err()
+                    {
                         break 'conn;
                     }
-                    if session.closing {
-                        break;
-                    }
-                    if session.pending.len() >= MAX_PENDING {
-                        session.flush_counts();
-                        if drain(
+                    if out.len() >= FLUSH_AT && session.pending.is_empty() {
+                        Step::WriteOut
+                    } else {
+                        run_buffered(
                             &shared,
                             &handle,
-                            &mut killed,
                             &mut session,
-                            &mut rd,
                             &mut parser,
+                            &mut argv,
                             &mut out,
+                            &mut depth,
                         )
+                    }
+                }
+                Step::WriteOut => {
+                    session.flush_counts();
+                    if write_out(&shared, &mut killed, &mut wr, &mut out)
                         .await
                         .is_err()
-                        {
-                            break 'conn;
-                        }
+                    {
+                        break 'conn;
                     }
-                    if out.len() >= FLUSH_AT && session.pending.is_empty() {
-                        session.flush_counts();
-                        if write_out(&shared, &mut killed, &mut wr, &mut out)
-                            .await
-                            .is_err()
-                        {
-                            break 'conn;
-                        }
-                    }
+                    run_buffered(
+                        &shared,
+                        &handle,
+                        &mut session,
+                        &mut parser,
+                        &mut argv,
+                        &mut out,
+                        &mut depth,
+                    )
                 }
-                Ok(false) => {
-                    if metrics_on && depth > 0 {
-                        crate::metrics::handles()
-                            .pipeline_depth
-                            .record(f64::from(depth));
-                    }
-                    break;
-                }
-                Err(e) => {
+                Step::OverOutputLimit => break 'conn,
+                Step::ProtocolError(e) => {
                     // Redis replies with the error, then closes the connection.
                     session.flush_counts();
                     shared.stats.protocol_error();
@@ -263,7 +298,12 @@ pub async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr, counte
                     let _ = write_out(&shared, &mut killed, &mut wr, &mut out).await;
                     break 'conn;
                 }
-            }
+            };
+        }
+        if metrics_on && depth > 0 {
+            crate::metrics::handles()
+                .pipeline_depth
+                .record(f64::from(depth));
         }
         // About to wait (for the backend, the client's socket or its next bytes).
         session.flush_counts();
@@ -355,6 +395,100 @@ pub async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr, counte
         why = Disconnect::QueryBufferLimit;
     }
     why.count();
+}
+
+/// Why the connection stopped running the client's buffered commands: what it must wait
+/// for before it goes on.
+enum Step {
+    /// Every buffered command ran, or the client is closing.
+    Done,
+    /// The command in `argv` goes to another backend connection: drain the replies owed
+    /// first, then hand it in again (forwarding).
+    RetryAfterDrain,
+    /// A blocking command waits for data.
+    Blocked(PendingBlock),
+    /// MAX_PENDING replies are owed (forwarding).
+    DrainOwed,
+    /// The replies reached FLUSH_AT.
+    WriteOut,
+    OverOutputLimit,
+    ProtocolError(crate::protocol::ParseError),
+}
+
+/// Runs the client's buffered commands until one needs a wait (or none is left). A plain
+/// function, not async: the engine lock it may hold across the commands (see
+/// [`EngineHold`]) is let go when it returns, before anything waits.
+fn run_buffered(
+    shared: &Shared,
+    handle: &ClientHandle,
+    session: &mut Session,
+    parser: &mut RequestParser,
+    argv: &mut Vec<Bytes>,
+    out: &mut BytesMut,
+    depth: &mut u32,
+) -> Step {
+    let mut hold = EngineHold::new(&shared.engine);
+    loop {
+        match parser.next_command_into(argv) {
+            Ok(true) => {
+                *depth += 1;
+                session.raw_request = parser.take_frame().map(|bytes| RawRequest {
+                    bytes,
+                    argv_at: argv.as_ptr() as usize,
+                    argc: argv.len(),
+                });
+                let handled = session.handle(argv, out, &mut hold);
+                if let Handled::RetryAfterDrain = handled {
+                    return Step::RetryAfterDrain;
+                }
+                if let Some(step) = after_command(shared, handle, session, argv, out, handled) {
+                    return step;
+                }
+            }
+            Ok(false) => return Step::Done,
+            Err(e) => return Step::ProtocolError(e),
+        }
+    }
+}
+
+/// A command was handled: its arguments go, and the connection may have to wait.
+fn after_command(
+    shared: &Shared,
+    handle: &ClientHandle,
+    session: &mut Session,
+    argv: &mut Vec<Bytes>,
+    out: &BytesMut,
+    handled: Handled,
+) -> Option<Step> {
+    // Never matched against a later command's argument vector (the same vector, refilled).
+    session.raw_request = None;
+    release_arguments(argv);
+    if let Handled::Blocked(pending) = handled {
+        return Some(Step::Blocked(pending));
+    }
+    wait_needed(shared, handle, session, out)
+}
+
+/// After a command: whether the connection must stop to close, drain or write.
+fn wait_needed(
+    shared: &Shared,
+    handle: &ClientHandle,
+    session: &Session,
+    out: &BytesMut,
+) -> Option<Step> {
+    if over_output_limit(shared, handle, out) {
+        return Some(Step::OverOutputLimit);
+    }
+    if session.closing {
+        return Some(Step::Done);
+    }
+    if session.pending.len() >= MAX_PENDING {
+        return Some(Step::DrainOwed);
+    }
+    if out.len() >= FLUSH_AT && session.pending.is_empty() {
+        return Some(Step::WriteOut);
+    }
+    None
 }
 
 /// Drops a handled command's arguments (they may hold the read buffer) and keeps the

@@ -12,7 +12,9 @@ use super::Shared;
 use super::clients::ClientHandle;
 use super::forward::{RemoteState, Slot};
 use super::pubsub::{Inbox, Kind, Outbox};
-use crate::backend::embedded::{Batch, Blocking, ClientView, blocking, in_place, scripting};
+use crate::backend::embedded::{
+    Batch, Blocking, ClientView, EngineHold, blocking, in_place, scripting,
+};
 use crate::command::transaction::{self, Multi};
 use crate::command::{self, CommandSpec, table};
 use crate::metrics::commands::{Verdict, classify_error};
@@ -199,7 +201,14 @@ impl Session {
     /// Runs one command and appends its encoded reply to `out` (or, while forwarded replies
     /// are still owed, to a slot behind them), or returns the wait of a command that blocked
     /// (its reply is written by [`Session::finish_block`]).
-    pub fn handle(&mut self, argv: &[Bytes], out: &mut BytesMut) -> Handled {
+    /// `hold`: the engine lock the connection may keep across plain commands (see
+    /// [`EngineHold`]); anything else lets it go first.
+    pub fn handle(
+        &mut self,
+        argv: &[Bytes],
+        out: &mut BytesMut,
+        hold: &mut EngineHold<'_>,
+    ) -> Handled {
         // CLIENT REPLY OFF / SKIP: the command runs, its reply is dropped (a forwarded one
         // when it arrives).
         let skipped = std::mem::take(&mut self.skip_next);
@@ -207,10 +216,10 @@ impl Session {
         self.reply_mode_changed = None;
         let (mark, pending_before) = (out.len(), self.pending.len());
         let handled = if self.pending.is_empty() {
-            self.handle_into(argv, out)
+            self.handle_into(argv, out, hold)
         } else {
             let mut local = BytesMut::new();
-            let handled = self.handle_into(argv, &mut local);
+            let handled = self.handle_into(argv, &mut local, hold);
             if !local.is_empty() {
                 self.pending.push_back(Slot::Local(local));
             }
@@ -239,7 +248,12 @@ impl Session {
         handled
     }
 
-    fn handle_into(&mut self, argv: &[Bytes], out: &mut BytesMut) -> Handled {
+    fn handle_into(
+        &mut self,
+        argv: &[Bytes],
+        out: &mut BytesMut,
+        hold: &mut EngineHold<'_>,
+    ) -> Handled {
         // (UN)SUBSCRIBE & co. answer with one reply per channel.
         if let Some(name) = argv.first()
             && self.multi.is_none()
@@ -247,6 +261,7 @@ impl Session {
             && self.may_run("subscribe")
             && (!subscribe || argv.len() > 1)
         {
+            hold.release();
             let argv = match self.tenant_argv(argv) {
                 Ok(argv) => argv,
                 Err(refused) => {
@@ -264,7 +279,7 @@ impl Session {
             }
             return Handled::Done;
         }
-        let outcome = self.dispatch(argv);
+        let outcome = self.dispatch(argv, hold);
         if let Some(t) = self.tracking.as_mut()
             && t.caching
             && !matches!(outcome, Outcome::DrainFirst)
@@ -361,7 +376,7 @@ impl Session {
         Outcome::Reply(reply)
     }
 
-    fn dispatch(&mut self, argv: &[Bytes]) -> Outcome {
+    fn dispatch(&mut self, argv: &[Bytes], hold: &mut EngineHold<'_>) -> Outcome {
         let generation = self
             .shared
             .tenants_generation
@@ -430,6 +445,7 @@ impl Session {
         let data_command = crate::backend::embedded::handler_for(spec).is_some();
         self.shown = Some((effective.name, started));
         if !data_command {
+            hold.release();
             self.flush_counts();
         }
         if self.shared.pubsub.monitoring()
@@ -442,7 +458,7 @@ impl Session {
         let outcome = if forwarding {
             self.forward(spec, argv)
         } else {
-            Outcome::Wait(self.execute(spec, argv, data_command))
+            Outcome::Wait(self.execute(spec, argv, data_command, hold))
         };
         let verdict = match &outcome {
             Outcome::Reply(r) | Outcome::Wait(Blocking::Done(r)) => reply_verdict(r),
@@ -582,8 +598,10 @@ impl Session {
         spec: &'static CommandSpec,
         argv: &[Bytes],
         data_command: bool,
+        hold: &mut EngineHold<'_>,
     ) -> Blocking {
         if let Some(tenant) = self.tenant.clone() {
+            hold.release();
             return self.execute_as(&tenant, spec, argv);
         }
         if !data_command && let Some(reply) = command::connection::run_local(self, spec.name, argv)
@@ -600,9 +618,11 @@ impl Session {
             tracker: self.tracker(),
         };
         if spec.has(table::flags::BLOCKING) && blocking::may_block(spec, argv) {
+            hold.release();
             return engine.batch().execute_blocking(view, self.id, spec, argv);
         }
         if scripting::handles(spec.name) {
+            hold.release();
             // SCRIPT KILL must not wait for the engine lock: the running script holds it.
             if spec.name == "script" && argv[1].eq_ignore_ascii_case(b"kill") && argv.len() == 2 {
                 return Blocking::Done(engine.script_run.kill());
@@ -611,7 +631,7 @@ impl Session {
         }
         // The command's clock from the reading that timed its arrival (no second read).
         let now_ms = crate::backend::embedded::clock::unix_ms_at(self.last_read);
-        Blocking::Done(engine.execute_at(view, spec, argv, now_ms))
+        Blocking::Done(hold.execute_at(view, spec, argv, now_ms))
     }
 
     /// A connection command queued in a transaction. Those that take the engine lock

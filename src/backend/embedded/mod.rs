@@ -428,20 +428,6 @@ impl Engine {
         self.batch().execute(client, cmd, argv)
     }
 
-    /// [`Engine::execute`] with the command's clock given (unix ms when it arrived, see
-    /// [`clock::unix_ms_at`]) instead of read here.
-    pub fn execute_at(
-        &self,
-        client: ClientView,
-        cmd: &CommandSpec,
-        argv: &[Bytes],
-        now_ms: u64,
-    ) -> Reply {
-        let mut batch = self.batch();
-        batch.now_ms = Some(now_ms);
-        batch.execute(client, cmd, argv)
-    }
-
     fn publish(&self, messages: Vec<(Bytes, Bytes)>) {
         if let Some(notifier) = self.notifier.get() {
             for (channel, msg) in messages {
@@ -832,6 +818,61 @@ pub enum Blocking {
         /// None: wait forever (timeout 0).
         timeout: Option<Duration>,
     },
+}
+
+/// Most commands run under one hold before the lock is let go and taken again (so that
+/// clients on other worker threads wait for at most this many).
+const HOLD_MAX_COMMANDS: u32 = 256;
+
+/// The engine lock held across a connection's plain commands (no tenant, not blocking, not
+/// a script) while it runs what one read brought: one lock and one batch's bookkeeping for
+/// the run instead of per command, as Redis runs a client's whole query buffer before
+/// serving anyone else. The connection lets it go before it waits for anything (it lives in
+/// a synchronous function), and before any other command, which may take the lock itself.
+pub struct EngineHold<'a> {
+    engine: &'a Engine,
+    batch: Option<Batch<'a>>,
+    commands: u32,
+}
+
+impl<'a> EngineHold<'a> {
+    pub fn new(engine: &'a Engine) -> EngineHold<'a> {
+        EngineHold {
+            engine,
+            batch: None,
+            commands: 0,
+        }
+    }
+
+    /// Lets the lock go (the batch ends: AOF written, blocked clients served).
+    pub fn release(&mut self) {
+        self.batch = None;
+        self.commands = 0;
+    }
+
+    /// Runs one plain command under the hold; `now_ms` is its clock (see
+    /// [`clock::unix_ms_at`]). Clients blocked on what it wrote are served right after it,
+    /// as Redis serves them after each command.
+    pub fn execute_at(
+        &mut self,
+        client: ClientView,
+        cmd: &CommandSpec,
+        argv: &[Bytes],
+        now_ms: u64,
+    ) -> Reply {
+        if self.commands >= HOLD_MAX_COMMANDS {
+            self.release();
+        }
+        let engine = self.engine;
+        let batch = self.batch.get_or_insert_with(|| engine.batch());
+        batch.now_ms = Some(now_ms);
+        let reply = batch.execute(client, cmd, argv);
+        if !batch.ready.is_empty() {
+            batch.serve_blocked();
+        }
+        self.commands += 1;
+        reply
+    }
 }
 
 /// The engine lock held across one or more commands (one command, or a whole EXEC): the
