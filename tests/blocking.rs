@@ -107,3 +107,33 @@ fn sort_store_wakes_blpop_and_fails_a_watching_exec() {
     watcher.cmd_str("PING");
     assert_eq!(watcher.cmd_str("EXEC"), Value::NullArray);
 }
+
+/// A pipeline that pushes then pops, while another client waits on the list: the waiter is
+/// served right after the push (before the pop runs), as redis-server does — although
+/// respgate runs a pipeline's commands under one engine lock.
+#[test]
+fn a_waiter_is_served_between_two_commands_of_one_pipeline_as_in_redis() {
+    let redis = common::redis_server::RedisServer::start();
+    let gate = Respgate::start();
+    for addr in [redis.addr(), gate.addr.clone()] {
+        let mut waiter = Conn::connect(&addr);
+        let mut pipeline = Conn::connect(&addr);
+        waiter.send(&[b"BLPOP", b"q", b"0"]);
+        std::thread::sleep(Duration::from_millis(100));
+        let mut batch = Vec::new();
+        batch.extend(Conn::encode(&[b"RPUSH".as_slice(), b"q", b"a"]));
+        batch.extend(Conn::encode(&[b"LPOP".as_slice(), b"q"]));
+        batch.extend(Conn::encode(&[b"RPUSH".as_slice(), b"q", b"b"]));
+        batch.extend(Conn::encode(&[b"LRANGE".as_slice(), b"q", b"0", b"-1"]));
+        pipeline.send_raw(&batch).unwrap();
+        assert_eq!(pipeline.read(), Value::Int(1), "{addr}");
+        assert_eq!(pipeline.read(), Value::NullBulk, "{addr}");
+        assert_eq!(pipeline.read(), Value::Int(1), "{addr}");
+        assert_eq!(pipeline.read(), Value::Array(vec![bulk("b")]), "{addr}");
+        assert_eq!(
+            waiter.read(),
+            Value::Array(vec![bulk("q"), bulk("a")]),
+            "{addr}"
+        );
+    }
+}
