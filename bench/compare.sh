@@ -10,7 +10,7 @@
 #   rcproxy     rcproxy (crates.io clia-rcproxy 2.2.1, Rust) in its standalone proxy mode
 #               (cache_type = "redis", one server, thread = 1), forwarding to the same
 #               redis-server; build it with bench/build_other_proxy.sh
-#   embedded    respgate's embedded engine
+#   embedded    respgate's embedded engine (default config: one worker thread, as Redis)
 # redis-benchmark SET GET INCR LPUSH MSET, -c clients, -P 1 and -P 16; prints the median
 # ops/s of the rounds and each target's ratio to direct Redis.
 # Usage: bench/compare.sh [requests=200000] [clients=50] [rounds=3]

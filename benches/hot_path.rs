@@ -44,6 +44,22 @@ fn parse_pipeline_of_16(bencher: divan::Bencher) {
     });
 }
 
+/// The same, as a connection parses: into one argument vector reused for every command.
+#[divan::bench]
+fn parse_pipeline_of_16_into_one_vector(bencher: divan::Bencher) {
+    let input = pipeline();
+    let mut argv = Vec::new();
+    bencher.bench_local(|| {
+        let mut parser = RequestParser::new(ParserLimits::default());
+        parser.buffer_mut().extend_from_slice(&input);
+        let mut n = 0;
+        while let Ok(true) = parser.next_command_into(&mut argv) {
+            n += argv.len();
+        }
+        divan::black_box(n)
+    });
+}
+
 /// A tenant's MSET of 4 keys: every key gets the prefix.
 #[divan::bench]
 fn namespace_plan_mset_4_keys(bencher: divan::Bencher) {
