@@ -102,6 +102,12 @@ impl ClientHandle {
         }
     }
 
+    /// The connection task ended: its waker goes (a handle others still hold must not
+    /// keep the finished task's memory).
+    pub fn forget_waker(&self) {
+        self.waker.lock().take();
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         self.signals.load(Ordering::Acquire) & SHUTDOWN != 0
     }

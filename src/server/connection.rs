@@ -387,6 +387,7 @@ pub async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr, counte
     // its output buffer, say). Plain TCP shuts down at once.
     let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, wr.shutdown()).await;
     crate::metrics::handles().connected_clients.decrement(1.0);
+    handle.forget_waker();
     if handle.was_over_output_limit() {
         why = Disconnect::OutputBufferLimit;
     } else if handle.is_killed() && why == Disconnect::Closed {
