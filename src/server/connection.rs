@@ -130,18 +130,23 @@ pub async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr, counte
     'conn: loop {
         // Commands this read brought (pipeline depth).
         let mut depth = 0u32;
-        // Run every complete command already buffered, in order, stopping for each wait.
-        let mut step = run_buffered(
-            &shared,
-            &handle,
-            &mut session,
-            &mut parser,
-            &mut argv,
-            &mut out,
-            &mut depth,
-        );
+        // Run every complete command already buffered, in order, stopping for each wait
+        // (`next`: what the wait just finished says to do; None: run on).
+        let mut next: Option<Step> = None;
         loop {
-            step = match step {
+            let step = match next.take() {
+                Some(step) => step,
+                None => run_buffered(
+                    &shared,
+                    &handle,
+                    &mut session,
+                    &mut parser,
+                    &mut argv,
+                    &mut out,
+                    &mut depth,
+                ),
+            };
+            next = match step {
                 Step::Done => break,
                 Step::RetryAfterDrain => {
                     // It goes to another backend connection: its predecessors' replies
@@ -166,18 +171,7 @@ pub async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr, counte
                         let mut hold = EngineHold::new(&shared.engine);
                         handled = session.handle(&argv, &mut out, &mut hold);
                     }
-                    match after_command(&shared, &handle, &mut session, &mut argv, &out, handled) {
-                        Some(step) => step,
-                        None => run_buffered(
-                            &shared,
-                            &handle,
-                            &mut session,
-                            &mut parser,
-                            &mut argv,
-                            &mut out,
-                            &mut depth,
-                        ),
-                    }
+                    after_command(&shared, &handle, &mut session, &mut argv, &out, handled)
                 }
                 Step::Blocked(mut pending) => {
                     // Blocked: send what is ready, then hold the rest of the pipeline
@@ -210,18 +204,7 @@ pub async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr, counte
                             break 'conn;
                         }
                     }
-                    match wait_needed(&shared, &handle, &session, &out) {
-                        Some(step) => step,
-                        None => run_buffered(
-                            &shared,
-                            &handle,
-                            &mut session,
-                            &mut parser,
-                            &mut argv,
-                            &mut out,
-                            &mut depth,
-                        ),
-                    }
+                    wait_needed(&shared, &handle, &session, &out)
                 }
                 Step::DrainOwed => {
                     session.flush_counts();
@@ -239,19 +222,7 @@ pub async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr, counte
                     {
                         break 'conn;
                     }
-                    if out.len() >= FLUSH_AT && session.pending.is_empty() {
-                        Step::WriteOut
-                    } else {
-                        run_buffered(
-                            &shared,
-                            &handle,
-                            &mut session,
-                            &mut parser,
-                            &mut argv,
-                            &mut out,
-                            &mut depth,
-                        )
-                    }
+                    (out.len() >= FLUSH_AT && session.pending.is_empty()).then_some(Step::WriteOut)
                 }
                 Step::WriteOut => {
                     session.flush_counts();
@@ -261,15 +232,7 @@ pub async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr, counte
                     {
                         break 'conn;
                     }
-                    run_buffered(
-                        &shared,
-                        &handle,
-                        &mut session,
-                        &mut parser,
-                        &mut argv,
-                        &mut out,
-                        &mut depth,
-                    )
+                    None
                 }
                 Step::OverOutputLimit => break 'conn,
                 Step::ProtocolError(e) => {
