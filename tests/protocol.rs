@@ -404,3 +404,37 @@ fn pipelined_commands_are_counted_before_anything_shows_the_counts() {
         "{list}"
     );
 }
+
+/// CONFIG RESETSTAT zeroes INFO stats' counters as redis-server does (compared with one).
+#[test]
+fn config_resetstat_zeroes_the_stats_as_redis_does() {
+    let redis = common::redis_server::RedisServer::start();
+    let gate = Respgate::start();
+    let field = |info: &Value, name: &str| -> String {
+        let text = String::from_utf8_lossy(info.as_bytes().expect("bulk")).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")).map(str::to_owned))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    let names = [
+        "keyspace_hits",
+        "keyspace_misses",
+        "total_commands_processed",
+        "total_connections_received",
+    ];
+    let mut seen = Vec::new();
+    for addr in [redis.addr(), gate.addr.clone()] {
+        let mut c = Conn::connect(&addr);
+        c.cmd_str("SET k v");
+        c.cmd_str("GET k");
+        c.cmd_str("GET nothing");
+        let before = c.cmd_str("INFO stats");
+        assert_eq!(field(&before, "keyspace_hits"), "1", "{addr}");
+        assert_eq!(field(&before, "keyspace_misses"), "1", "{addr}");
+        assert_eq!(c.cmd_str("CONFIG RESETSTAT"), Value::Simple("OK".into()));
+        let after = c.cmd_str("INFO stats");
+        seen.push(names.map(|n| field(&after, n)));
+    }
+    assert_eq!(seen[0], seen[1], "redis-server, respgate: {names:?}");
+    assert_eq!(seen[1][0], "0");
+}
