@@ -137,3 +137,32 @@ fn a_waiter_is_served_between_two_commands_of_one_pipeline_as_in_redis() {
         );
     }
 }
+
+/// Commands pipelined behind a blocking command run on the clock of when they run, not of
+/// when the pipeline arrived: a PX set after a 1 s BLPOP timeout still has its 500 ms.
+#[test]
+fn commands_behind_a_block_see_the_time_they_run_at() {
+    let redis = common::redis_server::RedisServer::start();
+    let gate = Respgate::start();
+    for addr in [redis.addr(), gate.addr.clone()] {
+        let mut c = Conn::connect(&addr);
+        assert_eq!(c.cmd_str("SET warm up"), Value::Simple("OK".into()));
+        let mut batch = Vec::new();
+        batch.extend(Conn::encode(&[b"BLPOP".as_slice(), b"nothing", b"1"]));
+        batch.extend(Conn::encode(&[
+            b"SET".as_slice(),
+            b"k",
+            b"v",
+            b"PX",
+            b"500",
+        ]));
+        batch.extend(Conn::encode(&[b"PTTL".as_slice(), b"k"]));
+        c.send_raw(&batch).unwrap();
+        assert_eq!(c.read(), Value::NullArray, "{addr}");
+        assert_eq!(c.read(), Value::Simple("OK".into()), "{addr}");
+        match c.read() {
+            Value::Int(ms) => assert!((400..=500).contains(&ms), "{addr}: PTTL {ms}"),
+            other => panic!("{addr}: PTTL {other:?}"),
+        }
+    }
+}

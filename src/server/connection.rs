@@ -133,7 +133,13 @@ pub async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr, counte
         // Run every complete command already buffered, in order, stopping for each wait
         // (`next`: what the wait just finished says to do; None: run on).
         let mut next: Option<Step> = None;
+        let mut waited = false;
         loop {
+            if std::mem::take(&mut waited) {
+                // The next command's clock and timing start now, not before the wait (the
+                // engine takes its time from this reading).
+                session.last_read = std::time::Instant::now();
+            }
             let step = match next.take() {
                 Some(step) => step,
                 None => run_buffered(
@@ -146,6 +152,7 @@ pub async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr, counte
                     &mut depth,
                 ),
             };
+            waited = !matches!(step, Step::Done);
             next = match step {
                 Step::Done => break,
                 Step::RetryAfterDrain => {

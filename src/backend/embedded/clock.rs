@@ -47,6 +47,12 @@ fn micros(d: std::time::Duration) -> u64 {
     d.as_secs() * 1_000_000 + u64::from(d.subsec_micros())
 }
 
+/// Sets the clock's origin (the engine does at start; until then, instants before the
+/// first use read as that first use).
+pub fn start() {
+    anchor();
+}
+
 /// Unix milliseconds at the monotonic instant `t` (not before the clock was first used).
 pub fn unix_ms_at(t: Instant) -> u64 {
     let a = anchor();

@@ -324,6 +324,7 @@ pub fn unix_ms() -> u64 {
 
 impl Engine {
     pub fn new(config: &EmbeddedConfig) -> Engine {
+        clock::start();
         Engine {
             state: Mutex::new(State {
                 dbs: (0..config.databases).map(|_| Db::default()).collect(),
