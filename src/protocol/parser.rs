@@ -14,8 +14,11 @@ use bytes::{Buf, Bytes, BytesMut};
 const MAX_HEADER_LINE: usize = 64 * 1024;
 /// Commands with more arguments than this skip the one-slice path.
 const WHOLE_MAX_ARGS: i64 = 128;
-/// Most commands cut from the buffer in one run (bounds the run's bookkeeping).
-const RUN_MAX_COMMANDS: usize = 256;
+/// Most commands cut from the buffer in one run, and most of their arguments (a run's
+/// bookkeeping stays a few KiB per connection whatever a client pipelines; one reference
+/// count shared by 64 commands is already nearly free).
+const RUN_MAX_COMMANDS: usize = 64;
+const RUN_MAX_ARGS: usize = 512;
 /// Reads go into at least this much free buffer space.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -309,7 +312,7 @@ impl RequestParser {
         self.cuts.clear();
         self.next_cut = 0;
         let mut at = 0;
-        while self.cuts.len() < RUN_MAX_COMMANDS {
+        while self.cuts.len() < RUN_MAX_COMMANDS && self.spans.len() < RUN_MAX_ARGS {
             let first = self.spans.len();
             let Some((end, canonical)) = whole_multibulk_at(buf, at, &self.limits, &mut self.spans)
             else {

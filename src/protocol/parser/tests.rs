@@ -299,3 +299,26 @@ fn a_run_of_buffered_commands_is_handed_out_in_order_with_its_frames() {
     );
     assert_eq!(p.buffered(), 0);
 }
+
+#[test]
+fn a_run_keeps_its_bookkeeping_small_whatever_is_pipelined() {
+    // 100 commands of 100 arguments each, all buffered at once.
+    let mut input = Vec::new();
+    for _ in 0..100 {
+        input.extend_from_slice(b"*100\r\n");
+        for _ in 0..100 {
+            input.extend_from_slice(b"$1\r\nx\r\n");
+        }
+    }
+    let mut p = RequestParser::new(ParserLimits::default());
+    p.buffer_mut().extend_from_slice(&input);
+    let mut argv = Vec::new();
+    let mut seen = 0;
+    while p.next_command_into(&mut argv).unwrap() {
+        assert_eq!(argv.len(), 100);
+        seen += 1;
+        assert!(p.spans.capacity() <= 2 * (RUN_MAX_ARGS + WHOLE_MAX_ARGS as usize));
+        assert!(p.cuts.capacity() <= 2 * RUN_MAX_COMMANDS);
+    }
+    assert_eq!(seen, 100);
+}
