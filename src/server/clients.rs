@@ -96,9 +96,11 @@ impl ClientHandle {
 
     fn raise(&self, bit: u8) {
         self.signals.fetch_or(bit, Ordering::AcqRel);
-        // Set before the waker is taken: a poll that finds no waker sees the bit.
-        if let Some(w) = self.waker.lock().take() {
-            w.wake();
+        // Set before the waker is read: a poll that registers after this sees the bit. The
+        // waker stays: a signal future that registered it before (and so does not again)
+        // must still be woken by a later, different signal.
+        if let Some(w) = self.waker.lock().as_ref() {
+            w.wake_by_ref();
         }
     }
 
@@ -259,5 +261,43 @@ impl ClientRegistry {
     /// Snapshot of all clients in id order.
     pub fn snapshot(&self) -> Vec<Arc<ClientHandle>> {
         self.clients.lock().values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_kill_after_the_shutdown_notice_still_wakes_the_kill_future() {
+        let registry = Arc::new(ClientRegistry::default());
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let reg = registry.register(addr, addr);
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut killed = reg.handle.signalled(KILLED);
+        let mut killed = Pin::new(&mut killed);
+        assert!(killed.as_mut().poll(&mut cx).is_pending());
+        registry.shut_down_all();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(reg.handle.is_shutting_down());
+        // Same waker: the future does not register again, yet the kill must wake it.
+        assert!(killed.as_mut().poll(&mut cx).is_pending());
+        reg.handle.kill();
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert!(killed.as_mut().poll(&mut cx).is_ready());
+        // A client registered after the notice is told at once.
+        let late = registry.register(addr, addr);
+        assert!(late.handle.is_shutting_down());
     }
 }
