@@ -126,6 +126,23 @@ pub async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr, counte
 
     // One argument vector for every command of the connection (no allocation per command).
     let mut argv: Vec<Bytes> = Vec::with_capacity(8);
+    // Waits for every reply owed to the client (forwarding) with the connection's own
+    // borrows; true: the client went away meanwhile.
+    macro_rules! drain_owed {
+        () => {
+            drain(
+                &shared,
+                &handle,
+                &mut killed,
+                &mut session,
+                &mut rd,
+                &mut parser,
+                &mut out,
+            )
+            .await
+            .is_err()
+        };
+    }
 
     'conn: loop {
         // Commands this read brought (pipeline depth).
@@ -161,18 +178,7 @@ pub async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr, counte
                     let mut handled = Handled::RetryAfterDrain;
                     while let Handled::RetryAfterDrain = handled {
                         session.flush_counts();
-                        if drain(
-                            &shared,
-                            &handle,
-                            &mut killed,
-                            &mut session,
-                            &mut rd,
-                            &mut parser,
-                            &mut out,
-                        )
-                        .await
-                        .is_err()
-                        {
+                        if drain_owed!() {
                             break 'conn;
                         }
                         let mut hold = EngineHold::new(&shared.engine);
@@ -215,18 +221,7 @@ pub async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr, counte
                 }
                 Step::DrainOwed => {
                     session.flush_counts();
-                    if drain(
-                        &shared,
-                        &handle,
-                        &mut killed,
-                        &mut session,
-                        &mut rd,
-                        &mut parser,
-                        &mut out,
-                    )
-                    .await
-                    .is_err()
-                    {
+                    if drain_owed!() {
                         break 'conn;
                     }
                     (out.len() >= FLUSH_AT && session.pending.is_empty()).then_some(Step::WriteOut)
@@ -248,18 +243,7 @@ pub async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr, counte
                     shared.stats.protocol_error();
                     why = Disconnect::ProtocolError;
                     debug!(client = %peer, error = %e, "protocol error, closing");
-                    if drain(
-                        &shared,
-                        &handle,
-                        &mut killed,
-                        &mut session,
-                        &mut rd,
-                        &mut parser,
-                        &mut out,
-                    )
-                    .await
-                    .is_err()
-                    {
+                    if drain_owed!() {
                         break 'conn;
                     }
                     out.extend_from_slice(b"-");
@@ -277,19 +261,7 @@ pub async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr, counte
         }
         // About to wait (for the backend, the client's socket or its next bytes).
         session.flush_counts();
-        if !session.pending.is_empty()
-            && drain(
-                &shared,
-                &handle,
-                &mut killed,
-                &mut session,
-                &mut rd,
-                &mut parser,
-                &mut out,
-            )
-            .await
-            .is_err()
-        {
+        if !session.pending.is_empty() && drain_owed!() {
             break;
         }
         // The forwarded replies just counted.
