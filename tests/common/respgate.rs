@@ -142,6 +142,19 @@ impl Drop for Respgate {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            // A failing test shows what respgate logged last (tests that read `logs`
+            // themselves have taken their lines already). The reader ends at the pipe's EOF.
+            let mut lines = Vec::new();
+            while let Ok(line) = self.logs.recv_timeout(Duration::from_millis(500)) {
+                lines.push(line);
+            }
+            let shown = lines.len().min(80);
+            eprintln!("--- respgate {}: its last {shown} log lines ---", self.addr);
+            for line in &lines[lines.len() - shown..] {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 
