@@ -127,11 +127,12 @@ impl LatencyBuckets {
     }
 
     fn record(&self, took: Duration) {
-        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        let buckets = self
-            .0
-            .get_or_init(|| (0..LATENCY_BUCKETS).map(|_| AtomicU64::new(0)).collect());
-        buckets[Self::index(nanos)].fetch_add(1, Ordering::Relaxed);
+        self.add(Self::bucket_of(took), 1);
+    }
+
+    /// The bucket a command that took `took` counts in.
+    fn bucket_of(took: Duration) -> usize {
+        Self::index(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX))
     }
 
     /// The given percentiles in microseconds (None before the first call).
@@ -439,8 +440,7 @@ impl CommandTally {
         e.calls += 1;
         e.usec += took.as_micros() as u64;
         e.failed += u64::from(verdict.is_err());
-        let bucket =
-            LatencyBuckets::index(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX)) as u32;
+        let bucket = LatencyBuckets::bucket_of(took) as u32;
         match e.buckets[..e.used_buckets]
             .iter_mut()
             .find(|(b, _)| *b == bucket)

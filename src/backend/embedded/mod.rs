@@ -265,11 +265,12 @@ pub fn handler_for(cmd: &CommandSpec) -> Option<Handler> {
         });
         return by_ordinal.get(i).copied().flatten();
     }
+    // Subcommands by their entry's address.
     static BY_SPEC: OnceLock<rustc_hash::FxHashMap<usize, Handler>> = OnceLock::new();
     let by_spec = BY_SPEC.get_or_init(|| {
         let mut m = rustc_hash::FxHashMap::default();
         for top in crate::command::table::all() {
-            for spec in std::iter::once(top).chain(top.subcommands.iter()) {
+            for spec in top.subcommands {
                 if let Some(h) = handlers().get(spec.name) {
                     m.insert(spec as *const CommandSpec as usize, *h);
                 }
