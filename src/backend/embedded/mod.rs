@@ -601,12 +601,22 @@ impl Engine {
     /// The engine lock. A script may hold it for long: meanwhile the waiting thread hands
     /// its tokio worker's other connections to another thread, so they still get BUSY and
     /// SCRIPT KILL still gets in.
+    /// The engine lock. A worker thread never blocks on it for long: after a short wait
+    /// (other commands hold it for microseconds) the wait is handed off the runtime
+    /// (`in_place`), so a long holder — a running script, even one that took the lock and
+    /// has not yet marked itself running — cannot stop the other connections (with one
+    /// worker thread, the default for the embedded engine, it would stop all of them, SCRIPT
+    /// KILL included).
     fn lock_state(&self) -> MutexGuard<'_, State> {
-        match self.state.try_lock() {
-            Some(guard) => guard,
-            None if self.script_run.running() => in_place(|| self.state.lock()),
-            None => self.state.lock(),
+        if let Some(guard) = self.state.try_lock() {
+            return guard;
         }
+        if !self.script_run.running()
+            && let Some(guard) = self.state.try_lock_for(LOCK_SPIN)
+        {
+            return guard;
+        }
+        in_place(|| self.state.lock())
     }
 
     /// Takes the engine lock for one or more commands (EXEC runs its whole queue in one).
@@ -722,11 +732,9 @@ impl Engine {
         let budget = Duration::from_micros(250_000 / self.hz.max(1) as u64);
         let start = std::time::Instant::now();
         let mut total = 0;
-        // Never wait behind a running script: the next cycle will do.
-        let mut state = match self.state.try_lock() {
-            Some(guard) => guard,
-            None if self.script_run.running() => return,
-            None => self.state.lock(),
+        // Never wait long (behind a running script, say): the next cycle will do.
+        let Some(mut state) = self.state.try_lock_for(LOCK_SPIN) else {
+            return;
         };
         let now = unix_ms();
         let keep_names = self.aof_enabled()
@@ -821,6 +829,10 @@ pub enum Blocking {
         timeout: Option<Duration>,
     },
 }
+
+/// How long a worker thread waits for the engine lock before it hands the wait off the
+/// runtime (see `Engine::lock_state`).
+const LOCK_SPIN: Duration = Duration::from_millis(1);
 
 /// Most commands run under one hold before the lock is let go and taken again (so that
 /// clients on other worker threads wait for at most this many).
