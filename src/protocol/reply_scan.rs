@@ -112,14 +112,31 @@ impl ReplyScanner {
 fn find_crlf(buf: &[u8], from: usize) -> Result<Option<usize>, ScanError> {
     let hay = buf.get(from..).unwrap_or_default();
     let limit = hay.len().min(MAX_LINE + 1);
-    match hay[..limit].windows(2).position(|w| w == b"\r\n") {
-        Some(i) => Ok(Some(from + i)),
-        None if hay.len() > MAX_LINE => Err(ScanError::LineTooLong),
-        None => Ok(None),
+    // Lines are short (headers, simple replies): a plain scan for CR beats comparing pairs.
+    let mut at = 0;
+    while let Some(i) = hay[at..limit].iter().position(|&b| b == b'\r') {
+        let cr = at + i;
+        if hay.get(cr + 1) == Some(&b'\n') && cr + 1 < limit {
+            return Ok(Some(from + cr));
+        }
+        at = cr + 1;
+    }
+    if hay.len() > MAX_LINE {
+        Err(ScanError::LineTooLong)
+    } else {
+        Ok(None)
     }
 }
 
 fn parse_len(line: &[u8]) -> Result<i64, ScanError> {
+    // Nearly every length is a few plain digits or a null's -1: read them without the text
+    // round trip.
+    if line == b"-1" {
+        return Ok(-1);
+    }
+    if !line.is_empty() && line.len() <= 18 && line.iter().all(u8::is_ascii_digit) {
+        return Ok(line.iter().fold(0i64, |n, &d| n * 10 + i64::from(d - b'0')));
+    }
     let bad = || ScanError::BadLength(String::from_utf8_lossy(line).into_owned());
     let text = std::str::from_utf8(line).map_err(|_| bad())?;
     let n: i64 = text.parse().map_err(|_| bad())?;
@@ -233,6 +250,22 @@ mod tests {
         for chunk in [1, 2, 3, 7, 13] {
             assert_eq!(frames(STREAM, chunk), whole, "chunk {chunk}");
         }
+    }
+
+    #[test]
+    fn finds_line_ends_past_a_lone_cr_and_reads_lengths_exactly() {
+        let mut s = ReplyScanner::new();
+        assert_eq!(s.scan(b"+a\rb\r\n:1\r\n"), Ok(Some(6)));
+        assert_eq!(s.scan(b"+a\r"), Ok(None));
+        let mut s = ReplyScanner::new();
+        assert_eq!(s.scan(b"$-1\r\n"), Ok(Some(5)));
+        assert_eq!(s.scan(b"$12\r\n0123456789\r\n\r\n"), Ok(Some(19)));
+        assert_eq!(s.scan(b"$010\r\n0123456789\r\n"), Ok(Some(18)));
+        let mut s = ReplyScanner::new();
+        assert!(matches!(
+            s.scan(b"$99999999999999999999\r\n"),
+            Err(ScanError::BadLength(_))
+        ));
     }
 
     #[test]

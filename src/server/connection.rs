@@ -661,11 +661,11 @@ async fn drain<K: std::future::Future<Output = ()>>(
         let (used, errors) = st.take_replies(1 + following, out);
         st.settled(used);
         let mut verdicts = Verdicts::new(&out[start..], errors);
-        let now = std::time::Instant::now();
-        record_forwarded_at(session, cmd, verdicts.next(), now);
+        let mut clock = ReplyClock::new();
+        record_forwarded_at(session, cmd, verdicts.next(), &mut clock);
         for _ in 1..used {
             if let Some(Slot::Remote { cmd, .. }) = session.pending.pop_front() {
-                record_forwarded_at(session, cmd, verdicts.next(), now);
+                record_forwarded_at(session, cmd, verdicts.next(), &mut clock);
             }
         }
     }
@@ -675,27 +675,54 @@ async fn drain<K: std::future::Future<Output = ()>>(
 /// Counts and times a forwarded command now that its reply is here.
 fn record_forwarded(
     session: &mut Session,
-    cmd: Option<(&'static str, std::time::Instant)>,
+    cmd: Option<(&'static crate::command::CommandSpec, std::time::Instant)>,
     verdict: Verdict,
 ) {
-    record_forwarded_at(session, cmd, verdict, std::time::Instant::now());
+    record_forwarded_at(session, cmd, verdict, &mut ReplyClock::new());
+}
+
+/// One clock reading that times a chunk of forwarded replies. A pipeline's commands share
+/// their start (the read that brought them), so their time is worked out once.
+struct ReplyClock {
+    now: std::time::Instant,
+    last: Option<(std::time::Instant, std::time::Duration)>,
+}
+
+impl ReplyClock {
+    fn new() -> ReplyClock {
+        ReplyClock {
+            now: std::time::Instant::now(),
+            last: None,
+        }
+    }
+
+    fn took(&mut self, started: std::time::Instant) -> std::time::Duration {
+        match self.last {
+            Some((at, took)) if at == started => took,
+            _ => {
+                let took = self.now.saturating_duration_since(started);
+                self.last = Some((started, took));
+                took
+            }
+        }
+    }
 }
 
 /// [`record_forwarded`] with the clock already read (one read for a chunk of replies).
 fn record_forwarded_at(
     session: &mut Session,
-    cmd: Option<(&'static str, std::time::Instant)>,
+    cmd: Option<(&'static crate::command::CommandSpec, std::time::Instant)>,
     verdict: Verdict,
-    now: std::time::Instant,
+    clock: &mut ReplyClock,
 ) {
-    if let Some((name, started)) = cmd {
-        let took = now.saturating_duration_since(started);
-        session.tally_forwarded(name, took, verdict);
+    if let Some((spec, started)) = cmd {
+        let took = clock.took(started);
+        session.tally_forwarded(spec, took, verdict);
         if session.shared.slowlog.is_slow(took) {
             // A forwarded command's arguments are not kept while it is in flight (that
             // would cost every command a copy): its entry names the command only.
             let args = [
-                bytes::Bytes::from_static(name.as_bytes()),
+                bytes::Bytes::from_static(spec.name.as_bytes()),
                 bytes::Bytes::from_static(b"(arguments of forwarded commands are not kept)"),
             ];
             session.log_slow(&args, took);

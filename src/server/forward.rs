@@ -62,7 +62,7 @@ pub enum Slot {
         unwrap: Option<Box<super::forward_ttl::Unwrap>>,
         /// The client's command (table name) and when it arrived, counted and timed when
         /// its reply is handed on.
-        cmd: Option<(&'static str, Instant)>,
+        cmd: Option<(&'static CommandSpec, Instant)>,
         /// CLIENT REPLY OFF/SKIP: the reply is taken and dropped.
         discard: bool,
     },
@@ -72,7 +72,7 @@ pub enum Slot {
     Deferred(
         Box<Deferred>,
         Option<crate::policy::namespace::Shape>,
-        Option<(&'static str, Instant)>,
+        Option<(&'static CommandSpec, Instant)>,
         Option<Arc<BackendUser>>,
     ),
 }

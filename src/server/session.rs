@@ -56,7 +56,7 @@ pub struct Session {
     pub last_read: Instant,
     /// The command being dispatched (its table name) and when it arrived: a forwarded
     /// command's slot keeps them to time and count it when its reply comes.
-    pub current: Option<(&'static str, Instant)>,
+    pub current: Option<(&'static CommandSpec, Instant)>,
     /// The tenants reload this session's identity was resolved against.
     tenants_generation: u64,
     /// The tenant this client acts as (None: no tenants configured, or the admin user).
@@ -171,10 +171,15 @@ impl Session {
     }
 
     /// A forwarded command's reply came back: it counts in INFO commandstats.
-    pub fn tally_forwarded(&mut self, name: &'static str, took: Duration, verdict: Verdict) {
-        self.tally.record_named(
+    pub fn tally_forwarded(
+        &mut self,
+        spec: &'static CommandSpec,
+        took: Duration,
+        verdict: Verdict,
+    ) {
+        self.tally.record_forwarded(
             &self.shared.cmdstats,
-            name,
+            spec,
             self.tenant.as_deref(),
             took,
             verdict,
@@ -454,7 +459,7 @@ impl Session {
         {
             self.feed_monitors(argv);
         }
-        self.current = Some((effective.name, started));
+        self.current = Some((effective, started));
         let outcome = if forwarding {
             self.forward(spec, argv)
         } else {

@@ -393,16 +393,16 @@ impl CommandTally {
     }
 
     /// A forwarded command whose reply came (counted in total_commands when it was sent,
-    /// see [`CommandTally::count_forwarded`]), by its table name.
-    pub fn record_named(
+    /// see [`CommandTally::count_forwarded`]).
+    pub fn record_forwarded(
         &mut self,
         stats: &CommandStats,
-        name: &'static str,
+        spec: &'static CommandSpec,
         tenant: Option<&Tenant>,
         took: Duration,
         verdict: Verdict,
     ) {
-        self.add(stats, stats.index_of(name), tenant, took, verdict);
+        self.add(stats, stats.index_of_spec(spec), tenant, took, verdict);
     }
 
     fn add(
