@@ -2,10 +2,10 @@
 # Side-by-side throughput on one machine, in one run, alternating targets round by round:
 #   redis       redis-server, direct
 #   fwd         respgate forwarding to that redis-server (standalone mode), default threads
-#               (one per core)
-#   fwd1        the same with [server] worker_threads = 1: on this 2-core machine, where
-#               redis-server and redis-benchmark need the cores too, one thread (like
-#               twemproxy's single event loop) spends the least CPU per request
+#               (one per core but one, at least one: 1 on a 2-core machine, like
+#               twemproxy's single event loop)
+#   fwdcores    the same with [server] worker_threads = one per core (what the default
+#               was until 2026-12-06)
 #   twemproxy   twemproxy (Debian's nutcracker) forwarding to the same redis-server
 #   rcproxy     rcproxy (crates.io clia-rcproxy 2.2.1, Rust) in its standalone proxy mode
 #               (cache_type = "redis", one server, thread = 1), forwarding to the same
@@ -26,7 +26,7 @@ ROUNDS=${3:-3}
 TESTS="set,get,incr,lpush,mset"
 cargo build --release -q
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-RP=$(free_port); FP=$(free_port); F1P=$(free_port); EP=$(free_port); TP=$(free_port); XP=$(free_port)
+RP=$(free_port); FP=$(free_port); FCP=$(free_port); EP=$(free_port); TP=$(free_port); XP=$(free_port)
 WORK=$(mktemp -d)
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -42,13 +42,13 @@ address = "127.0.0.1:$RP"
 CONF
 target/release/respgate --config "$WORK/fwd.toml" --log-level warn &
 PIDS+=($!)
-sed -e "s/:$FP\"/:$F1P\"/" -e 's/^metrics_listen = ""/metrics_listen = ""\nworker_threads = 1/' \
-  "$WORK/fwd.toml" > "$WORK/fwd1.toml"
-target/release/respgate --config "$WORK/fwd1.toml" --log-level warn &
+sed -e "s/:$FP\"/:$FCP\"/" -e "s/^metrics_listen = \"\"/metrics_listen = \"\"\nworker_threads = $(nproc)/" \
+  "$WORK/fwd.toml" > "$WORK/fwdcores.toml"
+target/release/respgate --config "$WORK/fwdcores.toml" --log-level warn &
 PIDS+=($!)
 target/release/respgate --listen "127.0.0.1:$EP" --metrics-listen "" --log-level warn &
 PIDS+=($!)
-TARGETS="redis:$RP fwd:$FP fwd1:$F1P"
+TARGETS="redis:$RP fwd:$FP fwdcores:$FCP"
 NUTCRACKER=$(command -v nutcracker || ls /usr/sbin/nutcracker 2>/dev/null || true)
 if [ -n "$NUTCRACKER" ]; then
   cat > "$WORK/nutcracker.yml" <<CONF
