@@ -60,8 +60,8 @@ pub enum Slot {
         strip: Option<crate::policy::namespace::Shape>,
         /// The reply is an EXEC array holding TTL fix-ups next to the client's replies.
         unwrap: Option<Box<super::forward_ttl::Unwrap>>,
-        /// The client's command (table name) and when it arrived, counted and timed when
-        /// its reply is handed on.
+        /// The client's command (its table entry) and when it arrived, counted and timed
+        /// when its reply is handed on.
         cmd: Option<(&'static CommandSpec, Instant)>,
         /// CLIENT REPLY OFF/SKIP: the reply is taken and dropped.
         discard: bool,

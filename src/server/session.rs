@@ -54,7 +54,7 @@ pub struct Session {
     pub remote: Option<RemoteState>,
     /// When the connection task last received bytes.
     pub last_read: Instant,
-    /// The command being dispatched (its table name) and when it arrived: a forwarded
+    /// The command being dispatched (its table entry) and when it arrived: a forwarded
     /// command's slot keeps them to time and count it when its reply comes.
     pub current: Option<(&'static CommandSpec, Instant)>,
     /// The tenants reload this session's identity was resolved against.
