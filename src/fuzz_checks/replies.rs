@@ -1,7 +1,9 @@
 //! Fuzz check of namespace rewriting on the way out: any reply (a made-up value, or any raw
 //! bytes as a backend reply) of any shape is stripped without a panic; lists of keys lose
 //! the prefix and drop foreign keys; a raw RESP3 reply strips exactly like its value; a
-//! message published on a tenant's channel reaches it under the tenant's name.
+//! message published on a tenant's channel reaches it under the tenant's name. Also the
+//! cutter every forwarded reply goes through (`ReplyScanner`): any bytes cut the same
+//! whether they arrive at once or read by read, and an encoded reply is exactly one frame.
 
 use bytes::{Bytes, BytesMut};
 
@@ -10,6 +12,7 @@ use crate::policy::replies::{
     strip, strip_confirmation, strip_message, strip_raw, strip_raw_message,
 };
 use crate::policy::{Namespace, Shape};
+use crate::protocol::reply_scan::{ReplyScanner, ScanError};
 use crate::protocol::{Protocol, Reply};
 
 const SHAPES: &[Shape] = &[
@@ -68,6 +71,34 @@ fn items(input: &mut Input, ns: &Namespace, depth: usize) -> Vec<Reply> {
     (0..n).map(|_| reply(input, ns, depth + 1)).collect()
 }
 
+/// Cuts `bytes` into whole frames as the backend reader does, the bytes arriving `read`
+/// at a time into a buffer that loses each frame once it is cut: the frames' lengths,
+/// and the error that stopped the cutting, if any.
+fn cut_frames(bytes: &[u8], read: usize) -> (Vec<usize>, Option<ScanError>) {
+    let mut scanner = ReplyScanner::new();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut frames = Vec::new();
+    for piece in bytes.chunks(read.max(1)) {
+        buf.extend_from_slice(piece);
+        loop {
+            match scanner.scan(&buf) {
+                Ok(Some(n)) => {
+                    assert!(
+                        n > 0 && n <= buf.len(),
+                        "frame of {n} in {} bytes",
+                        buf.len()
+                    );
+                    frames.push(n);
+                    buf.drain(..n);
+                }
+                Ok(None) => break,
+                Err(e) => return (frames, Some(e)),
+            }
+        }
+    }
+    (frames, None)
+}
+
 fn encode(r: &Reply, proto: Protocol) -> Bytes {
     let mut out = BytesMut::new();
     r.encode(proto, &mut out);
@@ -84,10 +115,16 @@ pub fn replies(data: &[u8]) {
     } else {
         Protocol::Resp2
     };
+    let read = 1 + input.below(17);
     let raw_mode = input.below(4) == 0;
     if raw_mode {
         // Any bytes as a backend reply: a clean error or a reply, never a panic.
         let raw = input.rest();
+        assert_eq!(
+            cut_frames(raw, read),
+            cut_frames(raw, raw.len()),
+            "read size {read}"
+        );
         let _ = strip_raw(&ns, shape, raw, proto);
         let _ = strip_raw_message(&ns, raw, proto);
         return;
@@ -104,6 +141,11 @@ pub fn replies(data: &[u8]) {
     );
     // RESP2 loses types (maps flatten), so only: it decodes and strips.
     assert!(strip_raw(&ns, shape, &encode(&r, Protocol::Resp2), Protocol::Resp2).is_ok());
+    // Each encoding is one whole frame to the backend reader, whatever the read size.
+    for proto in [Protocol::Resp3, Protocol::Resp2] {
+        let bytes = encode(&r, proto);
+        assert_eq!(cut_frames(&bytes, read), (vec![bytes.len()], None), "{r:?}");
+    }
     let _ = strip_message(&ns, r.clone());
     let _ = strip_confirmation(&ns, r.clone());
 
