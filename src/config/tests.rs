@@ -1,3 +1,6 @@
+//! Unit tests of config parsing and validation: defaults, errors that name the key and line,
+//! units, the example files, tenants and the automatic worker threads.
+
 use super::*;
 
 #[test]

@@ -1,3 +1,7 @@
+//! Unit tests of the embedded engine through its command entry point: lazy and active
+//! expiry, SCAN and RANDOMKEY under change, TTL arithmetic, RENAME/COPY/MOVE, OBJECT
+//! FREQ/IDLETIME, the written-keys shortcut and INCR's in-place rewrite.
+
 use super::*;
 use std::collections::HashMap;
 

@@ -1,3 +1,6 @@
+//! Unit tests of namespace rewriting: every key position of a command gets the prefix,
+//! patterns and channels stay confined to the tenant, whole-keyspace commands, reply shapes.
+
 use super::*;
 use crate::command::table::lookup;
 use crate::glob::glob_match;

@@ -1,3 +1,6 @@
+//! Unit tests of stripping a tenant's prefix from replies: key lists, pops and streams, errors
+//! that quote keys, pub/sub lists and messages, and raw RESP replies (garbage is an error).
+
 use super::*;
 
 fn ns() -> Namespace {

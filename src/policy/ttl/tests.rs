@@ -1,3 +1,6 @@
+//! Unit tests of TTL policy: which rule applies to a key, what each command does to a TTL,
+//! the verdicts (default, maximum, required) and each mode's refusals and fix-ups.
+
 use super::*;
 use crate::command::CommandSpec;
 

@@ -1,3 +1,6 @@
+//! Unit tests of the request parser: pipelines, any split point, limits, inline commands and
+//! Redis's protocol errors.
+
 use super::*;
 use rand::{Rng, SeedableRng};
 
