@@ -131,9 +131,7 @@ fn main() -> ExitCode {
     };
 
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = config.worker_threads() {
-        builder.worker_threads(n);
-    }
+    builder.worker_threads(config.worker_threads());
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

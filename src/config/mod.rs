@@ -504,13 +504,13 @@ impl Config {
     /// over is for the kernel's socket work, which a proxy doubles: on a 2-core machine two
     /// threads measured 25-30% fewer unpipelined requests per second than one (the threads
     /// wake each other for every hand-off) and no more pipelined (README "Speed").
-    pub fn worker_threads(&self) -> Option<usize> {
+    pub fn worker_threads(&self) -> usize {
         match (self.server.worker_threads, self.backend.mode) {
-            (0, BackendMode::Embedded) => Some(1),
-            (0, _) => Some(forwarding_threads(
-                std::thread::available_parallelism().map_or(1, usize::from),
-            )),
-            (n, _) => Some(n),
+            (0, BackendMode::Embedded) => 1,
+            (0, _) => {
+                forwarding_threads(std::thread::available_parallelism().map_or(1, usize::from))
+            }
+            (n, _) => n,
         }
     }
 

@@ -279,16 +279,16 @@ fn backend_users_come_in_pairs_and_only_where_they_work() {
 #[test]
 fn worker_threads_default_to_one_for_the_engine_and_cores_but_one_when_forwarding() {
     let embedded = Config::parse("", "t").unwrap();
-    assert_eq!(embedded.worker_threads(), Some(1));
+    assert_eq!(embedded.worker_threads(), 1);
     let forwarding = "[backend]\nmode = \"standalone\"\naddress = \"127.0.0.1:7000\"\n";
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     assert_eq!(
         Config::parse(forwarding, "t").unwrap().worker_threads(),
-        Some(cores.saturating_sub(1).max(1))
+        cores.saturating_sub(1).max(1)
     );
     assert_eq!(forwarding_threads(1), 1);
     assert_eq!(forwarding_threads(2), 1);
     assert_eq!(forwarding_threads(8), 7);
     let set = Config::parse("[server]\nworker_threads = 3\n", "t").unwrap();
-    assert_eq!(set.worker_threads(), Some(3));
+    assert_eq!(set.worker_threads(), 3);
 }

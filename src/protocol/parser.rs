@@ -426,9 +426,6 @@ impl RequestParser {
 }
 
 /// Redis's string2ll for header counts: optional '-', digits, fits in i64.
-/// The number of the `kind` header line (`*N` or `$N`) at `at` and where the line after it
-/// starts; None if the line is incomplete, too long, of another kind or not a number.
-/// Also whether the line was canonical (plain digits, CRLF).
 /// A whole well-formed multibulk at `buf[at..]`: pushes its arguments' spans and returns
 /// where it ends and whether it is canonical. None when it is incomplete, empty, longer than
 /// [`WHOLE_MAX_ARGS`] or breaks a limit (the caller may have pushed some spans: it drops them).
@@ -460,6 +457,9 @@ fn whole_multibulk_at(
     Some((pos, canonical))
 }
 
+/// The number of the `kind` header line (`*N` or `$N`) at `at` and where the line after it
+/// starts; None if the line is incomplete, too long, of another kind or not a number.
+/// Also whether the line was canonical (plain digits, CRLF).
 fn header_at(buf: &[u8], at: usize, kind: u8) -> Option<(i64, usize, bool)> {
     if buf.get(at) != Some(&kind) {
         return None;

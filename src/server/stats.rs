@@ -389,11 +389,11 @@ impl CommandTally {
         verdict: Verdict,
     ) {
         self.commands += 1;
-        self.add(stats, stats.index_of_spec(spec), tenant, took, verdict);
+        self.record_forwarded(stats, spec, tenant, took, verdict);
     }
 
     /// A forwarded command whose reply came (counted in total_commands when it was sent,
-    /// see [`CommandTally::count_forwarded`]).
+    /// see [`CommandTally::count_forwarded`]): its call, time and verdict.
     pub fn record_forwarded(
         &mut self,
         stats: &CommandStats,
@@ -402,18 +402,7 @@ impl CommandTally {
         took: Duration,
         verdict: Verdict,
     ) {
-        self.add(stats, stats.index_of_spec(spec), tenant, took, verdict);
-    }
-
-    fn add(
-        &mut self,
-        stats: &CommandStats,
-        index: Option<usize>,
-        tenant: Option<&Tenant>,
-        took: Duration,
-        verdict: Verdict,
-    ) {
-        let Some(index) = index else {
+        let Some(index) = stats.index_of_spec(spec) else {
             return;
         };
         if let Some((_, s)) = stats.stats.get(index) {

@@ -598,9 +598,6 @@ impl Engine {
         })
     }
 
-    /// The engine lock. A script may hold it for long: meanwhile the waiting thread hands
-    /// its tokio worker's other connections to another thread, so they still get BUSY and
-    /// SCRIPT KILL still gets in.
     /// The engine lock. A worker thread never blocks on it for long: after a short wait
     /// (other commands hold it for microseconds) the wait is handed off the runtime
     /// (`in_place`), so a long holder — a running script, even one that took the lock and
