@@ -451,25 +451,54 @@ fn sign_extend(raw: u64, bits: u32) -> i64 {
     }
 }
 
-/// Adds `incr` to `value` for a field of the given type. Returns the stored value, or
-/// None when the sum overflows under OVERFLOW FAIL. Redis's check*BitfieldOverflow,
-/// computed exactly in 128 bits: an unsigned SET of a negative number counts as a huge
-/// positive value (so SAT gives the maximum), as in Redis.
-fn field_add(value: i128, incr: i64, signed: bool, bits: u32, ow: Overflow) -> Option<u64> {
-    let (min, max): (i128, i128) = if signed {
-        (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+/// Adds `incr` to `value` (the field's old value for INCRBY, the new one with `incr` 0 for
+/// SET; its 64 bits read as the field's signedness) and returns what is stored, or None
+/// when it overflows under OVERFLOW FAIL. This is Redis's check{Signed,Unsigned}
+/// BitfieldOverflow with its 64-bit wrapping arithmetic, quirks included, because clients
+/// see them: `maxincr`/`minincr` wrap for out-of-range values, so a signed SET of
+/// -2^63 into an i8 under SAT stores 127, and an unsigned SET of a negative number counts
+/// as a huge positive one.
+fn field_add(value: u64, incr: i64, signed: bool, bits: u32, ow: Overflow) -> Option<u64> {
+    let full = bits == 64;
+    let (limit, sum) = if signed {
+        let v = value as i64;
+        let max = if full {
+            i64::MAX
+        } else {
+            (1i64 << (bits - 1)) - 1
+        };
+        let min = -max - 1;
+        let maxincr = (max as u64).wrapping_sub(value) as i64;
+        let minincr = min.wrapping_sub(v);
+        let limit =
+            if v > max || (!full && incr > maxincr) || (v >= 0 && incr > 0 && incr > maxincr) {
+                Some(max as u64)
+            } else if v < min || (!full && incr < minincr) || (v < 0 && incr < 0 && incr < minincr)
+            {
+                Some(min as u64)
+            } else {
+                None
+            };
+        (limit, v.wrapping_add(incr) as u64)
     } else {
-        (0, (1i128 << bits) - 1)
+        let max = if full { u64::MAX } else { (1u64 << bits) - 1 };
+        let maxincr = max.wrapping_sub(value) as i64;
+        let minincr = (value as i64).wrapping_neg();
+        let limit = if value > max || (incr > 0 && incr > maxincr) {
+            Some(max)
+        } else if incr < 0 && incr < minincr {
+            Some(0)
+        } else {
+            None
+        };
+        (limit, value.wrapping_add(incr as u64))
     };
-    let sum = value + incr as i128;
-    if sum >= min && sum <= max {
-        return Some(sum as u64);
-    }
-    match ow {
-        Overflow::Fail => None,
-        Overflow::Sat => Some(if sum > max { max as u64 } else { min as u64 }),
+    match (limit, ow) {
+        (None, _) => Some(sum),
+        (Some(_), Overflow::Fail) => None,
+        (Some(limit), Overflow::Sat) => Some(limit),
         // Two's complement truncation to `bits`; the caller masks on write.
-        Overflow::Wrap => Some(sum as u64),
+        (Some(_), Overflow::Wrap) => Some(sum),
     }
 }
 
@@ -569,15 +598,8 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[Bytes], ro_command: bool) -> Result<R
                 .map(|f| {
                     let (incr, base, is_set) = match f.op {
                         FieldOp::Get => return Reply::Integer(field_value(m, f)),
-                        FieldOp::Set(v) => {
-                            let value = if f.signed {
-                                v as i128
-                            } else {
-                                v as u64 as i128
-                            };
-                            (0, value, true)
-                        }
-                        FieldOp::IncrBy(v) => (v, field_value(m, f) as i128, false),
+                        FieldOp::Set(v) => (0, v as u64, true),
+                        FieldOp::IncrBy(v) => (v, field_value(m, f) as u64, false),
                     };
                     let old = field_value(m, f);
                     match field_add(base, incr, f.signed, f.bits, f.overflow) {
@@ -666,13 +688,15 @@ mod tests {
         assert_eq!(field_add(127, 1, true, 8, Overflow::Sat), Some(127));
         assert_eq!(field_add(127, 1, true, 8, Overflow::Fail), None);
         assert_eq!(field_add(0, -1, false, 8, Overflow::Sat), Some(0));
+        assert_eq!(field_add(u64::MAX, 0, false, 8, Overflow::Sat), Some(255));
         assert_eq!(
-            field_add(u64::MAX as i128, 0, false, 8, Overflow::Sat),
-            Some(255)
-        );
-        assert_eq!(
-            field_add(i64::MAX as i128, 1, true, 64, Overflow::Sat),
+            field_add(i64::MAX as u64, 1, true, 64, Overflow::Sat),
             Some(i64::MAX as u64)
+        );
+        // Redis's wrapped maxincr: SET of -2^63 into an i8 saturates at the top.
+        assert_eq!(
+            field_add(i64::MIN as u64, 0, true, 8, Overflow::Sat),
+            Some(127)
         );
     }
 

@@ -140,17 +140,32 @@ pub fn area_center(a: &Area) -> [f64; 2] {
 
 /// The [longitude, latitude] a stored score stands for (decodeGeohash).
 pub fn decode_score(score: f64) -> [f64; 2] {
-    // C's (uint64_t) cast: x86-64 converts negatives through a signed conversion.
-    let bits = if score < 0.0 {
-        (score as i64) as u64
-    } else {
-        score as u64
-    };
     let h = HashBits {
-        bits,
+        bits: c_double_to_u64(score),
         step: STEP_MAX,
     };
     area_center(&decode(MERCATOR_LONG, MERCATOR_LAT, h))
+}
+
+/// C's `(uint64_t)` cast of a double as Redis's x86-64 build computes it (GEOPOS/GEOHASH of
+/// a score that is no geohash, e.g. one set by ZADD): below 2^63 a signed conversion, so
+/// negatives wrap; from 2^63 a signed conversion of `x - 2^63` with the top bit flipped.
+/// A conversion out of range (infinities, 2^64 and up) gives x86's "integer indefinite"
+/// 0x8000_0000_0000_0000, where Rust's `as` would saturate.
+fn c_double_to_u64(x: f64) -> u64 {
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    let signed = |v: f64| {
+        if (-TWO_63..TWO_63).contains(&v) {
+            v as i64
+        } else {
+            i64::MIN
+        }
+    };
+    if x < TWO_63 {
+        signed(x) as u64
+    } else {
+        (signed(x - TWO_63) as u64) ^ (1 << 63)
+    }
 }
 
 /// The 11-character base32 geohash GEOHASH returns (standard ±90 latitude range).
@@ -484,5 +499,15 @@ mod tests {
         let s = score_of(15.0, 37.0);
         let (min, max) = box_score_range(boxes[0]);
         assert!(min <= s && s < max);
+    }
+
+    #[test]
+    fn matches_x86_64_c_conversion() {
+        assert_eq!(super::c_double_to_u64(1.0), 1);
+        assert_eq!(super::c_double_to_u64(-3.75), (-3i64) as u64);
+        assert_eq!(super::c_double_to_u64(f64::INFINITY), 0);
+        assert_eq!(super::c_double_to_u64(f64::NEG_INFINITY), 1 << 63);
+        assert_eq!(super::c_double_to_u64(9_223_372_036_854_775_808.0), 1 << 63);
+        assert_eq!(super::c_double_to_u64(1e30), 0);
     }
 }

@@ -230,12 +230,61 @@ impl ZSetValue {
         self.iter_from(start).take(end.saturating_sub(start))
     }
 
-    /// Ranks `[start, end)` of the elements inside a lex range (meaningful when all scores
-    /// are equal, as in Redis).
-    pub(crate) fn lex_range(&self, r: &LexRange) -> (usize, usize) {
-        let start = self.tree.count_while(|_, m| !r.gte_min(m));
-        let end = self.tree.count_while(|_, m| r.lte_max(m)).max(start);
-        (start, end)
+    /// Ranks `[start, end)` a lex range selects once `offset` elements are skipped (from
+    /// the top when `rev`). Lex ranges are meant for sets whose scores are all equal; when
+    /// they differ Redis calls the answer unspecified, but for a listpack it is decided by
+    /// walking the elements in score order (zzlFirstInLexRange / zzlLastInLexRange: the
+    /// first element past `min` starts a run that ends at the first one past `max`), and
+    /// clients see that answer, so a small set is walked the same way. A big one
+    /// (skiplist) is searched by descent, which agrees with the walk when members are in
+    /// lex order; Redis's own answer there depends on its skiplist's random levels.
+    pub(crate) fn lex_range(&self, r: &LexRange, rev: bool, offset: usize) -> (usize, usize) {
+        let len = self.len();
+        let (Some((first, _)), Some((last, _))) = (
+            self.get_by_rank(0),
+            len.checked_sub(1).and_then(|r| self.get_by_rank(r)),
+        ) else {
+            return (0, 0);
+        };
+        // zslIsInLexRange / zzlIsInLexRange: both encodings give up at once when the range
+        // is empty, the last element is below it or the first one above it.
+        if r.always_empty() || !r.gte_min(last) || !r.lte_max(first) {
+            return (0, 0);
+        }
+        if self.skiplist {
+            let start = self.tree.count_while(|_, m| !r.gte_min(m));
+            let end = self.tree.count_while(|_, m| r.lte_max(m)).max(start);
+            return if rev {
+                (start, end.saturating_sub(offset).max(start))
+            } else {
+                (start.saturating_add(offset).min(end), end)
+            };
+        }
+        let members: Vec<&Bytes> = self.iter_from(0).map(|(m, _)| m).collect();
+        if rev {
+            let Some(top) = members.iter().rposition(|m| r.lte_max(m)) else {
+                return (0, 0);
+            };
+            let Some(from) = top.checked_sub(offset).filter(|_| r.gte_min(members[top])) else {
+                return (0, 0);
+            };
+            let run = members[..=from]
+                .iter()
+                .rev()
+                .take_while(|m| r.gte_min(m))
+                .count();
+            (from + 1 - run, from + 1)
+        } else {
+            let Some(bottom) = members.iter().position(|m| r.gte_min(m)) else {
+                return (0, 0);
+            };
+            let from = bottom.saturating_add(offset);
+            if !r.lte_max(members[bottom]) || from >= members.len() {
+                return (0, 0);
+            }
+            let run = members[from..].iter().take_while(|m| r.lte_max(m)).count();
+            (from, from + run)
+        }
     }
 
     /// Converts to skiplist before adding a member that would cross a threshold (never
@@ -382,6 +431,26 @@ impl LexRange {
             LexBound::Incl(b) => m <= b.as_ref(),
             LexBound::Excl(b) => m < b.as_ref(),
         }
+    }
+    /// A range no element can be in (zslIsInLexRange's first test): min above max, or
+    /// equal with either end exclusive (`-` and `+` count as exclusive).
+    fn always_empty(&self) -> bool {
+        use std::cmp::Ordering;
+        let (min_excl, max_excl) = (
+            !matches!(self.min, LexBound::Incl(_)),
+            !matches!(self.max, LexBound::Incl(_)),
+        );
+        let order = match (&self.min, &self.max) {
+            (LexBound::MinusInf, LexBound::MinusInf) | (LexBound::PlusInf, LexBound::PlusInf) => {
+                Ordering::Equal
+            }
+            (LexBound::MinusInf, _) | (_, LexBound::PlusInf) => Ordering::Less,
+            (LexBound::PlusInf, _) | (_, LexBound::MinusInf) => Ordering::Greater,
+            (LexBound::Incl(a) | LexBound::Excl(a), LexBound::Incl(b) | LexBound::Excl(b)) => {
+                a.cmp(b)
+            }
+        };
+        order == Ordering::Greater || (order == Ordering::Equal && (min_excl || max_excl))
     }
     fn parse(min: &Bytes, max: &Bytes) -> Result<LexRange, Reply> {
         let one = |b: &Bytes| -> Option<LexBound> {
@@ -740,7 +809,7 @@ fn zlexcount(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
         Err(e) => e,
         Ok(None) => Reply::Integer(0),
         Ok(Some(z)) => {
-            let (a, b) = z.lex_range(&range);
+            let (a, b) = z.lex_range(&range, false, 0);
             Reply::Integer((b - a) as i64)
         }
     }
@@ -828,7 +897,13 @@ fn select_range(z: &ZSetValue, req: &RangeReq) -> Result<Vec<(Bytes, f64)>, Repl
             } else {
                 (&req.min, &req.max)
             };
-            z.lex_range(&LexRange::parse(min, max)?)
+            let range = LexRange::parse(min, max)?;
+            if req.offset < 0 {
+                return Ok(Vec::new());
+            }
+            // The walk skips the offset itself (see lex_range).
+            let offset = usize::try_from(req.offset).unwrap_or(usize::MAX);
+            z.lex_range(&range, req.rev, offset)
         }
     };
     let mut count = hi - lo;
@@ -837,7 +912,9 @@ fn select_range(z: &ZSetValue, req: &RangeReq) -> Result<Vec<(Bytes, f64)>, Repl
         if req.offset < 0 {
             return Ok(Vec::new());
         }
-        skip = usize::try_from(req.offset).unwrap_or(usize::MAX).min(count);
+        if req.kind == RangeKind::Score {
+            skip = usize::try_from(req.offset).unwrap_or(usize::MAX).min(count);
+        }
         count -= skip;
         if req.limit >= 0 {
             count = count.min(usize::try_from(req.limit).unwrap_or(usize::MAX));
@@ -1037,7 +1114,7 @@ fn remrange(ctx: &mut Ctx, argv: &[Bytes], kind: RangeKind) -> Reply {
                 None => return Ok(Reply::Integer(0)),
             },
             RangeKind::Score => z.score_range(&ScoreRange::parse(&req.min, &req.max)?),
-            RangeKind::Lex => z.lex_range(&LexRange::parse(&req.min, &req.max)?),
+            RangeKind::Lex => z.lex_range(&LexRange::parse(&req.min, &req.max)?, false, 0),
         };
         let removed = z.remove_rank_range(a, b).len();
         if removed > 0 {
