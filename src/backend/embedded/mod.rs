@@ -922,6 +922,7 @@ impl Batch<'_> {
         let before = self.state.dirty;
         let flushed_watchers = self.watchers_of_flush(client.db, cmd.name, argv);
         let existed = self.existence_for_notify(client.db, cmd, argv);
+        let existed_keys = self.existing_before(client.db, cmd, argv);
         let reply = self.run(handler, client, argv);
         self.settle_expired();
         if let Some(t) = client.tracker
@@ -954,10 +955,32 @@ impl Batch<'_> {
             if let Some(existed) = existed {
                 self.notify_write(client.db, cmd, argv, existed);
             }
-            self.after_write(client.db, cmd, argv, written);
-            self.invalidate_written(cmd, written, client.tracker.map(|t| t.id));
+            let changed = changed_keys(cmd, written, &reply, existed_keys.as_deref());
+            self.after_write(client.db, cmd, argv, written, &changed);
+            self.invalidate_written(cmd, &changed, client.tracker.map(|t| t.id));
         }
         reply
+    }
+
+    /// For the writes whose changed keys depend on what existed before (see
+    /// [`changed_keys`]), when someone watches or tracks keys: their written keys that
+    /// exist now.
+    fn existing_before(&self, db: usize, cmd: &CommandSpec, argv: &[Bytes]) -> Option<Vec<Bytes>> {
+        let depends = matches!(cmd.name, "del" | "unlink") && argv.len() > 2
+            || cmd.name.starts_with("xgroup")
+            || cmd.name == "xsetid";
+        if !depends || (self.state.watched.is_empty() && self.state.tracking.is_empty()) {
+            return None;
+        }
+        let now = unix_ms();
+        let d = self.state.dbs.get(db)?;
+        Some(
+            written_keys(cmd, argv)
+                .into_iter()
+                .filter(|k| d.peek(k, now).is_some())
+                .cloned()
+                .collect(),
+        )
     }
 
     /// CLIENT TRACKING: clients that may have cached what this write changed are told.
@@ -1028,6 +1051,13 @@ impl Batch<'_> {
         };
         let (tx, rx) = oneshot::channel();
         let timeout = blocking::timeout(cmd, &argv);
+        // Redis times every blocked list/zset/stream client out with a null *array*
+        // (replyToBlockedClientTimedOut), even BLMOVE/BRPOPLPUSH, which answer a null bulk
+        // when they cannot block (inside MULTI).
+        let reply = match reply {
+            Reply::Null => Reply::NullArray,
+            other => other,
+        };
         self.state.blocked.add(
             client_id,
             blocking::Waiter {
@@ -1420,13 +1450,22 @@ impl Batch<'_> {
         }
     }
 
-    /// A command changed the keyspace: its written keys touch their watchers and wake
-    /// clients blocked on them.
-    fn after_write(&mut self, db: usize, cmd: &CommandSpec, argv: &[Bytes], keys: &[&Bytes]) {
+    /// A command changed the keyspace: the keys it changed touch their watchers, the keys it
+    /// wrote (`written`, which holds `changed`: see [`changed_keys`]) wake clients blocked
+    /// on them, who check again.
+    fn after_write(
+        &mut self,
+        db: usize,
+        cmd: &CommandSpec,
+        argv: &[Bytes],
+        written: &[&Bytes],
+        changed: &[&Bytes],
+    ) {
         if self.state.watched.is_empty() && self.state.blocked.is_empty() {
             return;
         }
-        let mut written: Vec<(usize, Bytes)> = keys.iter().map(|k| (db, (*k).clone())).collect();
+        // Keys in other databases, or not named by the command.
+        let mut elsewhere: Vec<(usize, Bytes)> = Vec::new();
         // MOVE and COPY ... DB n write the key into another database.
         let target_db = match cmd.name {
             "move" => argv.get(2),
@@ -1443,7 +1482,7 @@ impl Batch<'_> {
                 argv.get(2)
             };
             if let (Ok(other), Some(key)) = (usize::try_from(other), key) {
-                written.push((other, key.clone()));
+                elsewhere.push((other, key.clone()));
             }
         }
         // FLUSHDB/FLUSHALL delete keys without naming them: their XREADGROUP waiters must
@@ -1452,7 +1491,7 @@ impl Batch<'_> {
             for d in 0..self.state.dbs.len() {
                 if cmd.name == "flushall" || d == db {
                     for key in self.state.blocked.keys_in_db(d) {
-                        written.push((d, key));
+                        elsewhere.push((d, key));
                     }
                 }
             }
@@ -1462,7 +1501,7 @@ impl Batch<'_> {
             for d in dbs.into_iter().flatten().filter_map(|b| num::parse_i64(b)) {
                 if let Ok(d) = usize::try_from(d) {
                     for key in self.state.blocked.keys_in_db(d) {
-                        written.push((d, key));
+                        elsewhere.push((d, key));
                     }
                 }
             }
@@ -1473,9 +1512,18 @@ impl Batch<'_> {
             && argv
                 .get(1)
                 .is_some_and(|s| s.eq_ignore_ascii_case(b"setid")));
-        for (d, key) in written {
-            self.state.watched.touch(d, &key);
-            if signals && self.state.blocked.has_key(d, &key) {
+        for key in changed {
+            self.state.watched.touch(db, key);
+        }
+        for (d, key) in &elsewhere {
+            self.state.watched.touch(*d, key);
+        }
+        if !signals || self.state.blocked.is_empty() {
+            return;
+        }
+        let named = written.iter().map(|k| (db, (*k).clone()));
+        for (d, key) in named.chain(elsewhere) {
+            if self.state.blocked.has_key(d, &key) {
                 self.ready.push_back((d, key));
             }
         }
@@ -1531,16 +1579,19 @@ impl Batch<'_> {
                 } else {
                     Vec::new()
                 };
-                if wrote {
+                let changed = if wrote {
                     self.remeasure(client.db, &written);
                     self.propagate(client.db, cmd, &argv, &reply);
-                }
+                    changed_keys(cmd, &written, &reply, None)
+                } else {
+                    Vec::new()
+                };
                 if let Some(w) = self.state.blocked.remove(id) {
                     // A client that left meanwhile loses the reply, as it would with Redis.
                     let _ = w.reply_to.send(reply);
                 }
                 if wrote {
-                    self.after_write(client.db, cmd, &argv, &written);
+                    self.after_write(client.db, cmd, &argv, &written, &changed);
                     if let Some(t) = &tenant {
                         self.ttl_settle(client, t, cmd, &ruled);
                     }
@@ -1566,6 +1617,59 @@ impl Drop for Batch<'_> {
                 .set(self.used_memory() as f64);
         }
         self.engine.flush_aof(&self.state);
+    }
+}
+
+/// Of the keys a write may change (`written`), the ones it did change, which are the ones
+/// Redis tells watchers (an EXEC that watched another one still runs) and tracking clients
+/// about (signalModifiedKey): a pop over several keys changed the one its reply names, a
+/// DEL/UNLINK of several keys the ones that existed (`existed`, its written keys that
+/// existed before it ran); XGROUP and XSETID change a stream's groups and last ID without
+/// telling anyone, unless XGROUP CREATE ... MKSTREAM created the key; any other write
+/// changed all its keys.
+fn changed_keys<'a>(
+    cmd: &CommandSpec,
+    written: &[&'a Bytes],
+    reply: &Reply,
+    existed: Option<&[Bytes]>,
+) -> Vec<&'a Bytes> {
+    if cmd.name.starts_with("xgroup") || cmd.name == "xsetid" {
+        return match existed {
+            Some(existed) => written
+                .iter()
+                .copied()
+                .filter(|k| !existed.contains(k))
+                .collect(),
+            None => Vec::new(),
+        };
+    }
+    if written.len() < 2 {
+        return written.to_vec();
+    }
+    match cmd.name {
+        "blpop" | "brpop" | "lmpop" | "blmpop" | "bzpopmin" | "bzpopmax" | "zmpop" | "bzmpop" => {
+            match reply {
+                Reply::Array(items) => match items.first() {
+                    Some(Reply::Bulk(popped)) => written
+                        .iter()
+                        .copied()
+                        .filter(|k| *k == popped)
+                        .take(1)
+                        .collect(),
+                    _ => Vec::new(),
+                },
+                _ => Vec::new(),
+            }
+        }
+        "del" | "unlink" => match existed {
+            Some(existed) => written
+                .iter()
+                .copied()
+                .filter(|k| existed.contains(k))
+                .collect(),
+            None => written.to_vec(),
+        },
+        _ => written.to_vec(),
     }
 }
 

@@ -403,3 +403,25 @@ fn incr_across_digit_counts_and_shared_values() {
     assert_eq!(held, b"-3"[..]);
     assert_eq!(bulk(&cmd(&e, &["OBJECT", "ENCODING", "n"])), b"int"[..]);
 }
+
+/// A write names several keys but changes only some: watchers of the others keep their
+/// EXEC (Redis signals only modified keys). Found by tests/random_differential.rs.
+#[test]
+fn watches_see_only_the_keys_a_write_changed() {
+    use super::test_support::{b, run};
+    let e = engine();
+    run(&e, &["set", "k1", "x"]);
+    run(&e, &["rpush", "list", "a", "b"]);
+    e.watch(7, 0, &[b("k5")]);
+    assert_eq!(run(&e, &["del", "k1", "k5"]), Reply::Integer(1));
+    assert_eq!(
+        run(&e, &["lmpop", "2", "list", "k5", "RIGHT"]),
+        Reply::Array(vec![
+            Reply::Bulk(b("list")),
+            Reply::Array(vec![Reply::Bulk(b("b"))])
+        ])
+    );
+    assert!(e.batch().exec_allowed(7));
+    run(&e, &["set", "k5", "x"]);
+    assert!(!e.batch().exec_allowed(7));
+}
