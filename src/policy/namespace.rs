@@ -317,7 +317,8 @@ impl Namespace {
 
     /// SORT BY/GET patterns name other keys (`weight_*`, `h_*->f`): they get the prefix in
     /// front. SORT substitutes the first `*` of a pattern, so a prefix holding `*` cannot be
-    /// put in front of one: such tenants may not use BY/GET patterns.
+    /// put in front of one: such tenants may not use BY/GET patterns. A pattern without `*`
+    /// names no key (BY nosort skips sorting, such a GET answers nil) and stays as it is.
     fn sort_patterns(&self, argv: &mut [Bytes]) -> Result<(), String> {
         // Walks options as sort.c does (LIMIT takes 2, STORE/BY/GET 1).
         let mut j = 2;
@@ -329,8 +330,8 @@ impl Namespace {
                 b"store" if left >= 1 => j += 1,
                 b"by" | b"get" if left >= 1 => {
                     let pat = &argv[j + 1];
-                    let is_self = opt == b"get" && pat.as_ref() == b"#";
-                    if !is_self {
+                    let names_keys = pat.contains(&b'*');
+                    if names_keys {
                         if self.prefix.contains(&b'*') {
                             return Err(
                                 "ERR respgate: SORT BY/GET patterns are not available to a tenant whose prefix contains '*'"

@@ -98,11 +98,17 @@ fn sort_patterns_are_prefixed_or_denied() {
         rewritten(&ns, "SORT l BY w_* GET # GET h_*->f STORE d"),
         "SORT a:l BY a:w_* GET # GET a:h_*->f STORE a:d"
     );
-    assert_eq!(rewritten(&ns, "SORT l BY nosort"), "SORT a:l BY a:nosort");
+    // No `*`, no key named: BY skips sorting, GET answers nil; nothing to prefix.
+    assert_eq!(rewritten(&ns, "SORT l BY nosort"), "SORT a:l BY nosort");
+    assert_eq!(rewritten(&ns, "SORT l GET fixed"), "SORT a:l GET fixed");
     assert_eq!(rewritten(&ns, "SORT_RO l GET x_*"), "SORT_RO a:l GET a:x_*");
     let star = Namespace::new(b"a*:");
     assert!(plan(&star, "SORT l BY w_*").is_err());
     assert_eq!(rewritten(&star, "SORT l LIMIT 0 1"), "SORT a*:l LIMIT 0 1");
+    assert_eq!(
+        rewritten(&star, "SORT l BY nosort GET #"),
+        "SORT a*:l BY nosort GET #"
+    );
 }
 
 #[test]
