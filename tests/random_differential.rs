@@ -160,7 +160,7 @@ fn command(r: &mut Rng) -> (Vec<String>, Compare) {
     let k2 = key(r);
     let v = r.pick(VALUES).to_string();
     let m = member(r);
-    let cmd: Vec<String> = match r.below(132) {
+    let cmd: Vec<String> = match r.below(146) {
         // Strings and counters.
         0..=2 => {
             let mut c = s(&["SET", &k, &v]);
@@ -737,7 +737,96 @@ fn command(r: &mut Rng) -> (Vec<String>, Compare) {
         128 => s(&["APPEND", &k, &"y".repeat(r.int(1, 50) as usize)]),
         129 => s(&["SUBSTR", &k, &index(r), &index(r)]),
         130 => s(&["LPOS", &k, &m, "COUNT", "0", "MAXLEN", "3"]),
-        _ => s(&["TOUCH", &k, &k2]),
+        131 => s(&["TOUCH", &k, &k2]),
+        // DUMP on each server, RESTORE of the other's payload (see run_seed): respgate reads
+        // what Redis writes and Redis accepts what respgate writes.
+        132..=133 => s(&["DUMPSWAP", &k, &k2]),
+        134 => {
+            let script = r.pick(&[
+                "return redis.call('SET', KEYS[1])",
+                "return redis.sha1hex(ARGV[1])",
+                "return cjson.decode('[1,2,{\"a\":3}]')[3].a",
+                "return bit.band(tonumber(ARGV[1]) or 0, 6)",
+                "return redis.call('EXPIRE', KEYS[1], 'x')",
+                "return redis.call('GET', KEYS[1], 'extra')",
+                "return {err = 'my error'}",
+                "return {ok = 'fine'}",
+                "local t = {} t[1] = 'a' t[3] = 'c' return t",
+                "return redis.call('LRANGE', KEYS[1], 0, -1)",
+                "return redis.call('ZSCORE', KEYS[1], ARGV[1])",
+                "return redis.call('HGET', KEYS[1], ARGV[1])",
+                "return 1.5e300",
+                "return -0.9",
+            ]);
+            s(&["EVAL", script, "1", &k, &v])
+        }
+        135 => s(&[
+            "EVALSHA",
+            r.pick(&["ffffffffffffffffffffffffffffffffffffffff", "abc"]),
+            "0",
+        ]),
+        136 => s(&["OBJECT", r.pick(&["FREQ", "NOSUCH"]), &k]),
+        137 => s(&[r.pick(&["XINFO", "XINFO"]), "STREAM", &k]),
+        138 => s(&["XINFO", "GROUPS", &k]),
+        139 => {
+            let mut c = s(&["XADD", &k]);
+            match r.below(4) {
+                0 => c.push("NOMKSTREAM".into()),
+                1 => c.extend(s(&["MINID", r.pick(&["2", "4-0"])])),
+                2 => c.extend(s(&["MAXLEN", "~", "3", "LIMIT", "1"])),
+                _ => c.extend(s(&["MAXLEN", "=", "1"])),
+            }
+            c.extend([
+                format!("{}-{}", r.int(0, 9), r.int(0, 3)),
+                m.clone(),
+                v.clone(),
+            ]);
+            c
+        }
+        // Times already past (the key goes at once): a TTL of a few milliseconds would
+        // expire at different steps on the two servers.
+        140 => s(&[
+            r.pick(&["EXPIRE", "PEXPIRE", "PEXPIREAT", "EXPIREAT"]),
+            &k,
+            r.pick(&["-1", "0", "-100"]),
+        ]),
+        141 => s(&[
+            r.pick(&["EXPIREAT", "PEXPIREAT"]),
+            &k,
+            r.pick(&["4102444800", "4102444800000"]),
+        ]),
+        // Future times only: a key SET with a past EXAT/PXAT lingers, expired, until Redis's
+        // active expiry finds it, and DBSIZE counts it until then.
+        142 => {
+            let (opt, at) = if r.chance(50) {
+                ("EXAT", "4102444800")
+            } else {
+                ("PXAT", "4102444800000")
+            };
+            s(&["SET", &k, &v, opt, r.pick(&[at, "0", "x"])])
+        }
+        143 => {
+            let mut c = s(&["LCS", &k, &k2, "IDX"]);
+            if r.chance(50) {
+                c.extend(s(&["MINMATCHLEN", r.pick(&["1", "2", "-1"])]));
+            }
+            if r.chance(50) {
+                c.push("WITHMATCHLEN".into());
+            }
+            c
+        }
+        144 => s(&["ZINTERCARD", "2", &k, &k2]),
+        _ => {
+            let mut c = s(&[r.pick(&["ZMPOP", "ZMPOP", "BZMPOP"]), "2", &k, &k2]);
+            if c[0] == "BZMPOP" {
+                c.insert(1, "0.01".into());
+            }
+            c.push(r.pick(&["MIN", "MAX"]).into());
+            if r.chance(50) {
+                c.extend(s(&["COUNT", &count(r)]));
+            }
+            c
+        }
     };
     let compare = match cmd[0].as_str() {
         "SMEMBERS" | "SINTER" | "SUNION" | "SDIFF" | "HKEYS" | "HVALS" | "HGETALL" | "KEYS" => {
@@ -838,6 +927,33 @@ fn run_seed(
         {
             continue;
         }
+        if args[0] == "DUMPSWAP" {
+            if queued.is_some() {
+                continue;
+            }
+            // Each server restores the other's DUMP of the key (absent: nothing to do).
+            let (from, to) = (args[1].as_bytes(), args[2].as_bytes());
+            let (pa, pb) = (want.cmd(&[b"DUMP", from]), got.cmd(&[b"DUMP", from]));
+            let (Value::Bulk(pa), Value::Bulk(pb)) = (pa, pb) else {
+                continue;
+            };
+            let (a, b) = (
+                want.cmd(&[b"RESTORE", to, b"0", &pb, b"REPLACE"]),
+                got.cmd(&[b"RESTORE", to, b"0", &pa, b"REPLACE"]),
+            );
+            if log {
+                eprintln!("{step}: {} -> {a:?} / {b:?}", args.join(" "));
+            }
+            if a != b {
+                failures.push(format!(
+                    "seed {seed} step {step} (resp3: {resp3}): RESTORE {} from the other's DUMP of {}\n{}",
+                    args[2],
+                    args[1],
+                    difference(&a, &b)
+                ));
+            }
+            continue;
+        }
         let refs: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
         let (a, b) = (want.cmd(&refs), got.cmd(&refs));
         if log {
@@ -897,6 +1013,12 @@ fn run_seed(
 fn tag_keys(args: &mut [String]) -> bool {
     if args[0] == "SORT" && args.iter().any(|a| a == "BY" || a == "GET") {
         return false;
+    }
+    if args[0] == "DUMPSWAP" {
+        for a in &mut args[1..] {
+            *a = format!("{{t}}{a}");
+        }
+        return true;
     }
     let argv: Vec<bytes::Bytes> = args.iter().map(|a| bytes::Bytes::from(a.clone())).collect();
     let Some(spec) = respgate::command::table::lookup(args[0].as_bytes()) else {

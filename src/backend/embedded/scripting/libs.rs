@@ -205,8 +205,10 @@ fn json_to_lua(lua: &Lua, j: &serde_json::Value, depth: usize) -> mlua::Result<V
 /// LuaBitOp: every operation works on numbers normalised to signed 32-bit integers.
 fn bit_library(lua: &Lua) -> mlua::Result<Table> {
     fn tobit(n: f64) -> i32 {
-        // LuaBitOp adds 2^52+2^51 and takes the low word: modular, like this.
-        (n.rem_euclid(4_294_967_296.0) as u64 as u32) as i32
+        // LuaBitOp's barg: add 2^52+2^51 and take the low word of the double's bits. The
+        // addition rounds to nearest, ties to even (3.5 -> 4, 2.5 -> 2, -0.5 -> 0), and
+        // the low word is the result modulo 2^32.
+        ((n + 6_755_399_441_055_744.0).to_bits() as u32) as i32
     }
     let t = lua.create_table()?;
     t.raw_set("tobit", lua.create_function(|_, n: f64| Ok(tobit(n)))?)?;
