@@ -879,12 +879,14 @@ fn snapshot(conn: &mut Conn, cluster: bool) -> Value {
 /// Runs `steps` random commands from `seed` on both servers; returns the mismatches (at most
 /// a few: after the first, the data sets may differ and later ones only echo it).
 /// How respgate is reached besides the protocol version: as a tenant (AUTH user pass first:
-/// its view must be a private Redis's), or in front of a cluster (every key gets the hash
-/// tag `{t}` on both sides, so multi-key commands stay in one slot).
+/// its view must be a private Redis's), in front of a cluster (every key gets the hash tag
+/// `{t}` on both sides, so multi-key commands stay in one slot), pipelined.
 #[derive(Clone, Copy, Default)]
 struct Via<'a> {
     auth: Option<(&'a str, &'a str)>,
     cluster: bool,
+    /// Commands written back to back before their replies are read (0 or 1: one by one).
+    pipeline: usize,
 }
 
 fn run_seed(
@@ -915,96 +917,138 @@ fn run_seed(
     // Inside MULTI: how each queued command's reply in EXEC's array is compared. Every
     // command is queued there, the harness's own too, so it checks nothing meanwhile.
     let mut queued: Option<Vec<Compare>> = None;
-    for step in 0..steps {
-        let (mut args, compare) = command(&mut rng);
-        if via.cluster && !tag_keys(&mut args) {
-            continue;
-        }
-        if compare == Compare::Lex
-            && (queued.is_some()
-                || want.cmd(&[b"OBJECT", b"ENCODING", args[1].as_bytes()])
-                    == Value::Bulk(b"skiplist".to_vec()))
-        {
-            continue;
-        }
-        if args[0] == "DUMPSWAP" {
-            if queued.is_some() {
+    let mut step = 0;
+    while step < steps && failures.len() < 4 {
+        // One batch: `via.pipeline` commands written back to back before any reply is read
+        // (1: one at a time, with the checks that need a round trip of their own).
+        let mut batch: Vec<(usize, Vec<String>, Compare)> = Vec::new();
+        while batch.len() < via.pipeline.max(1) && step < steps {
+            let this = step;
+            step += 1;
+            let (mut args, compare) = command(&mut rng);
+            if via.cluster && !tag_keys(&mut args) {
                 continue;
             }
-            // Each server restores the other's DUMP of the key (absent: nothing to do).
-            let (from, to) = (args[1].as_bytes(), args[2].as_bytes());
-            let (pa, pb) = (want.cmd(&[b"DUMP", from]), got.cmd(&[b"DUMP", from]));
-            let (Value::Bulk(pa), Value::Bulk(pb)) = (pa, pb) else {
+            let alone = via.pipeline <= 1 && queued.is_none();
+            if compare == Compare::Lex
+                && (!alone
+                    || want.cmd(&[b"OBJECT", b"ENCODING", args[1].as_bytes()])
+                        == Value::Bulk(b"skiplist".to_vec()))
+            {
                 continue;
-            };
-            let (a, b) = (
-                want.cmd(&[b"RESTORE", to, b"0", &pb, b"REPLACE"]),
-                got.cmd(&[b"RESTORE", to, b"0", &pa, b"REPLACE"]),
-            );
+            }
+            if args[0] == "DUMPSWAP" {
+                if alone {
+                    dump_swap(
+                        &mut want,
+                        &mut got,
+                        &args,
+                        this,
+                        seed,
+                        resp3,
+                        log,
+                        &mut failures,
+                    );
+                }
+                continue;
+            }
+            batch.push((this, args, compare));
+        }
+        for (this, args, _) in &batch {
             if log {
-                eprintln!("{step}: {} -> {a:?} / {b:?}", args.join(" "));
+                eprintln!("  send {this}: {args:?}");
             }
-            if a != b {
+            let refs: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+            want.send(&refs);
+            got.send(&refs);
+        }
+        let mut check_data = false;
+        for (this, args, compare) in &batch {
+            let (a, b) = (want.read(), got.read());
+            if log {
+                eprintln!("{this}: {} -> {a:?}", args.join(" "));
+            }
+            let same = match (args[0].as_str(), &queued, &a, &b) {
+                ("EXEC", Some(modes), Value::Array(x), Value::Array(y))
+                    if x.len() == modes.len() && y.len() == modes.len() =>
+                {
+                    modes
+                        .iter()
+                        .zip(x.iter().zip(y))
+                        .all(|(m, (x, y))| same_reply(*m, x, y))
+                }
+                _ => same_reply(*compare, &a, &b),
+            };
+            if !same {
                 failures.push(format!(
-                    "seed {seed} step {step} (resp3: {resp3}): RESTORE {} from the other's DUMP of {}\n{}",
-                    args[2],
-                    args[1],
+                    "seed {seed} step {this} (resp3: {resp3}): {}\n{}",
+                    args.join(" "),
                     difference(&a, &b)
                 ));
             }
-            continue;
-        }
-        let refs: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        let (a, b) = (want.cmd(&refs), got.cmd(&refs));
-        if log {
-            eprintln!("{step}: {} -> {a:?}", args.join(" "));
-        }
-        let same = match (args[0].as_str(), &queued, &a, &b) {
-            ("EXEC", Some(modes), Value::Array(x), Value::Array(y))
-                if x.len() == modes.len() && y.len() == modes.len() =>
-            {
-                modes
-                    .iter()
-                    .zip(x.iter().zip(y))
-                    .all(|(m, (x, y))| same_reply(*m, x, y))
-            }
-            _ => same_reply(compare, &a, &b),
-        };
-        if !same {
-            failures.push(format!(
-                "seed {seed} step {step} (resp3: {resp3}): {}\n{}",
-                args.join(" "),
-                difference(&a, &b)
-            ));
-        }
-        match args[0].as_str() {
-            "MULTI" if a == Value::Simple("OK".into()) => queued = Some(Vec::new()),
-            "EXEC" | "DISCARD" => queued = None,
-            _ => {
-                if let Some(modes) = queued.as_mut()
-                    && a == Value::Simple("QUEUED".into())
-                {
-                    modes.push(compare);
+            match args[0].as_str() {
+                "MULTI" if a == Value::Simple("OK".into()) => queued = Some(Vec::new()),
+                "EXEC" | "DISCARD" => queued = None,
+                _ => {
+                    if let Some(modes) = queued.as_mut()
+                        && a == Value::Simple("QUEUED".into())
+                    {
+                        modes.push(*compare);
+                    }
                 }
             }
+            check_data |= !same || this % 250 == 249 || this + 1 == steps;
         }
-        if queued.is_none() && (!same || step % 250 == 249 || step + 1 == steps) {
+        if check_data && queued.is_none() {
             let (sa, sb) = (
                 snapshot(&mut want, via.cluster),
                 snapshot(&mut got, via.cluster),
             );
             if sa != sb {
                 failures.push(format!(
-                    "seed {seed} after step {step} (resp3: {resp3}): data sets differ\n{}",
+                    "seed {seed} after step {} (resp3: {resp3}): data sets differ\n{}",
+                    step - 1,
                     difference(&sa, &sb)
                 ));
             }
         }
-        if failures.len() >= 4 {
-            break;
-        }
     }
     failures
+}
+
+/// DUMPSWAP from to: each server restores the other's DUMP of `from` into `to` (nothing
+/// when the key is absent), and the two RESTORE replies must match.
+#[allow(clippy::too_many_arguments)]
+fn dump_swap(
+    want: &mut Conn,
+    got: &mut Conn,
+    args: &[String],
+    step: usize,
+    seed: u64,
+    resp3: bool,
+    log: bool,
+    failures: &mut Vec<String>,
+) {
+    let (from, to) = (args[1].as_bytes(), args[2].as_bytes());
+    let (pa, pb) = (want.cmd(&[b"DUMP", from]), got.cmd(&[b"DUMP", from]));
+    let (Value::Bulk(pa), Value::Bulk(pb)) = (pa, pb) else {
+        return;
+    };
+    let (a, b) = (
+        want.cmd(&[b"RESTORE", to, b"0", &pb, b"REPLACE"]),
+        got.cmd(&[b"RESTORE", to, b"0", &pa, b"REPLACE"]),
+    );
+    if log {
+        eprintln!("{step}: {} -> {a:?} / {b:?}", args.join(" "));
+    }
+    if a != b {
+        failures.push(format!(
+            "seed {seed} step {step} (resp3: {resp3}): RESTORE {} from the other's DUMP of {}\n{}",
+            args[2],
+            args[1],
+            difference(&a, &b)
+        ));
+    }
 }
 
 /// Cluster mode: puts the hash tag `{t}` in front of every key argument, as the harness of
@@ -1101,6 +1145,19 @@ fn random_commands_match_real_redis() {
         &gate.addr,
         Via::default(),
     );
+    // Pipelined: replies in order, transactions and blocking commands included.
+    let pipelined = Via {
+        pipeline: 16,
+        ..Via::default()
+    };
+    run_plan(
+        &seeds[..1],
+        steps,
+        false,
+        &redis.addr(),
+        &gate.addr,
+        pipelined,
+    );
 }
 
 /// The embedded engine against redis-server, RESP3 (maps, sets, doubles, nulls).
@@ -1159,7 +1216,7 @@ fn random_commands_match_real_redis_as_a_tenant() {
     let (seeds, steps) = plan(&[31], 4000);
     let via = Via {
         auth: Some(("ut", "pt")),
-        cluster: false,
+        ..Via::default()
     };
     run_plan(&seeds, steps, false, &redis.addr(), &gate.addr, via);
     run_plan(&seeds, steps, true, &redis.addr(), &gate.addr, via);
@@ -1173,8 +1230,8 @@ fn random_commands_match_real_redis_through_cluster() {
     let gate = Respgate::cluster(&cluster.addrs(), "");
     let (seeds, steps) = plan(&[41], 3000);
     let via = Via {
-        auth: None,
         cluster: true,
+        ..Via::default()
     };
     run_plan(&seeds, steps, false, &redis.addr(), &gate.addr, via);
 }
