@@ -454,3 +454,21 @@ fn lenient_input_is_re_encoded_not_passed_through() {
     let mut direct = Conn::connect(&redis.addr());
     assert_eq!(direct.cmd_str("GET lenient:k"), bulk("w2"));
 }
+
+/// The rest of a pipeline that arrives while respgate waits for the backend's reply to its
+/// start is answered too: respgate once read those bytes during the wait and then waited
+/// for more, and the client hung (found by tests/random_differential.rs, pipelined).
+#[test]
+fn pipeline_rest_sent_during_a_backend_wait_is_answered() {
+    let backend = RedisServer::start();
+    let gate = Respgate::standalone(&backend.addr(), "");
+    let mut c = Conn::connect(&gate.addr);
+    c.send(&[b"BLPOP", b"nothing-here", b"0.3"]);
+    std::thread::sleep(Duration::from_millis(100));
+    c.send(&[b"PING"]);
+    assert_eq!(c.read(), Value::NullArray);
+    assert_eq!(
+        c.try_read_within(Duration::from_secs(3)),
+        Some(Value::Simple("PONG".into()))
+    );
+}

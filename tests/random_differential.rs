@@ -1200,6 +1200,12 @@ fn random_commands_match_real_redis_through_forwarding() {
         &gate.addr,
         Via::default(),
     );
+    // Pipelined: replies must come back in order, transactions and blocking included.
+    let pipelined = Via {
+        pipeline: 16,
+        ..Via::default()
+    };
+    run_plan(&seeds, steps, false, &redis.addr(), &gate.addr, pipelined);
 }
 
 /// A tenant whose prefix holds glob metacharacters and a backslash, on the embedded engine:
@@ -1233,5 +1239,7 @@ fn random_commands_match_real_redis_through_cluster() {
         cluster: true,
         ..Via::default()
     };
+    run_plan(&seeds, steps, false, &redis.addr(), &gate.addr, via);
+    let via = Via { pipeline: 8, ..via };
     run_plan(&seeds, steps, false, &redis.addr(), &gate.addr, via);
 }

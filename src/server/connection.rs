@@ -261,6 +261,9 @@ pub async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr, counte
         }
         // About to wait (for the backend, the client's socket or its next bytes).
         session.flush_counts();
+        // Waiting for the backend, the drain reads what the client sends meanwhile: the
+        // rest of a pipeline may be buffered by the time it returns.
+        let buffered_before_drain = parser.buffered();
         if !session.pending.is_empty() && drain_owed!() {
             break;
         }
@@ -272,6 +275,12 @@ pub async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr, counte
                 .is_err()
         {
             break;
+        }
+        if parser.buffered() != buffered_before_drain
+            && !(session.closing || handle.is_shutting_down() || handle.is_killed())
+        {
+            // Run what the drain read instead of waiting for bytes the client has sent.
+            continue;
         }
         let shutting_down = handle.is_shutting_down();
         if shutting_down && !session.closing {
