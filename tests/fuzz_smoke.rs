@@ -4,29 +4,16 @@
 //! ordinary test suite (no nightly, no cargo-fuzz). The long runs are described in
 //! fuzz/README.md.
 
+mod common;
+
 use std::path::Path;
+
+use common::rng::Rng;
 
 use respgate::fuzz_checks::TARGETS;
 
 /// Pseudo-random inputs per target.
 const RANDOM_INPUTS: usize = 3000;
-
-/// splitmix64: a fixed, dependency-free sequence, so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// Pieces that make random bytes look like RESP, globs and TOML more often than noise does.
 const TOKENS: &[&[u8]] = &[
