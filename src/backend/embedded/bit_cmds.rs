@@ -605,8 +605,12 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[Bytes], ro_command: bool) -> Result<R
                     match field_add(base, incr, f.signed, f.bits, f.overflow) {
                         None => Reply::Null,
                         Some(new) => {
-                            // Only performed writes count (an OVERFLOW FAIL one does not).
-                            changes += 1;
+                            // Only writes that change the bits count, as in Redis (an
+                            // OVERFLOW FAIL one, or one storing the same value, does not:
+                            // it neither dirties nor touches a WATCH).
+                            if read_field(m, f.offset, f.bits) != truncated(new, f.bits) {
+                                changes += 1;
+                            }
                             write_field(m, f.offset, f.bits, new);
                             if is_set {
                                 Reply::Integer(old)
@@ -622,6 +626,15 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[Bytes], ro_command: bool) -> Result<R
     // Creating or growing the key is a keyspace change too, even if every write failed.
     ctx.dirty(changes.max(grown as u64));
     Ok(Reply::Array(replies))
+}
+
+/// The low `bits` bits of `value`: what a field of that width stores of it.
+fn truncated(value: u64, bits: u32) -> u64 {
+    if bits >= 64 {
+        value
+    } else {
+        value & ((1u64 << bits) - 1)
+    }
 }
 
 /// The field's current value: signed fields sign-extended, unsigned ones (at most 63 bits)
