@@ -68,20 +68,12 @@ fn scan_all(conn: &mut Conn, args: &[Vec<u8>]) -> Result<Value, String> {
 /// Cluster mode: every key argument gets the hash tag `{d}` in front (on both servers), so
 /// all keys of a script share one slot, as a cluster requires of multi-key commands.
 fn tag_keys(args: &mut [Vec<u8>]) {
-    let argv: Vec<bytes::Bytes> = args.iter().map(|a| bytes::Bytes::from(a.clone())).collect();
-    let Some(spec) = argv
-        .first()
-        .and_then(|n| respgate::command::table::lookup(n))
-    else {
-        return;
-    };
-    if let Ok(positions) = respgate::command::keys::key_positions(spec, &argv) {
-        for p in positions {
-            if let Some(a) = args.get_mut(p) {
-                let mut tagged = b"{d}".to_vec();
-                tagged.extend_from_slice(a);
-                *a = tagged;
-            }
+    let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+    for p in common::redis_cluster::key_positions(&refs) {
+        if let Some(a) = args.get_mut(p) {
+            let mut tagged = b"{d}".to_vec();
+            tagged.extend_from_slice(a);
+            *a = tagged;
         }
     }
 }

@@ -1040,15 +1040,10 @@ fn tag_keys(args: &mut [String]) -> bool {
         }
         return true;
     }
-    let argv: Vec<bytes::Bytes> = args.iter().map(|a| bytes::Bytes::from(a.clone())).collect();
-    let Some(spec) = respgate::command::table::lookup(args[0].as_bytes()) else {
-        return true;
-    };
-    if let Ok(positions) = respgate::command::keys::key_positions(spec, &argv) {
-        for p in positions {
-            if let Some(a) = args.get_mut(p) {
-                *a = format!("{{t}}{a}");
-            }
+    let refs: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    for p in common::redis_cluster::key_positions(&refs) {
+        if let Some(a) = args.get_mut(p) {
+            *a = format!("{{t}}{a}");
         }
     }
     true

@@ -370,3 +370,17 @@ fn wait_ready(node: &mut ClusterNode, password: Option<&str>) -> Result<(), Stri
     }
     Err(format!("redis-server on {addr} did not answer"))
 }
+
+/// The positions of a command's key arguments, from respgate's command table (none for a
+/// command it does not know): where a test puts a hash tag so that all keys of a command
+/// share one slot.
+pub fn key_positions(args: &[&[u8]]) -> Vec<usize> {
+    let argv: Vec<bytes::Bytes> = args
+        .iter()
+        .map(|a| bytes::Bytes::copy_from_slice(a))
+        .collect();
+    argv.first()
+        .and_then(|name| respgate::command::table::lookup(name))
+        .and_then(|spec| respgate::command::keys::key_positions(spec, &argv).ok())
+        .unwrap_or_default()
+}

@@ -481,7 +481,7 @@ fn field_add(value: u64, incr: i64, signed: bool, bits: u32, ow: Overflow) -> Op
             };
         (limit, v.wrapping_add(incr) as u64)
     } else {
-        let max = if full { u64::MAX } else { (1u64 << bits) - 1 };
+        let max = low_bits(bits);
         let maxincr = max.wrapping_sub(value) as i64;
         let minincr = (value as i64).wrapping_neg();
         let limit = if value > max || (incr > 0 && incr > maxincr) {
@@ -608,7 +608,7 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[Bytes], ro_command: bool) -> Result<R
                             // Only writes that change the bits count, as in Redis (an
                             // OVERFLOW FAIL one, or one storing the same value, does not:
                             // it neither dirties nor touches a WATCH).
-                            if read_field(m, f.offset, f.bits) != truncated(new, f.bits) {
+                            if read_field(m, f.offset, f.bits) != new & low_bits(f.bits) {
                                 changes += 1;
                             }
                             write_field(m, f.offset, f.bits, new);
@@ -628,12 +628,13 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[Bytes], ro_command: bool) -> Result<R
     Ok(Reply::Array(replies))
 }
 
-/// The low `bits` bits of `value`: what a field of that width stores of it.
-fn truncated(value: u64, bits: u32) -> u64 {
+/// A mask of the low `bits` bits (all 64 for 64): the largest unsigned value a field of
+/// that width holds, and what it keeps of a wider one.
+fn low_bits(bits: u32) -> u64 {
     if bits >= 64 {
-        value
+        u64::MAX
     } else {
-        value & ((1u64 << bits) - 1)
+        (1u64 << bits) - 1
     }
 }
 

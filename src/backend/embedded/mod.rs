@@ -36,6 +36,7 @@ pub mod value;
 mod watch;
 pub mod zset_cmds;
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -966,19 +967,37 @@ impl Batch<'_> {
     /// [`changed_keys`]), when someone watches or tracks keys: their written keys that
     /// exist now.
     fn existing_before(&self, db: usize, cmd: &CommandSpec, argv: &[Bytes]) -> Option<Vec<Bytes>> {
+        if self.state.watched.is_empty() && self.state.tracking.is_empty() {
+            return None;
+        }
         let depends = matches!(cmd.name, "del" | "unlink") && argv.len() > 2
             || cmd.name.starts_with("xgroup")
             || cmd.name == "xsetid";
-        if !depends || (self.state.watched.is_empty() && self.state.tracking.is_empty()) {
+        if !depends {
             return None;
         }
+        let existence = self.written_key_existence(db, cmd, argv)?;
+        Some(
+            existence
+                .into_iter()
+                .filter_map(|(key, exists)| exists.then_some(key))
+                .collect(),
+        )
+    }
+
+    /// Each key the command may write, and whether it holds a live value now.
+    fn written_key_existence(
+        &self,
+        db: usize,
+        cmd: &CommandSpec,
+        argv: &[Bytes],
+    ) -> Option<Vec<(Bytes, bool)>> {
         let now = unix_ms();
         let d = self.state.dbs.get(db)?;
         Some(
             written_keys(cmd, argv)
                 .into_iter()
-                .filter(|k| d.peek(k, now).is_some())
-                .cloned()
+                .map(|key| (key.clone(), d.peek(key, now).is_some()))
                 .collect(),
         )
     }
@@ -1361,14 +1380,7 @@ impl Batch<'_> {
         if !notify::active(flags) || !cmd.has(crate::command::table::flags::WRITE) {
             return None;
         }
-        let now = unix_ms();
-        let d = self.state.dbs.get(db)?;
-        Some(
-            written_keys(cmd, argv)
-                .into_iter()
-                .map(|key| (key.clone(), d.peek(key, now).is_some()))
-                .collect(),
-        )
+        self.written_key_existence(db, cmd, argv)
     }
 
     /// Keyspace notifications for a write: its event on the keys it wrote, "del" for keys
@@ -1584,7 +1596,7 @@ impl Batch<'_> {
                     self.propagate(client.db, cmd, &argv, &reply);
                     changed_keys(cmd, &written, &reply, None)
                 } else {
-                    Vec::new()
+                    Cow::Borrowed(&[][..])
                 };
                 if let Some(w) = self.state.blocked.remove(id) {
                     // A client that left meanwhile loses the reply, as it would with Redis.
@@ -1627,49 +1639,43 @@ impl Drop for Batch<'_> {
 /// existed before it ran); XGROUP and XSETID change a stream's groups and last ID without
 /// telling anyone, unless XGROUP CREATE ... MKSTREAM created the key; any other write
 /// changed all its keys.
-fn changed_keys<'a>(
+fn changed_keys<'w, 'a>(
     cmd: &CommandSpec,
-    written: &[&'a Bytes],
+    written: &'w [&'a Bytes],
     reply: &Reply,
     existed: Option<&[Bytes]>,
-) -> Vec<&'a Bytes> {
+) -> Cow<'w, [&'a Bytes]> {
+    let only = |keep: &dyn Fn(&Bytes) -> bool| -> Cow<'w, [&'a Bytes]> {
+        Cow::Owned(written.iter().copied().filter(|k| keep(k)).collect())
+    };
     if cmd.name.starts_with("xgroup") || cmd.name == "xsetid" {
         return match existed {
-            Some(existed) => written
-                .iter()
-                .copied()
-                .filter(|k| !existed.contains(k))
-                .collect(),
-            None => Vec::new(),
+            Some(existed) => only(&|k| !existed.contains(k)),
+            None => Cow::Borrowed(&[]),
         };
     }
     if written.len() < 2 {
-        return written.to_vec();
+        // The common case, allocation-free.
+        return Cow::Borrowed(written);
     }
     match cmd.name {
         "blpop" | "brpop" | "lmpop" | "blmpop" | "bzpopmin" | "bzpopmax" | "zmpop" | "bzmpop" => {
             match reply {
                 Reply::Array(items) => match items.first() {
-                    Some(Reply::Bulk(popped)) => written
-                        .iter()
-                        .copied()
-                        .filter(|k| *k == popped)
-                        .take(1)
-                        .collect(),
-                    _ => Vec::new(),
+                    Some(Reply::Bulk(popped)) => {
+                        let first = written.iter().position(|k| *k == popped);
+                        Cow::Borrowed(first.map_or(&[][..], |i| &written[i..=i]))
+                    }
+                    _ => Cow::Borrowed(&[]),
                 },
-                _ => Vec::new(),
+                _ => Cow::Borrowed(&[]),
             }
         }
         "del" | "unlink" => match existed {
-            Some(existed) => written
-                .iter()
-                .copied()
-                .filter(|k| existed.contains(k))
-                .collect(),
-            None => written.to_vec(),
+            Some(existed) => only(&|k| existed.contains(k)),
+            None => Cow::Borrowed(written),
         },
-        _ => written.to_vec(),
+        _ => Cow::Borrowed(written),
     }
 }
 
