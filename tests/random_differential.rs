@@ -1214,3 +1214,31 @@ fn random_commands_match_real_redis_through_cluster() {
     let via = Via { pipeline: 8, ..via };
     run_plan(&seeds, steps, false, &redis.addr(), &gate.addr, via);
 }
+
+/// A tenant (prefix with glob metacharacters and a backslash) through standalone
+/// forwarding: the namespace rewrite of commands and replies on the forwarding path must
+/// leave the tenant exactly the view of a private Redis.
+#[test]
+fn random_commands_match_real_redis_as_a_tenant_through_forwarding() {
+    let redis = RedisServer::start();
+    let backend = RedisServer::start();
+    // Its own backend user, so its scripts are allowed (respgate refuses a tenant's scripts
+    // otherwise); confinement by that user's ACL is tests/tenants_forwarding.rs's subject.
+    let acl = "ACL SETUSER rt on >rt-pw ~* &* +@all";
+    assert_eq!(
+        Conn::connect(&backend.addr()).cmd_str(acl),
+        Value::Simple("OK".into())
+    );
+    let gate = Respgate::standalone(
+        &backend.addr(),
+        "[[tenants]]\nname = \"t\"\nusername = \"ut\"\npassword = \"pt\"\nprefix = 't?[\\'\n\
+         backend_username = \"rt\"\nbackend_password = \"rt-pw\"\n",
+    );
+    let (seeds, steps) = plan(&[51], 3000);
+    let via = Via {
+        auth: Some(("ut", "pt")),
+        ..Via::default()
+    };
+    run_plan(&seeds, steps, false, &redis.addr(), &gate.addr, via);
+    run_plan(&seeds, steps, true, &redis.addr(), &gate.addr, via);
+}

@@ -112,8 +112,56 @@ fn tenants_stay_in_their_namespace_through_a_standalone_backend() {
         Value::Array(vec![Value::Int(1), Value::Int(2)])
     );
     assert_eq!(direct.cmd_str("GET a:n"), bulk("2"));
-    // Scripts could name any key: refused.
+    // Scripts could name any key: refused, inside MULTI too (queued, it fails the EXEC
+    // as any command Redis rejects while queuing does, and never reaches the backend).
     assert!(a.cmd_str("EVAL return(1) 0").is_error());
+    assert_eq!(b.cmd_str("SET secret b-only"), ok());
+    let sneak = "return redis.call('SET', 'b*?[secret', 'from-a')";
+    assert_eq!(a.cmd_str("MULTI"), ok());
+    assert!(a.cmd(&[b"EVAL", sneak.as_bytes(), b"0"]).is_error());
+    assert!(a.cmd_str("SCRIPT LOAD return(1)").is_error());
+    assert_eq!(
+        a.cmd_str("EXEC"),
+        Value::Error("EXECABORT Transaction discarded because of previous errors.".into())
+    );
+    assert_eq!(b.cmd_str("GET secret"), bulk("b-only"));
+    // Inside MULTI, replies that name keys lose the prefix as they do outside it, error
+    // texts that quote a key too; DBSIZE and FLUSHDB keep to the namespace.
+    assert_eq!(a.cmd_str("SET m 1"), ok());
+    assert_eq!(a.cmd_str("MULTI"), ok());
+    for c in [
+        "KEYS *",
+        "DBSIZE",
+        "SCAN 0 COUNT 100",
+        "XPENDING nostream g",
+        "FLUSHDB",
+    ] {
+        assert_eq!(a.cmd_str(c), Value::Simple("QUEUED".into()), "{c}");
+    }
+    let nogroup = "NOGROUP No such key 'nostream' or consumer group 'g'";
+    match a.cmd_str("EXEC") {
+        Value::Array(r) => {
+            assert_eq!(
+                r[0].sorted(),
+                Value::Array(vec![bulk("m"), bulk("n")]).sorted()
+            );
+            assert_eq!(r[1], Value::Int(2));
+            assert_eq!(
+                r[2].sorted(),
+                Value::Array(vec![bulk("0"), Value::Array(vec![bulk("m"), bulk("n")])]).sorted()
+            );
+            assert_eq!(r[3], Value::Error(nogroup.into()));
+            assert_eq!(r[4], ok());
+        }
+        other => panic!("EXEC {other:?}"),
+    }
+    assert_eq!(a.cmd_str("DBSIZE"), Value::Int(0));
+    assert_eq!(b.cmd_str("DBSIZE"), Value::Int(4));
+    // Outside MULTI the same error text, without the prefix.
+    assert_eq!(
+        a.cmd_str("XPENDING nostream g"),
+        Value::Error(nogroup.into())
+    );
     // Pub/sub: channels are namespaced too.
     let mut sub = login(&gate.addr, "ua", "pa");
     sub.cmd_str("SUBSCRIBE news");
@@ -162,6 +210,24 @@ fn tenants_stay_in_their_namespace_through_a_cluster() {
         Value::Int(n) => assert_eq!(n, 2),
         other => panic!("DBSIZE {other:?}"),
     }
+    // A transaction runs on one node: DBSIZE (every master's keys) cannot be in it.
+    assert_eq!(a.cmd_str("MULTI"), ok());
+    assert!(a.cmd_str("DBSIZE").is_error());
+    assert!(a.cmd_str("EXEC").is_error());
+    // Replies naming keys inside one lose the prefix.
+    assert_eq!(a.cmd_str("RPUSH tf:{u}:l v"), Value::Int(1));
+    assert_eq!(a.cmd_str("MULTI"), ok());
+    assert_eq!(
+        a.cmd_str("LMPOP 1 tf:{u}:l LEFT"),
+        Value::Simple("QUEUED".into())
+    );
+    assert_eq!(
+        a.cmd_str("EXEC"),
+        Value::Array(vec![Value::Array(vec![
+            bulk("tf:{u}:l"),
+            Value::Array(vec![bulk("v")])
+        ])])
+    );
 }
 
 fn ttl(c: &mut Conn, key: &str) -> i64 {

@@ -35,6 +35,11 @@ impl Multi {
         self.aborted = true;
     }
 
+    /// A command was rejected while queuing: EXEC answers EXECABORT.
+    pub fn is_aborted(&self) -> bool {
+        self.aborted
+    }
+
     /// The queued commands.
     pub fn queued(&self) -> impl Iterator<Item = (&'static CommandSpec, &[Bytes])> + '_ {
         self.queue

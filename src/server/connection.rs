@@ -640,7 +640,7 @@ async fn drain<K: std::future::Future<Output = ()>>(
                 reply = router::follow(remote, cluster, resend, Ok(reply), proto, client_id).await;
             }
             if let Some(unwrap) = &unwrap {
-                reply = unwrap.apply(&reply);
+                reply = unwrap.apply(&reply, proto);
             }
             let reply = strip_tenant(session, strip, reply, proto);
             record_forwarded(session, cmd, verdict_of_encoded(&reply));
@@ -669,6 +669,11 @@ async fn drain<K: std::future::Future<Output = ()>>(
         let start = out.len();
         let (used, errors) = st.take_replies(1 + following, out);
         st.settled(used);
+        if errors != 0
+            && let Some(tenant) = &session.tenant
+        {
+            strip_tenant_errors(&tenant.namespace, out, start, errors, proto);
+        }
         let mut verdicts = Verdicts::new(&out[start..], errors);
         let mut clock = ReplyClock::new();
         record_forwarded_at(session, cmd, verdicts.next(), &mut clock);
@@ -789,7 +794,12 @@ fn strip_tenant(
     reply: bytes::Bytes,
     proto: crate::protocol::Protocol,
 ) -> bytes::Bytes {
-    let (Some(shape), Some(tenant)) = (strip, &session.tenant) else {
+    let Some(tenant) = &session.tenant else {
+        return reply;
+    };
+    // A plain reply too if it is an error: error texts quote keys.
+    let error = matches!(reply.first(), Some(b'-' | b'!'));
+    let Some(shape) = strip.or(error.then_some(crate::policy::namespace::Shape::Plain)) else {
         return reply;
     };
     match crate::policy::replies::strip_raw(&tenant.namespace, shape, &reply, proto) {
@@ -800,6 +810,42 @@ fn strip_tenant(
                 .encode(proto, &mut err);
             err.freeze()
         }
+    }
+}
+
+/// The error replies among the consecutive replies in `out[start..]` (bit i of `errors`:
+/// the i-th is one) without the tenant's prefix: error texts quote keys (`NOGROUP No such
+/// key 'k' ...`). The rest are copied unchanged; only a tenant's replies with an error
+/// among them come here.
+fn strip_tenant_errors(
+    ns: &crate::policy::namespace::Namespace,
+    out: &mut BytesMut,
+    start: usize,
+    errors: u64,
+    proto: crate::protocol::Protocol,
+) {
+    let replies = out.split_off(start).freeze();
+    let mut scanner = crate::protocol::reply_scan::ReplyScanner::new();
+    let mut at = 0;
+    let mut i = 0u32;
+    while at < replies.len() {
+        let Ok(Some(n)) = scanner.scan(&replies[at..]) else {
+            // Cut whole by the backend reader, so this cannot happen; keep the bytes as they are.
+            out.extend_from_slice(&replies[at..]);
+            return;
+        };
+        let reply = replies.slice(at..at + n);
+        if i < 64 && errors & (1 << i) != 0 {
+            let shape = crate::policy::namespace::Shape::Plain;
+            match crate::policy::replies::strip_raw(ns, shape, &reply, proto) {
+                Ok(stripped) => out.extend_from_slice(&stripped),
+                Err(_) => out.extend_from_slice(&reply),
+            }
+        } else {
+            out.extend_from_slice(&reply);
+        }
+        at += n;
+        i += 1;
     }
 }
 

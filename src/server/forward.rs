@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
+use super::forward_ttl::Part;
 use super::session::{Outcome, Session};
 use crate::backend::embedded::num::parse_i64;
 use crate::backend::remote::BackendError;
@@ -22,24 +23,31 @@ use crate::backend::remote::cluster::slots::command_slot;
 use crate::backend::remote::cluster::split::{self as cluster_split, MultiKey};
 use crate::backend::remote::conn::{BackendConn, Batch, Chunk, Owed, ReplySink, encode_command};
 use crate::command::CommandSpec;
+use crate::policy::namespace::Shape;
 use crate::policy::tenant::BackendUser;
 use crate::protocol::reply_scan::ReplyScanner;
 use crate::protocol::{Protocol, Reply, errors};
 
-/// A tenant's queued command moved into its namespace; commands whose replies would need
-/// stripping inside EXEC's array are refused.
+/// A tenant's queued command moved into its namespace, and how its element of EXEC's
+/// reply loses the prefix. DBSIZE and FLUSHDB/FLUSHALL become their scripts over the
+/// namespace (a cluster refuses them when they are queued: see
+/// [`super::forward_tenancy::refusal_in_multi`]).
 fn tenant_queued(
     tenant: &crate::policy::tenant::Tenant,
     spec: &'static CommandSpec,
     argv: &[Bytes],
-) -> Result<Vec<Bytes>, String> {
+) -> Result<(Vec<Bytes>, crate::policy::namespace::Shape), String> {
     use crate::policy::namespace::{Plan, Shape};
     match tenant.namespace.plan(spec, argv)? {
-        Plan::Run(rewritten, Shape::Plain) => Ok(rewritten),
-        _ => Err(format!(
-            "ERR respgate: {} inside MULTI is not available to tenants when forwarding",
-            spec.name.to_uppercase()
-        )),
+        Plan::Run(rewritten, shape) => Ok((rewritten, shape)),
+        Plan::Wide(wide) => super::forward_tenancy::wide_script(&tenant.namespace, wide)
+            .map(|(argv, _)| (argv, Shape::Plain))
+            .ok_or_else(|| {
+                format!(
+                    "ERR respgate: {} inside MULTI is not available to tenants when forwarding",
+                    spec.name.to_uppercase()
+                )
+            }),
     }
 }
 
@@ -110,6 +118,9 @@ pub struct RemoteState {
     pub next_strip: Option<crate::policy::namespace::Shape>,
     /// ... and the TTL fix-ups sent with it, to take out of EXEC's reply.
     pub next_unwrap: Option<Box<super::forward_ttl::Unwrap>>,
+    /// A tenant's transaction: how each queued command's reply loses the prefix (its queue
+    /// is rewritten once, even when EXEC waits and runs again).
+    exec_shapes: Vec<crate::policy::namespace::Shape>,
     /// Commands collected for one connection, sent together.
     outgoing: Option<Outgoing>,
 }
@@ -141,6 +152,7 @@ impl RemoteState {
             watch_lost: false,
             next_strip: None,
             next_unwrap: None,
+            exec_shapes: Vec::new(),
             outgoing: None,
             carry: None,
             shared_conn: None,
@@ -252,7 +264,10 @@ fn answered_locally(name: &str, argv: &[Bytes]) -> bool {
 
 /// A command that may not be queued in MULTI when forwarding: the transaction runs on a
 /// shared connection and must not change its state.
-pub fn refused_in_multi(name: &str) -> Option<String> {
+pub fn refused_in_multi(name: &str, argv: &[Bytes]) -> Option<String> {
+    if let Some(e) = unsupported(name, argv) {
+        return Some(e);
+    }
     matches!(
         name,
         "subscribe"
@@ -467,8 +482,13 @@ impl Session {
         let now = crate::backend::embedded::unix_ms();
         let fixes = super::forward_ttl::plan(&tenant, spec, argv, now)?;
         if !fixes.is_empty() {
-            let mut parts = vec![None];
-            parts.extend(fixes.iter().map(|f| Some((f.rule_key.clone(), f.action))));
+            // The reply's own strip is the slot's (`next_strip`), not the unwrap's.
+            let mut parts = vec![Part::Client(None)];
+            parts.extend(
+                fixes
+                    .iter()
+                    .map(|f| Part::FixUp(f.rule_key.clone(), f.action)),
+            );
             if let Some(st) = self.remote.as_mut() {
                 st.next_unwrap = Some(Box::new(super::forward_ttl::Unwrap {
                     tenant,
@@ -1004,13 +1024,32 @@ impl Session {
         if self.multi.is_none() {
             return Outcome::Reply(Reply::err("ERR EXEC without MULTI"));
         }
-        if let Some(tenant) = self.tenant.clone()
-            && let Some(m) = self.multi.as_mut()
-            && let Err(e) = m.rewrite(|spec, argv| tenant_queued(&tenant, spec, argv))
-        {
+        if self.multi.as_ref().is_some_and(|m| m.is_aborted()) {
+            // Before the tenant's rewrite: its refusals must not hide Redis's answer.
             self.multi = None;
             self.clear_watch();
-            return Outcome::Reply(Reply::err(e));
+            return Outcome::Reply(Reply::err(crate::command::transaction::EXECABORT));
+        }
+        if let Some(tenant) = self.tenant.clone()
+            && let Some(m) = self.multi.as_mut()
+        {
+            // Done once even when EXEC has to wait and run again: the shapes are kept.
+            let mut shapes = Vec::new();
+            let rewritten = m.rewrite(|spec, argv| {
+                let (argv, shape) = tenant_queued(&tenant, spec, argv)?;
+                shapes.push(shape);
+                Ok(argv)
+            });
+            if let Err(e) = rewritten {
+                self.multi = None;
+                self.clear_watch();
+                return Outcome::Reply(Reply::err(e));
+            }
+            if !shapes.is_empty()
+                && let Some(st) = self.remote.as_mut()
+            {
+                st.exec_shapes = shapes;
+            }
         }
         // SELECT inside the transaction changes the connection's db: only on the client's own.
         let selects = self
@@ -1079,11 +1118,10 @@ impl Session {
         let deadline = self.remote_target().command_timeout;
         // A tenant's writes under TTL rules get their fix-ups right behind them.
         let mut fixes: Vec<Vec<super::forward_ttl::FixUp>> = Vec::with_capacity(queue.len());
-        let tenant = self.tenant.clone().filter(|t| !t.ttl.is_empty());
-        if let Some(tenant) = &tenant {
+        if let Some(tenant) = self.tenant.clone().filter(|t| !t.ttl.is_empty()) {
             let now = crate::backend::embedded::unix_ms();
             for (spec, argv) in &queue {
-                match super::forward_ttl::plan(tenant, spec, argv, now) {
+                match super::forward_ttl::plan(&tenant, spec, argv, now) {
                     Ok(f) => fixes.push(f),
                     Err(e) => {
                         self.clear_watch();
@@ -1096,21 +1134,29 @@ impl Session {
             }
         }
         let extra: usize = fixes.iter().map(Vec::len).sum();
-        if let Some(tenant) = tenant
-            && extra > 0
+        // A tenant's EXEC reply: each of its commands' replies loses the prefix (and the
+        // TTL fix-ups' replies are taken out).
+        if let Some(tenant) = self.tenant.clone()
+            && let Some(st) = self.remote.as_mut()
         {
-            let mut parts = Vec::new();
-            for f in &fixes {
-                parts.push(None);
-                parts.extend(f.iter().map(|f| Some((f.rule_key.clone(), f.action))));
+            let shapes = std::mem::take(&mut st.exec_shapes);
+            let mut parts = Vec::with_capacity(queue.len() + extra);
+            for i in 0..queue.len() {
+                let shape = shapes.get(i).copied().unwrap_or(Shape::Plain);
+                parts.push(Part::Client(Some(shape)));
+                parts.extend(
+                    fixes
+                        .get(i)
+                        .into_iter()
+                        .flatten()
+                        .map(|f| Part::FixUp(f.rule_key.clone(), f.action)),
+                );
             }
-            if let Some(st) = self.remote.as_mut() {
-                st.next_unwrap = Some(Box::new(super::forward_ttl::Unwrap {
-                    tenant,
-                    parts,
-                    single: false,
-                }));
-            }
+            st.next_unwrap = Some(Box::new(super::forward_ttl::Unwrap {
+                tenant,
+                parts,
+                single: false,
+            }));
         }
         let skip = queue.len() + extra + 1;
         let user = self.backend_user();

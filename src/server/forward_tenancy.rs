@@ -17,7 +17,7 @@ use super::session::{Outcome, Session};
 use crate::backend::remote::cluster::router::Deferred;
 use crate::backend::remote::cluster::split::Merge;
 use crate::command::CommandSpec;
-use crate::policy::namespace::{Plan, Wide};
+use crate::policy::namespace::{Namespace, Plan, Wide};
 use crate::policy::tenant::Tenant;
 use crate::protocol::Reply;
 
@@ -55,6 +55,64 @@ pub enum TenantPlan {
     Done(Outcome),
 }
 
+/// Why a tenant may not send this command to the backend, if it may not. Scripts of its
+/// own need a backend user of its own (Redis's ACL then confines them; respgate cannot
+/// see inside a script); in cluster mode FUNCTION and FCALL stay refused even then.
+pub fn refusal(tenant: &Tenant, name: &str, cluster: bool) -> Option<String> {
+    if cluster && tenant.backend_user.is_some() && matches!(name, "function" | "fcall" | "fcall_ro")
+    {
+        return Some(format!(
+            "ERR respgate: {} is not available to tenants in cluster mode (a library would be loaded on one master only); use EVAL/EVALSHA",
+            name.to_uppercase()
+        ));
+    }
+    if is_script(name) && tenant.backend_user.is_none() {
+        return Some(format!(
+            "ERR respgate: {} is not available to tenants when forwarding (a script could reach keys outside its namespace)",
+            name.to_uppercase()
+        ));
+    }
+    None
+}
+
+/// [`refusal`] for a command queued in MULTI, where also the whole-keyspace commands a
+/// cluster would have to fan out (DBSIZE, FLUSHDB, FLUSHALL) and RANDOMKEY are refused:
+/// the transaction runs on one node. Checked when the command is queued, so that EXEC
+/// answers EXECABORT, as for any command Redis rejects while queuing.
+pub fn refusal_in_multi(tenant: &Tenant, name: &str, cluster: bool) -> Option<String> {
+    if let Some(e) = refusal(tenant, name, cluster) {
+        return Some(e);
+    }
+    let refused = match name {
+        "randomkey" => true,
+        "dbsize" | "flushdb" | "flushall" => cluster,
+        _ => false,
+    };
+    refused.then(|| {
+        format!(
+            "ERR respgate: {} inside MULTI is not available to tenants when forwarding",
+            name.to_uppercase()
+        )
+    })
+}
+
+/// A whole-keyspace command run as a script over one server's share of the namespace, and
+/// how a cluster's masters' answers merge; None: RANDOMKEY (not available yet).
+pub fn wide_script(ns: &Namespace, wide: Wide) -> Option<(Vec<Bytes>, Merge)> {
+    let (script, merge) = match wide {
+        Wide::DbSize => (COUNT_SCRIPT, Merge::SumIntegers),
+        Wide::FlushDb | Wide::FlushAll => (FLUSH_SCRIPT, Merge::Same),
+        Wide::RandomKey => return None,
+    };
+    let argv = vec![
+        Bytes::from_static(b"EVAL"),
+        Bytes::from_static(script.as_bytes()),
+        Bytes::from_static(b"0"),
+        ns.pattern(b"*"),
+    ];
+    Some((argv, merge))
+}
+
 impl Session {
     /// Rewrites a tenant's command for the backend.
     pub(super) fn tenant_forward_plan(
@@ -63,27 +121,13 @@ impl Session {
         spec: &'static CommandSpec,
         argv: &[Bytes],
     ) -> TenantPlan {
-        // With a backend user of its own, Redis's ACL confines the tenant's scripts to its
-        // keys and channels; keys passed as KEYS are still prefixed.
         let cluster = self
             .shared
             .remote
             .as_ref()
             .is_some_and(|r| r.cluster.is_some());
-        if cluster
-            && tenant.backend_user.is_some()
-            && matches!(spec.name, "function" | "fcall" | "fcall_ro")
-        {
-            return TenantPlan::Done(Outcome::Reply(Reply::err(format!(
-                "ERR respgate: {} is not available to tenants in cluster mode (a library would be loaded on one master only); use EVAL/EVALSHA",
-                spec.name.to_uppercase()
-            ))));
-        }
-        if is_script(spec.name) && tenant.backend_user.is_none() {
-            return TenantPlan::Done(Outcome::Reply(Reply::err(format!(
-                "ERR respgate: {} is not available to tenants when forwarding (a script could reach keys outside its namespace)",
-                spec.name.to_uppercase()
-            ))));
+        if let Some(e) = refusal(tenant, spec.name, cluster) {
+            return TenantPlan::Done(Outcome::Reply(Reply::err(e)));
         }
         let ns = &tenant.namespace;
         match ns.plan(spec, argv) {
@@ -93,22 +137,11 @@ impl Session {
                 TenantPlan::Forward(rewritten, strip)
             }
             Ok(Plan::Wide(wide)) => {
-                let pattern = ns.pattern(b"*");
-                let (script, merge) = match wide {
-                    Wide::DbSize => (COUNT_SCRIPT, Merge::SumIntegers),
-                    Wide::FlushDb | Wide::FlushAll => (FLUSH_SCRIPT, Merge::Same),
-                    Wide::RandomKey => {
-                        return TenantPlan::Done(Outcome::Reply(Reply::err(
-                            "ERR respgate: RANDOMKEY is not available to tenants when forwarding yet",
-                        )));
-                    }
+                let Some((argv, merge)) = wide_script(ns, wide) else {
+                    return TenantPlan::Done(Outcome::Reply(Reply::err(
+                        "ERR respgate: RANDOMKEY is not available to tenants when forwarding yet",
+                    )));
                 };
-                let argv = vec![
-                    Bytes::from_static(b"EVAL"),
-                    Bytes::from_static(script.as_bytes()),
-                    Bytes::from_static(b"0"),
-                    pattern,
-                ];
                 if cluster {
                     return TenantPlan::Done(self.defer(Deferred::AllMasters(argv, merge)));
                 }

@@ -11,6 +11,7 @@
 //! explicit PERSIST or a SET without TTL under require_ttl); other writes under require_ttl
 //! get the default instead.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -19,8 +20,10 @@ use crate::backend::remote::cluster::raw;
 use crate::backend::remote::conn::encode_command;
 use crate::command::{CommandSpec, keys, table};
 use crate::config::TtlMode;
+use crate::policy::namespace::Shape;
 use crate::policy::tenant::Tenant;
 use crate::policy::ttl::{self, Action, Effect};
+use crate::protocol::Protocol;
 
 /// A fix-up command sent after a write, and what to count when it applies.
 pub struct FixUp {
@@ -143,11 +146,20 @@ pub fn encode_wrapped(out: &mut BytesMut, argv: &[Bytes], fixes: &[FixUp]) {
     encode_command(out, &[b"EXEC"]);
 }
 
+/// What one element of an EXEC reply is.
+pub enum Part {
+    /// The client's reply; with a shape, a tenant's reply that loses the prefix (`Plain`:
+    /// only error texts quoting a key).
+    Client(Option<Shape>),
+    /// A TTL fix-up's reply, counted for its rule (key) if it applied.
+    FixUp(Bytes, Action),
+}
+
 /// Which elements of an EXEC reply are the client's, and which are fix-ups to count.
 pub struct Unwrap {
     pub tenant: Arc<Tenant>,
-    /// Per EXEC element: None = the client's reply; Some = a fix-up (counted if it applied).
-    pub parts: Vec<Option<(Bytes, Action)>>,
+    /// Per EXEC element.
+    pub parts: Vec<Part>,
     /// The client sent no MULTI: its reply is the one element, not an array.
     pub single: bool,
 }
@@ -155,18 +167,19 @@ pub struct Unwrap {
 impl Unwrap {
     /// The client's reply from EXEC's (raw) reply. A null or error EXEC reply is returned
     /// as is.
-    pub fn apply(&self, exec_reply: &Bytes) -> Bytes {
+    pub fn apply(&self, exec_reply: &Bytes, proto: Protocol) -> Bytes {
         let Some((kind, items)) = raw::elements(exec_reply) else {
             return exec_reply.clone();
         };
         if items.len() != self.parts.len() {
             return exec_reply.clone();
         }
-        let mut mine = Vec::new();
+        let mut mine: Vec<Cow<'_, [u8]>> = Vec::with_capacity(items.len());
         for (item, part) in items.iter().zip(&self.parts) {
             match part {
-                None => mine.push(*item),
-                Some((key, action)) => {
+                Part::Client(None) => mine.push(Cow::Borrowed(*item)),
+                Part::Client(Some(shape)) => mine.push(self.stripped(*shape, item, proto)),
+                Part::FixUp(key, action) => {
                     if raw::integer(item) == Some(1)
                         && let Some(rule) = self.tenant.ttl.rule_for(key)
                     {
@@ -176,13 +189,31 @@ impl Unwrap {
             }
         }
         if self.single && mine.len() == 1 {
-            return Bytes::copy_from_slice(mine[0]);
+            return Bytes::copy_from_slice(&mine[0]);
         }
         let mut out = BytesMut::new();
         crate::backend::remote::cluster::split::push_header(&mut out, kind, mine.len());
         for m in mine {
-            out.extend_from_slice(m);
+            out.extend_from_slice(&m);
         }
         out.freeze()
+    }
+
+    /// One of the client's replies without the tenant's prefix (a plain one is looked at
+    /// only if it is an error).
+    fn stripped<'a>(&self, shape: Shape, item: &'a [u8], proto: Protocol) -> Cow<'a, [u8]> {
+        let error = matches!(item.first(), Some(b'-' | b'!'));
+        if shape == Shape::Plain && !error {
+            return Cow::Borrowed(item);
+        }
+        match crate::policy::replies::strip_raw(&self.tenant.namespace, shape, item, proto) {
+            Ok(r) => Cow::Owned(r.to_vec()),
+            Err(e) => {
+                let mut err = BytesMut::new();
+                crate::protocol::Reply::err(format!("ERR respgate: unreadable backend reply: {e}"))
+                    .encode(proto, &mut err);
+                Cow::Owned(err.to_vec())
+            }
+        }
     }
 }

@@ -427,8 +427,12 @@ impl Session {
                 m.abort();
                 return Outcome::Reply(Reply::err(transaction::NOT_IN_MULTI));
             }
-            if self.remote.is_some()
-                && let Some(e) = super::forward::refused_in_multi(spec.name)
+            if let Some(remote) = self.shared.remote.as_deref()
+                && let Some(e) = super::forward::refused_in_multi(spec.name, argv).or_else(|| {
+                    let tenant = self.tenant.as_deref()?;
+                    let cluster = remote.cluster.is_some();
+                    super::forward_tenancy::refusal_in_multi(tenant, spec.name, cluster)
+                })
             {
                 m.abort();
                 return Outcome::Reply(Reply::err(e));
