@@ -36,8 +36,8 @@ fn tenant_queued(
     tenant: &crate::policy::tenant::Tenant,
     spec: &'static CommandSpec,
     argv: &[Bytes],
-) -> Result<(Vec<Bytes>, crate::policy::namespace::Shape), String> {
-    use crate::policy::namespace::{Plan, Shape};
+) -> Result<(Vec<Bytes>, Shape), String> {
+    use crate::policy::namespace::Plan;
     match tenant.namespace.plan(spec, argv)? {
         Plan::Run(rewritten, shape) => Ok((rewritten, shape)),
         Plan::Wide(wide) => super::forward_tenancy::wide_script(&tenant.namespace, wide)
@@ -1034,6 +1034,7 @@ impl Session {
             && let Some(m) = self.multi.as_mut()
         {
             // Done once even when EXEC has to wait and run again: the shapes are kept.
+            let fresh = !m.rewritten;
             let mut shapes = Vec::new();
             let rewritten = m.rewrite(|spec, argv| {
                 let (argv, shape) = tenant_queued(&tenant, spec, argv)?;
@@ -1045,9 +1046,7 @@ impl Session {
                 self.clear_watch();
                 return Outcome::Reply(Reply::err(e));
             }
-            if !shapes.is_empty()
-                && let Some(st) = self.remote.as_mut()
-            {
+            if fresh && let Some(st) = self.remote.as_mut() {
                 st.exec_shapes = shapes;
             }
         }
