@@ -1300,3 +1300,32 @@ fn random_commands_match_real_redis_as_a_tenant_through_forwarding() {
     };
     run_plan(&seeds, steps, false, &redis.addr(), &gate.addr, via);
 }
+
+/// Through standalone forwarding over mutual TLS, pipelined: rustls's buffering between
+/// respgate and the backend must change nothing a client sees.
+#[test]
+fn random_commands_match_real_redis_through_tls_forwarding() {
+    let pki = common::tls::Pki::generate();
+    let redis = RedisServer::start();
+    let backend = RedisServer::start_tls(
+        &pki.server_cert,
+        &pki.server_key,
+        &pki.ca,
+        pki.client_config(true),
+        &["--tls-auth-clients", "yes"],
+    );
+    let gate = Respgate::standalone(
+        &backend.addr(),
+        &format!(
+            "tls = {{ ca = \"{}\", cert = \"{}\", key = \"{}\" }}",
+            pki.ca, pki.client_cert, pki.client_key
+        ),
+    );
+    let (seeds, steps) = plan(&[71], 3000);
+    let pipelined = Via {
+        pipeline: 16,
+        ..Via::default()
+    };
+    run_plan(&seeds, steps, false, &redis.addr(), &gate.addr, pipelined);
+    run_plan(&seeds, steps, true, &redis.addr(), &gate.addr, pipelined);
+}
