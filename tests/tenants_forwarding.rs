@@ -183,6 +183,52 @@ fn tenants_stay_in_their_namespace_through_a_standalone_backend() {
     );
 }
 
+/// A tenant's DBSIZE and FLUSHDB visit every key of a shared server (Redis cannot count or
+/// flush by prefix), but in short steps: the server is never held long, so other clients'
+/// commands run between them. The server's slowlog (threshold 100 ms) stays empty where one
+/// script over a million keys takes about 250 ms here; in a pipeline the answers keep their
+/// order.
+#[test]
+fn a_tenants_dbsize_and_flushdb_do_not_hold_a_shared_server() {
+    let backend = RedisServer::start_with(&["--enable-debug-command", "yes"]);
+    let mut direct = Conn::connect(&backend.addr());
+    assert_eq!(direct.cmd_str("DEBUG POPULATE 1000000 other"), ok());
+    assert_eq!(
+        direct.cmd_str("CONFIG SET slowlog-log-slower-than 100000"),
+        ok()
+    );
+    assert_eq!(direct.cmd_str("SLOWLOG RESET"), ok());
+    let cfg = format!(
+        "{TENANTS}[backend]\nmode = \"standalone\"\naddress = \"{}\"\n",
+        backend.addr()
+    );
+    let gate = Respgate::start_with(&["--config", &temp_config(&cfg)]);
+    let mut a = login(&gate.addr, "ua", "pa");
+    for c in [
+        "SET x 1", "DBSIZE", "SET y 2", "DBSIZE", "FLUSHDB", "DBSIZE", "SET z 3", "DBSIZE",
+    ] {
+        let args = common::resp::split_args(c);
+        let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+        a.send(&refs);
+    }
+    let replies: Vec<Value> = (0..8).map(|_| a.read()).collect();
+    assert_eq!(
+        replies,
+        vec![
+            ok(),
+            Value::Int(1),
+            ok(),
+            Value::Int(2),
+            ok(),
+            Value::Int(0),
+            ok(),
+            Value::Int(1)
+        ]
+    );
+    assert_eq!(direct.cmd_str("DBSIZE"), Value::Int(1_000_001));
+    assert_eq!(direct.cmd_str("SLOWLOG LEN"), Value::Int(0));
+}
+
 #[test]
 fn tenants_stay_in_their_namespace_through_a_cluster() {
     let cluster = RedisCluster::shared();

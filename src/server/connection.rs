@@ -19,7 +19,7 @@ use super::Shared;
 use super::forward::Slot;
 use super::session::{Handled, PendingBlock, RawRequest, Session};
 use crate::backend::embedded::EngineHold;
-use crate::backend::remote::cluster::router;
+use crate::backend::remote::cluster::router::{self, Deferred};
 use crate::protocol::RequestParser;
 
 /// Flush replies early when a pipeline's output grows past this, so a long pipeline of big
@@ -501,16 +501,25 @@ async fn drain<K: std::future::Future<Output = ()>>(
                 continue;
             }
             Slot::Deferred(deferred, strip, cmd, user) => {
-                // Cluster mode: every earlier reply is in; run it across the nodes now.
-                if let Some(remote) = &shared.remote
-                    && let Some(cluster) = &remote.cluster
-                {
+                // Every earlier reply is in; run it now (across the nodes of a cluster).
+                if let Some(remote) = &shared.remote {
                     let client = router::Client {
                         proto,
                         id: client_id,
                         user: user.as_ref(),
                     };
-                    let reply = router::run_deferred(remote, cluster, *deferred, client).await;
+                    let reply = match (*deferred, &remote.cluster) {
+                        (Deferred::Walk(walk), _) => {
+                            crate::backend::remote::walk::run(remote, walk, client).await
+                        }
+                        (deferred, Some(cluster)) => {
+                            router::run_deferred(remote, cluster, deferred, client).await
+                        }
+                        // Only a walk is deferred outside cluster mode.
+                        (_, None) => {
+                            router::error_frame("ERR respgate: a cluster command without a cluster")
+                        }
+                    };
                     let reply = strip_tenant(session, strip, reply, proto);
                     record_forwarded(session, cmd, verdict_of_encoded(&reply));
                     out.extend_from_slice(&reply);

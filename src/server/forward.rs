@@ -41,7 +41,7 @@ fn tenant_queued(
     match tenant.namespace.plan(spec, argv)? {
         Plan::Run(rewritten, shape) => Ok((rewritten, shape)),
         Plan::Wide(wide) => super::forward_tenancy::wide_script(&tenant.namespace, wide)
-            .map(|(argv, _)| (argv, Shape::Plain))
+            .map(|argv| (argv, Shape::Plain))
             .ok_or_else(|| {
                 format!(
                     "ERR respgate: {} inside MULTI is not available to tenants when forwarding",
@@ -74,7 +74,8 @@ pub enum Slot {
         /// CLIENT REPLY OFF/SKIP: the reply is taken and dropped.
         discard: bool,
     },
-    /// Cluster mode: a command several nodes answer together, run when its turn comes (and
+    /// A command several nodes answer together (cluster mode), or a tenant's walk over its
+    /// keys (see [`crate::backend::remote::walk`]), run when its turn comes (and
     /// stripped of a tenant's prefix like a remote reply), over connections logging in as
     /// the backend user of the client's tenant when it was queued.
     Deferred(
@@ -321,7 +322,8 @@ impl Session {
     pub(super) fn forward(&mut self, spec: &'static CommandSpec, argv: &[Bytes]) -> Outcome {
         let name = spec.name;
         let cluster = self.shared.remote.as_ref().and_then(|r| r.cluster.clone());
-        if cluster.is_some() && self.remote.as_ref().is_some_and(|st| st.barrier) {
+        // A deferred command (a cluster fan-out, a tenant's walk) runs before anything after it.
+        if self.remote.as_ref().is_some_and(|st| st.barrier) {
             return Outcome::DrainFirst;
         }
         if name == "client"

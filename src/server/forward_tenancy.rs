@@ -2,9 +2,11 @@
 //! goes to the backend (keys, channels, patterns — the same pure plan as the embedded
 //! engine uses), and replies that name keys or channels lose the prefix on the way back.
 //!
-//! Whole-keyspace commands run as small Lua scripts over the tenant's keys only (SCAN with
-//! the namespace's pattern): DBSIZE counts them, FLUSHDB/FLUSHALL unlink them; in cluster
-//! mode on every master. Scripts of the tenant's own are refused: a script could name keys
+//! Whole-keyspace commands act on the tenant's keys only (SCAN with the namespace's
+//! pattern): DBSIZE counts them, FLUSHDB/FLUSHALL unlink them, walked in short steps so a
+//! shared server is never held for long (see [`crate::backend::remote::walk`]); in cluster
+//! mode on every master. Inside MULTI they are one script each (a transaction is atomic).
+//! Scripts of the tenant's own are refused: a script could name keys
 //! outside its namespace, and respgate cannot see inside it — unless the tenant has a
 //! backend ACL user of its own (`backend_username`), whose connections Redis itself holds
 //! to `~prefix*` keys and `&prefix*` channels. In cluster mode that covers EVAL, EVALSHA
@@ -15,18 +17,18 @@ use bytes::Bytes;
 
 use super::session::{Outcome, Session};
 use crate::backend::remote::cluster::router::Deferred;
-use crate::backend::remote::cluster::split::Merge;
+use crate::backend::remote::walk::{Walk, WalkAction};
 use crate::command::CommandSpec;
 use crate::policy::namespace::{Namespace, Plan, Wide};
 use crate::policy::tenant::Tenant;
 use crate::protocol::Reply;
 
-/// Counts the keys matching ARGV[1] (a tenant's namespace) on this server.
+/// Counts the keys matching ARGV[1] (a tenant's namespace) on this server (in MULTI).
 const COUNT_SCRIPT: &str = "local n = 0 local c = '0' repeat \
 local r = redis.call('SCAN', c, 'MATCH', ARGV[1], 'COUNT', 1000) c = r[1] n = n + #r[2] \
 until c == '0' return n";
 
-/// Unlinks the keys matching ARGV[1] on this server.
+/// Unlinks the keys matching ARGV[1] on this server (in MULTI).
 const FLUSH_SCRIPT: &str = "local c = '0' repeat \
 local r = redis.call('SCAN', c, 'MATCH', ARGV[1], 'COUNT', 1000) c = r[1] \
 for _, k in ipairs(r[2]) do redis.call('UNLINK', k) end \
@@ -96,21 +98,21 @@ pub fn refusal_in_multi(tenant: &Tenant, name: &str, cluster: bool) -> Option<St
     })
 }
 
-/// A whole-keyspace command run as a script over one server's share of the namespace, and
-/// how a cluster's masters' answers merge; None: RANDOMKEY (not available yet).
-pub fn wide_script(ns: &Namespace, wide: Wide) -> Option<(Vec<Bytes>, Merge)> {
-    let (script, merge) = match wide {
-        Wide::DbSize => (COUNT_SCRIPT, Merge::SumIntegers),
-        Wide::FlushDb | Wide::FlushAll => (FLUSH_SCRIPT, Merge::Same),
+/// A whole-keyspace command queued in a tenant's MULTI, as one script over the namespace:
+/// a transaction is atomic, so it cannot be walked in steps (outside MULTI it is, see
+/// [`crate::backend::remote::walk`]). None: RANDOMKEY (not available yet).
+pub fn wide_script(ns: &Namespace, wide: Wide) -> Option<Vec<Bytes>> {
+    let script = match wide {
+        Wide::DbSize => COUNT_SCRIPT,
+        Wide::FlushDb | Wide::FlushAll => FLUSH_SCRIPT,
         Wide::RandomKey => return None,
     };
-    let argv = vec![
+    Some(vec![
         Bytes::from_static(b"EVAL"),
         Bytes::from_static(script.as_bytes()),
         Bytes::from_static(b"0"),
         ns.pattern(b"*"),
-    ];
-    Some((argv, merge))
+    ])
 }
 
 impl Session {
@@ -137,15 +139,31 @@ impl Session {
                 TenantPlan::Forward(rewritten, strip)
             }
             Ok(Plan::Wide(wide)) => {
-                let Some((argv, merge)) = wide_script(ns, wide) else {
-                    return TenantPlan::Done(Outcome::Reply(Reply::err(
-                        "ERR respgate: RANDOMKEY is not available to tenants when forwarding yet",
-                    )));
+                let action = match wide {
+                    Wide::DbSize => WalkAction::Count,
+                    Wide::FlushDb | Wide::FlushAll => WalkAction::Unlink,
+                    Wide::RandomKey => {
+                        return TenantPlan::Done(Outcome::Reply(Reply::err(
+                            "ERR respgate: RANDOMKEY is not available to tenants when forwarding yet",
+                        )));
+                    }
                 };
-                if cluster {
-                    return TenantPlan::Done(self.defer(Deferred::AllMasters(argv, merge)));
-                }
-                TenantPlan::Forward(argv, None)
+                // Walked in steps (see backend::remote::walk): on the client's own
+                // connection (its db), or on every master of a cluster.
+                let conn = if cluster {
+                    None
+                } else {
+                    match self.conn(false) {
+                        Some(c) => Some(c),
+                        None => return TenantPlan::Done(Outcome::DrainFirst),
+                    }
+                };
+                let walk = Walk {
+                    pattern: ns.pattern(b"*"),
+                    action,
+                    conn,
+                };
+                TenantPlan::Done(self.defer(Deferred::Walk(walk)))
             }
         }
     }

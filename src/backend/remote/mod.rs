@@ -9,6 +9,7 @@ pub mod bridge;
 pub mod cluster;
 pub mod conn;
 pub mod sentinel;
+pub mod walk;
 
 use std::sync::Arc;
 use std::time::Duration;

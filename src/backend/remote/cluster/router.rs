@@ -37,6 +37,9 @@ pub enum Deferred {
     Scan(Vec<Bytes>),
     /// `INFO backend [section ...]`: every master's INFO, each under a `# node <addr>` line.
     InfoBackend(Vec<Bytes>),
+    /// A tenant's DBSIZE or FLUSHDB: its keys counted or unlinked in bounded steps (every
+    /// master in a cluster; the client's connection otherwise).
+    Walk(crate::backend::remote::walk::Walk),
 }
 
 /// What a command needs to be resent after a redirection.
@@ -308,7 +311,7 @@ impl ClusterBackend {
 
 /// Sends encoded commands to `conn` and waits for the last of their replies (the `skip`
 /// before it are dropped), at most `timeout`.
-async fn ask(
+pub async fn ask(
     conn: &BackendConn,
     bytes: Bytes,
     skip: usize,
@@ -635,6 +638,9 @@ pub async fn run_deferred(
                 .map(|addr| run_on_node(remote, cluster, addr, None, argv.clone(), client));
             let replies = futures_join_all(runs).await;
             Ok(info_by_node(&masters, &replies, proto))
+        }
+        Deferred::Walk(walk) => {
+            return crate::backend::remote::walk::run(remote, walk, client).await;
         }
         Deferred::Scan(argv) => {
             let topo = cluster.topology();
