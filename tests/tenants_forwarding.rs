@@ -227,6 +227,21 @@ fn a_tenants_dbsize_and_flushdb_do_not_hold_a_shared_server() {
     );
     assert_eq!(direct.cmd_str("DBSIZE"), Value::Int(1_000_001));
     assert_eq!(direct.cmd_str("SLOWLOG LEN"), Value::Int(0));
+    // FLUSHALL: the tenant's keys in every db, nobody else's.
+    let mut b = login(&gate.addr, "ub", "pb");
+    for c in [&mut a, &mut b] {
+        assert_eq!(c.cmd_str("SELECT 2"), ok());
+        assert_eq!(c.cmd_str("SET in2 v"), ok());
+        assert_eq!(c.cmd_str("SELECT 0"), ok());
+    }
+    assert_eq!(a.cmd_str("FLUSHALL"), ok());
+    assert_eq!(a.cmd_str("DBSIZE"), Value::Int(0));
+    assert_eq!(a.cmd_str("SELECT 2"), ok());
+    assert_eq!(a.cmd_str("DBSIZE"), Value::Int(0));
+    assert_eq!(b.cmd_str("SELECT 2"), ok());
+    assert_eq!(b.cmd_str("GET in2"), bulk("v"));
+    assert_eq!(direct.cmd_str("DBSIZE"), Value::Int(1_000_000));
+    assert_eq!(direct.cmd_str("SLOWLOG LEN"), Value::Int(0));
 }
 
 #[test]

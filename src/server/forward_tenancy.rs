@@ -162,6 +162,8 @@ impl Session {
                     pattern: ns.pattern(b"*"),
                     action,
                     conn,
+                    // A cluster has db 0 only.
+                    every_db: wide == Wide::FlushAll && !cluster,
                 };
                 TenantPlan::Done(self.defer(Deferred::Walk(walk)))
             }

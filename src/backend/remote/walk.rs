@@ -24,13 +24,19 @@ use crate::protocol::reply_scan::Frame;
 const STEP_SCANS: u32 = 10;
 const SCAN_COUNT: &str = "1000";
 
-/// One step: ARGV = cursor, pattern, COUNT, scans; returns {next cursor, keys matched}.
-const COUNT_STEP: &str = "local c, n, i = ARGV[1], 0, 0 repeat \
+/// One step: ARGV = cursor, pattern, COUNT, scans, and a db to SELECT first ('' for the
+/// connection's; a SELECT in a script does not change the connection's db). Returns {next
+/// cursor, keys matched}, or nil when the db does not exist (the end of FLUSHALL's dbs).
+const COUNT_STEP: &str = "if ARGV[5] ~= '' then local s = redis.pcall('SELECT', ARGV[5]) \
+if s.err then if string.find(s.err, 'out of range') then return false end return s end end \
+local c, n, i = ARGV[1], 0, 0 repeat \
 local r = redis.call('SCAN', c, 'MATCH', ARGV[2], 'COUNT', ARGV[3]) c = r[1] n = n + #r[2] \
 i = i + 1 until c == '0' or i >= tonumber(ARGV[4]) return {c, n}";
 
 /// One step that also unlinks the keys it found.
-const UNLINK_STEP: &str = "local c, n, i = ARGV[1], 0, 0 repeat \
+const UNLINK_STEP: &str = "if ARGV[5] ~= '' then local s = redis.pcall('SELECT', ARGV[5]) \
+if s.err then if string.find(s.err, 'out of range') then return false end return s end end \
+local c, n, i = ARGV[1], 0, 0 repeat \
 local r = redis.call('SCAN', c, 'MATCH', ARGV[2], 'COUNT', ARGV[3]) c = r[1] \
 for _, k in ipairs(r[2]) do redis.call('UNLINK', k) end n = n + #r[2] \
 i = i + 1 until c == '0' or i >= tonumber(ARGV[4]) return {c, n}";
@@ -51,6 +57,8 @@ pub struct Walk {
     /// Standalone and Sentinel: the connection the client's commands go to (in its db).
     /// Cluster: None, every master is walked (db 0).
     pub conn: Option<BackendConn>,
+    /// FLUSHALL outside a cluster: every db in turn, from 0 until one is out of range.
+    pub every_db: bool,
 }
 
 /// Why a walk stopped short.
@@ -64,24 +72,49 @@ pub enum WalkError {
     Unexpected,
 }
 
-/// Walks the whole keyspace of the server behind `conn`; returns how many keys matched
-/// (and were unlinked, for [`WalkAction::Unlink`]).
+/// Walks the keyspace of the server behind `conn` (every db with `every_db`); returns how
+/// many keys matched (and were unlinked, for [`WalkAction::Unlink`]).
 pub async fn walk_server(
     conn: &BackendConn,
     pattern: &Bytes,
     action: WalkAction,
+    every_db: bool,
     timeout: Option<Duration>,
 ) -> Result<u64, WalkError> {
+    if !every_db {
+        return walk_db(conn, pattern, action, None, timeout)
+            .await
+            .map(|n| n.unwrap_or(0));
+    }
+    let mut total = 0;
+    for db in 0u32.. {
+        match walk_db(conn, pattern, action, Some(db), timeout).await? {
+            Some(n) => total += n,
+            None => break,
+        }
+    }
+    Ok(total)
+}
+
+/// Walks one db (`None`: the connection's own); Ok(None) when `db` is out of range.
+async fn walk_db(
+    conn: &BackendConn,
+    pattern: &Bytes,
+    action: WalkAction,
+    db: Option<u32>,
+    timeout: Option<Duration>,
+) -> Result<Option<u64>, WalkError> {
     let script = match action {
         WalkAction::Count => COUNT_STEP,
         WalkAction::Unlink => UNLINK_STEP,
     };
     let steps = STEP_SCANS.to_string();
+    let db = db.map(|d| d.to_string()).unwrap_or_default();
     let mut cursor = Bytes::from_static(b"0");
     let mut total = 0u64;
     loop {
         let mut bytes = BytesMut::new();
-        let argv: [&[u8]; 7] = [
+        let argv: [&[u8]; 8] = [
             b"EVAL",
             script.as_bytes(),
             b"0",
@@ -89,6 +122,7 @@ pub async fn walk_server(
             pattern,
             SCAN_COUNT.as_bytes(),
             steps.as_bytes(),
+            db.as_bytes(),
         ];
         encode_command(&mut bytes, &argv);
         let reply = super::cluster::router::ask(conn, bytes.freeze(), 0, timeout)
@@ -97,10 +131,13 @@ pub async fn walk_server(
         if raw::is_error(&reply) {
             return Err(WalkError::Reply(reply));
         }
+        if raw::is_null(&reply) {
+            return Ok(None);
+        }
         let (next, n) = step_reply(&reply).ok_or(WalkError::Unexpected)?;
         total += n;
         if next.as_ref() == b"0" {
-            return Ok(total);
+            return Ok(Some(total));
         }
         cursor = next;
     }
@@ -113,7 +150,7 @@ pub async fn walk_server(
 pub async fn run(remote: &Remote, walk: Walk, client: Client<'_>) -> Bytes {
     let timeout = remote.command_timeout;
     let walked = match (&walk.conn, &remote.cluster) {
-        (Some(conn), _) => walk_server(conn, &walk.pattern, walk.action, timeout)
+        (Some(conn), _) => walk_server(conn, &walk.pattern, walk.action, walk.every_db, timeout)
             .await
             .map_err(|e| (e, remote.target.address())),
         (None, Some(cluster)) => {
@@ -129,7 +166,7 @@ pub async fn run(remote: &Remote, walk: Walk, client: Client<'_>) -> Bytes {
             let mut total = Ok(0);
             for addr in masters {
                 let conn = cluster.conn_to(remote, &addr, client.user, client.proto, client.id);
-                match walk_server(&conn, &walk.pattern, walk.action, timeout).await {
+                match walk_server(&conn, &walk.pattern, walk.action, false, timeout).await {
                     Ok(n) => total = total.map(|t| t + n),
                     Err(e) => {
                         total = Err((e, addr));
