@@ -157,6 +157,17 @@ fn tenants_stay_in_their_namespace_through_a_standalone_backend() {
     }
     assert_eq!(a.cmd_str("DBSIZE"), Value::Int(0));
     assert_eq!(b.cmd_str("DBSIZE"), Value::Int(4));
+    // The backend's INFO counts every tenant's keys: a tenant sees no Keyspace rows.
+    match a.cmd_str("INFO keyspace") {
+        Value::Bulk(text) => {
+            let text = String::from_utf8_lossy(&text).into_owned();
+            assert!(
+                text.contains("# Keyspace") && !text.contains("keys="),
+                "{text}"
+            );
+        }
+        other => panic!("INFO {other:?}"),
+    }
     // Outside MULTI the same error text, without the prefix.
     assert_eq!(
         a.cmd_str("XPENDING nostream g"),

@@ -24,6 +24,7 @@ const SHAPES: &[Shape] = &[
     Shape::Streams,
     Shape::Channels,
     Shape::NumSub,
+    Shape::Info,
 ];
 
 /// A bulk string: one of the tenant's keys, someone else's, or a made-up word.

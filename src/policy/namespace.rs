@@ -59,6 +59,9 @@ pub enum Shape {
     Channels,
     /// PUBSUB NUMSUB / SHARDNUMSUB: `[channel, count, ...]`.
     NumSub,
+    /// A backend's INFO text (forwarding): its Keyspace rows count every tenant's keys and
+    /// are dropped. (The embedded engine's INFO counts the tenant's own keys instead.)
+    Info,
 }
 
 /// What to run for a tenant's command.

@@ -76,8 +76,31 @@ pub fn strip(ns: &Namespace, shape: Shape, reply: Reply) -> Reply {
                 })
                 .collect(),
         ),
+        (Shape::Info, Reply::Bulk(text)) => Reply::Bulk(without_keyspace_rows(&text)),
+        (Shape::Info, Reply::Verbatim(fmt, text)) => {
+            Reply::Verbatim(fmt, without_keyspace_rows(&text))
+        }
         (_, r) => r,
     }
+}
+
+/// INFO text without its Keyspace rows (`db0:keys=3,expires=0,avg_ttl=0`); the section's
+/// header stays, as in the INFO of an empty server.
+fn without_keyspace_rows(text: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(text.len());
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        let row = line
+            .strip_prefix(b"db")
+            .map(|rest| {
+                let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+                digits > 0 && rest[digits..].starts_with(b":keys=")
+            })
+            .unwrap_or(false);
+        if !row {
+            out.extend_from_slice(line);
+        }
+    }
+    Bytes::from(out)
 }
 
 /// Error texts quote keys as `'key'` (NOGROUP No such key 'k' ...): drop the prefix there.

@@ -19,7 +19,7 @@ use super::session::{Outcome, Session};
 use crate::backend::remote::cluster::router::Deferred;
 use crate::backend::remote::walk::{Walk, WalkAction};
 use crate::command::CommandSpec;
-use crate::policy::namespace::{Namespace, Plan, Wide};
+use crate::policy::namespace::{Namespace, Plan, Shape, Wide};
 use crate::policy::tenant::Tenant;
 use crate::protocol::Reply;
 
@@ -135,7 +135,13 @@ impl Session {
         match ns.plan(spec, argv) {
             Err(e) => TenantPlan::Done(Outcome::Reply(Reply::err(e))),
             Ok(Plan::Run(rewritten, shape)) => {
-                let strip = (shape != crate::policy::namespace::Shape::Plain).then_some(shape);
+                // The backend's INFO counts every tenant's keys: those rows are dropped.
+                let shape = if spec.name == "info" {
+                    Shape::Info
+                } else {
+                    shape
+                };
+                let strip = (shape != Shape::Plain).then_some(shape);
                 TenantPlan::Forward(rewritten, strip)
             }
             Ok(Plan::Wide(wide)) => {

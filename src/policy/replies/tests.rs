@@ -328,3 +328,21 @@ fn frame_starting_with_crlf_is_an_error() {
         );
     }
 }
+
+#[test]
+fn a_backends_info_loses_its_keyspace_rows() {
+    let text = "# Server\r\nredis_version:7.0.15\r\n\r\n# Keyspace\r\ndb0:keys=3,expires=0,avg_ttl=0\r\ndb12:keys=1,expires=1,avg_ttl=9\r\n";
+    let kept = "# Server\r\nredis_version:7.0.15\r\n\r\n# Keyspace\r\n";
+    assert_eq!(strip(&ns(), Shape::Info, b(text)), b(kept));
+    assert_eq!(
+        strip(
+            &ns(),
+            Shape::Info,
+            Reply::Verbatim("txt", Bytes::from(text))
+        ),
+        Reply::Verbatim("txt", Bytes::from(kept))
+    );
+    // Only rows of that form go: a line about "db" elsewhere stays.
+    let other = "dbfilename:dump.rdb\r\ndb0:x\r\n";
+    assert_eq!(strip(&ns(), Shape::Info, b(other)), b(other));
+}
