@@ -472,3 +472,31 @@ fn pipeline_rest_sent_during_a_backend_wait_is_answered() {
         Some(Value::Simple("PONG".into()))
     );
 }
+
+/// CLIENT NO-EVICT marks the connection it is sent on. respgate answers it itself: sent on,
+/// it would mark a backend connection that other clients share.
+#[test]
+fn client_no_evict_does_not_mark_a_shared_backend_connection() {
+    let backend = RedisServer::start();
+    let gate = Respgate::standalone(&backend.addr(), "");
+    let mut c = Conn::connect(&gate.addr);
+    assert_eq!(c.cmd_str("SET k v"), Value::Simple("OK".into()));
+    assert_eq!(c.cmd_str("CLIENT NO-EVICT on"), Value::Simple("OK".into()));
+    assert!(c.cmd_str("CLIENT NO-EVICT maybe").is_error());
+    assert_eq!(c.cmd_str("GET k"), bulk("v"));
+    let mut direct = Conn::connect(&backend.addr());
+    let list = match direct.cmd_str("CLIENT LIST") {
+        Value::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("CLIENT LIST {other:?}"),
+    };
+    for line in list.lines() {
+        let flags = line
+            .split(' ')
+            .find_map(|f| f.strip_prefix("flags="))
+            .unwrap_or_default();
+        assert!(
+            !flags.contains('e'),
+            "a no-evict backend connection: {line}"
+        );
+    }
+}

@@ -252,12 +252,11 @@ fn answered_locally(name: &str, argv: &[Bytes]) -> bool {
     match name {
         "auth" | "hello" | "quit" | "reset" | "command" | "cluster" | "readonly" | "readwrite"
         | "asking" | "multi" | "slowlog" | "monitor" => true,
-        // CLIENT ID/LIST/KILL/SETNAME ... are about respgate's clients; PAUSE/UNPAUSE and
-        // NO-EVICT are about the server: forward those.
+        // CLIENT ID/LIST/KILL/SETNAME ... are about respgate's clients; PAUSE/UNPAUSE are
+        // about the server: forward those. NO-EVICT stays here: it would mark a backend
+        // connection other clients share, and respgate's clients are not Redis's to evict.
         "client" => !argv.get(1).is_some_and(|s| {
-            s.eq_ignore_ascii_case(b"pause")
-                || s.eq_ignore_ascii_case(b"unpause")
-                || s.eq_ignore_ascii_case(b"no-evict")
+            s.eq_ignore_ascii_case(b"pause") || s.eq_ignore_ascii_case(b"unpause")
         }),
         _ => false,
     }
