@@ -500,3 +500,59 @@ fn client_no_evict_does_not_mark_a_shared_backend_connection() {
         );
     }
 }
+
+/// WAIT counts the replicas that have the client's writes, as from Redis: respgate sends it
+/// on a connection of its own (it blocks), so it first makes that connection's last write
+/// come after the client's. Without that, a WAIT there counted a sleeping replica as having
+/// a write it never received.
+#[test]
+fn wait_counts_only_replicas_that_have_the_clients_writes() {
+    let master = RedisServer::start();
+    let port = master
+        .addr()
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let replica = RedisServer::start_with(&[
+        "--replicaof",
+        "127.0.0.1",
+        &port,
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let mut direct = Conn::connect(&master.addr());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = match direct.cmd_str("INFO replication") {
+            Value::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+            other => panic!("INFO {other:?}"),
+        };
+        if info.contains("state=online") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica never came online: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let gate = Respgate::standalone(&master.addr(), "");
+    let mut c = Conn::connect(&gate.addr);
+    assert_eq!(c.cmd_str("SET k 1"), Value::Simple("OK".into()));
+    assert_eq!(c.cmd_str("WAIT 1 5000"), Value::Int(1));
+    // The replica sleeps (a second connection's PING gets no answer): the next write cannot
+    // reach it, and WAIT must time out with 0 replicas, as Redis answers directly.
+    let mut sleeper = Conn::connect(&replica.addr());
+    sleeper.send(&[b"DEBUG", b"SLEEP", b"2"]);
+    let mut probe = Conn::connect(&replica.addr());
+    probe.send(&[b"PING"]);
+    assert!(probe.nothing_within(Duration::from_millis(100)));
+    assert_eq!(c.cmd_str("SET k 2"), Value::Simple("OK".into()));
+    let started = Instant::now();
+    assert_eq!(c.cmd_str("WAIT 1 300"), Value::Int(0));
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    // Awake again, it catches up and is counted.
+    assert_eq!(probe.read(), Value::Simple("PONG".into()));
+    assert_eq!(c.cmd_str("WAIT 1 5000"), Value::Int(1));
+}

@@ -51,6 +51,10 @@ fn tenant_queued(
     }
 }
 
+/// Where respgate publishes an empty message before forwarding a client's WAIT (a tenant's
+/// is inside its namespace): see [`Session::forward`].
+const WAIT_SYNC_CHANNEL: &[u8] = b"__respgate__:wait";
+
 /// Redis's text for keys of several slots in a command a cluster node cannot split.
 const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 
@@ -448,6 +452,21 @@ impl Session {
             return Outcome::DrainFirst;
         }
         let deadline = self.deadline(blocking);
+        if matches!(name, "wait" | "waitaof") {
+            // WAIT counts the replicas that have the connection's own last write, and the
+            // client's writes went over another connection (WAIT runs on its own, as it
+            // blocks): an empty PUBLISH first, which Redis propagates to its replicas, makes
+            // this connection's last write come after every write the client made.
+            let channel = match &self.tenant {
+                Some(t) => t.namespace.channel(WAIT_SYNC_CHANNEL),
+                None => Bytes::from_static(WAIT_SYNC_CHANNEL),
+            };
+            let encode = |b: &mut BytesMut| {
+                encode_command(b, &[&b"PUBLISH"[..], &channel, b""]);
+                encode_command(b, argv);
+            };
+            return self.submit(conn, encode, 1, deadline);
+        }
         match self.ttl_fixups(spec, argv, blocking.is_some()) {
             Err(e) => Outcome::Reply(Reply::err(e)),
             Ok(fixes) if !fixes.is_empty() => {
