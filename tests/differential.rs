@@ -167,20 +167,8 @@ fn scripts_match_real_redis_through_standalone_forwarding() {
 fn scripts_match_real_redis_through_tls_forwarding() {
     let pki = common::tls::Pki::generate();
     let redis = RedisServer::start();
-    let backend = RedisServer::start_tls(
-        &pki.server_cert,
-        &pki.server_key,
-        &pki.ca,
-        pki.client_config(true),
-        &["--tls-auth-clients", "yes"],
-    );
-    let gate = Respgate::standalone(
-        &backend.addr(),
-        &format!(
-            "tls = {{ ca = \"{}\", cert = \"{}\", key = \"{}\" }}",
-            pki.ca, pki.client_cert, pki.client_key
-        ),
-    );
+    let backend = pki.redis_server(true);
+    let gate = Respgate::standalone(&backend.addr(), &pki.backend_tls_mutual());
     run_all_scripts(&redis.addr(), &gate.addr, &[]);
 }
 
@@ -189,11 +177,7 @@ fn scripts_match_real_redis_through_tls_forwarding() {
 fn scripts_match_real_redis_through_sentinel() {
     let redis = RedisServer::start();
     let setup = common::redis_sentinel::SentinelSetup::start_stable();
-    let gate = Respgate::sentinel(
-        &setup.sentinel_addrs(),
-        common::redis_sentinel::MASTER_NAME,
-        "",
-    );
+    let gate = setup.respgate("");
     run_all_scripts(&redis.addr(), &gate.addr, &[]);
 }
 

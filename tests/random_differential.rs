@@ -1111,6 +1111,12 @@ fn run_plan(seeds: &[u64], steps: usize, resp3: bool, redis: &str, gate: &str, v
     );
 }
 
+/// [`run_plan`] in RESP2, then in RESP3.
+fn run_plan_both(seeds: &[u64], steps: usize, redis: &str, gate: &str, via: Via) {
+    run_plan(seeds, steps, false, redis, gate, via);
+    run_plan(seeds, steps, true, redis, gate, via);
+}
+
 /// The embedded engine against redis-server, RESP2.
 #[test]
 fn random_commands_match_real_redis() {
@@ -1204,8 +1210,7 @@ fn random_commands_match_real_redis_as_a_tenant() {
         auth: Some(("ut", "pt")),
         ..Via::default()
     };
-    run_plan(&seeds, steps, false, &redis.addr(), &gate.addr, via);
-    run_plan(&seeds, steps, true, &redis.addr(), &gate.addr, via);
+    run_plan_both(&seeds, steps, &redis.addr(), &gate.addr, via);
 }
 
 /// In front of a 3-master/3-replica Redis Cluster (all keys of a command in one slot).
@@ -1238,8 +1243,7 @@ fn random_commands_match_real_redis_through_cluster() {
         cluster: true,
         ..Via::default()
     };
-    run_plan(&seeds, steps, false, &redis.addr(), &gate.addr, via);
-    run_plan(&seeds, steps, true, &redis.addr(), &gate.addr, via);
+    run_plan_both(&seeds, steps, &redis.addr(), &gate.addr, via);
 }
 
 /// Through respgate following a Sentinel-managed master (with a replica attached).
@@ -1247,11 +1251,7 @@ fn random_commands_match_real_redis_through_cluster() {
 fn random_commands_match_real_redis_through_sentinel() {
     let redis = RedisServer::start();
     let setup = common::redis_sentinel::SentinelSetup::start_stable();
-    let gate = Respgate::sentinel(
-        &setup.sentinel_addrs(),
-        common::redis_sentinel::MASTER_NAME,
-        "",
-    );
+    let gate = setup.respgate("");
     let (seeds, steps) = plan(&[61], 3000);
     run_plan(
         &seeds,
@@ -1292,8 +1292,7 @@ fn random_commands_match_real_redis_as_a_tenant_through_forwarding() {
         auth: Some(("ut", "pt")),
         ..Via::default()
     };
-    run_plan(&seeds, steps, false, &redis.addr(), &gate.addr, via);
-    run_plan(&seeds, steps, true, &redis.addr(), &gate.addr, via);
+    run_plan_both(&seeds, steps, &redis.addr(), &gate.addr, via);
     let via = Via {
         pipeline: 16,
         ..via
@@ -1307,25 +1306,12 @@ fn random_commands_match_real_redis_as_a_tenant_through_forwarding() {
 fn random_commands_match_real_redis_through_tls_forwarding() {
     let pki = common::tls::Pki::generate();
     let redis = RedisServer::start();
-    let backend = RedisServer::start_tls(
-        &pki.server_cert,
-        &pki.server_key,
-        &pki.ca,
-        pki.client_config(true),
-        &["--tls-auth-clients", "yes"],
-    );
-    let gate = Respgate::standalone(
-        &backend.addr(),
-        &format!(
-            "tls = {{ ca = \"{}\", cert = \"{}\", key = \"{}\" }}",
-            pki.ca, pki.client_cert, pki.client_key
-        ),
-    );
+    let backend = pki.redis_server(true);
+    let gate = Respgate::standalone(&backend.addr(), &pki.backend_tls_mutual());
     let (seeds, steps) = plan(&[71], 3000);
     let pipelined = Via {
         pipeline: 16,
         ..Via::default()
     };
-    run_plan(&seeds, steps, false, &redis.addr(), &gate.addr, pipelined);
-    run_plan(&seeds, steps, true, &redis.addr(), &gate.addr, pipelined);
+    run_plan_both(&seeds, steps, &redis.addr(), &gate.addr, pipelined);
 }

@@ -25,22 +25,10 @@ fn error_text(v: &Value) -> String {
     }
 }
 
-/// A redis-server with TLS only; `mutual`: it requires client certificates.
-fn tls_redis(pki: &Pki, mutual: bool) -> RedisServer {
-    let auth = if mutual { "yes" } else { "no" };
-    RedisServer::start_tls(
-        &pki.server_cert,
-        &pki.server_key,
-        &pki.ca,
-        pki.client_config(mutual),
-        &["--tls-auth-clients", auth],
-    )
-}
-
 #[test]
 fn forwarding_over_tls_set_get_resp3_pubsub_and_big_values() {
     let pki = Pki::generate();
-    let redis = tls_redis(&pki, false);
+    let redis = pki.redis_server(false);
     // No server_name: the certificate is checked against the address's host, 127.0.0.1.
     let gate = Respgate::standalone(&redis.addr(), &format!("tls = {{ ca = \"{}\" }}", pki.ca));
     let mut c = Conn::connect(&gate.addr);
@@ -118,7 +106,7 @@ fn backend_tls_error(redis: &RedisServer, tls_toml: &str) -> (String, Duration) 
 #[test]
 fn a_wrong_ca_or_server_name_is_a_clear_error_at_once() {
     let pki = Pki::generate();
-    let redis = tls_redis(&pki, false);
+    let redis = pki.redis_server(false);
 
     let (err, took) = backend_tls_error(&redis, &format!("{{ ca = \"{}\" }}", pki.other_ca));
     assert!(
@@ -154,14 +142,8 @@ fn a_wrong_ca_or_server_name_is_a_clear_error_at_once() {
 #[test]
 fn mutual_tls_with_a_client_certificate() {
     let pki = Pki::generate();
-    let redis = tls_redis(&pki, true);
-    let gate = Respgate::standalone(
-        &redis.addr(),
-        &format!(
-            "tls = {{ ca = \"{}\", cert = \"{}\", key = \"{}\" }}",
-            pki.ca, pki.client_cert, pki.client_key
-        ),
-    );
+    let redis = pki.redis_server(true);
+    let gate = Respgate::standalone(&redis.addr(), &pki.backend_tls_mutual());
     let mut c = Conn::connect(&gate.addr);
     assert_eq!(c.cmd_str("SET k v"), Value::Simple("OK".into()));
     assert_eq!(c.cmd_str("GET k"), bulk("v"));
@@ -266,7 +248,7 @@ fn eventually_get(gate: &Respgate) {
 #[test]
 fn sentinel_mode_over_tls_to_sentinels_and_master() {
     let pki = Pki::generate();
-    let master = tls_redis(&pki, false);
+    let master = pki.redis_server(false);
     {
         let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
         let tls = rustls::ClientConnection::new(pki.client_config(false), name).unwrap();

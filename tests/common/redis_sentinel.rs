@@ -80,6 +80,12 @@ impl SentinelSetup {
         setup
     }
 
+    /// respgate following this setup's master through its sentinels, with extra
+    /// `[backend]` keys in `backend_toml`.
+    pub fn respgate(&self, backend_toml: &str) -> super::respgate::Respgate {
+        super::respgate::Respgate::sentinel(&self.sentinel_addrs(), MASTER_NAME, backend_toml)
+    }
+
     pub fn sentinel_addrs(&self) -> Vec<String> {
         self.sentinels
             .iter()

@@ -124,6 +124,30 @@ impl Pki {
     }
 }
 
+impl Pki {
+    /// A redis-server with TLS only, with these certificates; `mutual`: it requires client
+    /// certificates.
+    pub fn redis_server(&self, mutual: bool) -> super::redis_server::RedisServer {
+        let auth = if mutual { "yes" } else { "no" };
+        super::redis_server::RedisServer::start_tls(
+            &self.server_cert,
+            &self.server_key,
+            &self.ca,
+            self.client_config(mutual),
+            &["--tls-auth-clients", auth],
+        )
+    }
+
+    /// respgate's `[backend]` line for mutual TLS: trust our CA, present the client
+    /// certificate.
+    pub fn backend_tls_mutual(&self) -> String {
+        format!(
+            "tls = {{ ca = \"{}\", cert = \"{}\", key = \"{}\" }}",
+            self.ca, self.client_cert, self.client_key
+        )
+    }
+}
+
 impl Drop for Pki {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);

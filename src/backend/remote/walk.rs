@@ -154,12 +154,7 @@ pub async fn run(remote: &Remote, walk: Walk, client: Client<'_>) -> Bytes {
             .await
             .map_err(|e| (e, remote.target.address())),
         (None, Some(cluster)) => {
-            let topo = cluster.topology();
-            let masters: Vec<String> = topo
-                .masters()
-                .iter()
-                .map(|&n| topo.address(n).to_string())
-                .collect();
+            let masters = cluster.master_addresses();
             if masters.is_empty() {
                 return error_frame("CLUSTERDOWN The cluster is down");
             }

@@ -146,6 +146,15 @@ impl ClusterBackend {
         self.topology.read().clone()
     }
 
+    /// The addresses of the masters now serving slots (fan-outs go to each).
+    pub fn master_addresses(&self) -> Vec<String> {
+        let topo = self.topology();
+        topo.masters()
+            .iter()
+            .map(|&n| topo.address(n).to_string())
+            .collect()
+    }
+
     /// Reads the slot map from the seeds and the nodes already known.
     pub async fn refresh_now(&self) -> Result<(), String> {
         // Masters, replicas, then the configured seeds (which may be gone by now).
@@ -606,12 +615,7 @@ pub async fn run_deferred(
             split::merge(&split, &replies)
         }
         Deferred::AllMasters(argv, merge) => {
-            let topo = cluster.topology();
-            let mut masters: Vec<String> = topo
-                .masters()
-                .iter()
-                .map(|&n| topo.address(n).to_string())
-                .collect();
+            let mut masters = cluster.master_addresses();
             if masters.is_empty() {
                 return error_frame("CLUSTERDOWN The cluster is down");
             }
@@ -627,12 +631,7 @@ pub async fn run_deferred(
             split::merge_fan_out(merge, &replies)
         }
         Deferred::InfoBackend(argv) => {
-            let topo = cluster.topology();
-            let masters: Vec<String> = topo
-                .masters()
-                .iter()
-                .map(|&n| topo.address(n).to_string())
-                .collect();
+            let masters = cluster.master_addresses();
             let runs = masters
                 .iter()
                 .map(|addr| run_on_node(remote, cluster, addr, None, argv.clone(), client));
