@@ -92,6 +92,14 @@ fn single_slot_commands_hash_tags_crossslot_and_transactions() {
         g.cmd_str("SELECT 1"),
         Value::Error("ERR SELECT is not allowed in cluster mode".into())
     );
+    // WAIT would count replicas of one master for writes that went to others: refused.
+    assert_eq!(
+        g.cmd_str("WAIT 1 100"),
+        Value::Error(
+            "ERR respgate: WAIT is not supported in cluster mode (a client's writes go to several masters)"
+                .into()
+        )
+    );
     // A transaction on one slot runs on its node.
     g.cmd_str("MULTI");
     g.cmd_str("INCR tags:{user1}:n");

@@ -420,6 +420,15 @@ impl Session {
             return Outcome::Reply(reply);
         }
         if let Some(cluster) = cluster {
+            if matches!(name, "wait" | "waitaof") {
+                // A client's writes go to several masters here, and a WAIT sent to one of
+                // them on a connection of its own would count replicas of writes it never
+                // made: refused rather than answered with a count that promises nothing.
+                return Outcome::Reply(Reply::err(format!(
+                    "ERR respgate: {} is not supported in cluster mode (a client's writes go to several masters)",
+                    name.to_uppercase()
+                )));
+            }
             return self.forward_cluster(cluster, spec, argv);
         }
         // SCRIPT KILL / FUNCTION KILL must not queue behind the busy script on a shared
