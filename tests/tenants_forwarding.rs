@@ -11,9 +11,16 @@ use common::redis_server::RedisServer;
 use common::resp::{Conn, Value};
 use common::respgate::{Respgate, temp_config};
 
+/// Tenant c has no keys (RANDOMKEY's nil). b comes last: tests append `[[tenants.ttl]]`
+/// rules for it.
 const TENANTS: &str = r#"
 [server]
 auth_failures_per_minute = 0
+[[tenants]]
+name = "c"
+username = "uc"
+password = "pc"
+prefix = "c:"
 [[tenants]]
 name = "a"
 username = "ua"
@@ -91,6 +98,14 @@ fn tenants_stay_in_their_namespace_through_a_standalone_backend() {
         other => panic!("SCAN: {other:?}"),
     }
     // Whole-keyspace commands act on the tenant only.
+    for _ in 0..20 {
+        let key = a.cmd_str("RANDOMKEY");
+        assert!(key == bulk("k") || key == bulk("shared"), "{key:?}");
+    }
+    assert_eq!(
+        login(&gate.addr, "uc", "pc").cmd_str("RANDOMKEY"),
+        Value::NullBulk
+    );
     assert_eq!(a.cmd_str("DBSIZE"), Value::Int(2));
     assert_eq!(b.cmd_str("DBSIZE"), Value::Int(2));
     assert_eq!(a.cmd_str("FLUSHDB"), ok());
@@ -282,6 +297,18 @@ fn tenants_stay_in_their_namespace_through_a_cluster() {
         Value::Int(n) => assert_eq!(n, 2),
         other => panic!("DBSIZE {other:?}"),
     }
+    // RANDOMKEY finds the tenant's keys on whichever master holds them.
+    for _ in 0..10 {
+        let key = b.cmd_str("RANDOMKEY");
+        assert!(
+            [bulk("tf:1"), bulk("tf:2"), bulk("tf:3")].contains(&key),
+            "{key:?}"
+        );
+    }
+    assert_eq!(
+        login(&gate.addr, "uc", "pc").cmd_str("RANDOMKEY"),
+        Value::NullBulk
+    );
     // A transaction runs on one node: DBSIZE (every master's keys) cannot be in it.
     assert_eq!(a.cmd_str("MULTI"), ok());
     assert!(a.cmd_str("DBSIZE").is_error());

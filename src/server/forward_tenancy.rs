@@ -3,7 +3,8 @@
 //! engine uses), and replies that name keys or channels lose the prefix on the way back.
 //!
 //! Whole-keyspace commands act on the tenant's keys only (SCAN with the namespace's
-//! pattern): DBSIZE counts them, FLUSHDB/FLUSHALL unlink them, walked in short steps so a
+//! pattern): DBSIZE counts them, FLUSHDB/FLUSHALL unlink them, RANDOMKEY picks one, walked
+//! in short steps so a
 //! shared server is never held for long (see [`crate::backend::remote::walk`]); in cluster
 //! mode on every master. Inside MULTI they are one script each (a transaction is atomic).
 //! Scripts of the tenant's own are refused: a script could name keys
@@ -78,9 +79,11 @@ pub fn refusal(tenant: &Tenant, name: &str, cluster: bool) -> Option<String> {
 }
 
 /// [`refusal`] for a command queued in MULTI, where also the whole-keyspace commands a
-/// cluster would have to fan out (DBSIZE, FLUSHDB, FLUSHALL) and RANDOMKEY are refused:
-/// the transaction runs on one node. Checked when the command is queued, so that EXEC
-/// answers EXECABORT, as for any command Redis rejects while queuing.
+/// cluster would have to fan out (DBSIZE, FLUSHDB, FLUSHALL) are refused, as the
+/// transaction runs on one node, and RANDOMKEY (walked outside MULTI, see
+/// [`crate::backend::remote::walk`]; no script of one step does it). Checked when the
+/// command is queued, so that EXEC answers EXECABORT, as for any command Redis rejects
+/// while queuing.
 pub fn refusal_in_multi(tenant: &Tenant, name: &str, cluster: bool) -> Option<String> {
     if let Some(e) = refusal(tenant, name, cluster) {
         return Some(e);
@@ -100,7 +103,7 @@ pub fn refusal_in_multi(tenant: &Tenant, name: &str, cluster: bool) -> Option<St
 
 /// A whole-keyspace command queued in a tenant's MULTI, as one script over the namespace:
 /// a transaction is atomic, so it cannot be walked in steps (outside MULTI it is, see
-/// [`crate::backend::remote::walk`]). None: RANDOMKEY (not available yet).
+/// [`crate::backend::remote::walk`]). None: RANDOMKEY (refused in MULTI).
 pub fn wide_script(ns: &Namespace, wide: Wide) -> Option<Vec<Bytes>> {
     let script = match wide {
         Wide::DbSize => COUNT_SCRIPT,
@@ -148,11 +151,7 @@ impl Session {
                 let action = match wide {
                     Wide::DbSize => WalkAction::Count,
                     Wide::FlushDb | Wide::FlushAll => WalkAction::Unlink,
-                    Wide::RandomKey => {
-                        return TenantPlan::Done(Outcome::Reply(Reply::err(
-                            "ERR respgate: RANDOMKEY is not available to tenants when forwarding yet",
-                        )));
-                    }
+                    Wide::RandomKey => WalkAction::Sample,
                 };
                 // Walked in steps (see backend::remote::walk): on the client's own
                 // connection (its db), or on every master of a cluster.
@@ -164,6 +163,12 @@ impl Session {
                         None => return TenantPlan::Done(Outcome::DrainFirst),
                     }
                 };
+                if action == WalkAction::Sample
+                    && let Some(st) = self.remote.as_mut()
+                {
+                    // The key found loses the prefix on the way back.
+                    st.next_strip = Some(Shape::Key);
+                }
                 let walk = Walk {
                     pattern: ns.pattern(b"*"),
                     action,

@@ -17,6 +17,7 @@ use super::cluster::raw;
 use super::cluster::router::{Client, error_frame};
 use super::conn::{BackendConn, encode_command};
 use super::{BackendError, Remote};
+use crate::protocol::Protocol;
 use crate::protocol::reply_scan::Frame;
 
 /// SCAN calls per step, each with COUNT [`SCAN_COUNT`]: a step visits about 10 000 of the
@@ -41,6 +42,12 @@ local r = redis.call('SCAN', c, 'MATCH', ARGV[2], 'COUNT', ARGV[3]) c = r[1] \
 for _, k in ipairs(r[2]) do redis.call('UNLINK', k) end n = n + #r[2] \
 i = i + 1 until c == '0' or i >= tonumber(ARGV[4]) return {c, n}";
 
+/// One step that stops at the first keys it finds, and returns {next cursor, {keys}}.
+const SAMPLE_STEP: &str = "local c, i, found = ARGV[1], 0, {} repeat \
+local r = redis.call('SCAN', c, 'MATCH', ARGV[2], 'COUNT', ARGV[3]) c = r[1] \
+for _, k in ipairs(r[2]) do found[#found + 1] = k end \
+i = i + 1 until c == '0' or i >= tonumber(ARGV[4]) or #found > 0 return {c, found}";
+
 /// What a walk does with the keys it finds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WalkAction {
@@ -48,6 +55,9 @@ pub enum WalkAction {
     Count,
     /// FLUSHDB/FLUSHALL: the keys are unlinked; the reply is `+OK`.
     Unlink,
+    /// RANDOMKEY: the reply is one of the keys (from a random point of the keyspace), or
+    /// null when there is none.
+    Sample,
 }
 
 /// A walk over the keys matching `pattern`.
@@ -72,23 +82,30 @@ pub enum WalkError {
     Unexpected,
 }
 
+/// What a walk to the end does with the keys: count them, or unlink them too.
+#[derive(Debug, Clone, Copy)]
+enum Tally {
+    Count,
+    Unlink,
+}
+
 /// Walks the keyspace of the server behind `conn` (every db with `every_db`); returns how
-/// many keys matched (and were unlinked, for [`WalkAction::Unlink`]).
-pub async fn walk_server(
+/// many keys matched (and were unlinked, for [`Tally::Unlink`]).
+async fn walk_server(
     conn: &BackendConn,
     pattern: &Bytes,
-    action: WalkAction,
+    tally: Tally,
     every_db: bool,
     timeout: Option<Duration>,
 ) -> Result<u64, WalkError> {
     if !every_db {
-        return walk_db(conn, pattern, action, None, timeout)
+        return walk_db(conn, pattern, tally, None, timeout)
             .await
             .map(|n| n.unwrap_or(0));
     }
     let mut total = 0;
     for db in 0u32.. {
-        match walk_db(conn, pattern, action, Some(db), timeout).await? {
+        match walk_db(conn, pattern, tally, Some(db), timeout).await? {
             Some(n) => total += n,
             None => break,
         }
@@ -100,42 +117,25 @@ pub async fn walk_server(
 async fn walk_db(
     conn: &BackendConn,
     pattern: &Bytes,
-    action: WalkAction,
+    tally: Tally,
     db: Option<u32>,
     timeout: Option<Duration>,
 ) -> Result<Option<u64>, WalkError> {
-    let script = match action {
-        WalkAction::Count => COUNT_STEP,
-        WalkAction::Unlink => UNLINK_STEP,
+    let script = match tally {
+        Tally::Count => COUNT_STEP,
+        Tally::Unlink => UNLINK_STEP,
     };
-    let steps = STEP_SCANS.to_string();
     let db = db.map(|d| d.to_string()).unwrap_or_default();
     let mut cursor = Bytes::from_static(b"0");
     let mut total = 0u64;
     loop {
-        let mut bytes = BytesMut::new();
-        let argv: [&[u8]; 8] = [
-            b"EVAL",
-            script.as_bytes(),
-            b"0",
-            &cursor,
-            pattern,
-            SCAN_COUNT.as_bytes(),
-            steps.as_bytes(),
-            db.as_bytes(),
-        ];
-        encode_command(&mut bytes, &argv);
-        let reply = super::cluster::router::ask(conn, bytes.freeze(), 0, timeout)
-            .await
-            .map_err(WalkError::Backend)?;
-        if raw::is_error(&reply) {
-            return Err(WalkError::Reply(reply));
-        }
-        if raw::is_null(&reply) {
+        let Some((next, found)) = step(conn, script, &cursor, pattern, &db, timeout).await? else {
             return Ok(None);
-        }
-        let (next, n) = step_reply(&reply).ok_or(WalkError::Unexpected)?;
-        total += n;
+        };
+        let Frame::Integer(n) = found else {
+            return Err(WalkError::Unexpected);
+        };
+        total += u64::try_from(n).map_err(|_| WalkError::Unexpected)?;
         if next.as_ref() == b"0" {
             return Ok(Some(total));
         }
@@ -143,14 +143,92 @@ async fn walk_db(
     }
 }
 
-/// Runs a walk to the end: on the client's connection (standalone, Sentinel), or master by
-/// master over connections logged in as the client's backend user (cluster). The reply is
-/// the client's: the count or `+OK`, a step's error reply as the backend gave it, or an
+/// One key matching `pattern` on the server behind `conn`, or None if there is none. The
+/// walk starts at a random cursor and stops at the first keys it finds, so the answer is
+/// random-ish (as RANDOMKEY's own is, bucket by bucket) and usually quick; if nothing
+/// follows that cursor, a second walk from 0 makes sure an existing key is found.
+async fn sample_server(
+    conn: &BackendConn,
+    pattern: &Bytes,
+    timeout: Option<Duration>,
+) -> Result<Option<Bytes>, WalkError> {
+    // SCAN takes any cursor (it masks it to its table): a random one is a random place.
+    let start = rand::random::<u32>().to_string();
+    for from in [start.as_str(), "0"] {
+        let mut cursor = Bytes::copy_from_slice(from.as_bytes());
+        loop {
+            let Some((next, found)) =
+                step(conn, SAMPLE_STEP, &cursor, pattern, "", timeout).await?
+            else {
+                return Err(WalkError::Unexpected);
+            };
+            let Frame::Array(keys) = found else {
+                return Err(WalkError::Unexpected);
+            };
+            if !keys.is_empty() {
+                let pick = rand::random_range(0..keys.len());
+                return match &keys[pick] {
+                    Frame::Bulk(k) => Ok(Some(k.clone())),
+                    _ => Err(WalkError::Unexpected),
+                };
+            }
+            if next.as_ref() == b"0" {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    Ok(None)
+}
+
+/// Runs one step of `script` from `cursor` (in `db`, '' for the connection's): the next
+/// cursor and what the step found. Ok(None): `db` is out of range.
+async fn step(
+    conn: &BackendConn,
+    script: &str,
+    cursor: &[u8],
+    pattern: &[u8],
+    db: &str,
+    timeout: Option<Duration>,
+) -> Result<Option<(Bytes, Frame)>, WalkError> {
+    let steps = STEP_SCANS.to_string();
+    let argv: [&[u8]; 8] = [
+        b"EVAL",
+        script.as_bytes(),
+        b"0",
+        cursor,
+        pattern,
+        SCAN_COUNT.as_bytes(),
+        steps.as_bytes(),
+        db.as_bytes(),
+    ];
+    let mut bytes = BytesMut::new();
+    encode_command(&mut bytes, &argv);
+    let reply = super::cluster::router::ask(conn, bytes.freeze(), 0, timeout)
+        .await
+        .map_err(WalkError::Backend)?;
+    if raw::is_error(&reply) {
+        return Err(WalkError::Reply(reply));
+    }
+    if raw::is_null(&reply) {
+        return Ok(None);
+    }
+    step_reply(&reply).map(Some).ok_or(WalkError::Unexpected)
+}
+
+/// Runs a walk: on the client's connection (standalone, Sentinel), or master by master over
+/// connections logged in as the client's backend user (cluster). The reply is the client's:
+/// the count, `+OK` or the key found, a step's error reply as the backend gave it, or an
 /// error naming the node that failed.
 pub async fn run(remote: &Remote, walk: Walk, client: Client<'_>) -> Bytes {
+    let tally = match walk.action {
+        WalkAction::Count => Tally::Count,
+        WalkAction::Unlink => Tally::Unlink,
+        WalkAction::Sample => return sample(remote, &walk, client).await,
+    };
     let timeout = remote.command_timeout;
     let walked = match (&walk.conn, &remote.cluster) {
-        (Some(conn), _) => walk_server(conn, &walk.pattern, walk.action, walk.every_db, timeout)
+        (Some(conn), _) => walk_server(conn, &walk.pattern, tally, walk.every_db, timeout)
             .await
             .map_err(|e| (e, remote.target.address())),
         (None, Some(cluster)) => {
@@ -161,7 +239,7 @@ pub async fn run(remote: &Remote, walk: Walk, client: Client<'_>) -> Bytes {
             let mut total = Ok(0);
             for addr in masters {
                 let conn = cluster.conn_to(remote, &addr, client.user, client.proto, client.id);
-                match walk_server(&conn, &walk.pattern, walk.action, false, timeout).await {
+                match walk_server(&conn, &walk.pattern, tally, false, timeout).await {
                     Ok(n) => total = total.map(|t| t + n),
                     Err(e) => {
                         total = Err((e, addr));
@@ -174,31 +252,82 @@ pub async fn run(remote: &Remote, walk: Walk, client: Client<'_>) -> Bytes {
         (None, None) => Err((WalkError::Unexpected, remote.target.address())),
     };
     match walked {
-        Ok(keys) => reply_for(walk.action, keys),
-        Err((WalkError::Reply(reply), _)) => reply,
-        Err((WalkError::Backend(e), addr)) => error_frame(&e.client_error(&addr)),
-        Err((WalkError::Unexpected, addr)) => error_frame(&format!(
+        Ok(keys) => match tally {
+            Tally::Count => Bytes::from(format!(":{keys}\r\n")),
+            Tally::Unlink => Bytes::from_static(b"+OK\r\n"),
+        },
+        Err((e, addr)) => walk_error(e, &addr),
+    }
+}
+
+/// RANDOMKEY: a key from the client's connection, or from the masters of a cluster taken
+/// from a random one on (the first that has a key answers).
+async fn sample(remote: &Remote, walk: &Walk, client: Client<'_>) -> Bytes {
+    let timeout = remote.command_timeout;
+    let found = match (&walk.conn, &remote.cluster) {
+        (Some(conn), _) => sample_server(conn, &walk.pattern, timeout)
+            .await
+            .map_err(|e| (e, remote.target.address())),
+        (None, Some(cluster)) => {
+            let mut masters = cluster.master_addresses();
+            if masters.is_empty() {
+                return error_frame("CLUSTERDOWN The cluster is down");
+            }
+            let k = rand::random_range(0..masters.len());
+            masters.rotate_left(k);
+            let mut found = Ok(None);
+            for addr in masters {
+                let conn = cluster.conn_to(remote, &addr, client.user, client.proto, client.id);
+                match sample_server(&conn, &walk.pattern, timeout).await {
+                    Ok(None) => {}
+                    Ok(key) => {
+                        found = Ok(key);
+                        break;
+                    }
+                    Err(e) => {
+                        found = Err((e, addr));
+                        break;
+                    }
+                }
+            }
+            found
+        }
+        (None, None) => Err((WalkError::Unexpected, remote.target.address())),
+    };
+    match found {
+        Ok(Some(key)) => {
+            let mut out = BytesMut::with_capacity(key.len() + 16);
+            out.extend_from_slice(format!("${}\r\n", key.len()).as_bytes());
+            out.extend_from_slice(&key);
+            out.extend_from_slice(b"\r\n");
+            out.freeze()
+        }
+        Ok(None) if client.proto == Protocol::Resp3 => Bytes::from_static(b"_\r\n"),
+        Ok(None) => Bytes::from_static(b"$-1\r\n"),
+        Err((e, addr)) => walk_error(e, &addr),
+    }
+}
+
+/// The client's reply when a walk failed on the server at `addr`.
+fn walk_error(e: WalkError, addr: &str) -> Bytes {
+    match e {
+        WalkError::Reply(reply) => reply,
+        WalkError::Backend(e) => error_frame(&e.client_error(addr)),
+        WalkError::Unexpected => error_frame(&format!(
             "ERR respgate: unexpected reply from {addr} while walking the keyspace"
         )),
     }
 }
 
-/// `[cursor, n]` from a step's reply.
-fn step_reply(reply: &Bytes) -> Option<(Bytes, u64)> {
-    let Some(Frame::Array(items)) = raw::decode(reply) else {
+/// `[cursor, found]` from a step's reply.
+fn step_reply(reply: &Bytes) -> Option<(Bytes, Frame)> {
+    let Some(Frame::Array(mut items)) = raw::decode(reply) else {
         return None;
     };
+    let found = items.pop()?;
     match items.as_slice() {
-        [Frame::Bulk(cursor), Frame::Integer(n)] => Some((cursor.clone(), u64::try_from(*n).ok()?)),
+        [Frame::Bulk(cursor)] => Some((cursor.clone(), found)),
         _ => None,
-    }
-}
-
-/// The client's reply to a finished walk: the count, or `+OK`.
-pub fn reply_for(action: WalkAction, keys: u64) -> Bytes {
-    match action {
-        WalkAction::Count => Bytes::from(format!(":{keys}\r\n")),
-        WalkAction::Unlink => Bytes::from_static(b"+OK\r\n"),
     }
 }
 
@@ -207,13 +336,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_step_reply_gives_the_cursor_and_the_count() {
+    fn a_step_reply_gives_the_cursor_and_what_was_found() {
         let reply = Bytes::from_static(b"*2\r\n$5\r\n12345\r\n:7\r\n");
-        assert_eq!(step_reply(&reply), Some((Bytes::from_static(b"12345"), 7)));
-        assert_eq!(step_reply(&Bytes::from_static(b":1\r\n")), None);
         assert_eq!(
-            step_reply(&Bytes::from_static(b"*2\r\n$1\r\n0\r\n:-1\r\n")),
-            None
+            step_reply(&reply),
+            Some((Bytes::from_static(b"12345"), Frame::Integer(7)))
         );
+        let reply = Bytes::from_static(b"*2\r\n$1\r\n0\r\n*1\r\n$1\r\nk\r\n");
+        assert_eq!(
+            step_reply(&reply),
+            Some((
+                Bytes::from_static(b"0"),
+                Frame::Array(vec![Frame::Bulk(Bytes::from_static(b"k"))])
+            ))
+        );
+        assert_eq!(step_reply(&Bytes::from_static(b":1\r\n")), None);
+        assert_eq!(step_reply(&Bytes::from_static(b"*2\r\n:0\r\n:1\r\n")), None);
     }
 }
