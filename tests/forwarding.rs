@@ -556,3 +556,34 @@ fn wait_counts_only_replicas_that_have_the_clients_writes() {
     assert_eq!(probe.read(), Value::Simple("PONG".into()));
     assert_eq!(c.cmd_str("WAIT 1 5000"), Value::Int(1));
 }
+
+/// A backend user that may not publish to respgate's WAIT channel is said in the log at
+/// start (WAIT then cannot cover the client's writes); one that may is not.
+#[test]
+fn a_backend_user_without_the_wait_channel_is_logged() {
+    let backend = RedisServer::start_with(&[
+        "--user",
+        "nochan",
+        "on",
+        ">pw",
+        "~*",
+        "resetchannels",
+        "+@all",
+    ]);
+    let warned = |gate: &Respgate| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match gate.logs.recv_timeout(left) {
+                Ok(line) if line.contains("may not PUBLISH to __respgate__:wait") => return true,
+                Ok(line) if line.contains("forwarding to redis") => return false,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+        false
+    };
+    let gate = Respgate::standalone(&backend.addr(), "username = \"nochan\"\npassword = \"pw\"");
+    assert!(warned(&gate));
+    let gate = Respgate::standalone(&backend.addr(), "");
+    assert!(!warned(&gate));
+}

@@ -51,10 +51,6 @@ fn tenant_queued(
     }
 }
 
-/// Where respgate publishes an empty message before forwarding a client's WAIT (a tenant's
-/// is inside its namespace): see [`Session::forward`].
-const WAIT_SYNC_CHANNEL: &[u8] = b"__respgate__:wait";
-
 /// Redis's text for keys of several slots in a command a cluster node cannot split.
 const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 
@@ -468,8 +464,10 @@ impl Session {
             // blocks): an empty PUBLISH first, which Redis propagates to its replicas, makes
             // this connection's last write come after every write the client made.
             let channel = match &self.tenant {
-                Some(t) => t.namespace.channel(WAIT_SYNC_CHANNEL),
-                None => Bytes::from_static(WAIT_SYNC_CHANNEL),
+                Some(t) => t
+                    .namespace
+                    .channel(crate::backend::remote::WAIT_SYNC_CHANNEL),
+                None => Bytes::from_static(crate::backend::remote::WAIT_SYNC_CHANNEL),
             };
             let encode = |b: &mut BytesMut| {
                 encode_command(b, &[&b"PUBLISH"[..], &channel, b""]);

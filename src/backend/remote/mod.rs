@@ -14,6 +14,11 @@ pub mod walk;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Where respgate publishes an empty message right before forwarding a client's WAIT (a
+/// tenant's inside its namespace): the PUBLISH is propagated to replicas, so the WAIT's
+/// connection has written after every write of the client (see `Session::forward`).
+pub const WAIT_SYNC_CHANNEL: &[u8] = b"__respgate__:wait";
+
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 
@@ -344,12 +349,29 @@ impl Remote {
             let reply = tokio::time::timeout(self.target.connect_timeout, ping)
                 .await
                 .map_err(|_| BackendError::Timeout(self.target.connect_timeout.as_millis()))??;
-            match crate::protocol::reply_scan::decode(&reply) {
-                crate::protocol::reply_scan::Frame::Error(e) => Err(BackendError::Refused(
+            if let crate::protocol::reply_scan::Frame::Error(e) =
+                crate::protocol::reply_scan::decode(&reply)
+            {
+                return Err(BackendError::Refused(
                     String::from_utf8_lossy(&e).into_owned(),
-                )),
-                _ => Ok(()),
+                ));
             }
+            if self.cluster.is_none() {
+                // WAIT relies on this PUBLISH; a backend user without the channel cannot.
+                let publish = conn::round_trip(&mut stream, &[b"PUBLISH", WAIT_SYNC_CHANNEL, b""]);
+                if let Ok(Ok(reply)) =
+                    tokio::time::timeout(self.target.connect_timeout, publish).await
+                    && let crate::protocol::reply_scan::Frame::Error(e) =
+                        crate::protocol::reply_scan::decode(&reply)
+                {
+                    tracing::warn!(
+                        backend = %self.target.address(),
+                        error = %String::from_utf8_lossy(&e),
+                        "the backend user may not PUBLISH to __respgate__:wait, so a client's WAIT will not cover its writes (grant the channel, e.g. &__respgate__:wait)"
+                    );
+                }
+            }
+            Ok(())
         };
         match checked.await {
             Ok(()) => {
