@@ -1,12 +1,12 @@
-//! Counting or unlinking the keys that match a pattern without holding the server: a
-//! tenant's DBSIZE and FLUSHDB/FLUSHALL when forwarding.
+//! Counting, unlinking or picking the keys that match a pattern without holding the
+//! server: a tenant's DBSIZE, FLUSHDB/FLUSHALL and RANDOMKEY when forwarding.
 //!
-//! Redis has no command for either. One script over the whole keyspace would block a
+//! Redis has no command for any of them. One script over the whole keyspace would block a
 //! shared server for as long as SCAN takes to visit every key of every tenant (about half a
 //! second for 2 million keys here), so a tenant's DBSIZE, O(1) in Redis, would stall every
 //! other client. Instead each step is a short script that SCANs a bounded stretch from a
-//! cursor (and unlinks what it found), and respgate carries the cursor from step to step;
-//! other clients' commands run between the steps. Like a SCAN, a walk counts every key
+//! cursor (and unlinks or keeps what it found), and respgate carries the cursor from step
+//! to step; other clients' commands run between the steps. Like a SCAN, a walk counts every key
 //! that exists from its start to its end, and may or may not see keys written meanwhile.
 
 use std::time::Duration;
