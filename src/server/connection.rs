@@ -508,17 +508,25 @@ async fn drain<K: std::future::Future<Output = ()>>(
                         id: client_id,
                         user: user.as_ref(),
                     };
-                    let reply = match (*deferred, &remote.cluster) {
-                        (Deferred::Walk(walk), _) => {
-                            crate::backend::remote::walk::run(remote, walk, client).await
+                    let run = async {
+                        match (*deferred, &remote.cluster) {
+                            (Deferred::Walk(walk), _) => {
+                                crate::backend::remote::walk::run(remote, walk, client).await
+                            }
+                            (deferred, Some(cluster)) => {
+                                router::run_deferred(remote, cluster, deferred, client).await
+                            }
+                            // Only a walk is deferred outside cluster mode.
+                            (_, None) => router::error_frame(
+                                "ERR respgate: a cluster command without a cluster",
+                            ),
                         }
-                        (deferred, Some(cluster)) => {
-                            router::run_deferred(remote, cluster, deferred, client).await
-                        }
-                        // Only a walk is deferred outside cluster mode.
-                        (_, None) => {
-                            router::error_frame("ERR respgate: a cluster command without a cluster")
-                        }
+                    };
+                    // A tenant's walk over a big server takes seconds: CLIENT KILL must not
+                    // wait for it (what was sent runs on; nothing is acknowledged).
+                    let reply = tokio::select! {
+                        reply = run => reply,
+                        _ = killed.as_mut() => return Err(ClientGone),
                     };
                     let reply = strip_tenant(session, strip, reply, proto);
                     record_forwarded(session, cmd, verdict_of_encoded(&reply));
