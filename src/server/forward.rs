@@ -42,12 +42,8 @@ fn tenant_queued(
         Plan::Run(rewritten, shape) => Ok((rewritten, shape)),
         Plan::Wide(wide) => super::forward_tenancy::wide_script(&tenant.namespace, wide)
             .map(|argv| (argv, Shape::Plain))
-            .ok_or_else(|| {
-                format!(
-                    "ERR respgate: {} inside MULTI is not available to tenants when forwarding",
-                    spec.name.to_uppercase()
-                )
-            }),
+            // RANDOMKEY, refused when it was queued (refusal_in_multi).
+            .ok_or_else(|| super::forward_tenancy::refused_in_multi_text(spec.name)),
     }
 }
 

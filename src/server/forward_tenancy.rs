@@ -93,12 +93,15 @@ pub fn refusal_in_multi(tenant: &Tenant, name: &str, cluster: bool) -> Option<St
         "dbsize" | "flushdb" | "flushall" => cluster,
         _ => false,
     };
-    refused.then(|| {
-        format!(
-            "ERR respgate: {} inside MULTI is not available to tenants when forwarding",
-            name.to_uppercase()
-        )
-    })
+    refused.then(|| refused_in_multi_text(name))
+}
+
+/// The refusal of a tenant's command that cannot run inside its MULTI when forwarding.
+pub fn refused_in_multi_text(name: &str) -> String {
+    format!(
+        "ERR respgate: {} inside MULTI is not available to tenants when forwarding",
+        name.to_uppercase()
+    )
 }
 
 /// A whole-keyspace command queued in a tenant's MULTI, as one script over the namespace:

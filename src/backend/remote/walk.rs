@@ -17,8 +17,8 @@ use super::cluster::raw;
 use super::cluster::router::{Client, error_frame};
 use super::conn::{BackendConn, encode_command};
 use super::{BackendError, Remote};
-use crate::protocol::Protocol;
 use crate::protocol::reply_scan::Frame;
+use crate::protocol::{Protocol, Reply};
 
 /// SCAN calls per step, each with COUNT [`SCAN_COUNT`]: a step visits about 10 000 of the
 /// server's hash buckets (a few milliseconds), so a step never holds the server long.
@@ -221,91 +221,77 @@ async fn step(
 /// the count, `+OK` or the key found, a step's error reply as the backend gave it, or an
 /// error naming the node that failed.
 pub async fn run(remote: &Remote, walk: Walk, client: Client<'_>) -> Bytes {
+    let servers = match servers(remote, &walk, client) {
+        Ok(s) => s,
+        Err(reply) => return reply,
+    };
+    let timeout = remote.command_timeout;
     let tally = match walk.action {
         WalkAction::Count => Tally::Count,
         WalkAction::Unlink => Tally::Unlink,
-        WalkAction::Sample => return sample(remote, &walk, client).await,
-    };
-    let timeout = remote.command_timeout;
-    let walked = match (&walk.conn, &remote.cluster) {
-        (Some(conn), _) => walk_server(conn, &walk.pattern, tally, walk.every_db, timeout)
-            .await
-            .map_err(|e| (e, remote.target.address())),
-        (None, Some(cluster)) => {
-            let masters = cluster.master_addresses();
-            if masters.is_empty() {
-                return error_frame("CLUSTERDOWN The cluster is down");
-            }
-            let mut total = Ok(0);
-            for addr in masters {
-                let conn = cluster.conn_to(remote, &addr, client.user, client.proto, client.id);
-                match walk_server(&conn, &walk.pattern, tally, false, timeout).await {
-                    Ok(n) => total = total.map(|t| t + n),
-                    Err(e) => {
-                        total = Err((e, addr));
-                        break;
-                    }
+        WalkAction::Sample => {
+            // The first server holding one of the keys answers.
+            for (conn, addr) in &servers {
+                match sample_server(conn, &walk.pattern, timeout).await {
+                    Ok(None) => {}
+                    Ok(Some(key)) => return encoded(&Reply::Bulk(key), client.proto),
+                    Err(e) => return walk_error(e, addr),
                 }
             }
-            total
+            return encoded(&Reply::Null, client.proto);
         }
-        (None, None) => Err((WalkError::Unexpected, remote.target.address())),
     };
-    match walked {
-        Ok(keys) => match tally {
-            Tally::Count => Bytes::from(format!(":{keys}\r\n")),
-            Tally::Unlink => Bytes::from_static(b"+OK\r\n"),
-        },
-        Err((e, addr)) => walk_error(e, &addr),
+    let mut total = 0;
+    for (conn, addr) in &servers {
+        match walk_server(conn, &walk.pattern, tally, walk.every_db, timeout).await {
+            Ok(n) => total += n,
+            Err(e) => return walk_error(e, addr),
+        }
+    }
+    match tally {
+        Tally::Count => encoded(
+            &Reply::Integer(i64::try_from(total).unwrap_or(i64::MAX)),
+            client.proto,
+        ),
+        Tally::Unlink => encoded(&Reply::ok(), client.proto),
     }
 }
 
-/// RANDOMKEY: a key from the client's connection, or from the masters of a cluster taken
-/// from a random one on (the first that has a key answers).
-async fn sample(remote: &Remote, walk: &Walk, client: Client<'_>) -> Bytes {
-    let timeout = remote.command_timeout;
-    let found = match (&walk.conn, &remote.cluster) {
-        (Some(conn), _) => sample_server(conn, &walk.pattern, timeout)
-            .await
-            .map_err(|e| (e, remote.target.address())),
+/// The servers a walk visits, with the address each error names: the client's connection,
+/// or every master of a cluster (for RANDOMKEY from a random one on). Err: the reply when
+/// there is none.
+fn servers(
+    remote: &Remote,
+    walk: &Walk,
+    client: Client<'_>,
+) -> Result<Vec<(BackendConn, String)>, Bytes> {
+    match (&walk.conn, &remote.cluster) {
+        (Some(conn), _) => Ok(vec![(conn.clone(), remote.target.address())]),
         (None, Some(cluster)) => {
             let mut masters = cluster.master_addresses();
             if masters.is_empty() {
-                return error_frame("CLUSTERDOWN The cluster is down");
+                return Err(error_frame("CLUSTERDOWN The cluster is down"));
             }
-            let k = rand::random_range(0..masters.len());
-            masters.rotate_left(k);
-            let mut found = Ok(None);
-            for addr in masters {
-                let conn = cluster.conn_to(remote, &addr, client.user, client.proto, client.id);
-                match sample_server(&conn, &walk.pattern, timeout).await {
-                    Ok(None) => {}
-                    Ok(key) => {
-                        found = Ok(key);
-                        break;
-                    }
-                    Err(e) => {
-                        found = Err((e, addr));
-                        break;
-                    }
-                }
+            if walk.action == WalkAction::Sample {
+                let k = rand::random_range(0..masters.len());
+                masters.rotate_left(k);
             }
-            found
+            Ok(masters
+                .into_iter()
+                .map(|addr| {
+                    let conn = cluster.conn_to(remote, &addr, client.user, client.proto, client.id);
+                    (conn, addr)
+                })
+                .collect())
         }
-        (None, None) => Err((WalkError::Unexpected, remote.target.address())),
-    };
-    match found {
-        Ok(Some(key)) => {
-            let mut out = BytesMut::with_capacity(key.len() + 16);
-            out.extend_from_slice(format!("${}\r\n", key.len()).as_bytes());
-            out.extend_from_slice(&key);
-            out.extend_from_slice(b"\r\n");
-            out.freeze()
-        }
-        Ok(None) if client.proto == Protocol::Resp3 => Bytes::from_static(b"_\r\n"),
-        Ok(None) => Bytes::from_static(b"$-1\r\n"),
-        Err((e, addr)) => walk_error(e, &addr),
+        (None, None) => Err(walk_error(WalkError::Unexpected, &remote.target.address())),
     }
+}
+
+fn encoded(reply: &Reply, proto: Protocol) -> Bytes {
+    let mut out = BytesMut::new();
+    reply.encode(proto, &mut out);
+    out.freeze()
 }
 
 /// The client's reply when a walk failed on the server at `addr`.
