@@ -587,3 +587,109 @@ fn a_backend_user_without_the_wait_channel_is_logged() {
     let gate = Respgate::standalone(&backend.addr(), "");
     assert!(!warned(&gate));
 }
+
+/// A plain client's ordinary commands take forwarding's fast lane (sent on as they came);
+/// the rest of a pipeline takes the full path. Mixed in one write, the replies keep their
+/// order and match a real Redis's, and each command is counted and shown as before.
+#[test]
+fn a_pipeline_mixing_the_fast_lane_and_the_full_path_answers_as_redis() {
+    let backend = RedisServer::start();
+    let gate = Respgate::standalone(&backend.addr(), "");
+    let lines: Vec<&str> = [
+        "SET k v",
+        "INCR n",
+        "INCR n",
+        "GET k",
+        "GET",
+        "NOSUCH x",
+        "SELECT 1",
+        "GET k",
+        "SET k x",
+        "INCR n",
+        "SELECT 0",
+        "GET k",
+        "INCR n",
+        "CLIENT REPLY SKIP",
+        "GET k",
+        "PING",
+        "MULTI",
+        "INCR n",
+        "GET k",
+        "EXEC",
+        "WATCH k",
+        "SET k w",
+        "MULTI",
+        "GET k",
+        "EXEC",
+        "UNWATCH",
+        "BLPOP nolist 0.01",
+        "LPUSH l a b",
+        "LRANGE l 0 -1",
+        "MGET k n nokey",
+        "DEL k n l",
+    ]
+    .to_vec();
+    let mut batch = Vec::new();
+    for line in &lines {
+        let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+        batch.extend(Conn::encode(&args));
+    }
+    // CLIENT REPLY SKIP: no reply for itself nor for the GET after it.
+    let replies = lines.len() - 2;
+    let mut direct = Conn::connect(&backend.addr());
+    direct.send_raw(&batch).unwrap();
+    let want: Vec<Value> = (0..replies).map(|_| direct.read()).collect();
+    direct.cmd_str("FLUSHALL");
+    direct.cmd_str("SELECT 1");
+    direct.cmd_str("FLUSHDB");
+    let mut client = Conn::connect(&gate.addr);
+    client.cmd_str("CLIENT SETNAME laner");
+    client.send_raw(&batch).unwrap();
+    let got: Vec<Value> = (0..replies).map(|_| client.read()).collect();
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "reply {i} of {lines:?}");
+    }
+    // 300 pipelined GETs: counted in respgate's commandstats, and CLIENT LIST shows GET as
+    // the client's last command.
+    // (GET calls, total_commands_processed); the INFO itself is one more command.
+    let stat = |gate: &Respgate| {
+        let Value::Bulk(text) =
+            Conn::connect(&gate.addr).cmd_str("INFO respgate stats commandstats")
+        else {
+            panic!("INFO respgate stats commandstats");
+        };
+        let text = String::from_utf8_lossy(&text).to_string();
+        let field = |prefix: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix))
+                .and_then(|rest| rest.split(',').next())
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("{prefix} in {text}"))
+        };
+        (
+            field("cmdstat_get:calls="),
+            field("total_commands_processed:"),
+        )
+    };
+    let before = stat(&gate);
+    let mut gets = Vec::new();
+    for _ in 0..300 {
+        gets.extend(Conn::encode(&[b"GET", b"k"]));
+    }
+    client.send_raw(&gets).unwrap();
+    for _ in 0..300 {
+        assert_eq!(client.read(), Value::NullBulk);
+    }
+    let after = stat(&gate);
+    assert_eq!(after.0, before.0 + 300);
+    assert_eq!(after.1, before.1 + 301);
+    let Value::Bulk(list) = Conn::connect(&gate.addr).cmd_str("CLIENT LIST") else {
+        panic!("CLIENT LIST");
+    };
+    let list = String::from_utf8_lossy(&list).to_string();
+    let line = list
+        .lines()
+        .find(|l| l.contains(" name=laner "))
+        .unwrap_or_else(|| panic!("{list}"));
+    assert!(line.contains(" cmd=get "), "{line}");
+}

@@ -360,6 +360,59 @@ impl RequestParser {
         true
     }
 
+    /// Forwarding's fast lane (`server::forward_lane`): makes sure the whole commands at the
+    /// head of the buffer are cut as a run, and says whether any of it is left to hand out.
+    /// False when the next command takes the incremental path (incomplete, too long, over
+    /// the query buffer limit, inline): [`Self::next_command_into`] then has its errors.
+    pub fn cut_ahead(&mut self) -> bool {
+        if self.next_cut < self.cuts.len() {
+            return true;
+        }
+        if self.pending.is_some()
+            || self.buf.first() != Some(&b'*')
+            || self.buf.len() > self.limits.max_query_buffer
+        {
+            return false;
+        }
+        self.cut_run()
+    }
+
+    /// The name and argument count of the `i`-th command left in the run, if its bytes are
+    /// canonical RESP (any Redis reads them as this parser did).
+    pub fn run_command(&self, i: usize) -> Option<(&[u8], usize)> {
+        let cut = self.cuts.get(self.next_cut.checked_add(i)?)?;
+        if !cut.canonical {
+            return None;
+        }
+        let &(body, end) = self.spans.get(cut.first)?;
+        Some((self.run.get(body..end)?, cut.argc))
+    }
+
+    /// The bytes of the next `n` commands left in the run, as received (they follow each
+    /// other in the run). Empty if fewer are left.
+    pub fn run_bytes(&self, n: usize) -> &[u8] {
+        let (Some(first), Some(last)) = (
+            self.cuts.get(self.next_cut),
+            n.checked_sub(1)
+                .and_then(|k| self.cuts.get(self.next_cut.checked_add(k)?)),
+        ) else {
+            return &[];
+        };
+        self.run.get(first.start..last.end).unwrap_or(&[])
+    }
+
+    /// Hands out the next `n` commands of the run without their arguments (the fast lane
+    /// sent their bytes).
+    pub fn skip_run(&mut self, n: usize) {
+        self.last_frame = None;
+        self.next_cut = self.next_cut.saturating_add(n).min(self.cuts.len());
+        if self.next_cut == self.cuts.len() {
+            self.run = Bytes::new();
+            self.cuts.clear();
+            self.next_cut = 0;
+        }
+    }
+
     /// Keep each canonical command's bytes for [`Self::take_frame`] (forwarding).
     pub fn keep_frames(&mut self, on: bool) {
         self.keep_frames = on;

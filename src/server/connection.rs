@@ -381,6 +381,16 @@ fn run_buffered(
 ) -> Step {
     let mut hold = EngineHold::new(&shared.engine);
     loop {
+        // Forwarding a plain client's ordinary commands: sent as they came, in one go.
+        let room = MAX_PENDING.saturating_sub(session.pending.len());
+        let sent = session.forward_lane(parser, room);
+        if sent > 0 {
+            *depth += sent as u32;
+            if let Some(step) = wait_needed(shared, handle, session, out) {
+                return step;
+            }
+            continue;
+        }
         match parser.next_command_into(argv) {
             Ok(true) => {
                 *depth += 1;

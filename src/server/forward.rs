@@ -213,7 +213,7 @@ impl Default for RemoteState {
 /// Commands that would change a shared connection's state for everybody on it, or that need
 /// machinery respgate does not forward yet.
 #[inline(always)] // on every forwarded command: a call of its own cost 14 instructions per GET
-fn unsupported(name: &str, argv: &[Bytes]) -> Option<String> {
+pub(super) fn unsupported(name: &str, argv: &[Bytes]) -> Option<String> {
     let what = match name {
         "sync" | "psync" | "replconf" | "failover" | "shutdown" => name.to_uppercase(),
         // Only CLIENT looks at its subcommand (no per-command lowercase copy for the rest).
@@ -235,7 +235,7 @@ fn unsupported(name: &str, argv: &[Bytes]) -> Option<String> {
 
 /// Commands whose namespacing is not a plain argument rewrite before forwarding: answered by
 /// respgate, or handled by their own forwarding step (EXEC rewrites its queue).
-fn stays_local(name: &str, argv: &[Bytes]) -> bool {
+pub(super) fn stays_local(name: &str, argv: &[Bytes]) -> bool {
     answered_locally(name, argv)
         || matches!(
             name,
@@ -287,7 +287,7 @@ pub fn refused_in_multi(name: &str, argv: &[Bytes]) -> Option<String> {
 
 /// How long a blocking command may legitimately wait on the backend; None: forever.
 /// Some(None) marks a non-blocking command.
-fn blocking_wait(spec: &CommandSpec, argv: &[Bytes]) -> Option<Option<Duration>> {
+pub(super) fn blocking_wait(spec: &CommandSpec, argv: &[Bytes]) -> Option<Option<Duration>> {
     let ms = |b: &Bytes| parse_i64(b).filter(|n| *n >= 0).map(|n| n as u64);
     match spec.name {
         "blpop" | "brpop" | "brpoplpush" | "blmove" | "bzpopmin" | "bzpopmax" | "blmpop"
@@ -819,7 +819,7 @@ impl Session {
         let strip = st.next_strip.take();
         let unwrap = st.next_unwrap.take();
         st.outstanding += 1;
-        self.enqueue(&conn, encode, skip, true);
+        self.enqueue(&conn, encode, skip, 1);
         if let Some(st) = self.remote.as_mut()
             && st.inflight.as_ref().map(|c| c.id) != Some(conn.id)
         {
@@ -839,13 +839,13 @@ impl Session {
 
     /// Adds commands to the batch being collected for `conn` (sending the batch of another
     /// connection first, and a big batch at once).
-    /// The batch owes `skip` replies nobody reads, then (`to_client`) one to the client.
-    fn enqueue(
+    /// The batch owes `skip` replies nobody reads, then `to_client` to the client.
+    pub(super) fn enqueue(
         &mut self,
         conn: &BackendConn,
         encode: impl FnOnce(&mut BytesMut),
         skip: usize,
-        to_client: bool,
+        to_client: usize,
     ) {
         if self
             .remote
@@ -865,9 +865,7 @@ impl Session {
         });
         encode(&mut out.bytes);
         Owed::push(&mut out.owed, None, skip);
-        if to_client {
-            Owed::push(&mut out.owed, Some(&st.sink), 1);
-        }
+        Owed::push(&mut out.owed, Some(&st.sink), to_client);
         if out.bytes.len() >= OUTGOING_FLUSH {
             self.flush_outgoing();
         }
@@ -909,7 +907,7 @@ impl Session {
 
     /// Sends a command whose reply nobody reads (state kept in step on the pinned connection).
     pub(super) fn send_quietly(&mut self, conn: &BackendConn, argv: &[&[u8]]) {
-        self.enqueue(conn, |b| encode_command(b, argv), 1, false);
+        self.enqueue(conn, |b| encode_command(b, argv), 1, 0);
     }
 
     pub(super) fn pinned(&self) -> Option<&BackendConn> {

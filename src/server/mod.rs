@@ -3,6 +3,7 @@
 pub mod clients;
 mod connection;
 pub mod forward;
+mod forward_lane;
 mod forward_tenancy;
 mod forward_tracking;
 mod forward_ttl;

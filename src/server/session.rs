@@ -199,6 +199,28 @@ impl Session {
         }
     }
 
+    /// The table entry of a command name (remembered for a pipeline of the same command).
+    pub(super) fn lookup_command(&mut self, name: &[u8]) -> Option<&'static CommandSpec> {
+        self.lookups.lookup(name)
+    }
+
+    /// Whether the tenants' config was reloaded since this session resolved its identity
+    /// (the next command through [`Session::handle`] follows the reload).
+    pub(super) fn tenants_reloaded(&self) -> bool {
+        self.shared
+            .tenants_generation
+            .load(std::sync::atomic::Ordering::Acquire)
+            != self.tenants_generation
+    }
+
+    /// `n` forwarded commands sent by the fast lane (`forward_lane`), the last of them
+    /// `name`, all from the read at `started`: counted in total_commands, and shown in
+    /// CLIENT LIST, as [`Session::handle`] does for each.
+    pub(super) fn count_lane(&mut self, name: &'static str, started: Instant, n: usize) {
+        self.tally.count_forwarded_n(n as u64);
+        self.shown = Some((name, started));
+    }
+
     pub fn client_id(&self) -> u64 {
         self.id
     }

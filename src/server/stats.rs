@@ -450,6 +450,11 @@ impl CommandTally {
         self.commands += 1;
     }
 
+    /// [`Self::count_forwarded`] for `n` commands at once.
+    pub fn count_forwarded_n(&mut self, n: u64) {
+        self.commands += n;
+    }
+
     /// Adds what was tallied to the shared counters and starts again.
     pub fn flush(&mut self, stats: &CommandStats, server: &ServerStats) {
         if self.commands > 0 {
