@@ -666,9 +666,23 @@ fn a_pipeline_mixing_the_fast_lane_and_the_full_path_answers_as_redis() {
                 .and_then(|n| n.trim().parse::<u64>().ok())
                 .unwrap_or_else(|| panic!("{prefix} in {text}"))
         };
+        let incr = text
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_incr:"))
+            .map(|l| {
+                let f = |name: &str| {
+                    l.split(',')
+                        .find_map(|kv| kv.strip_prefix(name))
+                        .and_then(|n| n.parse::<u64>().ok())
+                        .unwrap_or_else(|| panic!("{name} in {l}"))
+                };
+                (f("calls="), f("failed_calls="))
+            })
+            .unwrap_or((0, 0));
         (
             field("cmdstat_get:calls="),
             field("total_commands_processed:"),
+            incr,
         )
     };
     let before = stat(&gate);
@@ -692,4 +706,22 @@ fn a_pipeline_mixing_the_fast_lane_and_the_full_path_answers_as_redis() {
         .find(|l| l.contains(" name=laner "))
         .unwrap_or_else(|| panic!("{list}"));
     assert!(line.contains(" cmd=get "), "{line}");
+    // Failures in the middle of a pipeline of one command are counted as such.
+    client.cmd_str("SET s text");
+    let mut incrs = Vec::new();
+    for i in 0..100 {
+        let key: &[u8] = if (50..60).contains(&i) { b"s" } else { b"c" };
+        incrs.extend(Conn::encode(&[b"INCR", key]));
+    }
+    client.send_raw(&incrs).unwrap();
+    for i in 0..100 {
+        let reply = client.read();
+        if (50..60).contains(&i) {
+            assert!(matches!(reply, Value::Error(_)), "{i}: {reply:?}");
+        } else {
+            assert_eq!(reply, Value::Int(if i < 50 { i + 1 } else { i - 9 }));
+        }
+    }
+    let counted = stat(&gate);
+    assert_eq!(counted.2, (after.2.0 + 100, after.2.1 + 10));
 }

@@ -233,8 +233,10 @@ pub struct LookupMemo {
 impl LookupMemo {
     /// [`lookup`], remembered for the exact bytes of `name`.
     pub fn lookup(&mut self, name: &[u8]) -> Option<&'static CommandSpec> {
+        // Byte by byte: names are a few bytes, and a slice comparison calls memcmp.
         if let Some(spec) = self.spec
-            && name == &self.name[..self.len]
+            && name.len() == self.len
+            && name.iter().zip(&self.name).all(|(a, b)| a == b)
         {
             return Some(spec);
         }

@@ -142,13 +142,18 @@ impl TenantCommands {
 
     /// Counts one command (`index`: its position in [`command_names`]) that ended so.
     pub fn count(&self, index: usize, verdict: Verdict) {
+        self.count_many(index, verdict, 1);
+    }
+
+    /// [`Self::count`] for `n` commands with the same verdict.
+    pub fn count_many(&self, index: usize, verdict: Verdict, n: u64) {
         let Some(c) = self.by_index.get(index) else {
             return;
         };
         match verdict {
-            Ok(()) => c.ok.fetch_add(1, Ordering::Relaxed),
+            Ok(()) => c.ok.fetch_add(n, Ordering::Relaxed),
             Err(class) => c.errors.get_or_init(Default::default)[class.min(OTHER)]
-                .fetch_add(1, Ordering::Relaxed),
+                .fetch_add(n, Ordering::Relaxed),
         };
     }
 

@@ -703,14 +703,58 @@ async fn drain<K: std::future::Future<Output = ()>>(
         }
         let mut verdicts = Verdicts::new(&out[start..], errors);
         let mut clock = ReplyClock::new();
-        record_forwarded_at(session, cmd, verdicts.next(), &mut clock);
+        let mut alike = Alike::new(cmd, verdicts.next());
         for _ in 1..used {
             if let Some(Slot::Remote { cmd, .. }) = session.pending.pop_front() {
-                record_forwarded_at(session, cmd, verdicts.next(), &mut clock);
+                alike.add(session, cmd, verdicts.next(), &mut clock);
             }
         }
+        alike.record(session, &mut clock);
     }
     Ok(())
+}
+
+/// Consecutive forwarded replies to the same command from the same read with the same
+/// verdict (a pipeline of GETs), counted and timed together: one tally update for the lot.
+struct Alike {
+    cmd: Option<(&'static crate::command::CommandSpec, std::time::Instant)>,
+    verdict: Verdict,
+    n: u64,
+}
+
+impl Alike {
+    fn new(
+        cmd: Option<(&'static crate::command::CommandSpec, std::time::Instant)>,
+        verdict: Verdict,
+    ) -> Alike {
+        Alike { cmd, verdict, n: 1 }
+    }
+
+    /// One more reply: joins the lot if it is alike, else the lot is recorded and it
+    /// starts the next.
+    fn add(
+        &mut self,
+        session: &mut Session,
+        cmd: Option<(&'static crate::command::CommandSpec, std::time::Instant)>,
+        verdict: Verdict,
+        clock: &mut ReplyClock,
+    ) {
+        let same = match (self.cmd, cmd) {
+            (Some((a, at)), Some((b, bt))) => std::ptr::eq(a, b) && at == bt,
+            _ => false,
+        };
+        if same && self.verdict == verdict {
+            self.n += 1;
+            return;
+        }
+        self.record(session, clock);
+        *self = Alike::new(cmd, verdict);
+    }
+
+    fn record(&mut self, session: &mut Session, clock: &mut ReplyClock) {
+        record_forwarded_n(session, self.cmd, self.verdict, clock, self.n);
+        self.n = 0;
+    }
 }
 
 /// Counts and times a forwarded command now that its reply is here.
@@ -719,7 +763,7 @@ fn record_forwarded(
     cmd: Option<(&'static crate::command::CommandSpec, std::time::Instant)>,
     verdict: Verdict,
 ) {
-    record_forwarded_at(session, cmd, verdict, &mut ReplyClock::new());
+    record_forwarded_n(session, cmd, verdict, &mut ReplyClock::new(), 1);
 }
 
 /// One clock reading that times a chunk of forwarded replies. A pipeline's commands share
@@ -749,24 +793,32 @@ impl ReplyClock {
     }
 }
 
-/// [`record_forwarded`] with the clock already read (one read for a chunk of replies).
-fn record_forwarded_at(
+/// [`record_forwarded`] for `n` alike commands, with the clock already read (one read for
+/// a chunk of replies).
+fn record_forwarded_n(
     session: &mut Session,
     cmd: Option<(&'static crate::command::CommandSpec, std::time::Instant)>,
     verdict: Verdict,
     clock: &mut ReplyClock,
+    n: u64,
 ) {
+    if n == 0 {
+        return;
+    }
     if let Some((spec, started)) = cmd {
         let took = clock.took(started);
-        session.tally_forwarded(spec, took, verdict);
+        session.tally_forwarded(spec, took, verdict, n);
         if session.shared.slowlog.is_slow(took) {
             // A forwarded command's arguments are not kept while it is in flight (that
-            // would cost every command a copy): its entry names the command only.
+            // would cost every command a copy): its entry names the command only. Each
+            // slow command has its entry, as in Redis.
             let args = [
                 bytes::Bytes::from_static(spec.name.as_bytes()),
                 bytes::Bytes::from_static(b"(arguments of forwarded commands are not kept)"),
             ];
-            session.log_slow(&args, took);
+            for _ in 0..n {
+                session.log_slow(&args, took);
+            }
         }
     }
 }

@@ -170,12 +170,14 @@ impl Session {
         }
     }
 
-    /// A forwarded command's reply came back: it counts in INFO commandstats.
+    /// `n` forwarded commands' replies came back (same command, time and verdict): they
+    /// count in INFO commandstats.
     pub fn tally_forwarded(
         &mut self,
         spec: &'static CommandSpec,
         took: Duration,
         verdict: Verdict,
+        n: u64,
     ) {
         self.tally.record_forwarded(
             &self.shared.cmdstats,
@@ -183,6 +185,7 @@ impl Session {
             self.tenant.as_deref(),
             took,
             verdict,
+            n,
         );
     }
 

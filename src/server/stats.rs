@@ -280,7 +280,7 @@ impl CommandStats {
             s.failed.fetch_add(1, Ordering::Relaxed);
         }
         s.latency.record(took);
-        self.record_metrics(s, tenant, took, verdict);
+        self.record_metrics(s, tenant, took, verdict, 1);
     }
 
     /// The Prometheus side of one command (when metrics are on): its duration histogram and
@@ -291,12 +291,13 @@ impl CommandStats {
         tenant: Option<&Tenant>,
         took: Duration,
         verdict: Verdict,
+        n: u64,
     ) {
         if crate::metrics::enabled() {
-            s.duration.record(took);
+            s.duration.record_many(took, n);
             tenant
                 .map_or(&self.untenanted, |t| &t.commands)
-                .count(s.index, verdict);
+                .count_many(s.index, verdict, n);
         }
     }
 
@@ -389,11 +390,12 @@ impl CommandTally {
         verdict: Verdict,
     ) {
         self.commands += 1;
-        self.record_forwarded(stats, spec, tenant, took, verdict);
+        self.record_forwarded(stats, spec, tenant, took, verdict, 1);
     }
 
-    /// A forwarded command whose reply came (counted in total_commands when it was sent,
-    /// see [`CommandTally::count_forwarded`]): its call, time and verdict.
+    /// `n` forwarded commands of one name whose replies came (counted in total_commands
+    /// when they were sent, see [`CommandTally::count_forwarded`]), each taking `took`,
+    /// all with `verdict`.
     pub fn record_forwarded(
         &mut self,
         stats: &CommandStats,
@@ -401,12 +403,13 @@ impl CommandTally {
         tenant: Option<&Tenant>,
         took: Duration,
         verdict: Verdict,
+        n: u64,
     ) {
         let Some(index) = stats.index_of_spec(spec) else {
             return;
         };
         if let Some((_, s)) = stats.stats.get(index) {
-            stats.record_metrics(s, tenant, took, verdict);
+            stats.record_metrics(s, tenant, took, verdict, n);
         }
         let at = match self.entries.iter().position(|e| e.stat == index) {
             Some(at) => at,
@@ -426,20 +429,21 @@ impl CommandTally {
             }
         };
         let e = &mut self.entries[at];
-        e.calls += 1;
-        e.usec += took.as_micros() as u64;
-        e.failed += u64::from(verdict.is_err());
+        e.calls += n;
+        e.usec += (took.as_micros() as u64).saturating_mul(n);
+        e.failed += u64::from(verdict.is_err()) * n;
         let bucket = LatencyBuckets::bucket_of(took) as u32;
+        let hits = u32::try_from(n).unwrap_or(u32::MAX);
         match e.buckets[..e.used_buckets]
             .iter_mut()
             .find(|(b, _)| *b == bucket)
         {
-            Some((_, n)) => *n += 1,
+            Some((_, count)) => *count = count.saturating_add(hits),
             None => {
                 if e.used_buckets == TALLY_BUCKETS {
                     e.add_buckets_to(stats);
                 }
-                e.buckets[e.used_buckets] = (bucket, 1);
+                e.buckets[e.used_buckets] = (bucket, hits);
                 e.used_buckets += 1;
             }
         }
