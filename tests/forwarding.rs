@@ -626,6 +626,9 @@ fn a_pipeline_mixing_the_fast_lane_and_the_full_path_answers_as_redis() {
         "LPUSH l a b",
         "LRANGE l 0 -1",
         "MGET k n nokey",
+        "EVAL return(redis.call('incr','n')) 0",
+        "PUBLISH nobody x",
+        "EVALSHA 0000000000000000000000000000000000000000 0",
         "DEL k n l",
     ]
     .to_vec();

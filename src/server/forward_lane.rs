@@ -70,10 +70,24 @@ fn rides_lane(spec: &'static CommandSpec) -> bool {
         .unwrap_or(false)
 }
 
-/// A data command that goes to the backend as it came, whatever its arguments.
+/// Commands outside the embedded engine's data commands that a plain client's full path
+/// also sends on unchanged: the scripts of its locks and the publishing of its events.
+const SENT_AS_IS: &[&str] = &[
+    "eval",
+    "evalsha",
+    "eval_ro",
+    "evalsha_ro",
+    "fcall",
+    "fcall_ro",
+    "publish",
+];
+
+/// A data command (or one of [`SENT_AS_IS`]) that goes to the backend as it came, whatever
+/// its arguments.
 fn ordinary(spec: &'static CommandSpec) -> bool {
     spec.subcommands.is_empty()
-        && crate::backend::embedded::handler_for(spec).is_some()
+        && (crate::backend::embedded::handler_for(spec).is_some()
+            || SENT_AS_IS.contains(&spec.name))
         && !FULL_PATH.contains(&spec.name)
         && !spec.has(table::flags::ALLOW_BUSY)
         && super::forward::unsupported(spec.name, &[]).is_none()
@@ -171,7 +185,8 @@ mod tests {
     #[test]
     fn the_benchmarked_commands_ride_the_lane() {
         for name in [
-            "get", "set", "incr", "lpush", "mset", "mget", "del", "expire", "hset",
+            "get", "set", "incr", "lpush", "mset", "mget", "del", "expire", "hset", "eval",
+            "evalsha", "publish",
         ] {
             assert!(rides_lane(spec(name)), "{name}");
         }
