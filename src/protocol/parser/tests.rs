@@ -325,3 +325,54 @@ fn a_run_keeps_its_bookkeeping_small_whatever_is_pipelined() {
     }
     assert_eq!(seen, 100);
 }
+
+/// The fast lane's view of a run: names and argument counts of canonical commands, their
+/// bytes as sent, and the rest handed out as usual after the ones it took.
+#[test]
+fn the_fast_lane_takes_whole_canonical_commands_and_leaves_the_rest() {
+    let mut p = RequestParser::new(ParserLimits::default());
+    p.buffer_mut().extend_from_slice(b"GET a\r\n");
+    // Inline commands are the incremental path's.
+    assert!(!p.cut_ahead());
+    assert_eq!(
+        p.next_command().unwrap(),
+        Some(vec![Bytes::from("GET"), Bytes::from("a")])
+    );
+    let get = b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n";
+    let set = b"*3\r\n$3\r\nset\r\n$1\r\nk\r\n$1\r\nv\r\n";
+    // A header ending in a bare LF: this parser reads it, but it is not canonical.
+    let odd = b"*2\n$3\r\nGET\r\n$1\r\nb\r\n";
+    for part in [&get[..], set, odd, b"*2\r\n$3\r\nGE"] {
+        p.buffer_mut().extend_from_slice(part);
+    }
+    assert!(p.cut_ahead());
+    assert_eq!(p.run_command(0), Some((&b"GET"[..], 2)));
+    assert_eq!(p.run_command(1), Some((&b"set"[..], 3)));
+    assert_eq!(p.run_command(2), None, "not canonical");
+    assert_eq!(p.run_command(3), None, "incomplete: not in the run");
+    assert_eq!(p.run_bytes(2), [&get[..], set].concat());
+    assert_eq!(p.run_bytes(9), b"");
+    p.skip_run(2);
+    // The odd one is handed out by the usual path, then the incomplete one waits.
+    assert!(p.cut_ahead());
+    assert_eq!(
+        p.next_command().unwrap(),
+        Some(vec![Bytes::from("GET"), Bytes::from("b")])
+    );
+    assert!(!p.cut_ahead());
+    assert_eq!(p.next_command().unwrap(), None);
+    // The incremental path has started on it: it finishes it.
+    p.buffer_mut().extend_from_slice(b"T\r\n$1\r\nc\r\n");
+    assert!(!p.cut_ahead());
+    assert_eq!(
+        p.next_command().unwrap(),
+        Some(vec![Bytes::from("GET"), Bytes::from("c")])
+    );
+    // Then whole commands are the lane's again.
+    p.buffer_mut().extend_from_slice(get);
+    assert!(p.cut_ahead());
+    assert_eq!(p.run_command(0), Some((&b"GET"[..], 2)));
+    p.skip_run(1);
+    assert_eq!(p.buffered(), 0);
+    assert!(!p.cut_ahead());
+}
