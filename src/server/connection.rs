@@ -380,10 +380,16 @@ fn run_buffered(
     depth: &mut u32,
 ) -> Step {
     let mut hold = EngineHold::new(&shared.engine);
+    // Only forwarding has a fast lane (the embedded engine's commands never look for it).
+    let lane = shared.remote.is_some();
     loop {
         // Forwarding a plain client's ordinary commands: sent as they came, in one go.
-        let room = MAX_PENDING.saturating_sub(session.pending.len());
-        let sent = session.forward_lane(parser, room);
+        let sent = if lane {
+            let room = MAX_PENDING.saturating_sub(session.pending.len());
+            session.forward_lane(parser, room)
+        } else {
+            0
+        };
         if sent > 0 {
             *depth += sent as u32;
             if let Some(step) = wait_needed(shared, handle, session, out) {
