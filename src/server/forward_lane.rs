@@ -5,7 +5,8 @@
 //! "Plain" is a client with none of the things that make forwarding more than passing bytes
 //! on: no tenant (namespace, TTL rules, ACL), no transaction, tracking, subscription or
 //! CLIENT REPLY mode, no MONITOR watching, and a backend with no cluster routing or replica
-//! reads. "Ordinary" is a data command that [`Session::forward`] sends on unchanged. Anything
+//! reads. "Ordinary" is a data command, a script call or PUBLISH, which
+//! [`Session::forward`] sends on unchanged for such a client. Anything
 //! else, and any command the lane is unsure of, takes the full path, which answers exactly
 //! as before: the lane only ever skips work whose outcome it knows. Replies are counted,
 //! timed and handed on by the connection's drain like every forwarded reply.
