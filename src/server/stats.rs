@@ -390,28 +390,15 @@ impl CommandTally {
         verdict: Verdict,
     ) {
         self.commands += 1;
-        self.record_n(stats, spec, tenant, took, verdict, 1);
+        self.record_forwarded(stats, spec, tenant, took, verdict, 1);
     }
 
     /// `n` forwarded commands of one name whose replies came (counted in total_commands
     /// when they were sent, see [`CommandTally::count_forwarded`]), each taking `took`,
-    /// all with `verdict`.
-    pub fn record_forwarded(
-        &mut self,
-        stats: &CommandStats,
-        spec: &'static CommandSpec,
-        tenant: Option<&Tenant>,
-        took: Duration,
-        verdict: Verdict,
-        n: u64,
-    ) {
-        self.record_n(stats, spec, tenant, took, verdict, n);
-    }
-
-    /// `n` calls of `spec` into the tally. Inlined, so the embedded engine's one call per
-    /// command ([`Self::record`]) pays nothing for the count.
+    /// all with `verdict`. Inlined, so the embedded engine's one call per command
+    /// ([`Self::record`]) pays nothing for the count.
     #[inline(always)]
-    fn record_n(
+    pub fn record_forwarded(
         &mut self,
         stats: &CommandStats,
         spec: &'static CommandSpec,
