@@ -19,44 +19,12 @@ use crate::command::CommandSpec;
 use crate::command::table;
 use crate::protocol::RequestParser;
 
-/// Data commands that [`Session::forward`] does not simply send on for a plain client: they
-/// block (and get a deadline of their own), change the connection's state, or are answered
-/// by respgate. Commands with subcommands (CLIENT, SCRIPT, CONFIG ...) never take the lane.
-const FULL_PATH: &[&str] = &[
-    // Blocking: a deadline that covers their wait (see `forward::blocking_wait`).
-    "blpop",
-    "brpop",
-    "brpoplpush",
-    "blmove",
-    "bzpopmin",
-    "bzpopmax",
-    "blmpop",
-    "bzmpop",
-    "xread",
-    "xreadgroup",
-    "wait",
-    "waitaof",
-    // Connection state, answered or rewritten by respgate.
-    "select",
-    "hello",
-    "auth",
-    "quit",
-    "reset",
-    "multi",
-    "exec",
-    "discard",
-    "watch",
-    "unwatch",
-    "info",
-    "ping",
-    "monitor",
-    "subscribe",
-    "psubscribe",
-    "ssubscribe",
-    "unsubscribe",
-    "punsubscribe",
-    "sunsubscribe",
-];
+/// Data commands that [`Session::forward`] does not simply send on for a plain client, and
+/// that neither the command table's `blocking` flag, the pub/sub kinds nor
+/// `forward::stays_local` already name: WAIT/WAITAOF block on a connection of their own (with
+/// a PUBLISH first), WATCH pins the client's connection, INFO may be respgate's own, PING
+/// answers differently to a subscriber.
+const FULL_PATH: &[&str] = &["wait", "waitaof", "watch", "info", "ping"];
 
 /// Whether `spec` may take the lane (worked out once per command of the table).
 fn rides_lane(spec: &'static CommandSpec) -> bool {
@@ -90,6 +58,9 @@ fn ordinary(spec: &'static CommandSpec) -> bool {
         && (crate::backend::embedded::handler_for(spec).is_some()
             || SENT_AS_IS.contains(&spec.name))
         && !FULL_PATH.contains(&spec.name)
+        // Blocking commands get a deadline that covers their wait (`forward::blocking_wait`).
+        && !spec.has(table::flags::BLOCKING)
+        && crate::command::pubsub::kind_of(spec.name.as_bytes()).is_none()
         && !spec.has(table::flags::ALLOW_BUSY)
         && super::forward::unsupported(spec.name, &[]).is_none()
         && !super::forward::stays_local(spec.name, &[])
