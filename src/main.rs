@@ -130,8 +130,13 @@ fn main() -> ExitCode {
         }
     };
 
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.worker_threads(config.worker_threads());
+    let mut builder = if config.current_thread_runtime() {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut multi = tokio::runtime::Builder::new_multi_thread();
+        multi.worker_threads(config.worker_threads());
+        multi
+    };
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

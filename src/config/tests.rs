@@ -292,3 +292,13 @@ fn worker_threads_default_to_one_for_the_engine_and_cores_but_one_when_forwardin
     let set = Config::parse("[server]\nworker_threads = 3\n", "t").unwrap();
     assert_eq!(set.worker_threads(), 3);
 }
+
+#[test]
+fn only_forwarding_on_one_worker_runs_on_the_current_thread_runtime() {
+    let one = "[server]\nworker_threads = 1\n";
+    let forwarding = "[backend]\nmode = \"standalone\"\naddress = \"127.0.0.1:7000\"\n";
+    let parse = |text: String| Config::parse(&text, "t").unwrap();
+    assert!(parse(format!("{one}{forwarding}")).current_thread_runtime());
+    assert!(!parse(one.to_string()).current_thread_runtime());
+    assert!(!parse(format!("[server]\nworker_threads = 2\n{forwarding}")).current_thread_runtime());
+}
