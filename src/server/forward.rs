@@ -21,7 +21,9 @@ use crate::backend::remote::cluster::router::{
 };
 use crate::backend::remote::cluster::slots::command_slot;
 use crate::backend::remote::cluster::split::{self as cluster_split, MultiKey};
-use crate::backend::remote::conn::{BackendConn, Batch, Chunk, Owed, ReplySink, encode_command};
+use crate::backend::remote::conn::{
+    BackendConn, Batch, Chunk, Owed, OwedList, ReplySink, encode_command,
+};
 use crate::command::CommandSpec;
 use crate::policy::namespace::Shape;
 use crate::policy::tenant::BackendUser;
@@ -120,14 +122,23 @@ pub struct RemoteState {
     exec_shapes: Vec<crate::policy::namespace::Shape>,
     /// Commands collected for one connection, sent together.
     outgoing: Option<Outgoing>,
+    /// Where batches are written: each is split off and frozen when sent, and the space is
+    /// reused once the connection's writer has copied it out (no allocation per batch).
+    /// Empty, without an allocation, until the client's first forwarded command.
+    send_buf: BytesMut,
 }
 
-/// A batch being collected for one backend connection.
+/// A batch being collected for one backend connection (its bytes in `send_buf`).
 struct Outgoing {
     conn: BackendConn,
-    bytes: BytesMut,
-    owed: Vec<Owed>,
+    owed: OwedList,
 }
+
+/// What `send_buf` holds at first: a few unpipelined commands, or one pipeline of small ones.
+const SEND_BUF_CAPACITY: usize = 1024;
+
+/// After a batch bigger than this, `send_buf` starts afresh.
+const SEND_BUF_KEPT: usize = 16 * 1024;
 
 /// Send a collected batch once it is this big, without waiting for the drain.
 const OUTGOING_FLUSH: usize = 64 * 1024;
@@ -151,6 +162,7 @@ impl RemoteState {
             next_unwrap: None,
             exec_shapes: Vec::new(),
             outgoing: None,
+            send_buf: BytesMut::new(),
             carry: None,
             shared_conn: None,
         }
@@ -860,13 +872,15 @@ impl Session {
         };
         let out = st.outgoing.get_or_insert_with(|| Outgoing {
             conn: conn.clone(),
-            bytes: BytesMut::with_capacity(4096),
-            owed: Vec::new(),
+            owed: OwedList::new(),
         });
-        encode(&mut out.bytes);
+        if st.send_buf.capacity() == 0 {
+            st.send_buf.reserve(SEND_BUF_CAPACITY);
+        }
+        encode(&mut st.send_buf);
         Owed::push(&mut out.owed, None, skip);
         Owed::push(&mut out.owed, Some(&st.sink), to_client);
-        if out.bytes.len() >= OUTGOING_FLUSH {
+        if st.send_buf.len() >= OUTGOING_FLUSH {
             self.flush_outgoing();
         }
     }
@@ -881,8 +895,14 @@ impl Session {
         let Some(out) = st.outgoing.take() else {
             return;
         };
+        let bytes = st.send_buf.split().freeze();
+        if bytes.len() > SEND_BUF_KEPT {
+            // A big batch (a large value, say) lives in a big allocation: let it go with the
+            // batch rather than keep it, mostly unused, for this client's next commands.
+            st.send_buf = BytesMut::new();
+        }
         let batch = Batch {
-            bytes: out.bytes.freeze(),
+            bytes,
             owed: out.owed,
         };
         if let Err((batch, e)) = out.conn.send(batch) {

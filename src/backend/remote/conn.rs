@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use parking_lot::Mutex;
+use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -55,10 +56,15 @@ pub struct Owed {
     pub count: u32,
 }
 
+/// The replies a batch owes: nearly always one entry (a client's pipeline), sometimes two
+/// (a transaction's skipped `+OK` first), so they live inline, not in a heap allocation of
+/// their own for every batch.
+pub type OwedList = SmallVec<[Owed; 2]>;
+
 impl Owed {
     /// Adds `n` replies owed to `sink` at the end of `owed`, extending the last entry when
     /// it is owed to the same.
-    pub fn push(owed: &mut Vec<Owed>, sink: Option<&ReplySink>, n: usize) {
+    pub fn push(owed: &mut OwedList, sink: Option<&ReplySink>, n: usize) {
         let Ok(mut n) = u32::try_from(n) else {
             return;
         };
@@ -99,7 +105,7 @@ impl Owed {
 /// Commands (already RESP-encoded, possibly several) and the replies they will produce.
 pub struct Batch {
     pub bytes: Bytes,
-    pub owed: Vec<Owed>,
+    pub owed: OwedList,
 }
 
 impl Batch {
@@ -744,7 +750,7 @@ mod tests {
     fn owed_replies_are_kept_as_runs_per_client_and_each_is_answered() {
         let (a, mut a_rx) = mpsc::unbounded_channel();
         let (b, mut b_rx) = mpsc::unbounded_channel();
-        let mut owed = Vec::new();
+        let mut owed = OwedList::new();
         Owed::push(&mut owed, None, 2);
         Owed::push(&mut owed, None, 1);
         Owed::push(&mut owed, Some(&a), 1);

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use super::split::{self, FanOut, Merge, ScanPlan, Split};
 use super::topology::{ConnectParams, Redirect, Topology, discover, parse_redirect};
-use crate::backend::remote::conn::{BackendConn, Batch, Owed, encode_command};
+use crate::backend::remote::conn::{BackendConn, Batch, Owed, OwedList, encode_command};
 use crate::backend::remote::{BackendError, Remote, Target};
 use crate::policy::tenant::BackendUser;
 use crate::protocol::Protocol;
@@ -290,7 +290,7 @@ impl ClusterBackend {
                     encode_command(&mut bytes, &[b"READONLY"]);
                     let _ = c.send(Batch {
                         bytes: bytes.freeze(),
-                        owed: vec![Owed {
+                        owed: smallvec::smallvec![Owed {
                             sink: None,
                             count: 1,
                         }],
@@ -327,7 +327,7 @@ pub async fn ask(
     timeout: Option<Duration>,
 ) -> Result<Bytes, BackendError> {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut owed = Vec::new();
+    let mut owed = OwedList::new();
     Owed::push(&mut owed, None, skip);
     Owed::push(&mut owed, Some(&tx), 1);
     conn.send(Batch { bytes, owed }).map_err(|(_, e)| e)?;
@@ -477,7 +477,7 @@ async fn ask_all(
     timeout: Option<Duration>,
 ) -> Result<Vec<Bytes>, BackendError> {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut owed = Vec::new();
+    let mut owed = OwedList::new();
     Owed::push(&mut owed, Some(&tx), n);
     conn.send(Batch { bytes, owed }).map_err(|(_, e)| e)?;
     let wait = async {
