@@ -31,13 +31,33 @@ fn error_text(v: &Value) -> String {
 #[test]
 fn pipelined_clients_each_get_their_own_replies_in_order() {
     let backend = RedisServer::start();
+    // One worker thread (the default on this machine): tokio's current-thread runtime.
     let gate = Respgate::standalone(&backend.addr(), "connections = 2");
+    eight_pipelining_clients_each_get_their_own_replies(&gate.addr, &backend.addr(), "a");
+}
+
+#[test]
+fn pipelined_clients_on_several_worker_threads_each_get_their_own_replies_in_order() {
+    let backend = RedisServer::start();
+    // Machines with more cores forward on several threads (the multi-thread runtime):
+    // clients and backend connections then run on different threads at once.
+    let path = common::respgate::temp_config(&format!(
+        "[server]\nworker_threads = 3\n[backend]\nmode = \"standalone\"\naddress = \"{}\"\nconnections = 2\n",
+        backend.addr()
+    ));
+    let gate = Respgate::start_with(&["--config", &path]);
+    eight_pipelining_clients_each_get_their_own_replies(&gate.addr, &backend.addr(), "b");
+}
+
+/// Eight clients each INCR their own counter in 20 pipelines of 50 and read back every reply
+/// in order; the backend ends with each counter at 1000.
+fn eight_pipelining_clients_each_get_their_own_replies(addr: &str, backend: &str, tag: &str) {
     let threads: Vec<_> = (0..8)
         .map(|c| {
-            let addr = gate.addr.clone();
+            let addr = addr.to_string();
+            let key = format!("counter:{tag}:{c}");
             std::thread::spawn(move || {
                 let mut conn = Conn::connect(&addr);
-                let key = format!("counter:{c}");
                 for round in 0..20 {
                     // 50 commands in one write; every reply must be this client's, in order.
                     let mut batch = Vec::new();
@@ -60,8 +80,13 @@ fn pipelined_clients_each_get_their_own_replies_in_order() {
     for t in threads {
         t.join().expect("client thread");
     }
-    let mut direct = Conn::connect(&backend.addr());
-    assert_eq!(direct.cmd_str("GET counter:7"), bulk("1000"));
+    let mut direct = Conn::connect(backend);
+    for c in 0..8 {
+        assert_eq!(
+            direct.cmd_str(&format!("GET counter:{tag}:{c}")),
+            bulk("1000")
+        );
+    }
 }
 
 #[test]
