@@ -513,21 +513,30 @@ fn whole_multibulk_at(
 /// The number of the `kind` header line (`*N` or `$N`) at `at` and where the line after it
 /// starts; None if the line is incomplete, too long, of another kind or not a number.
 /// Also whether the line was canonical (plain digits, CRLF).
+#[inline(always)]
 fn header_at(buf: &[u8], at: usize, kind: u8) -> Option<(i64, usize, bool)> {
+    // One- and two-digit lengths with CRLF, by far the most common, matched whole (inlined
+    // into the command loop: no call per argument).
+    match buf.get(at..) {
+        Some(&[k, d @ b'0'..=b'9', b'\r', b'\n', ..]) if k == kind => {
+            Some((i64::from(d - b'0'), at + 4, true))
+        }
+        Some(&[k, d1 @ b'1'..=b'9', d0 @ b'0'..=b'9', b'\r', b'\n', ..]) if k == kind => {
+            let n = i64::from(d1 - b'0') * 10 + i64::from(d0 - b'0');
+            Some((n, at + 5, true))
+        }
+        _ => long_header_at(buf, at, kind),
+    }
+}
+
+/// [`header_at`] for every header but the short canonical ones.
+#[inline(never)]
+fn long_header_at(buf: &[u8], at: usize, kind: u8) -> Option<(i64, usize, bool)> {
     if buf.get(at) != Some(&kind) {
         return None;
     }
     let start = at + 1;
     let line = buf.get(start..)?;
-    // One- and two-digit lengths with CRLF, by far the most common, matched whole.
-    match *line {
-        [d @ b'0'..=b'9', b'\r', b'\n', ..] => return Some((i64::from(d - b'0'), start + 3, true)),
-        [d1 @ b'1'..=b'9', d0 @ b'0'..=b'9', b'\r', b'\n', ..] => {
-            let n = i64::from(d1 - b'0') * 10 + i64::from(d0 - b'0');
-            return Some((n, start + 4, true));
-        }
-        _ => {}
-    }
     // Nearly every other header is a short plain number ending in CRLF: read it in one go. A
     // leading zero, a sign or anything unusual is the general parser's (Redis refuses
     // leading zeros).
