@@ -43,6 +43,17 @@ impl ReplyScanner {
     /// Length of the first complete frame in `buf`, or None if more bytes are needed. After
     /// `Some(n)` the caller removes those n bytes, and the next call starts a new frame.
     pub fn scan(&mut self, buf: &[u8]) -> Result<Option<usize>, ScanError> {
+        if self.pos == 0
+            && self.owed.is_empty()
+            && let Some(n) = short_frame(buf)
+        {
+            return Ok(Some(n));
+        }
+        self.walk(buf)
+    }
+
+    /// [`Self::scan`] for any frame, resuming where the last call stopped.
+    fn walk(&mut self, buf: &[u8]) -> Result<Option<usize>, ScanError> {
         loop {
             let Some(&kind) = buf.get(self.pos) else {
                 return Ok(None);
@@ -107,6 +118,31 @@ impl ReplyScanner {
             }
         }
     }
+}
+
+/// The length of the whole frame at the start of `buf` when it is one of the commonest
+/// replies and complete: a bulk string with a one- or two-digit length, a null bulk, or a
+/// short simple string, error or integer. None: the general scan decides (it gives the
+/// same length).
+#[inline(always)]
+fn short_frame(buf: &[u8]) -> Option<usize> {
+    let end = match *buf {
+        [b'$', d @ b'0'..=b'9', b'\r', b'\n', ..] => 4 + usize::from(d - b'0') + 2,
+        [b'$', d1 @ b'1'..=b'9', d0 @ b'0'..=b'9', b'\r', b'\n', ..] => {
+            5 + usize::from(d1 - b'0') * 10 + usize::from(d0 - b'0') + 2
+        }
+        [b'$', b'-', b'1', b'\r', b'\n', ..] => 5,
+        [b'+' | b'-' | b':', ..] => {
+            // Within the first few bytes, or not short.
+            let cr = buf.iter().take(32).position(|&b| b == b'\r')?;
+            if buf.get(cr + 1) != Some(&b'\n') {
+                return None;
+            }
+            cr + 2
+        }
+        _ => return None,
+    };
+    (buf.len() >= end).then_some(end)
 }
 
 fn find_crlf(buf: &[u8], from: usize) -> Result<Option<usize>, ScanError> {
@@ -266,6 +302,39 @@ mod tests {
             s.scan(b"$99999999999999999999\r\n"),
             Err(ScanError::BadLength(_))
         ));
+    }
+
+    #[test]
+    fn short_frames_are_cut_as_the_general_walk_cuts_them() {
+        let frames: &[&[u8]] = &[
+            b"$3\r\nabc\r\n",
+            b"$0\r\n\r\n",
+            b"$16\r\n0123456789abcdef\r\n",
+            b"$99\r\n",
+            b"$-1\r\n",
+            b"$-2\r\n",
+            b"$010\r\n0123456789\r\n",
+            b"$1\rx\r\n",
+            b"+OK\r\n",
+            b"+a\rb\r\n",
+            b"-ERR wrong\r\n",
+            b":-12\r\n",
+            b":1\n\r\n",
+            b"+a\r",
+        ];
+        for frame in frames {
+            let long = [*frame, &b"x".repeat(40)[..], b"\r\n"].concat();
+            for whole in [frame.to_vec(), [*frame, &b"+next\r\n"[..]].concat(), long] {
+                for cut in 0..=whole.len() {
+                    let buf = &whole[..cut];
+                    let general = ReplyScanner::new().walk(buf);
+                    if let Some(n) = short_frame(buf) {
+                        assert_eq!(general, Ok(Some(n)), "{:?}", String::from_utf8_lossy(buf));
+                    }
+                    assert_eq!(ReplyScanner::new().scan(buf), general);
+                }
+            }
+        }
     }
 
     #[test]
