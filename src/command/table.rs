@@ -232,6 +232,7 @@ pub struct LookupMemo {
 
 impl LookupMemo {
     /// [`lookup`], remembered for the exact bytes of `name`.
+    #[inline(always)]
     pub fn lookup(&mut self, name: &[u8]) -> Option<&'static CommandSpec> {
         // Byte by byte: names are a few bytes, and a slice comparison calls memcmp.
         if let Some(spec) = self.spec
@@ -240,6 +241,11 @@ impl LookupMemo {
         {
             return Some(spec);
         }
+        self.look_up_and_remember(name)
+    }
+
+    #[inline(never)]
+    fn look_up_and_remember(&mut self, name: &[u8]) -> Option<&'static CommandSpec> {
         let spec = lookup(name)?;
         if let Some(slot) = self.name.get_mut(..name.len()) {
             slot.copy_from_slice(name);

@@ -42,6 +42,7 @@ impl ReplyScanner {
 
     /// Length of the first complete frame in `buf`, or None if more bytes are needed. After
     /// `Some(n)` the caller removes those n bytes, and the next call starts a new frame.
+    #[inline(always)]
     pub fn scan(&mut self, buf: &[u8]) -> Result<Option<usize>, ScanError> {
         if self.pos == 0
             && self.owed.is_empty()
@@ -53,6 +54,7 @@ impl ReplyScanner {
     }
 
     /// [`Self::scan`] for any frame, resuming where the last call stopped.
+    #[inline(never)]
     fn walk(&mut self, buf: &[u8]) -> Result<Option<usize>, ScanError> {
         loop {
             let Some(&kind) = buf.get(self.pos) else {

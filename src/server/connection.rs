@@ -850,12 +850,19 @@ impl<'a> Verdicts<'a> {
         }
     }
 
+    #[inline(always)]
     fn next(&mut self) -> Verdict {
         let i = self.index;
         self.index += 1;
         if i >= 64 || self.errors >> i == 0 {
             return Ok(());
         }
+        self.at_error(i)
+    }
+
+    /// [`Self::next`] once an error reply is at or ahead of reply `i`.
+    #[inline(never)]
+    fn at_error(&mut self, i: u32) -> Verdict {
         // Replies up to the next error are skipped by length.
         let here = self.offset;
         if let Ok(Some(n)) = self
