@@ -682,10 +682,13 @@ async fn drain<K: std::future::Future<Output = ()>>(
             }
             continue;
         }
-        // This slot, and the plain remote slots right behind it, take replies from the chunk.
+        // This slot, and the plain remote slots right behind it, take replies from the chunk
+        // (looked at only as far as the chunk goes: a deep pipeline's slots are not walked
+        // again for every chunk).
         let following = session
             .pending
             .iter()
+            .take(st.carried().saturating_sub(1))
             .take_while(|s| {
                 matches!(
                     s,

@@ -180,6 +180,11 @@ impl RemoteState {
         self.carry.is_some()
     }
 
+    /// How many replies the carried chunk holds.
+    pub fn carried(&self) -> usize {
+        self.carry.as_ref().map_or(0, |c| c.count as usize)
+    }
+
     pub fn set_carry(&mut self, chunk: Chunk) {
         self.carry = Some(chunk);
     }
