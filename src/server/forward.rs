@@ -137,8 +137,9 @@ struct Outgoing {
 /// What `send_buf` holds at first: a few unpipelined commands, or one pipeline of small ones.
 const SEND_BUF_CAPACITY: usize = 1024;
 
-/// After a batch bigger than this, `send_buf` starts afresh.
-const SEND_BUF_KEPT: usize = 16 * 1024;
+/// After a batch bigger than this, `send_buf` starts afresh: an idle client keeps a few KiB
+/// at most (a pipelined MSET's batch allocates, which its bytes dwarf).
+const SEND_BUF_KEPT: usize = 4 * 1024;
 
 /// Send a collected batch once it is this big, without waiting for the drain.
 const OUTGOING_FLUSH: usize = 64 * 1024;
