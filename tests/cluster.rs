@@ -639,3 +639,59 @@ fn shard_channels_are_subscribed_on_their_owner_and_follow_a_slot_migration() {
     spublish_until_heard(&mut g, &channels[2], "still");
     assert_eq!(sub.read(), smessage(&channels[2], "still"));
 }
+
+#[test]
+fn a_pipeline_mixing_redirected_and_answered_commands_keeps_every_reply_in_place() {
+    let cluster = RedisCluster::shared();
+    let gate = Respgate::cluster(&cluster.addrs(), "");
+    let mut g = Conn::connect(&gate.addr);
+    // Two keys of different slots on the same master.
+    let a = "redir:pipe:a";
+    let owner = owner_of(&cluster, a);
+    let b = (0..)
+        .map(|i| format!("redir:pipe:b{i}"))
+        .find(|k| {
+            owner_of(&cluster, k) == owner
+                && Conn::connect(&owner).cmd(&[b"CLUSTER", b"KEYSLOT", k.as_bytes()])
+                    != Conn::connect(&owner).cmd(&[b"CLUSTER", b"KEYSLOT", a.as_bytes()])
+        })
+        .expect("a key of another slot on the same master");
+    assert_eq!(g.cmd(&[b"SET", a.as_bytes(), b"a1"]), ok());
+    assert_eq!(g.cmd(&[b"SET", b.as_bytes(), b"b1"]), ok());
+    // respgate still sends `a` to its old master, which now answers MOVED for it but
+    // serves `b`: one chunk of replies mixes redirections with plain answers.
+    let moved_to = migrate_slot_of(&cluster, a);
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let pipeline: Vec<Vec<&[u8]>> = vec![
+        vec![b"SET", a, b"a2"],
+        vec![b"GET", b],
+        vec![b"GET", a],
+        vec![b"SET", b, b"b2"],
+        vec![b"INCR", a],
+        vec![b"GET", b],
+        vec![b"APPEND", a, b"x"],
+        vec![b"GET", a],
+    ];
+    let mut bytes = Vec::new();
+    for command in &pipeline {
+        bytes.extend(Conn::encode(command));
+    }
+    g.send_raw(&bytes).unwrap();
+    let replies: Vec<Value> = pipeline.iter().map(|_| g.read()).collect();
+    let bulk = |s: &str| Value::Bulk(s.as_bytes().to_vec());
+    assert_eq!(
+        replies,
+        vec![
+            ok(),
+            bulk("b1"),
+            bulk("a2"),
+            ok(),
+            Value::Error("ERR value is not an integer or out of range".into()),
+            bulk("b2"),
+            Value::Int(3),
+            bulk("a2x"),
+        ]
+    );
+    assert_eq!(Conn::connect(&moved_to).cmd(&[b"GET", a]), bulk("a2x"));
+    assert_eq!(Conn::connect(&owner).cmd(&[b"GET", b]), bulk("b2"));
+}

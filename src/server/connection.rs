@@ -658,7 +658,11 @@ async fn drain<K: std::future::Future<Output = ()>>(
                 None => return Err(ClientGone),
             }
         }
-        if resend.is_some() || strip.is_some() || unwrap.is_some() || discard {
+        // Only an error reply can be a redirection: a cluster command answered otherwise is
+        // handed on with the replies around it.
+        let errors = st.carried_errors();
+        let redirectable = resend.is_some() && errors & 1 != 0;
+        if redirectable || strip.is_some() || unwrap.is_some() || discard {
             // One reply on its own: resent elsewhere if a cluster node redirects it, and
             // stripped of the tenant's prefix if it names keys or channels.
             let mut one = BytesMut::new();
@@ -689,17 +693,16 @@ async fn drain<K: std::future::Future<Output = ()>>(
             .pending
             .iter()
             .take(st.carried().saturating_sub(1))
-            .take_while(|s| {
-                matches!(
-                    s,
-                    Slot::Remote {
-                        resend: None,
-                        strip: None,
-                        unwrap: None,
-                        discard: false,
-                        ..
-                    }
-                )
+            .enumerate()
+            .take_while(|(i, s)| match s {
+                Slot::Remote {
+                    resend,
+                    strip: None,
+                    unwrap: None,
+                    discard: false,
+                    ..
+                } => resend.is_none() || (errors >> (i + 1)) & 1 == 0,
+                _ => false,
             })
             .count();
         let start = out.len();

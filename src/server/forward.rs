@@ -186,6 +186,11 @@ impl RemoteState {
         self.carry.as_ref().map_or(0, |c| c.count as usize)
     }
 
+    /// Which of the carried chunk's replies are errors (bit i: the i-th).
+    pub fn carried_errors(&self) -> u64 {
+        self.carry.as_ref().map_or(0, |c| c.errors)
+    }
+
     pub fn set_carry(&mut self, chunk: Chunk) {
         self.carry = Some(chunk);
     }
