@@ -613,6 +613,51 @@ fn a_backend_user_without_the_wait_channel_is_logged() {
     assert!(!warned(&gate));
 }
 
+/// A WAIT whose PUBLISH the backend refuses (a backend user without respgate's channel)
+/// answers with the refusal, not with a count that would not cover the client's writes;
+/// the replies around it keep their places, and once the channel is granted WAIT counts.
+#[test]
+fn a_wait_whose_publish_is_refused_answers_an_error_not_a_count() {
+    let backend = RedisServer::start_with(&[
+        "--user",
+        "nochan",
+        "on",
+        ">pw",
+        "~*",
+        "resetchannels",
+        "+@all",
+    ]);
+    let gate = Respgate::standalone(&backend.addr(), "username = \"nochan\"\npassword = \"pw\"");
+    let mut c = Conn::connect(&gate.addr);
+    assert_eq!(c.cmd_str("SET k 1"), Value::Simple("OK".into()));
+    let refused = |v: Value| match v {
+        Value::Error(e) => {
+            assert!(
+                e.starts_with("NOPERM respgate: WAIT cannot count")
+                    && e.contains("__respgate__:wait"),
+                "{e}"
+            );
+        }
+        other => panic!("WAIT answered {other:?}, not the refusal"),
+    };
+    refused(c.cmd_str("WAIT 0 0"));
+    // One write: a reply before, the refused WAIT, and replies after it, in order.
+    c.send_raw(b"GET k\r\nWAIT 0 0\r\nINCR n\r\nGET k\r\n")
+        .expect("pipeline sent");
+    assert_eq!(c.read(), bulk("1"));
+    refused(c.read());
+    assert_eq!(c.read(), Value::Int(1));
+    assert_eq!(c.read(), bulk("1"));
+    let mut direct = Conn::connect(&backend.addr());
+    assert_eq!(
+        direct.cmd_str("ACL SETUSER nochan &__respgate__:wait"),
+        Value::Simple("OK".into())
+    );
+    // No replica: Redis counts 0.
+    assert_eq!(c.cmd_str("WAIT 0 0"), Value::Int(0));
+    assert_eq!(c.cmd_str("GET k"), bulk("1"));
+}
+
 /// A plain client's ordinary commands take forwarding's fast lane (sent on as they came);
 /// the rest of a pipeline takes the full path. Mixed in one write, the replies keep their
 /// order and match a real Redis's, and each command is counted and shown as before.

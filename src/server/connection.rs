@@ -507,11 +507,14 @@ async fn drain<K: std::future::Future<Output = ()>>(
     let proto = session.proto;
     let client_id = session.client_id();
     session.flush_outgoing();
+    // A WAIT's PUBLISH was refused: the WAIT right behind it gets this error instead.
+    let mut refused: Option<Bytes> = None;
     while let Some(slot) = session.pending.pop_front() {
         if over_output_limit(shared, handle, out) {
             return Err(ClientGone);
         }
-        let (deadline, resend, strip, unwrap, cmd, discard) = match slot {
+        let refused_here = refused.take();
+        let (deadline, resend, strip, unwrap, cmd, discard, gate) = match slot {
             Slot::Local(bytes) => {
                 out.extend_from_slice(&bytes);
                 continue;
@@ -565,7 +568,8 @@ async fn drain<K: std::future::Future<Output = ()>>(
                 unwrap,
                 cmd,
                 discard,
-            } => (deadline, resend, strip, unwrap, cmd, discard),
+                gate,
+            } => (deadline, resend, strip, unwrap, cmd, discard, gate),
         };
         let Some(st) = session.remote.as_mut() else {
             return Err(ClientGone);
@@ -662,7 +666,8 @@ async fn drain<K: std::future::Future<Output = ()>>(
         // handed on with the replies around it.
         let errors = st.carried_errors();
         let redirectable = resend.is_some() && errors & 1 != 0;
-        if redirectable || strip.is_some() || unwrap.is_some() || discard {
+        if redirectable || strip.is_some() || unwrap.is_some() || discard || refused_here.is_some()
+        {
             // One reply on its own: resent elsewhere if a cluster node redirects it, and
             // stripped of the tenant's prefix if it names keys or channels.
             let mut one = BytesMut::new();
@@ -678,6 +683,15 @@ async fn drain<K: std::future::Future<Output = ()>>(
             }
             if let Some(unwrap) = &unwrap {
                 reply = unwrap.apply(&reply, proto);
+            }
+            if gate {
+                if reply.first() == Some(&b'-') {
+                    refused = Some(reply);
+                }
+                continue;
+            }
+            if let Some(publish_error) = refused_here {
+                reply = wait_refused(&publish_error);
             }
             let reply = strip_tenant(session, strip, reply, proto);
             record_forwarded(session, cmd, verdict_of_encoded(&reply));
@@ -776,6 +790,24 @@ fn record_forwarded(
     verdict: Verdict,
 ) {
     record_forwarded_n(session, cmd, verdict, &mut ReplyClock::new(), 1);
+}
+
+/// What a WAIT (or WAITAOF) is answered when the backend refused the PUBLISH sent before it
+/// (a backend user without the channel, say): its count would cover only writes made on
+/// its own connection, not the client's, so the count is not passed on. The error keeps
+/// the backend's class (NOPERM) and says which channel the backend user needs.
+fn wait_refused(publish_error: &[u8]) -> Bytes {
+    let text = String::from_utf8_lossy(publish_error);
+    let text = text.trim_start_matches('-').trim_end();
+    let code = text
+        .split(' ')
+        .next()
+        .filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_uppercase()))
+        .unwrap_or("ERR");
+    let channel = String::from_utf8_lossy(crate::backend::remote::WAIT_SYNC_CHANNEL);
+    Bytes::from(format!(
+        "-{code} respgate: WAIT cannot count the replicas that have this client's writes: the backend refused the PUBLISH to {channel} that orders it after them ({text})\r\n"
+    ))
 }
 
 /// One clock reading that times a chunk of forwarded replies. A pipeline's commands share

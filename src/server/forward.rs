@@ -71,6 +71,10 @@ pub enum Slot {
         cmd: Option<(&'static CommandSpec, Instant)>,
         /// CLIENT REPLY OFF/SKIP: the reply is taken and dropped.
         discard: bool,
+        /// The PUBLISH sent before a WAIT or WAITAOF (see [`Session::forward`]): its reply is
+        /// dropped (`discard`), but an error in it answers the WAIT behind it in place of
+        /// the count, which would not cover the client's writes.
+        gate: bool,
     },
     /// A command several nodes answer together (cluster mode), or a tenant's walk over its
     /// keys (see [`crate::backend::remote::walk`]), run when its turn comes (and
@@ -492,7 +496,7 @@ impl Session {
                 encode_command(b, &[&b"PUBLISH"[..], &channel, b""]);
                 encode_command(b, argv);
             };
-            return self.submit(conn, encode, 1, deadline);
+            return self.submit_slots(conn, encode, 0, deadline, None, true);
         }
         match self.ttl_fixups(spec, argv, blocking.is_some()) {
             Err(e) => Outcome::Reply(Reply::err(e)),
@@ -830,6 +834,21 @@ impl Session {
         deadline: Option<Duration>,
         resend: Option<Box<Resend>>,
     ) -> Outcome {
+        self.submit_slots(conn, encode, skip, deadline, resend, false)
+    }
+
+    /// [`Session::submit_resendable`]; with `gated`, the reply of the first command after
+    /// the `skip` ones is looked at rather than dropped: a WAIT's PUBLISH, whose refusal
+    /// turns the WAIT's reply into an error (see `Slot::Remote::gate`).
+    fn submit_slots(
+        &mut self,
+        conn: BackendConn,
+        encode: impl FnOnce(&mut BytesMut),
+        skip: usize,
+        deadline: Option<Duration>,
+        resend: Option<Box<Resend>>,
+        gated: bool,
+    ) -> Outcome {
         if conn.is_dead() {
             let address = self.remote_target().target.address();
             let e = conn.error();
@@ -841,12 +860,24 @@ impl Session {
         };
         let strip = st.next_strip.take();
         let unwrap = st.next_unwrap.take();
-        st.outstanding += 1;
-        self.enqueue(&conn, encode, skip, 1);
+        let gates = usize::from(gated);
+        st.outstanding += 1 + gates;
+        self.enqueue(&conn, encode, skip, 1 + gates);
         if let Some(st) = self.remote.as_mut()
             && st.inflight.as_ref().map(|c| c.id) != Some(conn.id)
         {
             st.inflight = Some(conn);
+        }
+        if gated {
+            self.pending.push_back(Slot::Remote {
+                deadline,
+                resend: None,
+                strip: None,
+                unwrap: None,
+                cmd: None,
+                discard: true,
+                gate: true,
+            });
         }
         let cmd = self.current.take();
         self.pending.push_back(Slot::Remote {
@@ -856,6 +887,7 @@ impl Session {
             unwrap,
             cmd,
             discard: false,
+            gate: false,
         });
         Outcome::Forwarded
     }

@@ -117,6 +117,7 @@ impl Session {
                 unwrap: None,
                 cmd: Some((spec, started)),
                 discard: false,
+                gate: false,
             });
             last = Some(spec);
             n += 1;

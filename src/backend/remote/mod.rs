@@ -357,7 +357,8 @@ impl Remote {
                 ));
             }
             if self.cluster.is_none() {
-                // WAIT relies on this PUBLISH; a backend user without the channel cannot.
+                // WAIT relies on this PUBLISH; a backend user without the channel gets its
+                // clients' WAITs answered with the refusal.
                 let publish = conn::round_trip(&mut stream, &[b"PUBLISH", WAIT_SYNC_CHANNEL, b""]);
                 if let Ok(Ok(reply)) =
                     tokio::time::timeout(self.target.connect_timeout, publish).await
@@ -367,7 +368,7 @@ impl Remote {
                     tracing::warn!(
                         backend = %self.target.address(),
                         error = %String::from_utf8_lossy(&e),
-                        "the backend user may not PUBLISH to __respgate__:wait, so a client's WAIT will not cover its writes (grant the channel, e.g. &__respgate__:wait)"
+                        "the backend user may not PUBLISH to __respgate__:wait, so clients' WAITs get an error instead of a count (grant the channel, e.g. &__respgate__:wait)"
                     );
                 }
             }
