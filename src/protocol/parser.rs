@@ -388,6 +388,24 @@ impl RequestParser {
         Some((self.run.get(body..end)?, cut.argc))
     }
 
+    /// The `k`-th argument (0: the name) of the `i`-th command left in the run.
+    pub fn run_arg(&self, i: usize, k: usize) -> Option<&[u8]> {
+        let cut = self.cuts.get(self.next_cut.checked_add(i)?)?;
+        if k >= cut.argc {
+            return None;
+        }
+        let &(body, end) = self.spans.get(cut.first.checked_add(k)?)?;
+        self.run.get(body..end)
+    }
+
+    /// The bytes of the `i`-th command left in the run, as received, sharing the run's
+    /// buffer (kept to resend it elsewhere after a cluster redirection).
+    pub fn run_frame(&self, i: usize) -> Option<Bytes> {
+        let cut = self.cuts.get(self.next_cut.checked_add(i)?)?;
+        (cut.start <= cut.end && cut.end <= self.run.len())
+            .then(|| self.run.slice(cut.start..cut.end))
+    }
+
     /// The bytes of the next `n` commands left in the run, as received (they follow each
     /// other in the run). Empty if fewer are left.
     pub fn run_bytes(&self, n: usize) -> &[u8] {

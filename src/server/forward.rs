@@ -653,13 +653,13 @@ impl Session {
     }
 
     /// The backend user this client's commands log in as: its tenant's own, if it has one.
-    fn backend_user(&self) -> Option<Arc<BackendUser>> {
+    pub(super) fn backend_user(&self) -> Option<Arc<BackendUser>> {
         self.tenant.as_ref().and_then(|t| t.backend_user.clone())
     }
 
     /// Cluster mode: the connection to node `addr` for this client's next command; with
     /// `pin`, its own (replacing one pinned to another node). None: drain first.
-    fn cluster_conn(
+    pub(super) fn cluster_conn(
         &mut self,
         cluster: &ClusterBackend,
         addr: &str,

@@ -4,17 +4,25 @@
 //!
 //! "Plain" is a client with none of the things that make forwarding more than passing bytes
 //! on: no tenant (namespace, TTL rules, ACL), no transaction, tracking, subscription or
-//! CLIENT REPLY mode, no MONITOR watching, and a backend with no cluster routing or replica
-//! reads. "Ordinary" is a data command, a script call or PUBLISH, which
-//! [`Session::forward`] sends on unchanged for such a client. Anything
-//! else, and any command the lane is unsure of, takes the full path, which answers exactly
-//! as before: the lane only ever skips work whose outcome it knows. Replies are counted,
-//! timed and handed on by the connection's drain like every forwarded reply.
+//! CLIENT REPLY mode, no MONITOR watching, and a backend with no replica reads. "Ordinary"
+//! is a data command, a script call or PUBLISH, which [`Session::forward`] sends on
+//! unchanged for such a client. Anything else, and any command the lane is unsure of, takes
+//! the full path, which answers exactly as before: the lane only ever skips work whose
+//! outcome it knows. Replies are counted, timed and handed on by the connection's drain
+//! like every forwarded reply.
+//!
+//! In cluster mode the lane takes commands with exactly one key, at argument 1 (GET, SET,
+//! INCR, LPUSH, HSET ...), as long as their keys' slots are served by one master: the run
+//! stops where the node changes (the full path then drains first, as it always does when a
+//! client moves to another connection). Each keeps its bytes to be resent after MOVED/ASK,
+//! as the full path's commands keep their arguments.
 
 use std::sync::OnceLock;
 
 use super::forward::Slot;
 use super::session::Session;
+use crate::backend::remote::cluster::router::{ReadFrom, Resend, Sent};
+use crate::backend::remote::cluster::slots::key_slot;
 use crate::command::CommandSpec;
 use crate::command::table;
 use crate::protocol::RequestParser;
@@ -66,13 +74,22 @@ fn ordinary(spec: &'static CommandSpec) -> bool {
         && !super::forward::stays_local(spec.name, &[])
 }
 
+/// Whether `spec`'s only key is argument 1, whatever the other arguments: its slot is that
+/// key's (what the cluster's routing works out from the key positions for it).
+fn single_key_at_1(spec: &'static CommandSpec) -> bool {
+    spec.first_key == 1 && spec.last_key == 1 && spec.step == 1 && spec.key_specs.len() == 1
+}
+
 impl Session {
     /// Whether this client's commands may take the lane now.
     fn lane_open(&self) -> bool {
         let (Some(remote), Some(st)) = (self.shared.remote.as_deref(), self.remote.as_ref()) else {
             return false;
         };
-        remote.cluster.is_none()
+        remote
+            .cluster
+            .as_ref()
+            .is_none_or(|c| c.read_from == ReadFrom::Master)
             && remote.replica.is_none()
             && !st.barrier
             && self.authenticated
@@ -97,6 +114,14 @@ impl Session {
         let before = self.pending.len();
         let started = self.last_read;
         let deadline = self.remote_target().command_timeout;
+        let cluster = self.remote_target().cluster.clone();
+        // Cluster mode: the master the run goes to, and the backend user a resend logs in as.
+        let mut node: Option<String> = None;
+        let user = if cluster.is_some() {
+            self.backend_user()
+        } else {
+            None
+        };
         let mut last = None;
         let mut n = 0;
         while n < max {
@@ -110,9 +135,37 @@ impl Session {
             if !rides_lane(spec) || !spec.arity_ok(argc) {
                 break;
             }
+            let resend = match &cluster {
+                None => None,
+                Some(cluster) => {
+                    if !single_key_at_1(spec) {
+                        break;
+                    }
+                    let (Some(key), Some(frame)) = (parser.run_arg(n, 1), parser.run_frame(n))
+                    else {
+                        break;
+                    };
+                    let slot = key_slot(key);
+                    // An unserved slot is the full path's to answer (CLUSTERDOWN).
+                    let Some(addr) = cluster.master_addr(slot) else {
+                        break;
+                    };
+                    match &node {
+                        Some(first) if *first != addr => break,
+                        Some(_) => {}
+                        None => node = Some(addr.clone()),
+                    }
+                    Some(Box::new(Resend {
+                        slot: Some(slot),
+                        sent: Sent::Raw(frame),
+                        node: addr,
+                        user: user.clone(),
+                    }))
+                }
+            };
             self.pending.push_back(Slot::Remote {
                 deadline,
-                resend: None,
+                resend,
                 strip: None,
                 unwrap: None,
                 cmd: Some((spec, started)),
@@ -127,7 +180,11 @@ impl Session {
         };
         // The connection the full path would pick; a dead one, or replies owed on another,
         // are the full path's to handle (it answers the error, or drains first).
-        let conn = match self.conn(false) {
+        let conn = match (&cluster, &node) {
+            (Some(cluster), Some(addr)) => self.cluster_conn(cluster, addr, false),
+            _ => self.conn(false),
+        };
+        let conn = match conn {
             Some(c) if !c.is_dead() && !self.needs_drain_for(&c) => c,
             _ => {
                 self.pending.truncate(before);
@@ -162,6 +219,55 @@ mod tests {
             "evalsha", "publish",
         ] {
             assert!(rides_lane(spec(name)), "{name}");
+        }
+    }
+
+    /// Cluster mode: where the lane takes a command, the slot it routes by (argument 1's)
+    /// is the one the full path works out from the command table's key positions.
+    #[test]
+    fn the_cluster_lane_routes_by_the_slot_the_full_path_finds() {
+        use crate::backend::remote::cluster::slots::command_slot;
+        let mut taken = 0;
+        for spec in table::all() {
+            if !rides_lane(spec) || !single_key_at_1(spec) {
+                continue;
+            }
+            taken += 1;
+            let min = usize::try_from(spec.arity.unsigned_abs())
+                .unwrap_or(2)
+                .max(2);
+            for argc in [min, min + 1, min + 4] {
+                if !spec.arity_ok(argc) {
+                    continue;
+                }
+                let mut argv = vec![
+                    bytes::Bytes::from_static(spec.name.as_bytes()),
+                    bytes::Bytes::from_static(b"{user1}:k"),
+                ];
+                // Other arguments named like other slots' keys: never routed by.
+                argv.extend((2..argc).map(|i| bytes::Bytes::from(format!("other{i}"))));
+                assert_eq!(
+                    command_slot(spec, &argv),
+                    Ok(Some(key_slot(b"user1"))),
+                    "{} with {argc} arguments",
+                    spec.name
+                );
+            }
+        }
+        assert!(taken > 50, "only {taken} commands take the cluster lane");
+        for name in ["get", "set", "incr", "lpush", "hset", "expire"] {
+            assert!(single_key_at_1(spec(name)), "{name}");
+        }
+        for name in [
+            "mset",
+            "mget",
+            "del",
+            "eval",
+            "publish",
+            "georadius",
+            "sort",
+        ] {
+            assert!(!single_key_at_1(spec(name)), "{name}");
         }
     }
 

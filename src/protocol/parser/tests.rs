@@ -352,7 +352,22 @@ fn the_fast_lane_takes_whole_canonical_commands_and_leaves_the_rest() {
     assert_eq!(p.run_command(3), None, "incomplete: not in the run");
     assert_eq!(p.run_bytes(2), [&get[..], set].concat());
     assert_eq!(p.run_bytes(9), b"");
-    p.skip_run(2);
+    // One command's arguments and bytes (the cluster lane's slot and resend).
+    assert_eq!(p.run_arg(0, 1), Some(&b"a"[..]));
+    assert_eq!(p.run_arg(1, 0), Some(&b"set"[..]));
+    assert_eq!(p.run_arg(1, 2), Some(&b"v"[..]));
+    assert_eq!(p.run_arg(1, 3), None, "past its arguments");
+    assert_eq!(p.run_frame(0).as_deref(), Some(&get[..]));
+    assert_eq!(p.run_frame(1).as_deref(), Some(&set[..]));
+    assert_eq!(p.run_frame(3), None);
+    p.skip_run(1);
+    assert_eq!(
+        p.run_arg(0, 1),
+        Some(&b"k"[..]),
+        "counted from what is left"
+    );
+    assert_eq!(p.run_frame(0).as_deref(), Some(&set[..]));
+    p.skip_run(1);
     // The odd one is handed out by the usual path, then the incomplete one waits.
     assert!(p.cut_ahead());
     assert_eq!(

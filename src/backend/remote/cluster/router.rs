@@ -67,6 +67,9 @@ impl Resend {
 pub enum Sent {
     /// One command; its reply is the client's.
     One(Vec<Bytes>),
+    /// One command as the client sent it, in canonical RESP (forwarding's fast lane keeps
+    /// the bytes rather than an argument vector).
+    Raw(Bytes),
     /// `MULTI`, these commands, `EXEC` (a client's transaction, or a tenant's write with its
     /// TTL fix-ups); EXEC's reply is the one that counts. A redirection of one of the
     /// commands shows only in a reply nobody reads (EXEC then answers EXECABORT), so an
@@ -448,6 +451,10 @@ async fn send(
     match sent {
         Sent::One(argv) => {
             encode_command(&mut bytes, argv);
+            ask(conn, bytes.freeze(), usize::from(asking), timeout).await
+        }
+        Sent::Raw(frame) => {
+            bytes.extend_from_slice(frame);
             ask(conn, bytes.freeze(), usize::from(asking), timeout).await
         }
         Sent::Transaction(commands) => {
