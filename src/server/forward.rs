@@ -781,7 +781,7 @@ impl Session {
             let resend = Some(Box::new(Resend {
                 slot,
                 sent: Sent::Transaction(commands),
-                node: addr,
+                node: addr.into(),
                 user: self.backend_user(),
             }));
             let skip = fixes.len() + 2;
@@ -791,7 +791,7 @@ impl Session {
         let resend = Some(Box::new(Resend {
             slot,
             sent: Sent::One(argv.to_vec()),
-            node: addr,
+            node: addr.into(),
             user: self.backend_user(),
         }));
         self.submit_resendable(conn, |b| encode_command(b, argv), 0, deadline, resend)
@@ -1253,7 +1253,7 @@ impl Session {
             Box::new(Resend {
                 slot,
                 sent: Sent::Transaction(commands),
-                node,
+                node: node.into(),
                 user,
             })
         });

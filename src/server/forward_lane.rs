@@ -115,8 +115,11 @@ impl Session {
         let started = self.last_read;
         let deadline = self.remote_target().command_timeout;
         let cluster = self.remote_target().cluster.clone();
-        // Cluster mode: the master the run goes to, and the backend user a resend logs in as.
-        let mut node: Option<String> = None;
+        // Cluster mode: the slot map as the run starts (read once, not per command), the
+        // master the run goes to (its number and address), and the backend user a resend
+        // logs in as.
+        let topology = cluster.as_ref().map(|c| c.topology());
+        let mut node: Option<(usize, std::sync::Arc<str>)> = None;
         let user = if cluster.is_some() {
             self.backend_user()
         } else {
@@ -135,9 +138,9 @@ impl Session {
             if !rides_lane(spec) || !spec.arity_ok(argc) {
                 break;
             }
-            let resend = match &cluster {
+            let resend = match &topology {
                 None => None,
-                Some(cluster) => {
+                Some(topology) => {
                     if !single_key_at_1(spec) {
                         break;
                     }
@@ -147,14 +150,18 @@ impl Session {
                     };
                     let slot = key_slot(key);
                     // An unserved slot is the full path's to answer (CLUSTERDOWN).
-                    let Some(addr) = cluster.master_addr(slot) else {
+                    let Some(master) = topology.master_for(slot) else {
                         break;
                     };
-                    match &node {
-                        Some(first) if *first != addr => break,
-                        Some(_) => {}
-                        None => node = Some(addr.clone()),
-                    }
+                    let addr = match &node {
+                        Some((first, _)) if *first != master => break,
+                        Some((_, addr)) => addr.clone(),
+                        None => {
+                            let addr: std::sync::Arc<str> = topology.address(master).into();
+                            node = Some((master, addr.clone()));
+                            addr
+                        }
+                    };
                     Some(Box::new(Resend {
                         slot: Some(slot),
                         sent: Sent::Raw(frame),
@@ -181,7 +188,7 @@ impl Session {
         // The connection the full path would pick; a dead one, or replies owed on another,
         // are the full path's to handle (it answers the error, or drains first).
         let conn = match (&cluster, &node) {
-            (Some(cluster), Some(addr)) => self.cluster_conn(cluster, addr, false),
+            (Some(cluster), Some((_, addr))) => self.cluster_conn(cluster, addr, false),
             _ => self.conn(false),
         };
         let conn = match conn {

@@ -47,8 +47,9 @@ pub struct Resend {
     /// None for keyless commands (sent to any master; followed if one redirects anyway).
     pub slot: Option<u16>,
     pub sent: Sent,
-    /// The node it was sent to (for error texts and ASK/MOVED endpoints without a host).
-    pub node: String,
+    /// The node it was sent to (for error texts and ASK/MOVED endpoints without a host);
+    /// shared by the commands of a fast-lane run.
+    pub node: Arc<str>,
     /// The backend user it was sent as (a tenant's own; None: the configured one): a
     /// resend goes over a connection logged in as the same user.
     pub user: Option<Arc<BackendUser>>,
@@ -378,7 +379,7 @@ pub async fn follow(
 ) -> Bytes {
     let timeout = remote.command_timeout;
     let deadline = Instant::now() + timeout.unwrap_or(Duration::from_secs(10));
-    let mut from = resend.node.clone();
+    let mut from = resend.node.to_string();
     let mut current = first;
     let mut redirects = 0;
     if let Sent::Transaction(_) = &resend.sent
@@ -597,7 +598,7 @@ async fn run_on_node(
     let resend = Resend {
         slot,
         sent: Sent::One(argv),
-        node: addr.to_string(),
+        node: addr.into(),
         user: user.cloned(),
     };
     follow(remote, cluster, &resend, reply, proto, client_id).await
