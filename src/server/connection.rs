@@ -513,7 +513,6 @@ async fn drain<K: std::future::Future<Output = ()>>(
         if over_output_limit(shared, handle, out) {
             return Err(ClientGone);
         }
-        let refused_here = refused.take();
         let (deadline, resend, strip, unwrap, cmd, discard, gate) = match slot {
             Slot::Local(bytes) => {
                 out.extend_from_slice(&bytes);
@@ -632,6 +631,8 @@ async fn drain<K: std::future::Future<Output = ()>>(
                 Some(Ok(chunk)) => st.set_carry(chunk),
                 Some(Err(e)) => {
                     st.settled(1);
+                    // A refused PUBLISH's WAIT that failed itself: its own error is the answer.
+                    refused = None;
                     if let Some(resend) = &resend
                         && let Some(remote) = &shared.remote
                         && let Some(cluster) = &remote.cluster
@@ -666,8 +667,7 @@ async fn drain<K: std::future::Future<Output = ()>>(
         // handed on with the replies around it.
         let errors = st.carried_errors();
         let redirectable = resend.is_some() && errors & 1 != 0;
-        if redirectable || strip.is_some() || unwrap.is_some() || discard || refused_here.is_some()
-        {
+        if redirectable || strip.is_some() || unwrap.is_some() || discard || refused.is_some() {
             // One reply on its own: resent elsewhere if a cluster node redirects it, and
             // stripped of the tenant's prefix if it names keys or channels.
             let mut one = BytesMut::new();
@@ -690,7 +690,7 @@ async fn drain<K: std::future::Future<Output = ()>>(
                 }
                 continue;
             }
-            if let Some(publish_error) = refused_here {
+            if let Some(publish_error) = refused.take() {
                 reply = wait_refused(&publish_error);
             }
             let reply = strip_tenant(session, strip, reply, proto);
