@@ -582,11 +582,10 @@ fn wait_counts_only_replicas_that_have_the_clients_writes() {
     assert_eq!(c.cmd_str("WAIT 1 5000"), Value::Int(1));
 }
 
-/// A backend user that may not publish to respgate's WAIT channel is said in the log at
-/// start (WAIT then cannot cover the client's writes); one that may is not.
-#[test]
-fn a_backend_user_without_the_wait_channel_is_logged() {
-    let backend = RedisServer::start_with(&[
+/// A redis-server with the user `nochan` (password `pw`): every key and command, no
+/// pub/sub channel (as Redis 7 creates users unless told otherwise).
+fn backend_with_a_user_without_channels() -> RedisServer {
+    RedisServer::start_with(&[
         "--user",
         "nochan",
         "on",
@@ -594,7 +593,14 @@ fn a_backend_user_without_the_wait_channel_is_logged() {
         "~*",
         "resetchannels",
         "+@all",
-    ]);
+    ])
+}
+
+/// A backend user that may not publish to respgate's WAIT channel is said in the log at
+/// start (WAIT then cannot cover the client's writes); one that may is not.
+#[test]
+fn a_backend_user_without_the_wait_channel_is_logged() {
+    let backend = backend_with_a_user_without_channels();
     let warned = |gate: &Respgate| {
         let deadline = Instant::now() + Duration::from_secs(5);
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
@@ -618,15 +624,7 @@ fn a_backend_user_without_the_wait_channel_is_logged() {
 /// the replies around it keep their places, and once the channel is granted WAIT counts.
 #[test]
 fn a_wait_whose_publish_is_refused_answers_an_error_not_a_count() {
-    let backend = RedisServer::start_with(&[
-        "--user",
-        "nochan",
-        "on",
-        ">pw",
-        "~*",
-        "resetchannels",
-        "+@all",
-    ]);
+    let backend = backend_with_a_user_without_channels();
     let gate = Respgate::standalone(&backend.addr(), "username = \"nochan\"\npassword = \"pw\"");
     let mut c = Conn::connect(&gate.addr);
     assert_eq!(c.cmd_str("SET k 1"), Value::Simple("OK".into()));

@@ -496,7 +496,7 @@ impl Session {
                 encode_command(b, &[&b"PUBLISH"[..], &channel, b""]);
                 encode_command(b, argv);
             };
-            return self.submit_slots(conn, encode, 0, deadline, None, true);
+            return self.submit_resendable(conn, encode, 0, deadline, None, true);
         }
         match self.ttl_fixups(spec, argv, blocking.is_some()) {
             Err(e) => Outcome::Reply(Reply::err(e)),
@@ -786,7 +786,7 @@ impl Session {
             }));
             let skip = fixes.len() + 2;
             let encode = |b: &mut BytesMut| super::forward_ttl::encode_wrapped(b, argv, &fixes);
-            return self.submit_resendable(conn, encode, skip, deadline, resend);
+            return self.submit_resendable(conn, encode, skip, deadline, resend, false);
         }
         let resend = Some(Box::new(Resend {
             slot,
@@ -794,7 +794,14 @@ impl Session {
             node: addr.into(),
             user: self.backend_user(),
         }));
-        self.submit_resendable(conn, |b| encode_command(b, argv), 0, deadline, resend)
+        self.submit_resendable(
+            conn,
+            |b| encode_command(b, argv),
+            0,
+            deadline,
+            resend,
+            false,
+        )
     }
 
     /// Queues a command several nodes answer; later commands wait until it has run.
@@ -823,24 +830,14 @@ impl Session {
         skip: usize,
         deadline: Option<Duration>,
     ) -> Outcome {
-        self.submit_resendable(conn, encode, skip, deadline, None)
+        self.submit_resendable(conn, encode, skip, deadline, None, false)
     }
 
+    /// [`Session::submit`], keeping what a cluster needs to resend the command after
+    /// MOVED/ASK; with `gated`, the reply of the first command after the `skip` ones is
+    /// looked at rather than dropped: a WAIT's PUBLISH, whose refusal turns the WAIT's reply
+    /// into an error (see `Slot::Remote::gate`).
     fn submit_resendable(
-        &mut self,
-        conn: BackendConn,
-        encode: impl FnOnce(&mut BytesMut),
-        skip: usize,
-        deadline: Option<Duration>,
-        resend: Option<Box<Resend>>,
-    ) -> Outcome {
-        self.submit_slots(conn, encode, skip, deadline, resend, false)
-    }
-
-    /// [`Session::submit_resendable`]; with `gated`, the reply of the first command after
-    /// the `skip` ones is looked at rather than dropped: a WAIT's PUBLISH, whose refusal
-    /// turns the WAIT's reply into an error (see `Slot::Remote::gate`).
-    fn submit_slots(
         &mut self,
         conn: BackendConn,
         encode: impl FnOnce(&mut BytesMut),
@@ -1267,6 +1264,6 @@ impl Session {
             }
             encode_command(b, &[b"EXEC"]);
         };
-        self.submit_resendable(conn, encode, skip, deadline, resend)
+        self.submit_resendable(conn, encode, skip, deadline, resend, false)
     }
 }
