@@ -99,6 +99,30 @@ pub fn has_keys(cmd: &CommandSpec) -> bool {
     fallback_for(cmd.name).is_some() || cmd.key_specs.iter().any(|s| !s.flags.contains(&"not_key"))
 }
 
+/// Whether `cmd`'s one key is argument 1, whatever its other arguments (GET, SET, INCR ...):
+/// a single key spec that names exactly argv[1] (`variable_flags`, as on SET and BITFIELD,
+/// changes a key's flags, not where it is; their getkeys procedures also give 1). For
+/// such a command with a valid argument count, [`key_positions`] is `[1]`; forwarding's
+/// cluster lane routes it by that key without building an argument vector.
+pub fn only_key_is_argument_1(cmd: &CommandSpec) -> bool {
+    match cmd.key_specs {
+        [spec] => {
+            cmd.subcommands.is_empty()
+                && !spec.flags.contains(&"not_key")
+                && spec.begin_search == BeginSearch::Index(1)
+                && matches!(
+                    spec.find_keys,
+                    FindKeys::Range {
+                        lastkey: 0,
+                        step: 1,
+                        limit: 0 | 1
+                    }
+                )
+        }
+        _ => false,
+    }
+}
+
 /// Redis's `getKeysFromCommandWithSpecs` with default search flags.
 fn find_keys(cmd: &CommandSpec, argv: &[Bytes]) -> Vec<KeyRef> {
     let has_keyspec = cmd.key_specs.iter().any(|s| !s.flags.contains(&"not_key"));
@@ -468,6 +492,27 @@ impl Fallback {
     }
 }
 
+/// Argument vectors for `cmd` with a few valid argument counts: `key` at argument 1 and
+/// the rest named like keywords (`STORE2` ...), which no key search should take for keys.
+#[cfg(test)]
+pub(crate) fn sample_argvs(cmd: &CommandSpec, key: &'static [u8]) -> Vec<Vec<Bytes>> {
+    let min = usize::try_from(cmd.arity.unsigned_abs())
+        .unwrap_or(2)
+        .max(2);
+    [min, min + 1, min + 4]
+        .into_iter()
+        .filter(|&argc| cmd.arity_ok(argc))
+        .map(|argc| {
+            let mut argv = vec![
+                Bytes::from_static(cmd.name.as_bytes()),
+                Bytes::from_static(key),
+            ];
+            argv.extend((2..argc).map(|i| Bytes::from(format!("STORE{i}"))));
+            argv
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -490,6 +535,50 @@ mod tests {
         assert_eq!(keys("SET k v GET"), Ok(vec![1]));
         assert_eq!(keys("PING"), Err(KeysError::NoKeyArguments));
         assert_eq!(keys("GET"), Err(KeysError::InvalidArity));
+    }
+
+    /// Where [`only_key_is_argument_1`] holds, the keys of any valid argument count are
+    /// exactly `[1]`, however the other arguments read.
+    #[test]
+    fn only_key_is_argument_1_means_key_positions_1() {
+        let mut holds = 0;
+        for cmd in crate::command::table::all() {
+            if !only_key_is_argument_1(cmd) {
+                continue;
+            }
+            holds += 1;
+            for argv in sample_argvs(cmd, b"STORE1") {
+                assert_eq!(
+                    key_positions(cmd, &argv),
+                    Ok(vec![1]),
+                    "{} {}",
+                    cmd.name,
+                    argv.len()
+                );
+            }
+        }
+        assert!(holds > 50, "only {holds} commands");
+        for name in ["get", "set", "incr", "lpush", "hset", "expire"] {
+            assert!(
+                lookup(name.as_bytes()).is_some_and(only_key_is_argument_1),
+                "{name}"
+            );
+        }
+        for name in [
+            "mset",
+            "mget",
+            "del",
+            "eval",
+            "publish",
+            "georadius",
+            "sort",
+            "object",
+        ] {
+            assert!(
+                !lookup(name.as_bytes()).is_some_and(only_key_is_argument_1),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ use super::session::{Handled, PendingBlock, RawRequest, Session};
 use crate::backend::embedded::EngineHold;
 use crate::backend::remote::cluster::router::{self, Deferred};
 use crate::protocol::RequestParser;
+use crate::protocol::reply_scan::{Frame, decode};
 
 /// Flush replies early when a pipeline's output grows past this, so a long pipeline of big
 /// replies is streamed instead of buffered whole.
@@ -520,7 +521,8 @@ async fn drain<K: std::future::Future<Output = ()>>(
     let proto = session.proto;
     let client_id = session.client_id();
     session.flush_outgoing();
-    // A WAIT's PUBLISH was refused: the WAIT right behind it gets this error instead.
+    // A WAIT's PUBLISH was refused (the backend's error text): the WAIT right behind it gets
+    // this error instead.
     let mut refused: Option<Bytes> = None;
     while let Some(slot) = session.pending.pop_front() {
         if over_output_limit(shared, handle, out) {
@@ -698,8 +700,8 @@ async fn drain<K: std::future::Future<Output = ()>>(
                 reply = unwrap.apply(&reply, proto);
             }
             if gate {
-                if reply.first() == Some(&b'-') {
-                    refused = Some(reply);
+                if let Frame::Error(text) = decode(&reply) {
+                    refused = Some(text);
                 }
                 continue;
             }
@@ -810,16 +812,16 @@ fn record_forwarded(
 /// its own connection, not the client's, so the count is not passed on. The error keeps
 /// the backend's class (NOPERM) and says which channel the backend user needs.
 fn wait_refused(publish_error: &[u8]) -> Bytes {
-    let text = String::from_utf8_lossy(publish_error);
-    let text = text.trim_start_matches('-').trim_end();
+    // One line whatever the backend sent (a RESP3 blob error may hold line breaks).
+    let text = String::from_utf8_lossy(publish_error).replace(['\r', '\n'], " ");
     let code = text
         .split(' ')
         .next()
         .filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_uppercase()))
         .unwrap_or("ERR");
     let channel = String::from_utf8_lossy(crate::backend::remote::WAIT_SYNC_CHANNEL);
-    Bytes::from(format!(
-        "-{code} respgate: WAIT cannot count the replicas that have this client's writes: the backend refused the PUBLISH to {channel} that orders it after them ({text})\r\n"
+    router::error_frame(&format!(
+        "{code} respgate: WAIT cannot count the replicas that have this client's writes: the backend refused the PUBLISH to {channel} that orders it after them ({text})"
     ))
 }
 

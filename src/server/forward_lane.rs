@@ -12,8 +12,8 @@
 //! like every forwarded reply.
 //!
 //! In cluster mode the lane takes commands with exactly one key, at argument 1 (GET, SET,
-//! INCR, LPUSH, HSET ...), as long as their keys' slots are served by one master: the run
-//! stops where the node changes (the full path then drains first, as it always does when a
+//! INCR, LPUSH, HSET ...: [`only_key_is_argument_1`]), as long as their keys' slots are
+//! served by one master: the run stops where the node changes (the full path then drains first, as it always does when a
 //! client moves to another connection). Each keeps its bytes to be resent after MOVED/ASK,
 //! as the full path's commands keep their arguments.
 
@@ -24,6 +24,7 @@ use super::session::Session;
 use crate::backend::remote::cluster::router::{ReadFrom, Resend, Sent};
 use crate::backend::remote::cluster::slots::key_slot;
 use crate::command::CommandSpec;
+use crate::command::keys::only_key_is_argument_1;
 use crate::command::table;
 use crate::protocol::RequestParser;
 
@@ -34,17 +35,37 @@ use crate::protocol::RequestParser;
 /// answers differently to a subscriber.
 const FULL_PATH: &[&str] = &["wait", "waitaof", "watch", "info", "ping"];
 
-/// Whether `spec` may take the lane (worked out once per command of the table).
-fn rides_lane(spec: &'static CommandSpec) -> bool {
-    static BY_ORDINAL: OnceLock<Vec<bool>> = OnceLock::new();
+/// Where a command may take the lane.
+#[derive(Clone, Copy, Default)]
+struct LaneFit {
+    /// Standalone and Sentinel.
+    anywhere: bool,
+    /// Cluster mode too: its slot is its argument 1's.
+    in_cluster: bool,
+}
+
+/// Where `spec` may take the lane (worked out once per command of the table).
+fn lane_fit(spec: &'static CommandSpec) -> LaneFit {
+    static BY_ORDINAL: OnceLock<Vec<LaneFit>> = OnceLock::new();
     let Some(i) = table::ordinal(spec) else {
-        return false;
+        return LaneFit::default();
     };
     BY_ORDINAL
-        .get_or_init(|| table::all().iter().map(ordinary).collect())
+        .get_or_init(|| {
+            table::all()
+                .iter()
+                .map(|spec| {
+                    let anywhere = ordinary(spec);
+                    LaneFit {
+                        anywhere,
+                        in_cluster: anywhere && only_key_is_argument_1(spec),
+                    }
+                })
+                .collect()
+        })
         .get(i)
         .copied()
-        .unwrap_or(false)
+        .unwrap_or_default()
 }
 
 /// Commands outside the embedded engine's data commands that a plain client's full path
@@ -72,12 +93,6 @@ fn ordinary(spec: &'static CommandSpec) -> bool {
         && !spec.has(table::flags::ALLOW_BUSY)
         && super::forward::unsupported(spec.name, &[]).is_none()
         && !super::forward::stays_local(spec.name, &[])
-}
-
-/// Whether `spec`'s only key is argument 1, whatever the other arguments: its slot is that
-/// key's (what the cluster's routing works out from the key positions for it).
-fn single_key_at_1(spec: &'static CommandSpec) -> bool {
-    spec.first_key == 1 && spec.last_key == 1 && spec.step == 1 && spec.key_specs.len() == 1
 }
 
 impl Session {
@@ -134,16 +149,19 @@ impl Session {
             let Some(spec) = self.lookup_command(name) else {
                 break;
             };
+            let fit = lane_fit(spec);
+            let rides = if topology.is_some() {
+                fit.in_cluster
+            } else {
+                fit.anywhere
+            };
             // A wrong number of arguments is answered by the full path, as Redis words it.
-            if !rides_lane(spec) || !spec.arity_ok(argc) {
+            if !rides || !spec.arity_ok(argc) {
                 break;
             }
             let resend = match &topology {
                 None => None,
                 Some(topology) => {
-                    if !single_key_at_1(spec) {
-                        break;
-                    }
                     let (Some(key), Some(frame)) = (parser.run_arg(n, 1), parser.run_frame(n))
                     else {
                         break;
@@ -215,6 +233,16 @@ impl Session {
 mod tests {
     use super::*;
 
+    /// Whether `spec` may take the lane outside cluster mode.
+    fn rides_lane(spec: &'static CommandSpec) -> bool {
+        lane_fit(spec).anywhere
+    }
+
+    /// ... and in cluster mode.
+    fn rides_cluster_lane(spec: &'static CommandSpec) -> bool {
+        lane_fit(spec).in_cluster
+    }
+
     fn spec(name: &str) -> &'static CommandSpec {
         table::lookup(name.as_bytes()).unwrap_or_else(|| panic!("{name} is in the table"))
     }
@@ -236,34 +264,24 @@ mod tests {
         use crate::backend::remote::cluster::slots::command_slot;
         let mut taken = 0;
         for spec in table::all() {
-            if !rides_lane(spec) || !single_key_at_1(spec) {
+            if !rides_cluster_lane(spec) {
                 continue;
             }
             taken += 1;
-            let min = usize::try_from(spec.arity.unsigned_abs())
-                .unwrap_or(2)
-                .max(2);
-            for argc in [min, min + 1, min + 4] {
-                if !spec.arity_ok(argc) {
-                    continue;
-                }
-                let mut argv = vec![
-                    bytes::Bytes::from_static(spec.name.as_bytes()),
-                    bytes::Bytes::from_static(b"{user1}:k"),
-                ];
-                // Other arguments named like other slots' keys: never routed by.
-                argv.extend((2..argc).map(|i| bytes::Bytes::from(format!("other{i}"))));
+            // Other arguments named like keys of other slots: never routed by.
+            for argv in crate::command::keys::sample_argvs(spec, b"{user1}:k") {
                 assert_eq!(
                     command_slot(spec, &argv),
                     Ok(Some(key_slot(b"user1"))),
-                    "{} with {argc} arguments",
-                    spec.name
+                    "{} with {} arguments",
+                    spec.name,
+                    argv.len()
                 );
             }
         }
         assert!(taken > 50, "only {taken} commands take the cluster lane");
         for name in ["get", "set", "incr", "lpush", "hset", "expire"] {
-            assert!(single_key_at_1(spec(name)), "{name}");
+            assert!(rides_cluster_lane(spec(name)), "{name}");
         }
         for name in [
             "mset",
@@ -274,7 +292,8 @@ mod tests {
             "georadius",
             "sort",
         ] {
-            assert!(!single_key_at_1(spec(name)), "{name}");
+            // Several keys, keys elsewhere, or none: the full path routes (or splits) them.
+            assert!(!rides_cluster_lane(spec(name)), "{name}");
         }
     }
 
