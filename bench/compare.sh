@@ -14,6 +14,11 @@
 # redis-benchmark SET GET INCR LPUSH MSET, -c clients, -P 1 and -P 16; prints the median
 # ops/s of the rounds and each target's ratio to direct Redis.
 # Usage: bench/compare.sh [requests=200000] [clients=50] [rounds=3]
+# PLACEMENT=split runs every server (redis-server and each proxy) on CPU 0 and
+# redis-benchmark on CPU 1 (taskset), instead of leaving placement to the scheduler: on a
+# 2-core machine three busy processes otherwise move between the cores from run to run,
+# and single runs land on different levels depending on where they fall (README "Speed").
+# Split placement gives a proxy no spare core: it shares Redis's.
 # Needs redis-server, redis-benchmark and nutcracker (apt-get install redis-server
 # redis-tools nutcracker); twemproxy is skipped when nutcracker is missing, rcproxy when
 # its binary is not found ($RCPROXY, else rcproxy on PATH, else where
@@ -24,13 +29,19 @@ N=${1:-200000}
 C=${2:-50}
 ROUNDS=${3:-3}
 TESTS="set,get,incr,lpush,mset"
+SERVER_CPU=()
+CLIENT_CPU=()
+if [ "${PLACEMENT:-}" = split ]; then
+  SERVER_CPU=(taskset -c 0)
+  CLIENT_CPU=(taskset -c 1)
+fi
 cargo build --release -q
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 RP=$(free_port); FP=$(free_port); FCP=$(free_port); EP=$(free_port); TP=$(free_port); XP=$(free_port)
 WORK=$(mktemp -d)
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
-redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
+"${SERVER_CPU[@]}" redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
 PIDS+=($!)
 cat > "$WORK/fwd.toml" <<CONF
 [server]
@@ -40,13 +51,13 @@ metrics_listen = ""
 mode = "standalone"
 address = "127.0.0.1:$RP"
 CONF
-target/release/respgate --config "$WORK/fwd.toml" --log-level warn &
+"${SERVER_CPU[@]}" target/release/respgate --config "$WORK/fwd.toml" --log-level warn &
 PIDS+=($!)
 sed -e "s/:$FP\"/:$FCP\"/" -e "s/^metrics_listen = \"\"/metrics_listen = \"\"\nworker_threads = $(nproc)/" \
   "$WORK/fwd.toml" > "$WORK/fwdcores.toml"
-target/release/respgate --config "$WORK/fwdcores.toml" --log-level warn &
+"${SERVER_CPU[@]}" target/release/respgate --config "$WORK/fwdcores.toml" --log-level warn &
 PIDS+=($!)
-target/release/respgate --listen "127.0.0.1:$EP" --metrics-listen "" --log-level warn &
+"${SERVER_CPU[@]}" target/release/respgate --listen "127.0.0.1:$EP" --metrics-listen "" --log-level warn &
 PIDS+=($!)
 TARGETS="redis:$RP fwd:$FP fwdcores:$FCP"
 NUTCRACKER=$(command -v nutcracker || ls /usr/sbin/nutcracker 2>/dev/null || true)
@@ -60,7 +71,7 @@ bench:
   servers:
    - 127.0.0.1:$RP:1
 CONF
-  "$NUTCRACKER" -c "$WORK/nutcracker.yml" -s "$(free_port)" -o "$WORK/nutcracker.log" &
+  "${SERVER_CPU[@]}" "$NUTCRACKER" -c "$WORK/nutcracker.yml" -s "$(free_port)" -o "$WORK/nutcracker.log" &
   PIDS+=($!)
   TARGETS+=" twemproxy:$TP"
 else
@@ -89,7 +100,7 @@ write_timeout = 2000
 ping_fail_limit = 0
 auth = ""
 CONF
-  "$RCPROXY" "$WORK/rcproxy.toml" >"$WORK/rcproxy.out" 2>&1 &
+  "${SERVER_CPU[@]}" "$RCPROXY" "$WORK/rcproxy.toml" >"$WORK/rcproxy.out" 2>&1 &
   PIDS+=($!)
   TARGETS+=" rcproxy:$XP"
 else
@@ -107,7 +118,7 @@ for round in $(seq "$ROUNDS"); do
         results["$name|$P|$test"]+="$rps "
         results["$name|$P|$test|p50"]+="$p50 "
         results["$name|$P|$test|p99"]+="$p99 "
-      done < <(redis-benchmark -p "$port" -n "$N" -c "$C" -P "$P" -t "$TESTS" --csv 2>/dev/null | tail -n +2)
+      done < <("${CLIENT_CPU[@]}" redis-benchmark -p "$port" -n "$N" -c "$C" -P "$P" -t "$TESTS" --csv 2>/dev/null | tail -n +2)
     done
   done
 done

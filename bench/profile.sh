@@ -4,6 +4,8 @@
 # so this is the stable comparison on a noisy 2-core machine. Prints instructions per
 # command for each and respgate's top functions (self cost).
 # Usage: bench/profile.sh [embedded|fwd] [test=get] [pipeline=16] [requests=20000]
+# KEEP_PROFILE=DIR copies the callgrind files there (redis.out, respgate.out) for
+# callgrind_annotate --inclusive=yes or kcachegrind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:-embedded}
@@ -49,6 +51,11 @@ gpid=$!
 wait_up "$port"
 measure respgate "$port" "$gpid"
 rg_ir=$(ir_of "$WORK/rg.out")
+if [ -n "${KEEP_PROFILE:-}" ]; then
+  mkdir -p "$KEEP_PROFILE"
+  cp "$WORK/redis.out" "$KEEP_PROFILE/redis.out"
+  cp "$WORK/rg.out" "$KEEP_PROFILE/respgate.out"
+fi
 echo "$MODE $TEST -P $P, $N requests:"
 awk -v r="$redis_ir" -v g="$rg_ir" -v n="$N" 'BEGIN{printf "  redis-server %.0f instructions per command\n  respgate     %.0f instructions per command (%.2fx redis)\n", r/n, g/n, g/r}'
 echo "respgate's top functions (self):"

@@ -64,18 +64,46 @@ pub fn keys_and_flags(cmd: &CommandSpec, argv: &[Bytes]) -> Result<Vec<KeyRef>, 
 /// Specs whose flags the arguments decide (`variable_flags`, e.g. BITFIELD with only GETs
 /// is RO) are left to the walk, except SET's, which are never RO.
 pub fn sole_written_key<'a>(cmd: &CommandSpec, argv: &'a [Bytes]) -> Option<&'a Bytes> {
-    let [spec] = cmd.key_specs else {
-        return None;
+    if writes_argument_1_only(cmd) {
+        argv.get(1)
+    } else {
+        None
+    }
+}
+
+/// Whether [`sole_written_key`] reads argument 1: worked out once per command of the table
+/// (it is asked for every write the embedded engine runs, and the flag comparisons cost
+/// more than the rest of its bookkeeping for an INCR); subcommands are worked out each time.
+fn writes_argument_1_only(cmd: &CommandSpec) -> bool {
+    static BY_ORDINAL: std::sync::OnceLock<Vec<bool>> = std::sync::OnceLock::new();
+    let Some(i) = super::table::ordinal(cmd) else {
+        return written_key_is_argument_1(cmd);
     };
-    let plain = cmd.subcommands.is_empty()
+    BY_ORDINAL
+        .get_or_init(|| {
+            super::table::all()
+                .iter()
+                .map(written_key_is_argument_1)
+                .collect()
+        })
+        .get(i)
+        .copied()
+        .unwrap_or(false)
+}
+
+/// The key-spec test behind [`writes_argument_1_only`].
+fn written_key_is_argument_1(cmd: &CommandSpec) -> bool {
+    let [spec] = cmd.key_specs else {
+        return false;
+    };
+    cmd.subcommands.is_empty()
         && spec.begin_search == BeginSearch::Index(1)
         && matches!(spec.find_keys, FindKeys::Range { lastkey: 0, .. })
         && !spec.flags.iter().any(|f| {
             f.eq_ignore_ascii_case("RO")
                 || f.eq_ignore_ascii_case("not_key")
                 || (f.eq_ignore_ascii_case("variable_flags") && cmd.name != "set")
-        });
-    if plain { argv.get(1) } else { None }
+        })
 }
 
 /// The command or subcommand argv names, like Redis's `lookupCommand`: a container with at least
@@ -535,6 +563,56 @@ mod tests {
         assert_eq!(keys("SET k v GET"), Ok(vec![1]));
         assert_eq!(keys("PING"), Err(KeysError::NoKeyArguments));
         assert_eq!(keys("GET"), Err(KeysError::InvalidArity));
+    }
+
+    /// The table's cached answer is the key-spec test's, and where it holds the one key a
+    /// key-spec walk finds written is argument 1.
+    #[test]
+    fn sole_written_key_is_the_written_key_a_walk_finds() {
+        let mut holds = 0;
+        for cmd in crate::command::table::all() {
+            assert_eq!(
+                writes_argument_1_only(cmd),
+                written_key_is_argument_1(cmd),
+                "{}",
+                cmd.name
+            );
+            for sub in cmd.subcommands {
+                assert_eq!(
+                    writes_argument_1_only(sub),
+                    written_key_is_argument_1(sub),
+                    "{}",
+                    sub.name
+                );
+            }
+            if !writes_argument_1_only(cmd) {
+                continue;
+            }
+            holds += 1;
+            for argv in sample_argvs(cmd, b"STORE1") {
+                let written: Vec<usize> = keys_and_flags(cmd, &argv)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|k| !k.flags.iter().any(|f| f.eq_ignore_ascii_case("RO")))
+                    .map(|k| k.pos)
+                    .collect();
+                assert_eq!(written, vec![1], "{} {}", cmd.name, argv.len());
+                assert_eq!(sole_written_key(cmd, &argv), argv.get(1), "{}", cmd.name);
+            }
+        }
+        assert!(holds > 50, "only {holds} commands");
+        for name in ["set", "incr", "lpush", "hset", "expire"] {
+            assert!(
+                lookup(name.as_bytes()).is_some_and(writes_argument_1_only),
+                "{name}"
+            );
+        }
+        for name in ["get", "mset", "bitfield", "rename"] {
+            assert!(
+                !lookup(name.as_bytes()).is_some_and(writes_argument_1_only),
+                "{name}"
+            );
+        }
     }
 
     /// Where [`only_key_is_argument_1`] holds, the keys of any valid argument count are

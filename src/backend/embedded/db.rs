@@ -286,6 +286,12 @@ pub struct Db {
     used: usize,
     /// [`key_hash`], replaced by tests to make keys collide.
     hasher: fn(&[u8]) -> u64,
+    /// The key (address and length of the bytes it was named with) whose entry was last
+    /// counted by [`Db::insert_entry`] or [`Db::update`], while no entry has been handed
+    /// out for changing since ([`Db::get`] clears it): [`Db::remeasure`] of those very
+    /// bytes has nothing to do. A write's written key is remeasured after every command,
+    /// and for SET or INCR that search was a third of the command's keyspace work.
+    measured: (usize, usize),
 }
 
 impl Default for Db {
@@ -298,6 +304,7 @@ impl Default for Db {
             expires: 0,
             used: 0,
             hasher: key_hash,
+            measured: (0, 0),
         }
     }
 }
@@ -433,6 +440,8 @@ impl Db {
     /// Looks a key up, deleting it first if its TTL has passed (lazy expiry).
     /// Returns whether the key expired in `expired` so stats can count it.
     pub fn get(&mut self, key: &Bytes, now_ms: u64, expired: &mut Expired) -> Option<&mut Entry> {
+        // Whatever the caller changes in the entry is counted by `remeasure`.
+        self.measured = (0, 0);
         let hash = self.hash(key);
         if self.find(hash, key)?.entry.is_expired(now_ms) {
             self.take(hash, key);
@@ -440,6 +449,49 @@ impl Db {
             return None;
         }
         self.find_mut(hash, key).map(|n| &mut n.entry)
+    }
+
+    /// Runs `change` on a live key's entry and counts the entry's new size, with one search
+    /// (where [`Db::get`] and [`Db::remeasure`] take three); None if the key is absent or
+    /// has just expired (deleted and recorded, as by `get`).
+    pub fn update<R>(
+        &mut self,
+        key: &Bytes,
+        now_ms: u64,
+        expired: &mut Expired,
+        change: impl FnOnce(&mut Entry) -> R,
+    ) -> Option<R> {
+        let hash = self.hash(key);
+        let node = self.find_mut(hash, key)?;
+        if node.entry.is_expired(now_ms) {
+            self.take(hash, key);
+            expired.record(key);
+            return None;
+        }
+        let result = change(&mut node.entry);
+        let words = entry_words(key, &node.entry);
+        let old = std::mem::replace(&mut node.entry.accounted, words);
+        self.used = (self.used + words_to_bytes(words)).saturating_sub(words_to_bytes(old));
+        self.measured = (key.as_ptr() as usize, key.len());
+        Some(result)
+    }
+
+    /// The TTL of a live key (Some(None): no TTL), deleting it first if its TTL has passed,
+    /// as [`Db::get`] does, but with one search and nothing handed out to change.
+    pub fn live_ttl(
+        &mut self,
+        key: &Bytes,
+        now_ms: u64,
+        expired: &mut Expired,
+    ) -> Option<Option<u64>> {
+        let hash = self.hash(key);
+        let entry = &self.find(hash, key)?.entry;
+        if entry.is_expired(now_ms) {
+            self.take(hash, key);
+            expired.record(key);
+            return None;
+        }
+        Some(entry.expire_at())
     }
 
     /// Reads without expiring (for commands that must not have side effects, e.g. SCAN filters).
@@ -458,6 +510,7 @@ impl Db {
     /// copied into the keyspace's own allocation, so it never pins a client's read buffer.
     pub fn insert_entry(&mut self, key: &[u8], mut entry: Entry) {
         let hash = self.hash(key);
+        self.measured = (key.as_ptr() as usize, key.len());
         entry.accounted = entry_words(key, &entry);
         self.used += words_to_bytes(entry.accounted);
         let has_ttl = entry.has_ttl();
@@ -492,6 +545,9 @@ impl Db {
 
     /// Re-counts a key's bytes after a command changed its value in place.
     pub fn remeasure(&mut self, key: &Bytes) {
+        if self.measured == (key.as_ptr() as usize, key.len()) {
+            return;
+        }
         let hash = self.hash(key);
         if let Some(node) = self.find_mut(hash, key) {
             let words = entry_words(key, &node.entry);
@@ -629,6 +685,8 @@ impl Db {
         let mut seen = 0;
         let mut next = 0;
         let mut dead: Vec<(u64, Box<[u8]>)> = Vec::new();
+        // `visit` may change entries: `remeasure` counts them again.
+        self.measured = (0, 0);
         let Db { map, collided, .. } = self;
         for (&hash, first) in map.range_mut(cursor..) {
             if seen >= budget {
@@ -909,6 +967,69 @@ mod tests {
         assert_eq!(db.used_memory(), before + 1000);
         db.clear();
         assert_eq!((db.len(), db.used_memory()), (0, 0));
+    }
+
+    /// What the entries count, summed from scratch.
+    fn recounted(db: &Db) -> usize {
+        let mut total = 0;
+        db.for_each_live(0, |key, e| total += words_to_bytes(entry_words(key, e)));
+        total
+    }
+
+    /// `remeasure` skips only the bytes `insert_entry` or `update` just counted; every
+    /// other way an entry changes is counted again, so the total stays exact.
+    #[test]
+    fn the_count_stays_exact_when_remeasure_skips() {
+        let mut db = Db::default();
+        let mut sink = Expired::default();
+        let key = b("k");
+        let big = || Value::raw_string(Bytes::from(vec![b'x'; 1001]));
+        // Inserted and remeasured through the same bytes: nothing to redo.
+        db.set(&key, str_value("v"), None, 0);
+        db.remeasure(&key);
+        assert_eq!(db.used_memory(), recounted(&db));
+        // Changed in place after the insert, through `get`: counted again.
+        if let Some(e) = db.get(&key, 0, &mut sink) {
+            e.value = big();
+        }
+        db.remeasure(&key);
+        assert_eq!(db.used_memory(), recounted(&db));
+        // `update` counts its own change, and a later `get` change is still counted.
+        assert_eq!(
+            db.update(&key, 0, &mut sink, |e| e.value = str_value("v")),
+            Some(())
+        );
+        assert_eq!(db.used_memory(), recounted(&db));
+        if let Some(e) = db.get(&key, 0, &mut sink) {
+            e.value = big();
+        }
+        db.remeasure(&key);
+        assert_eq!(db.used_memory(), recounted(&db));
+        // An insert of another key does not vouch for this one.
+        db.set(b"other", str_value("v"), None, 0);
+        if let Some(e) = db.get(&key, 0, &mut sink) {
+            e.value = str_value("v");
+        }
+        db.set(b"third", str_value("v"), None, 0);
+        db.remeasure(&key);
+        assert_eq!(db.used_memory(), recounted(&db));
+        // A SCAN visit may change entries too.
+        db.scan_expiring(0, 10, 0, &mut sink, |k, e| {
+            if k == b"k" {
+                e.value = big();
+            }
+        });
+        db.remeasure(&key);
+        assert_eq!(db.used_memory(), recounted(&db));
+        // `update` and `live_ttl` expire a key whose TTL has passed, as `get` does.
+        db.set(b"gone", str_value("v"), Some(10), 0);
+        assert_eq!(db.update(&b("gone"), 10, &mut sink, |_| ()), None);
+        db.set(b"gone", str_value("v"), Some(10), 0);
+        assert_eq!(db.live_ttl(&b("gone"), 5, &mut sink), Some(Some(10)));
+        assert_eq!(db.live_ttl(&b("gone"), 10, &mut sink), None);
+        assert_eq!(sink.count, 2);
+        assert_eq!((db.len(), db.expires_count()), (3, 0));
+        assert_eq!(db.used_memory(), recounted(&db));
     }
 
     #[test]

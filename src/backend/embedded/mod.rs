@@ -217,6 +217,34 @@ impl Ctx<'_> {
         dbs[db].get(key, now, pending_expired)
     }
 
+    /// [`Db::update`] in the client's database: `change` runs on the live entry of `key`,
+    /// whose new size is counted at once; None if there is none.
+    pub fn update<R>(&mut self, key: &Bytes, change: impl FnOnce(&mut Entry) -> R) -> Option<R> {
+        let now = self.now_ms;
+        let db = self.client.db;
+        let State {
+            dbs,
+            pending_expired,
+            ..
+        } = &mut *self.state;
+        pending_expired.db = db;
+        dbs[db].update(key, now, pending_expired, change)
+    }
+
+    /// The TTL of `key` if it is live (Some(None): no TTL), as [`Ctx::lookup`] would find
+    /// it (an expired key is deleted first), without handing the entry out to change.
+    pub fn live_ttl(&mut self, key: &Bytes) -> Option<Option<u64>> {
+        let now = self.now_ms;
+        let db = self.client.db;
+        let State {
+            dbs,
+            pending_expired,
+            ..
+        } = &mut *self.state;
+        pending_expired.db = db;
+        dbs[db].live_ttl(key, now, pending_expired)
+    }
+
     /// Like [`Ctx::lookup`] but counts a keyspace hit or miss and refreshes the access
     /// time, as Redis's lookupKeyRead does.
     pub fn lookup_read(&mut self, key: &Bytes) -> Option<&mut Entry> {

@@ -290,7 +290,7 @@ fn set_generic(
     } else {
         None
     };
-    let existing_ttl = ctx.lookup(key).map(|e| e.expire_at());
+    let existing_ttl = ctx.live_ttl(key);
     let found = existing_ttl.is_some();
     if (flags & OBJ_SET_NX != 0 && found) || (flags & OBJ_SET_XX != 0 && !found) {
         return Ok(old.unwrap_or(abort));
@@ -606,25 +606,30 @@ fn setrange(ctx: &mut Ctx, argv: &[Bytes]) -> Reply {
 /// keyspace holds the only reference to it (as Redis reuses an unshared integer object).
 fn incr_decr(ctx: &mut Ctx, key: &Bytes, by: i64) -> Result<Reply, Reply> {
     let now = ctx.now_ms;
-    let overflow = || Reply::err(errors::OVERFLOW);
     let mut digits = itoa::Buffer::new();
-    let new = match ctx.lookup(key) {
+    let changed = ctx.update(key, |e| {
+        let Value::Str { data, .. } = &mut e.value else {
+            return Err(wrongtype());
+        };
+        let old = parse_i64(data).ok_or_else(not_integer)?;
+        let new = old
+            .checked_add(by)
+            .ok_or_else(|| Reply::err(errors::OVERFLOW))?;
+        let old_data = std::mem::take(data);
+        e.value = int_string(digits.format(new), Some(old_data));
+        e.touch(now);
+        Ok(new)
+    });
+    let new = match changed {
+        Some(result) => result?,
         None => {
-            let new = by;
-            ctx.db()
-                .set(key, int_string(digits.format(new), None), None, now);
-            new
-        }
-        Some(e) => {
-            let Value::Str { data, .. } = &mut e.value else {
-                return Err(wrongtype());
-            };
-            let old = parse_i64(data).ok_or_else(not_integer)?;
-            let new = old.checked_add(by).ok_or_else(overflow)?;
-            let old_data = std::mem::take(data);
-            e.value = int_string(digits.format(new), Some(old_data));
-            e.touch(now);
-            new
+            ctx.db().set(
+                key,
+                int_string(itoa::Buffer::new().format(by), None),
+                None,
+                now,
+            );
+            by
         }
     };
     ctx.dirty(1);
