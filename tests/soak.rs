@@ -9,8 +9,9 @@
 //! replication is asynchronous); how long after each fault respgate served again; and, for
 //! the reshard, that no client ever saw an error (respgate follows MOVED and ASK itself).
 //!
-//! Each topology runs `RESPGATE_SOAK_SECS` seconds (default 20; run in parallel, the five
-//! take about a minute together); `scripts/soak.sh` runs them longer.
+//! Each topology runs `RESPGATE_SOAK_SECS` seconds (default 60, the suite's one-minute soak;
+//! two at a time on two cores, the five take about three minutes together);
+//! `scripts/soak.sh` runs them longer.
 
 mod common;
 
@@ -34,7 +35,7 @@ fn soak_secs() -> u64 {
     std::env::var("RESPGATE_SOAK_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(20)
+        .unwrap_or(60)
 }
 
 /// FNV-1a of the value's identity, so a value cannot be mistaken for another.
