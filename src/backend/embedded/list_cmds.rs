@@ -381,22 +381,28 @@ fn push_generic(ctx: &mut Ctx, argv: &[Bytes], end: End, only_existing: bool) ->
     if elements.is_empty() {
         return arity_err("lpush");
     }
-    let len = match write_list(ctx, key) {
-        Err(e) => return e,
-        Ok(Some(l)) => {
-            for e in elements {
-                l.push(end, own(e));
-            }
-            l.len()
+    let now = ctx.now_ms;
+    // One search of the keyspace, which also counts the list's new size.
+    let pushed = ctx.update(key, |entry| {
+        entry.touch(now);
+        let Value::List(l) = &mut entry.value else {
+            return Err(wrongtype());
+        };
+        for e in elements {
+            l.push(end, own(e));
         }
-        Ok(None) if only_existing => return Reply::Integer(0),
-        Ok(None) => {
+        Ok(l.len())
+    });
+    let len = match pushed {
+        Some(Err(e)) => return e,
+        Some(Ok(len)) => len,
+        None if only_existing => return Reply::Integer(0),
+        None => {
             let mut l = ListValue::new();
             for e in elements {
                 l.push(end, own(e));
             }
             let len = l.len();
-            let now = ctx.now_ms;
             ctx.db().set(key, Value::List(Box::new(l)), None, now);
             len
         }
