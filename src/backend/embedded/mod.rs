@@ -952,6 +952,7 @@ impl Batch<'_> {
         let flushed_watchers = self.watchers_of_flush(client.db, cmd.name, argv);
         let existed = self.existence_for_notify(client.db, cmd, argv);
         let existed_keys = self.existing_before(client.db, cmd, argv);
+        let lent_before = self.state.dbs.get(client.db).map(Db::lent);
         let reply = self.run(handler, client, argv);
         self.settle_expired();
         if let Some(t) = client.tracker
@@ -963,20 +964,29 @@ impl Batch<'_> {
             self.state.tracking.remember(t.id, read);
         }
         if self.state.dirty != before {
-            // One key-spec walk serves the memory count, watches and blocked clients (a
-            // one-key write needs no walk and no allocation).
+            // The written keys are needed when an entry was changed in place (its size is
+            // counted again) or someone watches, waits on or tracks keys; most writes need
+            // none of that (SET, MSET, INCR and LPUSH count their entries themselves).
+            let lent = self.state.dbs.get(client.db).map(Db::lent) != lent_before;
+            let needed = lent
+                || !self.state.watched.is_empty()
+                || !self.state.blocked.is_empty()
+                || !self.state.tracking.is_empty();
+            // One key-spec walk serves them all (a one-key write needs no walk and no
+            // allocation).
             let (sole, walked);
-            let written: &[&Bytes] = match keys::sole_written_key(cmd, argv) {
-                Some(key) => {
-                    sole = [key];
-                    &sole
-                }
-                None => {
-                    walked = written_keys_by_specs(cmd, argv);
-                    &walked
-                }
+            let written: &[&Bytes] = if !needed {
+                &[]
+            } else if let Some(key) = keys::sole_written_key(cmd, argv) {
+                sole = [key];
+                &sole
+            } else {
+                walked = written_keys_by_specs(cmd, argv);
+                &walked
             };
-            self.remeasure(client.db, written);
+            if lent {
+                self.remeasure(client.db, written);
+            }
             if !reply.is_error() {
                 self.state.watched.mark(&flushed_watchers);
             }
