@@ -204,8 +204,9 @@ impl Ctx<'_> {
         &mut self.state.dbs[self.client.db]
     }
 
-    /// Live entry for `key` (expired ones are deleted first).
-    pub fn lookup(&mut self, key: &Bytes) -> Option<&mut Entry> {
+    /// The client's database, the sink its lazy expiries are recorded in (set to name that
+    /// database) and the command's clock.
+    fn db_and_expired(&mut self) -> (&mut Db, &mut db::Expired, u64) {
         let now = self.now_ms;
         let db = self.client.db;
         let State {
@@ -214,35 +215,27 @@ impl Ctx<'_> {
             ..
         } = &mut *self.state;
         pending_expired.db = db;
-        dbs[db].get(key, now, pending_expired)
+        (&mut dbs[db], pending_expired, now)
+    }
+
+    /// Live entry for `key` (expired ones are deleted first).
+    pub fn lookup(&mut self, key: &Bytes) -> Option<&mut Entry> {
+        let (db, expired, now) = self.db_and_expired();
+        db.get(key, now, expired)
     }
 
     /// [`Db::update`] in the client's database: `change` runs on the live entry of `key`,
     /// whose new size is counted at once; None if there is none.
     pub fn update<R>(&mut self, key: &Bytes, change: impl FnOnce(&mut Entry) -> R) -> Option<R> {
-        let now = self.now_ms;
-        let db = self.client.db;
-        let State {
-            dbs,
-            pending_expired,
-            ..
-        } = &mut *self.state;
-        pending_expired.db = db;
-        dbs[db].update(key, now, pending_expired, change)
+        let (db, expired, now) = self.db_and_expired();
+        db.update(key, now, expired, change)
     }
 
     /// The TTL of `key` if it is live (Some(None): no TTL), as [`Ctx::lookup`] would find
     /// it (an expired key is deleted first), without handing the entry out to change.
     pub fn live_ttl(&mut self, key: &Bytes) -> Option<Option<u64>> {
-        let now = self.now_ms;
-        let db = self.client.db;
-        let State {
-            dbs,
-            pending_expired,
-            ..
-        } = &mut *self.state;
-        pending_expired.db = db;
-        dbs[db].live_ttl(key, now, pending_expired)
+        let (db, expired, now) = self.db_and_expired();
+        db.live_ttl(key, now, expired)
     }
 
     /// Like [`Ctx::lookup`] but counts a keyspace hit or miss and refreshes the access
