@@ -983,10 +983,6 @@ mod tests {
         assert_eq!((db.len(), db.used_memory()), (0, 0));
     }
 
-    fn recounted(db: &Db) -> usize {
-        db.recounted_memory()
-    }
-
     /// Only handing an entry out to change it moves `lent` (then `remeasure` counts it
     /// again); every other change counts its entry itself, so the total stays exact.
     #[test]
@@ -1004,20 +1000,20 @@ mod tests {
         assert!(db.peek(&key, 0).is_some());
         assert!(db.remove(&b("other")).is_some());
         assert_eq!(db.lent(), lent, "no entry was handed out to change");
-        assert_eq!(db.used_memory(), recounted(&db));
+        assert_eq!(db.used_memory(), db.recounted_memory());
         // Changed through `get`: lent, and counted once remeasured.
         if let Some(e) = db.get(&key, 0, &mut sink) {
             e.value = str_value("v");
         }
         assert_ne!(db.lent(), lent);
         db.remeasure(&key);
-        assert_eq!(db.used_memory(), recounted(&db));
+        assert_eq!(db.used_memory(), db.recounted_memory());
         // SCAN's visit may change entries too.
         let lent = db.lent();
         db.scan_expiring(0, 10, 0, &mut sink, |_, e| e.value = big());
         assert_ne!(db.lent(), lent);
         db.remeasure(&key);
-        assert_eq!(db.used_memory(), recounted(&db));
+        assert_eq!(db.used_memory(), db.recounted_memory());
         // `update` and `live_ttl` expire a key whose TTL has passed, as `get` does.
         db.set(b"gone", str_value("v"), Some(10), 0);
         assert_eq!(db.update(&b("gone"), 10, &mut sink, |_| ()), None);
@@ -1026,7 +1022,7 @@ mod tests {
         assert_eq!(db.live_ttl(&b("gone"), 10, &mut sink), None);
         assert_eq!(sink.count, 2);
         assert_eq!((db.len(), db.expires_count()), (1, 1));
-        assert_eq!(db.used_memory(), recounted(&db));
+        assert_eq!(db.used_memory(), db.recounted_memory());
     }
 
     #[test]
