@@ -72,8 +72,9 @@ pub fn sole_written_key<'a>(cmd: &CommandSpec, argv: &'a [Bytes]) -> Option<&'a 
 }
 
 /// Whether [`sole_written_key`] reads argument 1: worked out once per command of the table
-/// (it is asked for every write the embedded engine runs, and the flag comparisons cost
-/// more than the rest of its bookkeeping for an INCR); subcommands are worked out each time.
+/// instead of comparing the key spec's flag strings on every call (for an INCR those
+/// comparisons cost more than the rest of the engine's bookkeeping); subcommands are
+/// worked out each time.
 fn writes_argument_1_only(cmd: &CommandSpec) -> bool {
     static BY_ORDINAL: std::sync::OnceLock<Vec<bool>> = std::sync::OnceLock::new();
     let Some(i) = super::table::ordinal(cmd) else {

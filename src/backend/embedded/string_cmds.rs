@@ -623,12 +623,8 @@ fn incr_decr(ctx: &mut Ctx, key: &Bytes, by: i64) -> Result<Reply, Reply> {
     let new = match changed {
         Some(result) => result?,
         None => {
-            ctx.db().set(
-                key,
-                int_string(itoa::Buffer::new().format(by), None),
-                None,
-                now,
-            );
+            ctx.db()
+                .set(key, int_string(digits.format(by), None), None, now);
             by
         }
     };
