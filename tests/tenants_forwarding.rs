@@ -297,14 +297,32 @@ fn tenants_stay_in_their_namespace_through_a_cluster() {
         Value::Int(n) => assert_eq!(n, 2),
         other => panic!("DBSIZE {other:?}"),
     }
-    // RANDOMKEY finds the tenant's keys on whichever master holds them.
-    for _ in 0..10 {
+    // RANDOMKEY finds the tenant's keys on whichever master holds them, and not always on
+    // the same master: each master holding some gets its turn.
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..60 {
         let key = b.cmd_str("RANDOMKEY");
         assert!(
             [bulk("tf:1"), bulk("tf:2"), bulk("tf:3")].contains(&key),
             "{key:?}"
         );
+        if let Value::Bulk(k) = key {
+            seen.insert(String::from_utf8_lossy(&k).into_owned());
+        }
     }
+    // The masters holding these of b's keys (the prefix is b's).
+    let owners = |keys: Vec<&str>| {
+        keys.into_iter()
+            .map(|k| owner_of(&cluster, &format!("b*?[{k}")))
+            .collect::<std::collections::HashSet<_>>()
+    };
+    let holding = owners(vec!["tf:1", "tf:2", "tf:3"]);
+    assert!(holding.len() > 1, "b's keys sit on one master: {holding:?}");
+    assert_eq!(
+        owners(seen.iter().map(String::as_str).collect()),
+        holding,
+        "RANDOMKEY answered {seen:?}"
+    );
     assert_eq!(
         login(&gate.addr, "uc", "pc").cmd_str("RANDOMKEY"),
         Value::NullBulk
