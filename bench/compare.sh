@@ -154,3 +154,22 @@ for P in 1 16; do
     printf '\n'
   done
 done
+# Each round's own ratio to that round's direct Redis (rounds alternate targets, so a
+# ratio's spread across rounds shows how much of a median's distance from a target is
+# the machine's noise).
+printf '\nPer-round ratios to direct Redis (round 1, 2, ...):\n'
+for P in 1 16; do
+  for t in SET GET INCR "LPUSH (needed to benchmark LPOP)" LPUSH "MSET (10 keys)"; do
+    r=${results["redis|$P|$t"]:-}
+    [ -z "$r" ] && continue
+    printf '%-6s %-3s' "${t%% *}" "$P"
+    for n in "${names[@]:1}"; do
+      v=${results["$n|$P|$t"]:-}
+      printf '  %s %s' "$n" "$(awk -v a="$v" -v b="$r" 'BEGIN {
+        na = split(a, x, " "); nb = split(b, y, " "); out = "";
+        for (i = 1; i <= na && i <= nb; i++) out = out (i > 1 ? "/" : "") (y[i] > 0 ? sprintf("%.2f", x[i] / y[i]) : "-");
+        print (out == "" ? "-" : out) }')"
+    done
+    printf '\n'
+  done
+done
