@@ -92,17 +92,15 @@ fn writes_argument_1_only(cmd: &CommandSpec) -> bool {
         .unwrap_or(false)
 }
 
-/// The key-spec test behind [`writes_argument_1_only`].
+/// The key-spec test behind [`writes_argument_1_only`]: the one key is argument 1
+/// ([`only_key_is_argument_1`]) and the command writes it whatever its arguments.
 fn written_key_is_argument_1(cmd: &CommandSpec) -> bool {
     let [spec] = cmd.key_specs else {
         return false;
     };
-    cmd.subcommands.is_empty()
-        && spec.begin_search == BeginSearch::Index(1)
-        && matches!(spec.find_keys, FindKeys::Range { lastkey: 0, .. })
+    only_key_is_argument_1(cmd)
         && !spec.flags.iter().any(|f| {
             f.eq_ignore_ascii_case("RO")
-                || f.eq_ignore_ascii_case("not_key")
                 || (f.eq_ignore_ascii_case("variable_flags") && cmd.name != "set")
         })
 }
@@ -521,6 +519,25 @@ impl Fallback {
     }
 }
 
+/// Commands whose one key is argument 1 ([`only_key_is_argument_1`]), for tests of what
+/// builds on it.
+#[cfg(test)]
+pub(crate) const ONE_KEY_AT_1: &[&str] = &["get", "set", "incr", "lpush", "hset", "expire"];
+
+/// Commands with several keys, keys elsewhere, none, or subcommands: never
+/// [`only_key_is_argument_1`].
+#[cfg(test)]
+pub(crate) const NOT_ONE_KEY_AT_1: &[&str] = &[
+    "mset",
+    "mget",
+    "del",
+    "eval",
+    "publish",
+    "georadius",
+    "sort",
+    "object",
+];
+
 /// Argument vectors for `cmd` with a few valid argument counts: `key` at argument 1 and
 /// the rest named like keywords (`STORE2` ...), which no key search should take for keys.
 #[cfg(test)]
@@ -637,22 +654,13 @@ mod tests {
             }
         }
         assert!(holds > 50, "only {holds} commands");
-        for name in ["get", "set", "incr", "lpush", "hset", "expire"] {
+        for name in ONE_KEY_AT_1 {
             assert!(
                 lookup(name.as_bytes()).is_some_and(only_key_is_argument_1),
                 "{name}"
             );
         }
-        for name in [
-            "mset",
-            "mget",
-            "del",
-            "eval",
-            "publish",
-            "georadius",
-            "sort",
-            "object",
-        ] {
+        for name in NOT_ONE_KEY_AT_1 {
             assert!(
                 !lookup(name.as_bytes()).is_some_and(only_key_is_argument_1),
                 "{name}"

@@ -280,18 +280,10 @@ mod tests {
             }
         }
         assert!(taken > 50, "only {taken} commands take the cluster lane");
-        for name in ["get", "set", "incr", "lpush", "hset", "expire"] {
+        for name in crate::command::keys::ONE_KEY_AT_1 {
             assert!(rides_cluster_lane(spec(name)), "{name}");
         }
-        for name in [
-            "mset",
-            "mget",
-            "del",
-            "eval",
-            "publish",
-            "georadius",
-            "sort",
-        ] {
+        for name in crate::command::keys::NOT_ONE_KEY_AT_1 {
             // Several keys, keys elsewhere, or none: the full path routes (or splits) them.
             assert!(!rides_cluster_lane(spec(name)), "{name}");
         }
