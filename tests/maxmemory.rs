@@ -1,18 +1,23 @@
 //! maxmemory with allkeys-lru: inserting ten times the limit keeps the data under it,
 //! evicts the least recently used keys first (keys read all along survive), and counts
-//! evictions in INFO and the metrics; noeviction answers Redis's OOM error.
+//! evictions in INFO and the metrics; noeviction answers Redis's OOM error. INFO memory
+//! names the binary's allocator (jemalloc).
 
 mod common;
 
 use common::resp::{Conn, Value};
 use common::respgate::Respgate;
 
-fn info_field(c: &mut Conn, section: &str, field: &str) -> u64 {
-    let text = match c.cmd(&[b"INFO", section.as_bytes()]) {
+fn info_text(c: &mut Conn, section: &str) -> String {
+    match c.cmd(&[b"INFO", section.as_bytes()]) {
         Value::Bulk(b) | Value::Verbatim(_, b) => String::from_utf8_lossy(&b).into_owned(),
         other => panic!("INFO answered {other:?}"),
-    };
-    text.lines()
+    }
+}
+
+fn info_field(c: &mut Conn, section: &str, field: &str) -> u64 {
+    info_text(c, section)
+        .lines()
         .find_map(|l| l.strip_prefix(&format!("{field}:")))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
@@ -71,6 +76,12 @@ fn allkeys_lru_keeps_memory_under_the_limit_and_recent_keys() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
     assert_eq!(n as u64, evicted);
+
+    let memory = info_text(&mut c, "memory");
+    assert!(
+        memory.lines().any(|l| l == "mem_allocator:jemalloc"),
+        "{memory}"
+    );
 }
 
 #[test]

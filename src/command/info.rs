@@ -113,7 +113,7 @@ fn section(s: &Session, name: &str, out: &mut String) {
             line("used_memory_rss", &rss_bytes());
             line("maxmemory", &maxmemory);
             line("maxmemory_policy", &sh.config.embedded.maxmemory_policy);
-            line("mem_allocator", &"libc");
+            line("mem_allocator", &mem_allocator());
         }
         "persistence" => {
             let dirty = sh.engine.with_state(|st| st.dirty);
@@ -263,6 +263,20 @@ fn human(n: u64) -> String {
         n if n >= 1 << 10 => format!("{:.2}K", n as f64 / 1024.0),
         n => format!("{n}B"),
     }
+}
+
+static MEM_ALLOCATOR: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// Names the global allocator for INFO's `mem_allocator`: the binary chooses it, the library
+/// cannot see which one it got.
+pub fn set_mem_allocator(name: &'static str) {
+    let _ = MEM_ALLOCATOR.set(name);
+}
+
+/// INFO's `mem_allocator`: as set by the binary, else the system allocator ("libc", as Redis
+/// built with MALLOC=libc says).
+fn mem_allocator() -> &'static str {
+    MEM_ALLOCATOR.get().copied().unwrap_or("libc")
 }
 
 /// Resident set size from /proc (Linux); 0 elsewhere.
