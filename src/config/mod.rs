@@ -520,7 +520,8 @@ impl Config {
     /// its hand-offs between the worker and the thread that runs the accept loop: callgrind
     /// counts 7 390 instead of 8 090 instructions per unpipelined forwarded GET (1 210
     /// instead of 1 250 at -P 16). The embedded engine keeps the multi-thread runtime even
-    /// on one worker: a long script runs inside `block_in_place`, which needs it, so the
+    /// on one worker: a script that runs long hands the worker to another thread from inside
+    /// (`block_in_place`, `embedded::release_worker`), which needs it, so the
     /// other clients still get BUSY and SCRIPT KILL still gets through.
     pub fn current_thread_runtime(&self) -> bool {
         self.backend.mode != BackendMode::Embedded && self.worker_threads() == 1

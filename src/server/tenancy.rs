@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use super::Shared;
 use super::clients::ClientHandle;
 use super::session::Session;
-use crate::backend::embedded::{Blocking, ClientView, blocking, in_place, scripting};
+use crate::backend::embedded::{Blocking, ClientView, blocking, scripting};
 use crate::command::{self, CommandSpec, table};
 use crate::policy::{Plan, Tenant, replies};
 use crate::protocol::{Reply, errors};
@@ -166,10 +166,10 @@ impl Session {
             if spec.name == "script" && argv[1].eq_ignore_ascii_case(b"kill") && argv.len() == 2 {
                 return Blocking::Done(engine.script_run.kill());
             }
-            // The script gets its caller's argv: each redis.call inside is namespaced.
-            return Blocking::Done(in_place(|| {
-                engine.batch().execute_as(view, tenant, spec, argv)
-            }));
+            // The script gets its caller's argv: each redis.call inside is namespaced. It
+            // runs here; one that runs long hands this worker's other clients to another
+            // thread (`scripting`'s hook).
+            return Blocking::Done(engine.batch().execute_as(view, tenant, spec, argv));
         }
         // TTL rules are enforced inside the one engine lock of this command.
         let reply = engine

@@ -337,6 +337,33 @@ pub fn in_place<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// Lets the other tasks of this tokio worker go on running on another thread while the
+/// caller goes on here: a script found to run long calls it from inside the script, so the
+/// rest of the script does not stall the other connections (one worker thread, the
+/// embedded engine's default, would stop all of them, SCRIPT KILL included).
+///
+/// `block_in_place` hands the worker to a new thread; it returns once a task spawned here
+/// has run there (so the new thread has the worker), and the caller then finishes its poll
+/// on this thread without it. Elsewhere than on a multi-thread runtime's worker this does
+/// nothing. The wait is bounded: should no thread take the worker within a second, the
+/// caller takes it back and simply goes on (as before the call).
+pub fn release_worker() {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let Ok(handle) = Handle::try_current() else {
+        return;
+    };
+    if handle.runtime_flavor() != RuntimeFlavor::MultiThread {
+        return;
+    }
+    let (taken, on_new_thread) = std::sync::mpsc::sync_channel::<()>(1);
+    handle.spawn(async move {
+        let _ = taken.send(());
+    });
+    tokio::task::block_in_place(|| {
+        let _ = on_new_thread.recv_timeout(Duration::from_secs(1));
+    });
+}
+
 /// Milliseconds since the unix epoch.
 pub fn unix_ms() -> u64 {
     SystemTime::now()

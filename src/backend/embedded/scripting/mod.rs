@@ -11,6 +11,7 @@ mod libs;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -39,6 +40,8 @@ const WRITE_IN_RO: &str = "ERR Write commands are not allowed from read-only scr
 const FLUSH_MODE: &str = "ERR SCRIPT FLUSH only support SYNC|ASYNC option";
 
 /// How often (in Lua VM instructions) a running script checks for SCRIPT KILL, as Redis.
+/// The first check also hands the worker's other clients to another thread
+/// ([`release_worker`]): a script that gets that far may run for long.
 const HOOK_EVERY: u32 = 100_000;
 
 /// The script being run, seen by other clients without the engine lock (it holds the lock).
@@ -49,6 +52,8 @@ pub struct ScriptRun {
     kill: AtomicBool,
     /// The script has run a write command: SCRIPT KILL would break atomicity.
     wrote: AtomicBool,
+    /// The running script has handed its worker's other clients to another thread.
+    released: AtomicBool,
     /// busy-reply-threshold (lua-time-limit): after this, other clients get BUSY.
     pub threshold_ms: AtomicU64,
 }
@@ -59,6 +64,7 @@ impl Default for ScriptRun {
             started_ms: AtomicU64::new(0),
             kill: AtomicBool::new(false),
             wrote: AtomicBool::new(false),
+            released: AtomicBool::new(false),
             threshold_ms: AtomicU64::new(5000),
         }
     }
@@ -91,6 +97,7 @@ impl ScriptRun {
     fn start(&self) {
         self.kill.store(false, Ordering::Release);
         self.wrote.store(false, Ordering::Release);
+        self.released.store(false, Ordering::Relaxed);
         self.started_ms.store(unix_ms().max(1), Ordering::Release);
     }
 
@@ -105,10 +112,25 @@ pub struct Scripting {
     lua: Lua,
     /// sha1 (lowercase hex) -> compiled script.
     cache: HashMap<String, Function>,
+    /// Script body -> its sha1 and compiled script: an EVAL of a known body is found by
+    /// hashing it, not by taking its SHA-1 (four times the instructions; a third of an
+    /// EVAL's cost when formatted with `format!`). The same scripts as `cache`.
+    by_body: HashMap<Bytes, (Arc<str>, Function), foldhash::fast::RandomState>,
     /// The `redis` table; each run binds call/pcall/setresp to its batch.
     redis: Table,
     xpcall: Function,
     error_handler: Function,
+    names: Names,
+}
+
+/// The names every run sets, made Lua strings once (not looked up in Lua's string table
+/// again for every EVAL).
+struct Names {
+    call: mlua::LuaString,
+    pcall: mlua::LuaString,
+    setresp: mlua::LuaString,
+    keys: mlua::LuaString,
+    argv: mlua::LuaString,
 }
 
 /// Does the scripting module answer this command?
@@ -154,7 +176,7 @@ fn script_command(engine: &Engine, argv: &[Bytes]) -> Reply {
                 Err(e) => return e,
             };
             match vm.compile(&argv[2]) {
-                Ok((sha, _)) => Reply::bulk(sha.into_bytes()),
+                Ok((sha, _)) => Reply::bulk(sha.as_bytes().to_vec()),
                 Err(e) => e,
             }
         }
@@ -269,7 +291,7 @@ fn eval(
     let (sha, func, shebang_ro) = if by_sha {
         let sha = String::from_utf8_lossy(&argv[1]).to_ascii_lowercase();
         match vm.cache.get(&sha) {
-            Some(f) => (sha, f.clone(), false),
+            Some(f) => (Arc::<str>::from(sha), f.clone(), false),
             None => return Reply::err(NOSCRIPT),
         }
     } else {
@@ -380,16 +402,31 @@ impl Scripting {
             HookTriggers::new().every_nth_instruction(HOOK_EVERY),
             move |_, _| {
                 if run.kill.load(Ordering::Acquire) {
-                    Err(mlua::Error::runtime(KILLED))
-                } else {
-                    Ok(VmState::Continue)
+                    return Err(mlua::Error::runtime(KILLED));
                 }
+                // Scripts run on the thread of the connection that sent them (no hand-off
+                // for the short ones, nearly all). One that is still running here lets
+                // the other connections go on elsewhere: they get BUSY past the threshold,
+                // and SCRIPT KILL gets through.
+                if !run.released.swap(true, Ordering::Relaxed) {
+                    crate::backend::embedded::release_worker();
+                }
+                Ok(VmState::Continue)
             },
         )?;
         let redis = globals.raw_get::<Table>("redis")?;
+        let names = Names {
+            call: lua.create_string("call")?,
+            pcall: lua.create_string("pcall")?,
+            setresp: lua.create_string("setresp")?,
+            keys: lua.create_string("KEYS")?,
+            argv: lua.create_string("ARGV")?,
+        };
         Ok(Scripting {
             lua,
             cache: HashMap::new(),
+            by_body: HashMap::default(),
+            names,
             redis,
             xpcall,
             error_handler,
@@ -397,10 +434,17 @@ impl Scripting {
     }
 
     /// Compiles (or finds in the cache) a script body; returns its sha1 and function.
-    fn compile(&mut self, body: &[u8]) -> Result<(String, Function), Reply> {
+    fn compile(&mut self, body: &[u8]) -> Result<(Arc<str>, Function), Reply> {
+        if let Some((sha, f)) = self.by_body.get(body) {
+            return Ok((sha.clone(), f.clone()));
+        }
         let sha = sha1_hex(body);
         if let Some(f) = self.cache.get(&sha) {
-            return Ok((sha, f.clone()));
+            let f = f.clone();
+            let sha: Arc<str> = sha.into();
+            self.by_body
+                .insert(Bytes::copy_from_slice(body), (sha.clone(), f.clone()));
+            return Ok((sha, f));
         }
         // A shebang line is not Lua: blank it, keeping line numbers.
         let source: Vec<u8> = if body.starts_with(b"#!") {
@@ -422,12 +466,15 @@ impl Scripting {
                 Reply::err(format!("ERR Error compiling script (new function): {msg}"))
             })?;
         self.cache.insert(sha.clone(), func.clone());
+        let sha: Arc<str> = sha.into();
+        self.by_body
+            .insert(Bytes::copy_from_slice(body), (sha.clone(), func.clone()));
         Ok((sha, func))
     }
 
     fn set_keys_and_args(&self, keys: &[Bytes], args: &[Bytes]) -> mlua::Result<()> {
         let globals = self.lua.globals();
-        for (name, list) in [("KEYS", keys), ("ARGV", args)] {
+        for (name, list) in [(&self.names.keys, keys), (&self.names.argv, args)] {
             let t = self.lua.create_table_with_capacity(list.len(), 0)?;
             for (i, item) in list.iter().enumerate() {
                 t.raw_set(i + 1, self.lua.create_string(item)?)?;
@@ -481,13 +528,12 @@ impl Scripting {
                 state.borrow_mut().client.proto = proto;
                 Ok(())
             })?;
-            self.redis.raw_set("call", call)?;
-            self.redis.raw_set("pcall", pcall)?;
-            self.redis.raw_set("setresp", setresp)?;
-            let result = self
-                .xpcall
-                .call::<MultiValue>((func.clone(), self.error_handler.clone()));
-            for name in ["call", "pcall", "setresp"] {
+            let names = &self.names;
+            self.redis.raw_set(&names.call, call)?;
+            self.redis.raw_set(&names.pcall, pcall)?;
+            self.redis.raw_set(&names.setresp, setresp)?;
+            let result = self.xpcall.call::<MultiValue>((func, &self.error_handler));
+            for name in [&names.call, &names.pcall, &names.setresp] {
                 self.redis.raw_set(name, Value::Nil)?;
             }
             let mut values = result?.into_iter();
