@@ -116,19 +116,24 @@ pub struct Scripting {
     /// hashing it, not by taking its SHA-1 (four times the instructions; a third of an
     /// EVAL's cost when formatted with `format!`). The same scripts as `cache`.
     by_body: HashMap<Bytes, (Arc<str>, Function), foldhash::fast::RandomState>,
-    /// The `redis` table; each run binds call/pcall/setresp to its batch.
-    redis: Table,
     xpcall: Function,
     error_handler: Function,
     names: Names,
+    /// The running script's bridge to its batch (see [`Scripting::call`]); None between runs.
+    running: RunningBridge,
 }
+
+/// Where the permanent `redis.call`/`pcall`/`setresp` find the running script's bridge.
+type RunningBridge = Arc<parking_lot::Mutex<Option<Function>>>;
+
+/// The first argument the redis.* functions pass to the running script's bridge.
+const BRIDGE_CALL: i64 = 0;
+const BRIDGE_PCALL: i64 = 1;
+const BRIDGE_SETRESP: i64 = 2;
 
 /// The names every run sets, made Lua strings once (not looked up in Lua's string table
 /// again for every EVAL).
 struct Names {
-    call: mlua::LuaString,
-    pcall: mlua::LuaString,
-    setresp: mlua::LuaString,
     keys: mlua::LuaString,
     argv: mlua::LuaString,
 }
@@ -415,10 +420,29 @@ impl Scripting {
             },
         )?;
         let redis = globals.raw_get::<Table>("redis")?;
+        // redis.call/pcall/setresp are Rust functions so that `return redis.call(..)` stays
+        // a C call and keeps the script's frame for the error's line number. They are made
+        // once; each hands its arguments to the running script's bridge.
+        let running = RunningBridge::default();
+        for (name, kind) in [
+            ("call", BRIDGE_CALL),
+            ("pcall", BRIDGE_PCALL),
+            ("setresp", BRIDGE_SETRESP),
+        ] {
+            let running = Arc::clone(&running);
+            let f = lua.create_function(move |_, mut args: MultiValue| {
+                let bridge = running.lock().clone();
+                let Some(bridge) = bridge else {
+                    return Err(raised(
+                        "ERR redis.call is only available to a running script",
+                    ));
+                };
+                args.push_front(Value::Integer(kind));
+                bridge.call::<Value>(args)
+            })?;
+            redis.raw_set(name, f)?;
+        }
         let names = Names {
-            call: lua.create_string("call")?,
-            pcall: lua.create_string("pcall")?,
-            setresp: lua.create_string("setresp")?,
             keys: lua.create_string("KEYS")?,
             argv: lua.create_string("ARGV")?,
         };
@@ -427,7 +451,7 @@ impl Scripting {
             cache: HashMap::new(),
             by_body: HashMap::default(),
             names,
-            redis,
+            running,
             xpcall,
             error_handler,
         })
@@ -492,8 +516,6 @@ impl Scripting {
         run: &ScriptRun,
     ) -> mlua::Result<(bool, Value)> {
         self.lua.scope(|scope| {
-            // redis.call/pcall/setresp are Rust functions so that `return redis.call(..)`
-            // stays a C call and keeps the script's frame for the error's line number.
             let run_command = |lua: &Lua, args: MultiValue, raise: bool| -> mlua::Result<Value> {
                 let argv = match lua_args(args) {
                     Ok(argv) => argv,
@@ -509,9 +531,7 @@ impl Scripting {
                     reply => convert::reply_to_lua(lua, &reply, proto),
                 }
             };
-            let call = scope.create_function(move |lua, args| run_command(lua, args, true))?;
-            let pcall = scope.create_function(move |lua, args| run_command(lua, args, false))?;
-            let setresp = scope.create_function(|_, args: MultiValue| {
+            let setresp = |args: MultiValue| -> mlua::Result<Value> {
                 if args.len() != 1 {
                     return Err(raised("ERR redis.setresp() requires one argument."));
                 }
@@ -526,16 +546,19 @@ impl Scripting {
                     _ => return Err(raised("ERR RESP version must be 2 or 3.")),
                 };
                 state.borrow_mut().client.proto = proto;
-                Ok(())
-            })?;
-            let names = &self.names;
-            self.redis.raw_set(&names.call, call)?;
-            self.redis.raw_set(&names.pcall, pcall)?;
-            self.redis.raw_set(&names.setresp, setresp)?;
+                Ok(Value::Nil)
+            };
+            // One callback per run (mlua makes and unmakes each in the scope: three were a
+            // quarter of a short EVAL), reached through the permanent redis.* functions.
+            let bridge =
+                scope.create_function(move |lua, mut args: MultiValue| match args.pop_front() {
+                    Some(Value::Integer(BRIDGE_SETRESP)) => setresp(args),
+                    Some(Value::Integer(BRIDGE_PCALL)) => run_command(lua, args, false),
+                    _ => run_command(lua, args, true),
+                })?;
+            *self.running.lock() = Some(bridge);
             let result = self.xpcall.call::<MultiValue>((func, &self.error_handler));
-            for name in [&names.call, &names.pcall, &names.setresp] {
-                self.redis.raw_set(name, Value::Nil)?;
-            }
+            *self.running.lock() = None;
             let mut values = result?.into_iter();
             let ok = matches!(values.next(), Some(Value::Boolean(true)));
             Ok((ok, values.next().unwrap_or(Value::Nil)))
