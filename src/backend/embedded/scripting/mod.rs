@@ -397,6 +397,17 @@ impl Scripting {
                 Ok(())
             })?,
         )?;
+        // An error raised from Rust (redis.call's) reaches Lua as userdata: its text, for the
+        // prelude's pcall.
+        bridge.raw_set(
+            "error_text",
+            lua.create_function(|_, v: Value| {
+                Ok(match &v {
+                    Value::Error(e) => error_text(e),
+                    other => format!("{other:?}"),
+                })
+            })?,
+        )?;
         lua.load(PRELUDE)
             .set_name("=redis")
             .call::<()>(bridge.clone())?;
@@ -600,6 +611,16 @@ fn find_raised(e: &mlua::Error) -> Option<&Raised> {
     }
 }
 
+/// The text of an error raised from Rust: Redis's message for a [`Raised`] one.
+fn error_text(e: &mlua::Error) -> String {
+    match (find_raised(e), e) {
+        (Some(r), _) => r.msg.clone(),
+        (None, mlua::Error::RuntimeError(m)) => m.clone(),
+        (None, mlua::Error::CallbackError { cause, .. }) => error_text(cause),
+        (None, e) => e.to_string(),
+    }
+}
+
 fn error_table(lua: &Lua, msg: &str) -> mlua::Result<Value> {
     let t = lua.create_table()?;
     t.raw_set("err", msg)?;
@@ -791,6 +812,24 @@ redis.breakpoint = function() return false end
 redis.debug = function() end
 redis.REDIS_VERSION = '7.0.15'
 redis.REDIS_VERSION_NUM = 458767
+-- Redis's pcall: an error raised as a table with a string (or number) `err`, as redis.call
+-- raises them, is caught as that value, as Redis 7 scripts see it.
+local pcall_lua, error_text = pcall, bridge.error_text
+local function caught(ok, ...)
+  if ok then return true, ... end
+  local e = ...
+  if type(e) == 'table' then
+    local err = rawget(e, 'err')
+    if type(err) == 'string' or type(err) == 'number' then e = err end
+  elseif type(e) == 'userdata' then
+    e = error_text(e)
+  end
+  return false, e
+end
+rawset(_G, 'pcall', function(...)
+  if select('#', ...) == 0 then return caught(pcall_lua(nil)) end
+  return caught(pcall_lua(...))
+end)
 rawset(_G, 'redis', redis)
 setmetatable(_G, {
   __index = function(_, k)
