@@ -1,5 +1,6 @@
-//! Lua scripts over real connections: busy scripts (BUSY for others, SCRIPT KILL, UNKILLABLE),
-//! and scripts waking blocked clients and invalidating WATCH like any other write.
+//! Lua scripts over real connections: busy scripts (BUSY for others, SCRIPT KILL, UNKILLABLE;
+//! also inside EXEC), and scripts waking blocked clients and invalidating WATCH like any
+//! other write.
 
 mod common;
 
@@ -49,6 +50,44 @@ fn a_runaway_script_answers_busy_and_is_killed_by_script_kill() {
         error_text(&admin.cmd_str("SCRIPT KILL")),
         "NOTBUSY No scripts in execution right now."
     );
+}
+
+/// A script queued in a transaction runs inside EXEC's batch: it too must leave the other
+/// clients served (BUSY) and SCRIPT KILL reachable. Until 2026-12-07 it froze every client
+/// (only EVAL outside a transaction was run off the worker); redis-server 7.0.15 answers
+/// as asserted here.
+#[test]
+fn a_runaway_script_inside_exec_answers_busy_and_is_killed() {
+    let gate = Respgate::start();
+    let mut admin = Conn::connect(&gate.addr);
+    assert_eq!(
+        admin.cmd_str("CONFIG SET busy-reply-threshold 200"),
+        Value::Simple("OK".into())
+    );
+    let mut runner = Conn::connect(&gate.addr);
+    assert_eq!(runner.cmd_str("MULTI"), Value::Simple("OK".into()));
+    assert_eq!(runner.cmd_str("SET m 1"), Value::Simple("QUEUED".into()));
+    assert_eq!(
+        runner.cmd(&[b"EVAL", b"local i = 0 while true do i = i + 1 end", b"0"]),
+        Value::Simple("QUEUED".into())
+    );
+    runner.send(&[b"EXEC"]);
+    std::thread::sleep(Duration::from_millis(400));
+
+    let mut other = Conn::connect(&gate.addr);
+    assert!(error_text(&other.cmd_str("GET k")).starts_with("BUSY "));
+    assert_eq!(admin.cmd_str("SCRIPT KILL"), Value::Simple("OK".into()));
+    let Value::Array(replies) = runner.read() else {
+        panic!("EXEC answered no array");
+    };
+    assert_eq!(replies.len(), 2);
+    assert_eq!(replies[0], Value::Simple("OK".into()));
+    let killed = error_text(&replies[1]);
+    assert!(
+        killed.starts_with("ERR Script killed by user with SCRIPT KILL... script: "),
+        "{killed}"
+    );
+    assert_eq!(other.cmd_str("GET m"), Value::Bulk(b"1".to_vec()));
 }
 
 #[test]
