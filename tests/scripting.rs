@@ -16,15 +16,22 @@ fn error_text(v: &Value) -> String {
     }
 }
 
-#[test]
-fn a_runaway_script_answers_busy_and_is_killed_by_script_kill() {
+/// A respgate whose scripts count as busy after `ms`, with an admin connection and the
+/// connection that will run the script.
+fn busy_after(ms: u32) -> (Respgate, Conn, Conn) {
     let gate = Respgate::start();
     let mut admin = Conn::connect(&gate.addr);
     assert_eq!(
-        admin.cmd_str("CONFIG SET busy-reply-threshold 200"),
+        admin.cmd_str(&format!("CONFIG SET busy-reply-threshold {ms}")),
         Value::Simple("OK".into())
     );
-    let mut runner = Conn::connect(&gate.addr);
+    let runner = Conn::connect(&gate.addr);
+    (gate, admin, runner)
+}
+
+#[test]
+fn a_runaway_script_answers_busy_and_is_killed_by_script_kill() {
+    let (gate, mut admin, mut runner) = busy_after(200);
     runner.send(&[b"EVAL", b"local i = 0 while true do i = i + 1 end", b"0"]);
     std::thread::sleep(Duration::from_millis(400));
 
@@ -58,13 +65,7 @@ fn a_runaway_script_answers_busy_and_is_killed_by_script_kill() {
 /// as asserted here.
 #[test]
 fn a_runaway_script_inside_exec_answers_busy_and_is_killed() {
-    let gate = Respgate::start();
-    let mut admin = Conn::connect(&gate.addr);
-    assert_eq!(
-        admin.cmd_str("CONFIG SET busy-reply-threshold 200"),
-        Value::Simple("OK".into())
-    );
-    let mut runner = Conn::connect(&gate.addr);
+    let (gate, mut admin, mut runner) = busy_after(200);
     assert_eq!(runner.cmd_str("MULTI"), Value::Simple("OK".into()));
     assert_eq!(runner.cmd_str("SET m 1"), Value::Simple("QUEUED".into()));
     assert_eq!(
@@ -92,13 +93,7 @@ fn a_runaway_script_inside_exec_answers_busy_and_is_killed() {
 
 #[test]
 fn a_script_that_wrote_cannot_be_killed() {
-    let gate = Respgate::start();
-    let mut admin = Conn::connect(&gate.addr);
-    assert_eq!(
-        admin.cmd_str("CONFIG SET busy-reply-threshold 100"),
-        Value::Simple("OK".into())
-    );
-    let mut runner = Conn::connect(&gate.addr);
+    let (_gate, mut admin, mut runner) = busy_after(100);
     // Writes, then spins for about a second of wall time.
     runner.send(&[
         b"EVAL",
