@@ -36,11 +36,9 @@ if [ "${PLACEMENT:-}" = split ]; then
   CLIENT_CPU=(taskset -c 1)
 fi
 cargo build --release -q
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/common.sh
+. bench/common.sh
 RP=$(free_port); FP=$(free_port); FCP=$(free_port); EP=$(free_port); TP=$(free_port); XP=$(free_port)
-WORK=$(mktemp -d)
-PIDS=()
-trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 "${SERVER_CPU[@]}" redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
 PIDS+=($!)
 cat > "$WORK/fwd.toml" <<CONF

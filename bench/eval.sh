@@ -8,11 +8,8 @@ cd "$(dirname "$0")/.."
 P=${1:-16}
 N=${2:-400000}
 cargo build --release -q
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-WORK=$(mktemp -d)
-PIDS=()
-trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
-wait_up() { for _ in $(seq 150); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.2; done; }
+# shellcheck source=bench/common.sh
+. bench/common.sh
 SCRIPT='if redis.call("get",KEYS[1]) == ARGV[1] then return redis.call("del",KEYS[1]) else return 0 end'
 run() { # name port
   local rps

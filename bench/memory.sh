@@ -9,10 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q
 ulimit -n 20000 2>/dev/null || true
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-WORK=$(mktemp -d)
-PIDS=()
-trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# shellcheck source=bench/common.sh
+. bench/common.sh
 RP=$(free_port)
 redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
 PIDS+=($!)

@@ -15,10 +15,8 @@ N=${1:-200000}
 ROUNDS=${2:-5}
 CG_N=${3:-20000}
 cargo build --release -q
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-WORK=$(mktemp -d)
-PIDS=()
-trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# shellcheck source=bench/common.sh
+. bench/common.sh
 RP=$(free_port)
 redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
 PIDS+=($!)

@@ -13,11 +13,8 @@ TEST=${2:-get}
 P=${3:-16}
 N=${4:-20000}
 cargo build --release -q
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-WORK=$(mktemp -d)
-PIDS=()
-trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
-wait_up() { for _ in $(seq 150); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.2; done; }
+# shellcheck source=bench/common.sh
+. bench/common.sh
 measure() { # name port pid
   callgrind_control -i on "$3" >/dev/null 2>&1
   redis-benchmark -p "$2" -n "$N" -c 10 -P "$P" -t "$TEST" -q >/dev/null 2>&1
