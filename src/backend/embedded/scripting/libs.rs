@@ -1,7 +1,7 @@
 //! The libraries Redis gives scripts besides Lua's own: `cjson` (encode/decode with lua-cjson's
 //! output rules), `bit` (LuaBitOp on 32-bit integers) and `redis.sha1hex`.
 
-use mlua::{Lua, Table, Value, Variadic};
+use mlua::{Lua, MultiValue, Table, Value, Variadic};
 use sha1::{Digest, Sha1};
 
 use super::format_lua_number;
@@ -26,25 +26,10 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
         "encode",
         lua.create_function(|lua, v: Value| match encode(&v, 0) {
             Ok(s) => Ok(Value::String(lua.create_string(s)?)),
-            Err(e) => Err(positioned(e)),
+            Err(e) => Err(positioned(lua, e)),
         })?,
     )?;
-    cjson.raw_set(
-        "decode",
-        lua.create_function(|lua, s: Value| {
-            let Value::String(s) = s else {
-                return Err(positioned(
-                    "bad argument #1 to 'decode' (string expected)".into(),
-                ));
-            };
-            match serde_json::from_slice::<serde_json::Value>(&s.as_bytes()) {
-                Ok(j) => json_to_lua(lua, &j, 0),
-                Err(e) => Err(positioned(format!(
-                    "Expected value but found invalid token ({e})"
-                ))),
-            }
-        })?,
-    )?;
+    cjson.raw_set("decode", lua.create_function(decode)?)?;
     // cjson.null is the NULL light userdata, as in lua-cjson.
     cjson.raw_set("null", null())?;
     globals.raw_set("cjson", cjson)?;
@@ -71,15 +56,88 @@ fn array_len(t: &Table) -> Result<Option<usize>, String> {
     Ok(Some(max))
 }
 
-/// cjson errors: shown with the script's position, as Redis shows them.
-fn positioned(msg: String) -> mlua::Error {
+/// cjson errors as lua-cjson raises them with `luaL_error`: the calling line in front
+/// (`user_script:3: `) when a script line called the function, nothing when a C function
+/// did (`pcall(cjson.decode, s)`); uncaught, they show as `ERR <that text>`.
+fn positioned(lua: &Lua, msg: String) -> mlua::Error {
+    // Level 0 is the running Rust function, level 1 its caller (luaL_where(L, 1)).
+    let at = lua
+        .inspect_stack(1, |d| {
+            let line = d.current_line().filter(|l| *l > 0)?;
+            let src = d.source().short_src?.into_owned();
+            Some(format!("{src}:{line}: "))
+        })
+        .flatten()
+        .unwrap_or_default();
     mlua::Error::external(super::Raised {
-        msg,
+        msg: format!("{at}{msg}"),
         positioned: true,
     })
 }
 
-fn null() -> Value {
+/// `cjson.decode(text)`: one string (or number, which Lua turns into its text) argument.
+fn decode(lua: &Lua, args: MultiValue) -> mlua::Result<Value> {
+    if args.len() != 1 {
+        return Err(bad_argument(lua, "expected 1 argument"));
+    }
+    let text = match args.into_iter().next().unwrap_or(Value::Nil) {
+        Value::String(s) => s,
+        v @ (Value::Integer(_) | Value::Number(_)) => match lua.coerce_string(v)? {
+            Some(s) => s,
+            None => return Err(bad_argument(lua, "string expected, got number")),
+        },
+        other => {
+            return Err(bad_argument(
+                lua,
+                &format!("string expected, got {}", lua_type_name(&other)),
+            ));
+        }
+    };
+    match super::cjson_decode::decode(lua, &text.as_bytes()) {
+        Ok(v) => Ok(v),
+        Err(super::cjson_decode::Failure::Json(msg)) => Err(positioned(lua, msg)),
+        Err(super::cjson_decode::Failure::Lua(e)) => Err(e),
+    }
+}
+
+/// luaL_argerror's text for argument 1: the function is named as its caller called it
+/// (`decode`, a local's name, or `?` when called from C such as pcall); called as a method
+/// (`cjson:decode(s)`), argument 1 is `self`.
+fn bad_argument(lua: &Lua, why: &str) -> mlua::Error {
+    let (name, method) = lua
+        .inspect_stack(0, |d| {
+            let names = d.names();
+            (
+                names.name.map(|n| n.into_owned()),
+                names.name_what == Some("method"),
+            )
+        })
+        .unwrap_or((None, false));
+    let name = name.unwrap_or_else(|| "?".into());
+    let msg = if method {
+        format!("calling '{name}' on bad self ({why})")
+    } else {
+        format!("bad argument #1 to '{name}' ({why})")
+    };
+    positioned(lua, msg)
+}
+
+/// Lua 5.1's `lua_typename`: light userdata is plain "userdata".
+fn lua_type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Nil => "nil",
+        Value::Boolean(_) => "boolean",
+        Value::LightUserData(_) | Value::UserData(_) => "userdata",
+        Value::Integer(_) | Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Table(_) => "table",
+        Value::Function(_) => "function",
+        Value::Thread(_) => "thread",
+        _ => "userdata",
+    }
+}
+
+pub(super) fn null() -> Value {
     Value::LightUserData(mlua::LightUserData(std::ptr::null_mut()))
 }
 
@@ -173,35 +231,6 @@ fn quote(s: &[u8]) -> String {
     }
     out.push('"');
     out
-}
-
-fn json_to_lua(lua: &Lua, j: &serde_json::Value, depth: usize) -> mlua::Result<Value> {
-    use serde_json::Value as J;
-    if depth > MAX_JSON_DEPTH {
-        return Err(mlua::Error::runtime(
-            "Found too many nested data structures",
-        ));
-    }
-    Ok(match j {
-        J::Null => null(),
-        J::Bool(b) => Value::Boolean(*b),
-        J::Number(n) => Value::Number(n.as_f64().unwrap_or(0.0)),
-        J::String(s) => Value::String(lua.create_string(s)?),
-        J::Array(items) => {
-            let t = lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, item) in items.iter().enumerate() {
-                t.raw_set(i + 1, json_to_lua(lua, item, depth + 1)?)?;
-            }
-            Value::Table(t)
-        }
-        J::Object(map) => {
-            let t = lua.create_table_with_capacity(0, map.len())?;
-            for (k, v) in map {
-                t.raw_set(k.as_str(), json_to_lua(lua, v, depth + 1)?)?;
-            }
-            Value::Table(t)
-        }
-    })
 }
 
 /// LuaBitOp: every operation works on numbers normalised to signed 32-bit integers.

@@ -6,6 +6,7 @@
 //! [`Batch::execute`], so it is atomic with the rest of the script and, like any command,
 //! touches WATCHed keys and wakes blocked clients, whatever keys it declared.
 
+mod cjson_decode;
 mod convert;
 mod libs;
 
@@ -582,7 +583,8 @@ impl Scripting {
 #[derive(Debug)]
 pub struct Raised {
     pub msg: String,
-    /// cjson-style errors get the script's position in front, as Redis shows them.
+    /// An error as Lua C libraries raise it with `luaL_error` (cjson): `msg` already has the
+    /// calling line in front where there is one, and uncaught it shows as `ERR <msg>`.
     pub positioned: bool,
 }
 
@@ -722,17 +724,13 @@ impl CallState<'_, '_> {
 /// xpcall's message handler: turns any error into Redis's error table and records where in
 /// the user's script it happened (the innermost frame of `@user_script`).
 fn locate_error(lua: &Lua, err: Value) -> mlua::Result<Table> {
-    let mut positioned = false;
     let t = match err {
         Value::Table(t) => t,
         other => {
             let msg = match &other {
                 Value::String(s) => format!("ERR {}", String::from_utf8_lossy(&s.as_bytes())),
                 Value::Error(e) => match (find_raised(e), e.as_ref()) {
-                    (Some(r), _) if r.positioned => {
-                        positioned = true;
-                        r.msg.clone()
-                    }
+                    (Some(r), _) if r.positioned => format!("ERR {}", r.msg),
                     (Some(r), _) => r.msg.clone(),
                     (None, mlua::Error::RuntimeError(m)) => format!("ERR {m}"),
                     (None, e) => format!("ERR {e}"),
@@ -754,10 +752,6 @@ fn locate_error(lua: &Lua, err: Value) -> mlua::Result<Table> {
         if let (Some(src), Some(line)) = frame
             && src == "@user_script"
         {
-            if positioned {
-                let msg: String = t.raw_get("err")?;
-                t.raw_set("err", format!("ERR user_script:{line}: {msg}"))?;
-            }
             t.raw_set("source", src)?;
             t.raw_set("line", line)?;
             break;
