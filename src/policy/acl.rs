@@ -145,6 +145,10 @@ pub struct Acl {
     allow: Vec<Rule>,
     read_only: bool,
     default_deny: bool,
+    /// [`Acl::check`]'s answer for each top-level command of the table, by ordinal (worked
+    /// out once: the rule walk was a tenth of a tenant's forwarded GET). Empty: every
+    /// command goes through the rules.
+    refused: Vec<bool>,
 }
 
 impl Acl {
@@ -157,12 +161,18 @@ impl Acl {
         default_deny: bool,
     ) -> Result<Acl, String> {
         let parse = |l: &[String]| l.iter().map(|e| Rule::parse(e)).collect::<Result<_, _>>();
-        Ok(Acl {
+        let mut acl = Acl {
             deny: parse(deny)?,
             allow: parse(allow)?,
             read_only,
             default_deny,
-        })
+            refused: Vec::new(),
+        };
+        acl.refused = table::all()
+            .iter()
+            .map(|cmd| acl.refuses(cmd, None))
+            .collect();
+        Ok(acl)
     }
 
     /// Everything allowed (the single-user mode before tenants, or a trusted tenant).
@@ -178,30 +188,37 @@ impl Acl {
     /// category; a non-empty allow list not covering the command. Read-only tenants never
     /// run write commands, whatever the lists say.
     pub fn check(&self, cmd: &CommandSpec, container: Option<&CommandSpec>) -> Option<String> {
-        let refused = || Some(noperm(cmd.name));
+        let known = match container {
+            None => table::ordinal(cmd).and_then(|i| self.refused.get(i).copied()),
+            Some(_) => None,
+        };
+        known
+            .unwrap_or_else(|| self.refuses(cmd, container))
+            .then(|| noperm(cmd.name))
+    }
+
+    /// [`Acl::check`] worked out from the rules.
+    fn refuses(&self, cmd: &CommandSpec, container: Option<&CommandSpec>) -> bool {
         if self.read_only && cmd.has(flags::WRITE) {
-            return refused();
+            return true;
         }
         if self.deny.iter().any(|r| r.names(cmd, container)) {
-            return refused();
+            return true;
         }
         if self.allow.iter().any(|r| r.names(cmd, container)) {
-            return None;
+            return false;
         }
         if self.default_deny
             && DEFAULT_DENY
                 .iter()
                 .any(|d| *d == cmd.name || container.is_some_and(|c| c.name == *d))
         {
-            return refused();
+            return true;
         }
         if self.deny.iter().any(|r| r.covers_category(cmd)) {
-            return refused();
+            return true;
         }
-        if !self.allow.is_empty() && !self.allow.iter().any(|r| r.covers_category(cmd)) {
-            return refused();
-        }
-        None
+        !self.allow.is_empty() && !self.allow.iter().any(|r| r.covers_category(cmd))
     }
 }
 
@@ -241,6 +258,45 @@ mod tests {
             Some(sub) if !top.subcommands.is_empty() => a.check(sub, Some(top)),
             _ => a.check(top, None),
         }
+    }
+
+    /// The per-command answers kept at construction are the rules' answers, for every
+    /// top-level command and several policies.
+    #[test]
+    fn the_kept_answers_are_the_rules_answers() {
+        let policies = [
+            acl(&[], &[], false, true),
+            acl(&["@dangerous"], &[], false, true),
+            acl(&["keys", "@admin"], &["config"], false, true),
+            acl(&[], &["@read", "@connection"], false, true),
+            acl(&[], &[], true, false),
+        ];
+        for a in &policies {
+            assert_eq!(a.refused.len(), table::all().len());
+            for cmd in table::all() {
+                assert_eq!(
+                    a.check(cmd, None).is_some(),
+                    a.refuses(cmd, None),
+                    "{}",
+                    cmd.name
+                );
+            }
+        }
+        assert!(
+            policies[1]
+                .check(table::lookup(b"flushall").unwrap(), None)
+                .is_some()
+        );
+        assert!(
+            policies[4]
+                .check(table::lookup(b"set").unwrap(), None)
+                .is_some()
+        );
+        assert!(
+            policies[4]
+                .check(table::lookup(b"get").unwrap(), None)
+                .is_none()
+        );
     }
 
     #[test]

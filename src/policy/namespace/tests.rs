@@ -346,3 +346,34 @@ fn every_keyless_command_is_accounted_for() {
         "keyless commands nobody decided on: {unaccounted:?}"
     );
 }
+
+/// The shortcut for one-key-at-argument-1 commands plans exactly what the walk by name and
+/// key specs plans, for every such command of the table and argument counts 2 to 6 that
+/// its arity allows.
+#[test]
+fn the_argument_1_shortcut_plans_what_the_key_specs_plan() {
+    let ns = ns();
+    let mut checked = 0;
+    for cmd in crate::command::table::all() {
+        if !prefixes_argument_1_only(cmd) {
+            continue;
+        }
+        for argc in 2..=6 {
+            if !cmd.arity_ok(argc) {
+                continue;
+            }
+            let mut a = vec![
+                Bytes::from_static(cmd.name.as_bytes()),
+                Bytes::from_static(b"k"),
+            ];
+            a.extend((2..argc).map(|i| Bytes::from(format!("{i}"))));
+            assert_eq!(ns.plan(cmd, &a), ns.plan_by_name(cmd, &a), "{}", cmd.name);
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "only {checked} command lines checked");
+    // GET takes it; SORT (patterns) and MSET (several keys) do not.
+    assert!(prefixes_argument_1_only(lookup(b"get").unwrap()));
+    assert!(!prefixes_argument_1_only(lookup(b"sort").unwrap()));
+    assert!(!prefixes_argument_1_only(lookup(b"mset").unwrap()));
+}
