@@ -752,20 +752,41 @@ fn locate_error(lua: &Lua, err: Value) -> mlua::Result<Table> {
             t
         }
     };
-    for level in 1..256 {
-        let Some(frame) = lua.inspect_stack(level, |d| {
-            let src = d.source().source.map(|s| s.into_owned());
-            (src, d.current_line())
-        }) else {
-            break;
-        };
-        if let (Some(src), Some(line)) = frame
-            && src == "@user_script"
-        {
-            t.raw_set("source", src)?;
-            t.raw_set("line", line)?;
-            break;
-        }
+    // Where Redis's error handler says the error happened: the function that raised it (level
+    // 1 here), or its caller when that is a C function (redis.call, error, cjson.decode) —
+    // the script's line, or `=[C]:-1` when C called it (`string.gsub(s, p, cjson.decode)`).
+    // The prelude's Lua functions (`=redis`) are C functions in Redis: passed over too.
+    // (Redis names the script's line even for `return redis.sha1hex()`, whose frame a Lua
+    // tail call removes here; making sha1hex and log Rust functions would keep it.)
+    let frame = |level: usize| {
+        lua.inspect_stack(level, |d| {
+            let src = d.source();
+            (
+                src.source.map(|s| s.into_owned()),
+                src.what == "C",
+                d.current_line(),
+            )
+        })
+    };
+    let mut level = 1;
+    let mut at = frame(level);
+    if matches!(at, Some((_, true, _))) {
+        level += 1;
+        at = frame(level);
+    }
+    while let Some((Some(src), _, _)) = &at
+        && src == "=redis"
+    {
+        level += 1;
+        at = frame(level);
+    }
+    // A Lua tail call (`return redis.sha1hex()`, a prelude function) left no frame of the
+    // caller to name: then no position, rather than a wrong one.
+    if let Some((Some(src), _, line)) = at
+        && src != "=(tail call)"
+    {
+        t.raw_set("source", src)?;
+        t.raw_set("line", line.map_or(-1, |l| l as i64))?;
     }
     Ok(t)
 }
