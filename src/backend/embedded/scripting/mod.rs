@@ -393,21 +393,6 @@ impl Scripting {
         }
         libs::install(&lua)?;
         let bridge = lua.create_table()?;
-        bridge.raw_set(
-            "sha1hex",
-            lua.create_function(|_, s: mlua::LuaString| Ok(sha1_hex(&s.as_bytes())))?,
-        )?;
-        bridge.raw_set(
-            "log",
-            lua.create_function(|_, (level, msg): (i64, String)| {
-                match level {
-                    0 => tracing::debug!(target: "respgate::script", "{msg}"),
-                    1 | 2 => tracing::info!(target: "respgate::script", "{msg}"),
-                    _ => tracing::warn!(target: "respgate::script", "{msg}"),
-                }
-                Ok(())
-            })?,
-        )?;
         // An error raised from Rust (redis.call's) reaches Lua as userdata: its text, for the
         // prelude's pcall.
         bridge.raw_set(
@@ -464,6 +449,21 @@ impl Scripting {
             })?;
             redis.raw_set(name, f)?;
         }
+        // sha1hex and log are Rust functions, as they are C ones in Redis: a failing
+        // `return redis.sha1hex()` keeps the script's frame for the error's position (a
+        // tail call to a Lua function drops it).
+        redis.raw_set(
+            "sha1hex",
+            lua.create_function(|_, args: MultiValue| match (args.len(), args.front()) {
+                // lua_tolstring: a number is hashed as its text, anything else as "".
+                (1, Some(Value::String(s))) => Ok(sha1_hex(&s.as_bytes())),
+                (1, Some(Value::Integer(i))) => Ok(sha1_hex(i.to_string().as_bytes())),
+                (1, Some(Value::Number(n))) => Ok(sha1_hex(format_lua_number(*n).as_bytes())),
+                (1, _) => Ok(sha1_hex(b"")),
+                _ => Err(raised("ERR wrong number of arguments")),
+            })?,
+        )?;
+        redis.raw_set("log", lua.create_function(script_log)?)?;
         let names = Names {
             keys: lua.create_string("KEYS")?,
             argv: lua.create_string("ARGV")?,
@@ -586,6 +586,47 @@ impl Scripting {
             Ok((ok, values.next().unwrap_or(Value::Nil)))
         })
     }
+}
+
+/// redis.log(level, message...): the level's checks as Redis words them, then the message
+/// parts joined by spaces into respgate's log.
+fn script_log(_: &Lua, args: MultiValue) -> mlua::Result<()> {
+    if args.len() < 2 {
+        return Err(raised("ERR redis.log() requires two arguments or more."));
+    }
+    let mut args = args.into_iter();
+    // lua_isnumber: a number, or a string that reads as one.
+    let level = match args.next() {
+        Some(Value::Integer(i)) => Some(i as f64),
+        Some(Value::Number(n)) => Some(n),
+        Some(Value::String(s)) => std::str::from_utf8(&s.as_bytes())
+            .ok()
+            .and_then(|t| t.trim().parse::<f64>().ok()),
+        _ => None,
+    };
+    let Some(level) = level else {
+        return Err(raised("ERR First argument must be a number (log level)."));
+    };
+    if !(0.0..=3.0).contains(&level) {
+        return Err(raised("ERR Invalid debug level."));
+    }
+    let parts: Vec<String> = args
+        .map(|v| match v {
+            Value::String(s) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+            Value::Integer(i) => i.to_string(),
+            Value::Number(n) => format_lua_number(n),
+            Value::Boolean(b) => b.to_string(),
+            Value::Nil => "nil".to_string(),
+            other => other.type_name().to_string(),
+        })
+        .collect();
+    let msg = parts.join(" ");
+    match level as i64 {
+        0 => tracing::debug!(target: "respgate::script", "{msg}"),
+        1 | 2 => tracing::info!(target: "respgate::script", "{msg}"),
+        _ => tracing::warn!(target: "respgate::script", "{msg}"),
+    }
+    Ok(())
 }
 
 /// A Lua error raised from Rust with Redis's exact error text; the message handler turns it
@@ -756,8 +797,6 @@ fn locate_error(lua: &Lua, err: Value) -> mlua::Result<Table> {
     // 1 here), or its caller when that is a C function (redis.call, error, cjson.decode) —
     // the script's line, or `=[C]:-1` when C called it (`string.gsub(s, p, cjson.decode)`).
     // The prelude's Lua functions (`=redis`) are C functions in Redis: passed over too.
-    // (Redis names the script's line even for `return redis.sha1hex()`, whose frame a Lua
-    // tail call removes here; making sha1hex and log Rust functions would keep it.)
     let frame = |level: usize| {
         lua.inspect_stack(level, |d| {
             let src = d.source();
@@ -780,8 +819,8 @@ fn locate_error(lua: &Lua, err: Value) -> mlua::Result<Table> {
         level += 1;
         at = frame(level);
     }
-    // A Lua tail call (`return redis.sha1hex()`, a prelude function) left no frame of the
-    // caller to name: then no position, rather than a wrong one.
+    // A Lua tail call to a prelude function (`return redis.error_reply()`) left no frame
+    // of the caller to name: then no position, rather than a wrong one.
     if let Some((Some(src), _, line)) = at
         && src != "=(tail call)"
     {
@@ -812,22 +851,6 @@ redis.status_reply = function(...)
     return {err = 'ERR wrong number or type of arguments'}
   end
   return {ok = s}
-end
-redis.sha1hex = function(...)
-  local s = ...
-  if select('#', ...) ~= 1 or type(s) ~= 'string' then
-    error({err = 'ERR wrong number of arguments'}, 0)
-  end
-  return bridge.sha1hex(tostring(s))
-end
-redis.log = function(level, ...)
-  local n = select('#', ...)
-  if n < 1 then error({err = 'ERR redis.log() requires two arguments or more.'}, 0) end
-  if type(level) ~= 'number' then error({err = 'ERR First argument must be a number'}, 0) end
-  if level < 0 or level > 3 then error({err = 'ERR Invalid debug level.'}, 0) end
-  local parts = {}
-  for i = 1, n do parts[i] = tostring((select(i, ...))) end
-  bridge.log(level, table.concat(parts, ' '))
 end
 redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
