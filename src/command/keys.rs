@@ -77,19 +77,8 @@ pub fn sole_written_key<'a>(cmd: &CommandSpec, argv: &'a [Bytes]) -> Option<&'a 
 /// worked out each time.
 fn writes_argument_1_only(cmd: &CommandSpec) -> bool {
     static BY_ORDINAL: std::sync::OnceLock<Vec<bool>> = std::sync::OnceLock::new();
-    let Some(i) = super::table::ordinal(cmd) else {
-        return written_key_is_argument_1(cmd);
-    };
-    BY_ORDINAL
-        .get_or_init(|| {
-            super::table::all()
-                .iter()
-                .map(written_key_is_argument_1)
-                .collect()
-        })
-        .get(i)
-        .copied()
-        .unwrap_or(false)
+    super::table::per_command(&BY_ORDINAL, cmd, written_key_is_argument_1)
+        .unwrap_or_else(|| written_key_is_argument_1(cmd))
 }
 
 /// The key-spec test behind [`writes_argument_1_only`]: the one key is argument 1

@@ -184,6 +184,21 @@ pub fn all() -> &'static [CommandSpec] {
     super::table_data::COMMANDS
 }
 
+/// `answer(cmd)` for a top-level command, worked out once for the whole table and kept in
+/// `side_table` (indexed by [`ordinal`]): for per-command facts the hot path asks for every
+/// command. None for a subcommand (not in the table's order).
+pub fn per_command<T: Copy>(
+    side_table: &std::sync::OnceLock<Vec<T>>,
+    cmd: &CommandSpec,
+    answer: impl Fn(&'static CommandSpec) -> T,
+) -> Option<T> {
+    let i = ordinal(cmd)?;
+    side_table
+        .get_or_init(|| all().iter().map(answer).collect())
+        .get(i)
+        .copied()
+}
+
 /// The position of a top-level table entry in [`all`], found from its address (no hashing):
 /// what per-command side tables (handlers, stats) are indexed by. None for subcommands.
 pub fn ordinal(spec: &CommandSpec) -> Option<usize> {

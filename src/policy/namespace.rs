@@ -69,19 +69,10 @@ pub enum Shape {
 /// patterns name keys too). Worked out once per command of the table.
 fn prefixes_argument_1_only(cmd: &CommandSpec) -> bool {
     static BY_ORDINAL: std::sync::OnceLock<Vec<bool>> = std::sync::OnceLock::new();
-    let Some(i) = crate::command::table::ordinal(cmd) else {
-        return false;
-    };
-    BY_ORDINAL
-        .get_or_init(|| {
-            crate::command::table::all()
-                .iter()
-                .map(|c| keys::only_key_is_argument_1(c) && !matches!(c.name, "sort" | "sort_ro"))
-                .collect()
-        })
-        .get(i)
-        .copied()
-        .unwrap_or(false)
+    crate::command::table::per_command(&BY_ORDINAL, cmd, |c| {
+        keys::only_key_is_argument_1(c) && !matches!(c.name, "sort" | "sort_ro")
+    })
+    .unwrap_or(false)
 }
 
 /// What to run for a tenant's command.

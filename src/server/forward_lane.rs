@@ -47,25 +47,14 @@ struct LaneFit {
 /// Where `spec` may take the lane (worked out once per command of the table).
 fn lane_fit(spec: &'static CommandSpec) -> LaneFit {
     static BY_ORDINAL: OnceLock<Vec<LaneFit>> = OnceLock::new();
-    let Some(i) = table::ordinal(spec) else {
-        return LaneFit::default();
-    };
-    BY_ORDINAL
-        .get_or_init(|| {
-            table::all()
-                .iter()
-                .map(|spec| {
-                    let anywhere = ordinary(spec);
-                    LaneFit {
-                        anywhere,
-                        in_cluster: anywhere && only_key_is_argument_1(spec),
-                    }
-                })
-                .collect()
-        })
-        .get(i)
-        .copied()
-        .unwrap_or_default()
+    table::per_command(&BY_ORDINAL, spec, |spec| {
+        let anywhere = ordinary(spec);
+        LaneFit {
+            anywhere,
+            in_cluster: anywhere && only_key_is_argument_1(spec),
+        }
+    })
+    .unwrap_or_default()
 }
 
 /// Commands outside the embedded engine's data commands that a plain client's full path

@@ -278,14 +278,10 @@ pub(crate) type Handlers = rustc_hash::FxHashMap<&'static str, Handler>;
 pub fn handler_for(cmd: &CommandSpec) -> Option<Handler> {
     // Top-level commands (every data command) by their position in the table.
     static BY_ORDINAL: OnceLock<Vec<Option<Handler>>> = OnceLock::new();
-    if let Some(i) = crate::command::table::ordinal(cmd) {
-        let by_ordinal = BY_ORDINAL.get_or_init(|| {
-            crate::command::table::all()
-                .iter()
-                .map(|spec| handlers().get(spec.name).copied())
-                .collect()
-        });
-        return by_ordinal.get(i).copied().flatten();
+    if let Some(handler) = crate::command::table::per_command(&BY_ORDINAL, cmd, |spec| {
+        handlers().get(spec.name).copied()
+    }) {
+        return handler;
     }
     // Subcommands by their entry's address.
     static BY_SPEC: OnceLock<rustc_hash::FxHashMap<usize, Handler>> = OnceLock::new();
