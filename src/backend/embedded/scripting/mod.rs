@@ -121,7 +121,8 @@ fn sha_key(sha: &[u8]) -> Option<ShaKey> {
 /// The Lua VM and the script cache (created on first use).
 pub struct Scripting {
     lua: Lua,
-    /// sha1 (lowercase hex) -> compiled script.
+    /// sha1 (lowercase hex) -> the sha as text (for replies and errors) and the compiled
+    /// script.
     cache: HashMap<ShaKey, (Arc<str>, Function), foldhash::fast::RandomState>,
     /// Script body -> its sha1 and compiled script: an EVAL of a known body is found by
     /// hashing it, not by taking its SHA-1 (four times the instructions; a third of an
